@@ -1,0 +1,105 @@
+//! A chunkserver's configuration: one TOML file, defaults in one place.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use cairn_proto::tls::TlsPaths;
+use cairn_proto::NodeId;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkServerConfig {
+    /// This server's id (unique among chunkservers, non-zero).
+    pub id: NodeId,
+    /// UDP address to listen on for QUIC.
+    pub listen: SocketAddr,
+    /// `host:port` others use to reach this server; defaults to `listen`.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Where chunks are stored.
+    pub data_dir: PathBuf,
+    pub tls: TlsPaths,
+    /// Every metadata node's `host:port`.
+    pub meta: Vec<String>,
+    /// Failure domain; owners of a chunk are spread across zones.
+    #[serde(default = "defaults::zone")]
+    pub zone: String,
+    /// Capacity to announce; defaults to the size of the data disk.
+    #[serde(default)]
+    pub capacity_bytes: Option<u64>,
+    #[serde(default = "defaults::heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// Most chunk uploads handled at once (each holds up to 8 MiB).
+    #[serde(default = "defaults::max_concurrent_puts")]
+    pub max_concurrent_puts: usize,
+}
+
+mod defaults {
+    pub fn zone() -> String {
+        "default".into()
+    }
+    pub fn heartbeat_ms() -> u64 {
+        2_000
+    }
+    pub fn max_concurrent_puts() -> usize {
+        64
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("chunkserver id must be non-zero")]
+    ZeroId,
+    #[error("no metadata address given")]
+    NoMeta,
+    #[error("heartbeat_ms must be between 100 and 60000")]
+    Heartbeat,
+    #[error("max_concurrent_puts must be at least 1")]
+    Puts,
+}
+
+impl ChunkServerConfig {
+    pub fn new(
+        id: NodeId,
+        listen: SocketAddr,
+        data_dir: PathBuf,
+        tls: TlsPaths,
+        meta: Vec<String>,
+    ) -> Self {
+        ChunkServerConfig {
+            id,
+            listen,
+            advertise: None,
+            data_dir,
+            tls,
+            meta,
+            zone: defaults::zone(),
+            capacity_bytes: None,
+            heartbeat_ms: defaults::heartbeat_ms(),
+            max_concurrent_puts: defaults::max_concurrent_puts(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.id == 0 {
+            return Err(ConfigError::ZeroId);
+        }
+        if self.meta.is_empty() {
+            return Err(ConfigError::NoMeta);
+        }
+        if !(100..=60_000).contains(&self.heartbeat_ms) {
+            return Err(ConfigError::Heartbeat);
+        }
+        if self.max_concurrent_puts == 0 {
+            return Err(ConfigError::Puts);
+        }
+        Ok(())
+    }
+
+    pub fn advertise_addr(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
+}

@@ -1,0 +1,86 @@
+//! cairn-chunkserver: stores chunks and serves them over QUIC.
+//!
+//! Owns the durable chunk store ([`store`]), the chunk request handler
+//! ([`service`]) and cluster membership (registration and heartbeats,
+//! [`membership`]). Depends on cairn-proto only; never on RocksDB-backed
+//! metadata code, the client, or fuser.
+
+pub mod config;
+pub mod membership;
+pub mod service;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use cairn_proto::leader::MetaCaller;
+use cairn_proto::net::{serve, server_endpoint, ConnPool, NetError};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+pub use config::ChunkServerConfig;
+
+use crate::membership::Membership;
+use crate::service::ChunkService;
+use crate::store::FileStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid config: {0}")]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("TLS: {0}")]
+    Tls(#[from] cairn_proto::tls::TlsError),
+}
+
+/// A running chunkserver.
+pub struct ChunkServerHandle {
+    pub local_addr: SocketAddr,
+    pub store: FileStore,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ChunkServerHandle {
+    /// Waits until the server has stopped (after its shutdown token fires).
+    pub async fn join(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts a chunkserver; it serves until `shutdown` is cancelled.
+pub async fn start(
+    config: ChunkServerConfig,
+    shutdown: CancellationToken,
+) -> Result<ChunkServerHandle, StartError> {
+    config.validate()?;
+    let store = FileStore::open(&config.data_dir)?;
+    let tls = config.tls.load()?;
+    let endpoint = server_endpoint(config.listen, &tls)?;
+    let local_addr = endpoint.local_addr().map_err(NetError::from)?;
+    let service = Arc::new(ChunkService {
+        store: store.clone(),
+        put_slots: Semaphore::new(config.max_concurrent_puts),
+    });
+    let membership = Arc::new(Membership {
+        meta: MetaCaller::new(ConnPool::new(endpoint.clone()), config.meta.clone()),
+        config: config.clone(),
+        store: store.clone(),
+    });
+    let serve_task = tokio::spawn(serve(
+        endpoint,
+        shutdown.clone().cancelled_owned(),
+        move |_conn, send, recv| service.clone().serve_stream(send, recv),
+    ));
+    let member_task = tokio::spawn(membership.run(shutdown));
+    tracing::info!(id = config.id, addr = %local_addr, "chunkserver serving");
+    Ok(ChunkServerHandle {
+        local_addr,
+        store,
+        tasks: vec![serve_task, member_task],
+    })
+}

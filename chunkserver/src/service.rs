@@ -1,0 +1,139 @@
+//! Answers [`ChunkRequest`]s: store (hash verified, durable before the
+//! answer), read, "have?" and stat.
+
+use std::sync::Arc;
+
+use cairn_proto::chunk_rpc::{
+    ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_CHUNK_LEN, MAX_HAVE_QUERY,
+};
+use cairn_proto::frame::read_frame;
+use cairn_proto::net::reply;
+use cairn_proto::{ErrorCode, RpcError};
+use tokio::sync::Semaphore;
+
+use crate::store::FileStore;
+
+pub struct ChunkService {
+    pub store: FileStore,
+    /// Bounds concurrent uploads, and so the chunk bytes held in memory.
+    pub put_slots: Semaphore,
+}
+
+fn internal(e: impl std::fmt::Display) -> RpcError {
+    tracing::error!(error = %e, "chunk store failure");
+    RpcError::new(ErrorCode::Internal, e.to_string())
+}
+
+impl ChunkService {
+    /// Serves one stream: one request, one answer.
+    pub async fn serve_stream(
+        self: Arc<Self>,
+        mut send: quinn::SendStream,
+        mut recv: quinn::RecvStream,
+    ) {
+        let req = match read_frame::<_, ChunkRequest>(&mut recv, MAX_CHUNK_FRAME).await {
+            Ok(r) => r,
+            Err(e) => {
+                let resp: Result<ChunkResponse, _> =
+                    Err(RpcError::new(ErrorCode::InvalidRequest, e.to_string()));
+                let _ = reply(&mut send, &resp, &[]).await;
+                return;
+            }
+        };
+        let (resp, body) = match self.handle(req, &mut recv).await {
+            Ok((r, body)) => (Ok(r), body),
+            Err(e) => (Err(e), Vec::new()),
+        };
+        if let Err(e) = reply(&mut send, &resp, &body).await {
+            tracing::debug!(error = %e, "reply not delivered");
+        }
+    }
+
+    async fn handle(
+        &self,
+        req: ChunkRequest,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<(ChunkResponse, Vec<u8>), RpcError> {
+        match req {
+            ChunkRequest::Put { id, len } => {
+                if len > MAX_CHUNK_LEN {
+                    return Err(RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("chunk of {len} bytes exceeds the limit of {MAX_CHUNK_LEN}"),
+                    ));
+                }
+                let _slot = self
+                    .put_slots
+                    .acquire()
+                    .await
+                    .map_err(|_| RpcError::new(ErrorCode::Unavailable, "shutting down"))?;
+                let mut data = vec![0u8; len as usize];
+                recv.read_exact(&mut data).await.map_err(|e| {
+                    RpcError::new(ErrorCode::InvalidRequest, format!("chunk body: {e}"))
+                })?;
+                let mut extra = [0u8; 1];
+                let trailing = recv
+                    .read(&mut extra)
+                    .await
+                    .map_err(|e| RpcError::new(ErrorCode::InvalidRequest, e.to_string()))?;
+                if trailing.is_some_and(|n| n > 0) {
+                    return Err(RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        "bytes after the chunk body",
+                    ));
+                }
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || {
+                    if !id.matches(&data) {
+                        return Err(RpcError::new(
+                            ErrorCode::HashMismatch,
+                            format!("uploaded bytes do not hash to {id}"),
+                        ));
+                    }
+                    store.put(&id, &data).map_err(internal)
+                })
+                .await
+                .map_err(internal)??;
+                Ok((ChunkResponse::Stored, Vec::new()))
+            }
+            ChunkRequest::Get { id } => {
+                let store = self.store.clone();
+                let data = tokio::task::spawn_blocking(move || store.get(&id))
+                    .await
+                    .map_err(internal)?
+                    .map_err(internal)?;
+                match data {
+                    Some(d) => Ok((
+                        ChunkResponse::Data {
+                            len: d.len() as u32,
+                        },
+                        d,
+                    )),
+                    None => Err(RpcError::new(
+                        ErrorCode::ChunkMissing,
+                        format!("chunk {id} not stored here"),
+                    )),
+                }
+            }
+            ChunkRequest::Have { ids } => {
+                if ids.len() > MAX_HAVE_QUERY {
+                    return Err(RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("{} ids exceed the limit of {MAX_HAVE_QUERY}", ids.len()),
+                    ));
+                }
+                let store = self.store.clone();
+                let have = tokio::task::spawn_blocking(move || {
+                    ids.iter().map(|id| store.has(id)).collect()
+                })
+                .await
+                .map_err(internal)?;
+                Ok((ChunkResponse::Have(have), Vec::new()))
+            }
+            ChunkRequest::Stat => {
+                let (chunks, bytes) = self.store.usage();
+                Ok((ChunkResponse::Stat { chunks, bytes }, Vec::new()))
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Cairn: a distributed file and object store.
+///
+/// Start a local cluster with `cairn dev`, then use `put`, `get`, `ls` and
+/// friends from another terminal: they find the dev cluster by themselves.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How a client command finds its cluster.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Client config file. Default: $CAIRN_CONFIG, else the dev cluster's
+    /// client.toml (see `cairn dev --help`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a metadata node (one member of the Raft group).
+    Meta {
+        /// The node's TOML config.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Override `listen` from the config.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Override `data_dir` from the config.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run a chunkserver.
+    Chunkserver {
+        /// The server's TOML config.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Override `listen` from the config.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Override `data_dir` from the config.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run a local cluster: 1 metadata node and 3 chunkservers on free
+    /// 127.0.0.1 ports, each its own process, in the foreground.
+    ///
+    /// The first run creates DIR with a cluster CA, certificates, one config
+    /// per server, `client.toml` for clients, `logs/` and `pids/NAME.pid`.
+    /// Running it again on the same DIR brings the same cluster back with its
+    /// data. Ctrl-C (or SIGTERM) stops every server cleanly.
+    Dev {
+        /// Where the cluster lives. Default: $CAIRN_DEV_DIR, else
+        /// $XDG_DATA_HOME/cairn/dev, else ~/.local/share/cairn/dev.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Chunkservers to run (first run only; later runs keep the layout).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+        chunkservers: u16,
+    },
+    /// Upload a local file (or `-` for stdin) to REMOTE.
+    ///
+    /// If REMOTE is an existing directory or ends in `/`, the file keeps its
+    /// name inside it. An existing file at REMOTE is replaced atomically.
+    Put {
+        local: PathBuf,
+        remote: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Download REMOTE to a local file (or `-` for stdout).
+    ///
+    /// Every chunk is verified against its hash; the local file appears only
+    /// once the whole download succeeded.
+    Get {
+        remote: String,
+        local: PathBuf,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// List a directory.
+    Ls {
+        #[arg(default_value = "/")]
+        path: String,
+        /// Long format: type, mode, links, owner, size, time.
+        #[arg(short = 'l')]
+        long: bool,
+        /// JSON output (always with attributes).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Create directories.
+    Mkdir {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Create missing parents; an existing directory is not an error.
+        #[arg(short = 'p', long)]
+        parents: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Remove files, or empty directories.
+    Rm {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Remove directories and everything in them.
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Rename or move SRC to DST (into DST if it is a directory).
+    Mv {
+        src: String,
+        dst: String,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Show a file's or directory's attributes.
+    Stat {
+        path: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Show cluster health: metadata leader and term, chunkservers, usage.
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+}
+
+impl Command {
+    /// Servers log at info by default; client commands only warn.
+    pub fn is_server(&self) -> bool {
+        matches!(
+            self,
+            Command::Meta { .. } | Command::Chunkserver { .. } | Command::Dev { .. }
+        )
+    }
+}

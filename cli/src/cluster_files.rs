@@ -1,0 +1,184 @@
+//! The files of a local (dev) cluster: CA and certificates, one config per
+//! server, the client config, and the layout that ties them together.
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use cairn_chunkserver::ChunkServerConfig;
+use cairn_client::ClientConfig;
+use cairn_metadata::MetaConfig;
+use cairn_proto::tls::{CertificateAuthority, Role, TlsPaths};
+use serde::{Deserialize, Serialize};
+
+/// One server of the dev cluster.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DevServer {
+    /// `meta-1`, `chunk-2`, ...: names its config, log and pid files.
+    pub name: String,
+    pub id: u64,
+    pub addr: SocketAddr,
+}
+
+/// What `cairn dev` created, saved as `DIR/dev.toml`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DevLayout {
+    pub meta: Vec<DevServer>,
+    pub chunkservers: Vec<DevServer>,
+}
+
+impl DevLayout {
+    pub fn servers(&self) -> impl Iterator<Item = (&DevServer, bool)> {
+        self.meta
+            .iter()
+            .map(|s| (s, true))
+            .chain(self.chunkservers.iter().map(|s| (s, false)))
+    }
+}
+
+pub fn layout_path(dir: &Path) -> PathBuf {
+    dir.join("dev.toml")
+}
+
+pub fn config_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}.toml"))
+}
+
+/// Writes `contents` to `path`, readable by the owner only when `secret`.
+fn write_file(path: &Path, contents: &str, secret: bool) -> anyhow::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if secret { 0o600 } else { 0o644 })
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A free UDP port on 127.0.0.1 (free now; the server binds it shortly).
+fn free_port(taken: &[u16]) -> anyhow::Result<u16> {
+    for _ in 0..64 {
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .context("finding a free port")?
+            .local_addr()?
+            .port();
+        if !taken.contains(&port) {
+            return Ok(port);
+        }
+    }
+    bail!("could not find a free UDP port on 127.0.0.1")
+}
+
+/// Creates a new dev cluster in `dir` (which must not hold one yet).
+pub fn create(dir: &Path, chunkservers: u16) -> anyhow::Result<DevLayout> {
+    for sub in ["tls", "data", "logs", "pids"] {
+        fs::create_dir_all(dir.join(sub))
+            .with_context(|| format!("creating {}", dir.join(sub).display()))?;
+    }
+    let tls_dir = dir.join("tls");
+    let ca = CertificateAuthority::generate().context("creating the cluster CA")?;
+    write_file(&tls_dir.join("ca.pem"), &ca.cert_pem, false)?;
+    write_file(&tls_dir.join("ca.key"), &ca.key_pem, true)?;
+    let issue = |role: Role, name: &str| -> anyhow::Result<TlsPaths> {
+        let (cert, key) = ca
+            .issue(role, name)
+            .with_context(|| format!("issuing a certificate for {name}"))?;
+        let paths = TlsPaths {
+            ca: tls_dir.join("ca.pem"),
+            cert: tls_dir.join(format!("{name}.pem")),
+            key: tls_dir.join(format!("{name}.key")),
+        };
+        write_file(&paths.cert, &cert, false)?;
+        write_file(&paths.key, &key, true)?;
+        Ok(paths)
+    };
+
+    let mut ports = Vec::new();
+    let mut server = |name: String, id: u64| -> anyhow::Result<DevServer> {
+        let port = free_port(&ports)?;
+        ports.push(port);
+        Ok(DevServer {
+            name,
+            id,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        })
+    };
+    let layout = DevLayout {
+        meta: vec![server("meta-1".into(), 1)?],
+        chunkservers: (1..=u64::from(chunkservers))
+            .map(|i| server(format!("chunk-{i}"), i))
+            .collect::<anyhow::Result<_>>()?,
+    };
+    let meta_addrs: Vec<String> = layout.meta.iter().map(|m| m.addr.to_string()).collect();
+
+    for m in &layout.meta {
+        let tls = issue(Role::Meta, &m.name)?;
+        let cfg = MetaConfig::single(m.id, m.addr, dir.join("data").join(&m.name), tls);
+        write_file(
+            &config_path(dir, &m.name),
+            &toml::to_string_pretty(&cfg)?,
+            false,
+        )?;
+    }
+    for c in &layout.chunkservers {
+        let tls = issue(Role::ChunkServer, &c.name)?;
+        let cfg = ChunkServerConfig::new(
+            c.id,
+            c.addr,
+            dir.join("data").join(&c.name),
+            tls,
+            meta_addrs.clone(),
+        );
+        write_file(
+            &config_path(dir, &c.name),
+            &toml::to_string_pretty(&cfg)?,
+            false,
+        )?;
+    }
+    let client_tls = issue(Role::Client, "client")?;
+    // Relative paths: the client config stays valid if the directory moves.
+    let rel = |p: &Path| {
+        p.strip_prefix(dir)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    let client = ClientConfig::new(
+        meta_addrs,
+        TlsPaths {
+            ca: rel(&client_tls.ca),
+            cert: rel(&client_tls.cert),
+            key: rel(&client_tls.key),
+        },
+    );
+    write_file(
+        &dir.join("client.toml"),
+        &toml::to_string_pretty(&client)?,
+        false,
+    )?;
+    write_file(&layout_path(dir), &toml::to_string_pretty(&layout)?, false)?;
+    Ok(layout)
+}
+
+/// Loads the layout of an existing dev cluster, if `dir` holds one.
+pub fn load(dir: &Path) -> anyhow::Result<Option<DevLayout>> {
+    let path = layout_path(dir);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Some(
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?,
+    ))
+}
+
+/// Reads a server's TOML config.
+pub fn read_config<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}

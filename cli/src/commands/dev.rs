@@ -1,0 +1,226 @@
+//! `cairn dev`: a whole cluster on this machine, one process per server.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use cairn_client::{Client, ClientConfig};
+use tokio::process::{Child, Command};
+
+use crate::cluster_files::{self, config_path, DevLayout};
+use crate::locate::default_dev_dir;
+use crate::signals::terminated;
+
+/// How long the cluster may take to become healthy.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+/// How long each server may take to stop after SIGTERM before SIGKILL.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+struct Running {
+    name: String,
+    child: Child,
+}
+
+pub async fn run(data_dir: Option<PathBuf>, chunkservers: u16) -> anyhow::Result<()> {
+    let dir = data_dir.unwrap_or_else(default_dev_dir);
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
+    let layout = match cluster_files::load(&dir)? {
+        Some(l) => {
+            eprintln!("cairn dev: restarting the cluster in {}", dir.display());
+            l
+        }
+        None => {
+            eprintln!("cairn dev: creating a new cluster in {}", dir.display());
+            cluster_files::create(&dir, chunkservers)?
+        }
+    };
+    refuse_if_running(&dir)?;
+    let pids = dir.join("pids");
+    fs::create_dir_all(&pids)?;
+    fs::create_dir_all(dir.join("logs"))?;
+    write_pid(&pids.join("dev.pid"), std::process::id())?;
+
+    let mut running = Vec::new();
+    let started = start_all(&dir, &layout, &mut running).await;
+    let healthy = match started {
+        Ok(()) => wait_healthy(&dir, &layout).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = healthy {
+        stop_all(&dir, &mut running).await;
+        return Err(e.context(format!(
+            "the dev cluster did not start; see the logs in {}",
+            dir.join("logs").display()
+        )));
+    }
+    print_summary(&dir, &layout);
+
+    let outcome = supervise(&mut running).await;
+    eprintln!("cairn dev: stopping");
+    stop_all(&dir, &mut running).await;
+    outcome
+}
+
+async fn start_all(
+    dir: &Path,
+    layout: &DevLayout,
+    running: &mut Vec<Running>,
+) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating the cairn binary")?;
+    for (server, is_meta) in layout.servers() {
+        let log_path = dir.join("logs").join(format!("{}.log", server.name));
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let child = Command::new(&exe)
+            .arg(if is_meta { "meta" } else { "chunkserver" })
+            .arg("--config")
+            .arg(config_path(dir, &server.name))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", server.name))?;
+        if let Some(pid) = child.id() {
+            write_pid(&dir.join("pids").join(format!("{}.pid", server.name)), pid)?;
+        }
+        running.push(Running {
+            name: server.name.clone(),
+            child,
+        });
+    }
+    Ok(())
+}
+
+/// Waits until the metadata node answers and every chunkserver is up.
+async fn wait_healthy(dir: &Path, layout: &DevLayout) -> anyhow::Result<()> {
+    let cfg = ClientConfig::load(&dir.join("client.toml"))?;
+    let deadline = tokio::time::Instant::now() + START_DEADLINE;
+    let mut last = String::from("not yet asked");
+    while tokio::time::Instant::now() < deadline {
+        match Client::connect(cfg.clone()).await {
+            Ok(client) => match client.status().await {
+                Ok(s) => {
+                    let up = s.chunkservers.iter().filter(|c| c.up).count();
+                    if up >= layout.chunkservers.len() {
+                        return Ok(());
+                    }
+                    last = format!("{up} of {} chunkservers up", layout.chunkservers.len());
+                }
+                Err(e) => last = e.to_string(),
+            },
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    bail!("cluster not healthy after {START_DEADLINE:?}: {last}")
+}
+
+/// Runs until SIGINT/SIGTERM, reporting servers that exit on their own
+/// (a test or an operator may kill one and start it again by hand).
+async fn supervise(running: &mut [Running]) -> anyhow::Result<()> {
+    let stop = terminated();
+    tokio::pin!(stop);
+    let mut reported = vec![false; running.len()];
+    loop {
+        tokio::select! {
+            r = &mut stop => return r,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        for (i, r) in running.iter_mut().enumerate() {
+            if reported[i] {
+                continue;
+            }
+            if let Ok(Some(status)) = r.child.try_wait() {
+                eprintln!("cairn dev: {} exited ({status})", r.name);
+                reported[i] = true;
+            }
+        }
+    }
+}
+
+/// SIGTERM every server still running, wait, then SIGKILL stragglers.
+async fn stop_all(dir: &Path, running: &mut [Running]) {
+    for r in running.iter() {
+        // `id()` is None once the child has been reaped, so the pid cannot
+        // belong to another process here.
+        if let Some(pid) = r.child.id() {
+            // SAFETY: plain syscall on a pid we spawned and have not reaped.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGTERM);
+            }
+        }
+    }
+    for r in running.iter_mut() {
+        match tokio::time::timeout(STOP_DEADLINE, r.child.wait()).await {
+            Ok(_) => {}
+            Err(_) => {
+                eprintln!(
+                    "cairn dev: {} did not stop in {STOP_DEADLINE:?}; killing it",
+                    r.name
+                );
+                let _ = r.child.kill().await;
+            }
+        }
+        let _ = fs::remove_file(dir.join("pids").join(format!("{}.pid", r.name)));
+    }
+    let _ = fs::remove_file(dir.join("pids").join("dev.pid"));
+}
+
+fn write_pid(path: &Path, pid: u32) -> anyhow::Result<()> {
+    fs::write(path, format!("{pid}\n")).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Refuses to start a second copy of a cluster whose servers still run.
+fn refuse_if_running(dir: &Path) -> anyhow::Result<()> {
+    let pids = dir.join("pids");
+    let Ok(entries) = fs::read_dir(&pids) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(pid) = fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("cairn") {
+            bail!(
+                "a cluster from {} is already running ({} has pid {pid}); stop it first (Ctrl-C in its terminal, or kill {pid})",
+                dir.display(),
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+            );
+        }
+        let _ = fs::remove_file(&path); // stale
+    }
+    Ok(())
+}
+
+fn print_summary(dir: &Path, layout: &DevLayout) {
+    println!("Cairn dev cluster is up ({}).", dir.display());
+    for m in &layout.meta {
+        println!("  {:<8} {}  (metadata)", m.name, m.addr);
+    }
+    for c in &layout.chunkservers {
+        println!("  {:<8} {}  (chunkserver)", c.name, c.addr);
+    }
+    println!("Client config: {}", dir.join("client.toml").display());
+    if dir != default_dev_dir().canonicalize().unwrap_or_default() {
+        println!(
+            "  export CAIRN_CONFIG={}",
+            dir.join("client.toml").display()
+        );
+    }
+    println!("Try: cairn put FILE /FILE && cairn ls -l / && cairn status");
+    println!("Press Ctrl-C to stop.");
+}

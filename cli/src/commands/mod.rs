@@ -1,0 +1,60 @@
+//! One module per family of commands; [`run`] dispatches.
+
+mod dev;
+mod files;
+mod servers;
+mod status;
+
+use crate::cli::{Cli, Command};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Meta {
+            config,
+            listen,
+            data_dir,
+        } => servers::meta(&config, listen, data_dir).await,
+        Command::Chunkserver {
+            config,
+            listen,
+            data_dir,
+        } => servers::chunkserver(&config, listen, data_dir).await,
+        Command::Dev {
+            data_dir,
+            chunkservers,
+        } => dev::run(data_dir, chunkservers).await,
+        Command::Put {
+            local,
+            remote,
+            cluster,
+        } => files::put(&cluster, &local, &remote).await,
+        Command::Get {
+            remote,
+            local,
+            cluster,
+        } => files::get(&cluster, &remote, &local).await,
+        Command::Ls {
+            path,
+            long,
+            json,
+            cluster,
+        } => files::ls(&cluster, &path, long, json).await,
+        Command::Mkdir {
+            paths,
+            parents,
+            cluster,
+        } => files::mkdir(&cluster, &paths, parents).await,
+        Command::Rm {
+            paths,
+            recursive,
+            cluster,
+        } => files::rm(&cluster, &paths, recursive).await,
+        Command::Mv { src, dst, cluster } => files::mv(&cluster, &src, &dst).await,
+        Command::Stat {
+            path,
+            json,
+            cluster,
+        } => files::stat(&cluster, &path, json).await,
+        Command::Status { json, cluster } => status::run(&cluster, json).await,
+    }
+}

@@ -1,0 +1,68 @@
+//! `cairn status`: cluster health on one screen.
+
+use crate::cli::ClusterArgs;
+use crate::commands::files::connect;
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub async fn run(args: &ClusterArgs, json: bool) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    let s = client.status().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    let leader = s.leader.map_or("none".to_string(), |l| l.to_string());
+    println!(
+        "Metadata: leader {leader}, term {}, applied index {}",
+        s.term, s.last_applied
+    );
+    for m in &s.meta_nodes {
+        let role = if Some(m.id) == s.leader {
+            "leader"
+        } else {
+            "follower"
+        };
+        println!("  node {:<3} {:<22} {role}", m.id, m.addr);
+    }
+    let up = s.chunkservers.iter().filter(|c| c.up).count();
+    println!(
+        "Chunkservers: {up} of {} up, ring epoch {}",
+        s.chunkservers.len(),
+        s.ring_epoch
+    );
+    for c in &s.chunkservers {
+        let state = if c.up { "up" } else { "DOWN" };
+        let seen = c.last_heartbeat_ms.map_or("never".to_string(), |ms| {
+            format!("{:.1}s ago", ms as f64 / 1000.0)
+        });
+        println!(
+            "  id {:<3} {:<22} {:<4} zone {:<8} {} chunks, {} used of {}, heartbeat {seen}",
+            c.id,
+            c.addr,
+            state,
+            c.zone,
+            c.chunks,
+            human(c.used_bytes),
+            human(c.capacity_bytes)
+        );
+    }
+    println!(
+        "Namespace: {} files, {} directories, {} chunks referenced",
+        s.files, s.directories, s.chunks_referenced
+    );
+    Ok(())
+}

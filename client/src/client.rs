@@ -1,0 +1,596 @@
+//! The path-based file API: `put`, `get`, `get_range`, `list`, `stat`,
+//! `mkdir`, `remove`, `rename`.
+//!
+//! Data never passes through the metadata service: `put` chunks and hashes
+//! the stream, uploads new chunks to their owners with bounded concurrency,
+//! then commits the file's extents in one metadata command, so readers see
+//! the old file or the new one, never a mix. `get` fetches extents, then
+//! chunks in parallel (bounded), verifies each, and writes them in order.
+//! Memory stays bounded by the concurrency settings, whatever the file size.
+
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_proto::leader::MetaCaller;
+use cairn_proto::meta_rpc::{
+    ClusterStatus, DirEntry, Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner,
+    MAX_DIR_PAGE,
+};
+use cairn_proto::net::{client_endpoint, ConnPool};
+use cairn_proto::path::split_path;
+use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use crate::chunk_io::{download, upload};
+use crate::chunker::chunker;
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+use crate::placement::RingCache;
+
+/// Chunks at least this big are first checked for existence (dedup): below
+/// it, uploading costs about what asking does, and the server stores a
+/// chunk it already has at no extra cost.
+const DEDUP_QUERY_MIN: usize = 64 << 10;
+/// Extents fetched per metadata round trip while reading.
+const EXTENT_PAGE: u32 = 1024;
+/// How long `put` waits for chunkservers to appear in a new cluster.
+const RING_WAIT: Duration = Duration::from_secs(5);
+
+/// A directory entry with its attributes (`ls -l`).
+#[derive(Clone, Debug, Serialize)]
+pub struct EntryInfo {
+    pub name: String,
+    pub kind: FileKind,
+    pub ino: u64,
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub mtime_ns: i64,
+}
+
+impl EntryInfo {
+    pub fn new(name: String, a: &InodeAttr) -> Self {
+        EntryInfo {
+            name,
+            kind: a.kind,
+            ino: a.ino.0,
+            size: a.size,
+            mode: a.mode,
+            uid: a.uid,
+            gid: a.gid,
+            nlink: a.nlink,
+            mtime_ns: a.mtime_ns,
+        }
+    }
+}
+
+/// A connection to one Cairn cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    meta: MetaCaller,
+    pool: ConnPool,
+    ring: RingCache,
+    config: ClientConfig,
+    uid: u32,
+    gid: u32,
+}
+
+fn unexpected(r: MetaResponse) -> ClientError {
+    ClientError::Protocol(format!("{r:?}"))
+}
+
+fn refused(code: ErrorCode, msg: impl Into<String>) -> ClientError {
+    ClientError::Rpc(RpcError::new(code, msg))
+}
+
+/// Splits `path` into its parent's components and its last name.
+fn parent_and_name(path: &str) -> Result<(String, String), ClientError> {
+    let mut parts = split_path(path)?;
+    let Some(name) = parts.pop() else {
+        return Err(refused(
+            ErrorCode::InvalidRequest,
+            "the root directory has no parent",
+        ));
+    };
+    Ok((parts.join("/"), name.to_string()))
+}
+
+impl Client {
+    /// Connects to the cluster and fetches its placement ring. Fails within
+    /// a few seconds if no metadata node answers.
+    pub async fn connect(config: ClientConfig) -> Result<Client, ClientError> {
+        config.validate()?;
+        let tls = config
+            .tls
+            .load()
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        let pool = ConnPool::new(client_endpoint(&tls)?);
+        let (uid, gid) = std::fs::metadata("/proc/self")
+            .map(|m| (m.uid(), m.gid()))
+            .unwrap_or((0, 0));
+        let client = Client {
+            inner: Arc::new(Inner {
+                meta: MetaCaller::new(pool.clone(), config.meta.clone()),
+                pool,
+                ring: RingCache::default(),
+                config,
+                uid,
+                gid,
+            }),
+        };
+        client.refresh_ring().await?;
+        Ok(client)
+    }
+
+    async fn meta(&self, req: MetaRequest) -> Result<MetaResponse, ClientError> {
+        Ok(self.inner.meta.call(&req).await?)
+    }
+
+    async fn attr_of(&self, req: MetaRequest) -> Result<InodeAttr, ClientError> {
+        match self.meta(req).await? {
+            MetaResponse::Attr(a) => Ok(a),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    async fn refresh_ring(&self) -> Result<(), ClientError> {
+        match self.meta(MetaRequest::GetRing).await? {
+            MetaResponse::Ring(r) => {
+                self.inner.ring.update(r);
+                Ok(())
+            }
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// The placement ring's current epoch as this client knows it.
+    pub fn ring_epoch(&self) -> u64 {
+        self.inner.ring.epoch()
+    }
+
+    pub async fn status(&self) -> Result<ClusterStatus, ClientError> {
+        match self.meta(MetaRequest::Status).await? {
+            MetaResponse::Status(s) => Ok(s),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// Attributes of the file or directory at `path`.
+    pub async fn stat(&self, path: &str) -> Result<InodeAttr, ClientError> {
+        self.attr_of(MetaRequest::ResolvePath {
+            path: path.to_string(),
+        })
+        .await
+    }
+
+    async fn dir(&self, path: &str) -> Result<InodeAttr, ClientError> {
+        let a = self.stat(path).await?;
+        if a.kind != FileKind::Dir {
+            return Err(refused(
+                ErrorCode::NotADirectory,
+                format!("{path}: not a directory"),
+            ));
+        }
+        Ok(a)
+    }
+
+    /// Every entry of the directory at `path`, in name order.
+    pub async fn list(&self, path: &str) -> Result<Vec<DirEntry>, ClientError> {
+        let dir = self.dir(path).await?;
+        self.list_ino(dir.ino).await
+    }
+
+    async fn list_ino(&self, ino: InodeId) -> Result<Vec<DirEntry>, ClientError> {
+        let mut out: Vec<DirEntry> = Vec::new();
+        loop {
+            let after = out.last().map(|e| e.name.clone());
+            match self
+                .meta(MetaRequest::ReadDir {
+                    ino,
+                    after,
+                    limit: MAX_DIR_PAGE,
+                })
+                .await?
+            {
+                MetaResponse::DirPage { entries, more } => {
+                    out.extend(entries);
+                    if !more {
+                        return Ok(out);
+                    }
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
+    }
+
+    /// Entries of `path` with attributes; a file path lists itself.
+    pub async fn list_long(&self, path: &str) -> Result<Vec<EntryInfo>, ClientError> {
+        let attr = self.stat(path).await?;
+        if attr.kind != FileKind::Dir {
+            let name = split_path(path)?
+                .last()
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            return Ok(vec![EntryInfo::new(name, &attr)]);
+        }
+        let entries = self.list_ino(attr.ino).await?;
+        stream::iter(entries)
+            .map(|e| async move {
+                let a = self.attr_of(MetaRequest::GetAttr { ino: e.ino }).await?;
+                Ok::<_, ClientError>(EntryInfo::new(e.name, &a))
+            })
+            .buffered(32)
+            .try_collect()
+            .await
+    }
+
+    /// Creates a directory; with `parents`, creates missing ancestors and
+    /// accepts an existing directory (as `mkdir -p`).
+    pub async fn mkdir(&self, path: &str, parents: bool) -> Result<InodeAttr, ClientError> {
+        let owner = Owner {
+            mode: 0o755,
+            uid: self.inner.uid,
+            gid: self.inner.gid,
+        };
+        if !parents {
+            let (parent, name) = parent_and_name(path)?;
+            let p = self.dir(&parent).await?;
+            return self
+                .attr_of(MetaRequest::Mkdir {
+                    parent: p.ino,
+                    name,
+                    owner,
+                })
+                .await;
+        }
+        let mut cur = self.stat("/").await?;
+        for part in split_path(path)? {
+            let found = self
+                .attr_of(MetaRequest::Lookup {
+                    parent: cur.ino,
+                    name: part.to_string(),
+                })
+                .await;
+            cur = match found {
+                Ok(a) if a.kind == FileKind::Dir => a,
+                Ok(_) => {
+                    return Err(refused(
+                        ErrorCode::NotADirectory,
+                        format!("{part:?} exists and is not a directory"),
+                    ))
+                }
+                Err(e) if e.code() == Some(ErrorCode::NotFound) => {
+                    match self
+                        .attr_of(MetaRequest::Mkdir {
+                            parent: cur.ino,
+                            name: part.to_string(),
+                            owner,
+                        })
+                        .await
+                    {
+                        Ok(a) => a,
+                        // Created meanwhile by someone else: use theirs.
+                        Err(e) if e.code() == Some(ErrorCode::AlreadyExists) => {
+                            self.attr_of(MetaRequest::Lookup {
+                                parent: cur.ino,
+                                name: part.to_string(),
+                            })
+                            .await?
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(cur)
+    }
+
+    /// Removes a file, or an empty directory; with `recursive`, a directory
+    /// and everything below it.
+    pub async fn remove(&self, path: &str, recursive: bool) -> Result<(), ClientError> {
+        let (parent, name) = parent_and_name(path)?;
+        let p = self.dir(&parent).await?;
+        let target = self
+            .attr_of(MetaRequest::Lookup {
+                parent: p.ino,
+                name: name.clone(),
+            })
+            .await?;
+        if target.kind != FileKind::Dir {
+            return self
+                .expect_ok(MetaRequest::Unlink {
+                    parent: p.ino,
+                    name,
+                })
+                .await;
+        }
+        if recursive {
+            self.remove_children(target.ino).await?;
+        }
+        self.expect_ok(MetaRequest::Rmdir {
+            parent: p.ino,
+            name,
+        })
+        .await
+    }
+
+    fn remove_children(
+        &self,
+        dir: InodeId,
+    ) -> futures::future::BoxFuture<'_, Result<(), ClientError>> {
+        Box::pin(async move {
+            for e in self.list_ino(dir).await? {
+                if e.kind == FileKind::Dir {
+                    self.remove_children(e.ino).await?;
+                    self.expect_ok(MetaRequest::Rmdir {
+                        parent: dir,
+                        name: e.name,
+                    })
+                    .await?;
+                } else {
+                    self.expect_ok(MetaRequest::Unlink {
+                        parent: dir,
+                        name: e.name,
+                    })
+                    .await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn expect_ok(&self, req: MetaRequest) -> Result<(), ClientError> {
+        match self.meta(req).await? {
+            MetaResponse::Ok | MetaResponse::Attr(_) => Ok(()),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// Renames `from` to `to` atomically, replacing a file at `to`.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), ClientError> {
+        let (fp, fname) = parent_and_name(from)?;
+        let (tp, tname) = parent_and_name(to)?;
+        let fp = self.dir(&fp).await?;
+        let tp = self.dir(&tp).await?;
+        self.expect_ok(MetaRequest::Rename {
+            parent: fp.ino,
+            name: fname,
+            new_parent: tp.ino,
+            new_name: tname,
+        })
+        .await
+    }
+
+    /// Stores everything `reader` yields as the file at `path` (created or
+    /// replaced). Returns the file's attributes once it is committed.
+    pub async fn put<R: AsyncRead + Unpin>(
+        &self,
+        path: &str,
+        reader: R,
+    ) -> Result<InodeAttr, ClientError> {
+        let (parent, name) = parent_and_name(path)?;
+        // Fail before uploading anything if the target cannot be committed.
+        let p = self.dir(&parent).await?;
+        if let Ok(existing) = self
+            .attr_of(MetaRequest::Lookup {
+                parent: p.ino,
+                name: name.clone(),
+            })
+            .await
+        {
+            if existing.kind == FileKind::Dir {
+                return Err(refused(
+                    ErrorCode::IsADirectory,
+                    format!("{path}: is a directory"),
+                ));
+            }
+        }
+        self.wait_for_ring().await?;
+        let mut cdc = chunker(reader);
+        let extents: Vec<Extent> = cdc
+            .as_stream()
+            .map(|chunk| {
+                let inner = self.inner.clone();
+                async move {
+                    let chunk = chunk.map_err(|e| match e {
+                        fastcdc::v2020::Error::IoError(io) => ClientError::Io(io),
+                        other => ClientError::Io(std::io::Error::other(other.to_string())),
+                    })?;
+                    let (offset, len) = (chunk.offset, chunk.length as u64);
+                    let id = tokio::spawn(inner.store_chunk(chunk.data))
+                        .await
+                        .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+                    Ok::<_, ClientError>(Extent {
+                        offset,
+                        len,
+                        chunk: id,
+                        chunk_offset: 0,
+                    })
+                }
+            })
+            .buffered(self.inner.config.upload_concurrency)
+            .try_collect()
+            .await?;
+        let size = extents.last().map_or(0, |e| e.offset + e.len);
+        let owner = Owner {
+            mode: 0o644,
+            uid: self.inner.uid,
+            gid: self.inner.gid,
+        };
+        self.attr_of(MetaRequest::CommitFile {
+            parent: p.ino,
+            name,
+            extents,
+            size,
+            owner,
+        })
+        .await
+    }
+
+    async fn wait_for_ring(&self) -> Result<(), ClientError> {
+        let deadline = tokio::time::Instant::now() + RING_WAIT;
+        while self.inner.ring.is_empty() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClientError::NoChunkservers);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.refresh_ring().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the whole file at `path` to `writer`; returns its size.
+    pub async fn get<W: AsyncWrite + Unpin>(
+        &self,
+        path: &str,
+        writer: &mut W,
+    ) -> Result<u64, ClientError> {
+        let attr = self.file(path).await?;
+        self.read_range(&attr, 0, attr.size, writer).await
+    }
+
+    /// Writes bytes `offset..offset+len` of the file at `path` (clipped to
+    /// its size) to `writer`; returns how many were written.
+    pub async fn get_range<W: AsyncWrite + Unpin>(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+        writer: &mut W,
+    ) -> Result<u64, ClientError> {
+        let attr = self.file(path).await?;
+        let start = offset.min(attr.size);
+        let end = offset.saturating_add(len).min(attr.size);
+        self.read_range(&attr, start, end, writer).await
+    }
+
+    async fn file(&self, path: &str) -> Result<InodeAttr, ClientError> {
+        let attr = self.stat(path).await?;
+        if attr.kind == FileKind::Dir {
+            return Err(refused(
+                ErrorCode::IsADirectory,
+                format!("{path}: is a directory"),
+            ));
+        }
+        Ok(attr)
+    }
+
+    async fn read_range<W: AsyncWrite + Unpin>(
+        &self,
+        attr: &InodeAttr,
+        start: u64,
+        end: u64,
+        w: &mut W,
+    ) -> Result<u64, ClientError> {
+        let mut pos = start;
+        let mut from = start;
+        while from < end {
+            let (extents, more) = match self
+                .meta(MetaRequest::GetExtents {
+                    ino: attr.ino,
+                    from,
+                    limit: EXTENT_PAGE,
+                })
+                .await?
+            {
+                MetaResponse::Extents { extents, more } => (extents, more),
+                r => return Err(unexpected(r)),
+            };
+            let Some(last) = extents.last() else { break };
+            from = last.offset + last.len;
+            // (clipped file offset, clipped length, chunk, slice start in chunk)
+            let pieces: Vec<(u64, u64, ChunkId, u64)> = extents
+                .iter()
+                .filter_map(|e| {
+                    let s = e.offset.max(start);
+                    let t = (e.offset + e.len).min(end);
+                    (s < t).then(|| (s, t - s, e.chunk, e.chunk_offset + (s - e.offset)))
+                })
+                .collect();
+            let mut fetched = stream::iter(pieces)
+                .map(|(off, len, id, in_chunk)| {
+                    let inner = self.inner.clone();
+                    async move {
+                        let data = tokio::spawn(async move {
+                            let servers = inner.ring.all_in_order(&id);
+                            download(&inner.pool, &servers, id).await
+                        })
+                        .await
+                        .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+                        let s = in_chunk as usize;
+                        let e = s + len as usize;
+                        if e > data.len() {
+                            return Err(ClientError::ChunkUnavailable {
+                                chunk: id,
+                                detail: format!(
+                                    "extent wants bytes {s}..{e} of a {}-byte chunk",
+                                    data.len()
+                                ),
+                            });
+                        }
+                        Ok::<_, ClientError>((off, data, s, e))
+                    }
+                })
+                .buffered(self.inner.config.download_concurrency);
+            while let Some(piece) = fetched.next().await {
+                let (off, data, s, e) = piece?;
+                write_zeros(w, off - pos).await?;
+                w.write_all(&data[s..e]).await?;
+                pos = off + (e - s) as u64;
+            }
+            if !more {
+                break;
+            }
+        }
+        // Holes at the end (and files with no extents) read as zeros.
+        write_zeros(w, end.saturating_sub(pos)).await?;
+        w.flush().await?;
+        Ok(end - start)
+    }
+}
+
+async fn write_zeros<W: AsyncWrite + Unpin>(w: &mut W, mut n: u64) -> Result<(), ClientError> {
+    const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        w.write_all(&ZEROS[..k]).await?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
+impl Inner {
+    /// Hashes a chunk and makes sure its primary owner stores it.
+    async fn store_chunk(self: Arc<Self>, data: Vec<u8>) -> Result<ChunkId, ClientError> {
+        let (id, data) = tokio::task::spawn_blocking(move || (ChunkId::of(&data), data))
+            .await
+            .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;
+        if data.len() >= DEDUP_QUERY_MIN {
+            if let MetaResponse::Exist(v) = self
+                .meta
+                .call(&MetaRequest::ChunksExist { ids: vec![id] })
+                .await?
+            {
+                if v.first() == Some(&true) {
+                    return Ok(id);
+                }
+            }
+        }
+        let owners = self.ring.owners(&id, 1);
+        let Some(primary) = owners.first() else {
+            return Err(ClientError::NoChunkservers);
+        };
+        upload(&self.pool, primary, id, &data).await?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,57 @@
+//! What can go wrong for a client, classified so callers can act on it.
+
+use cairn_proto::leader::MetaCallError;
+use cairn_proto::net::NetError;
+use cairn_proto::{ChunkId, ErrorCode, RpcError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The cluster refused the request (no such path, not empty, ...).
+    #[error("{0}")]
+    Rpc(#[from] RpcError),
+    /// No metadata node could be reached.
+    #[error("cluster unreachable: {0}")]
+    Unreachable(String),
+    /// No owner of a chunk returned bytes matching its hash.
+    #[error("chunk {chunk} unavailable: {detail}")]
+    ChunkUnavailable { chunk: ChunkId, detail: String },
+    /// Storing a chunk failed on its primary.
+    #[error("storing chunk {chunk} on {server}: {detail}")]
+    Upload {
+        chunk: ChunkId,
+        server: String,
+        detail: String,
+    },
+    /// The cluster has no chunkserver registered yet.
+    #[error("no chunkservers are registered with the cluster")]
+    NoChunkservers,
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Reading the input or writing the output failed.
+    #[error("local I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("connecting: {0}")]
+    Net(#[from] NetError),
+    /// A reply of the wrong kind: a bug or a version mismatch.
+    #[error("unexpected reply from the cluster: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    /// The cluster's error code, when the cluster refused the request.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Rpc(e) => Some(e.code),
+            _ => None,
+        }
+    }
+}
+
+impl From<MetaCallError> for ClientError {
+    fn from(e: MetaCallError) -> Self {
+        match e {
+            MetaCallError::Rpc(r) => ClientError::Rpc(r),
+            u @ MetaCallError::Unreachable { .. } => ClientError::Unreachable(u.to_string()),
+        }
+    }
+}

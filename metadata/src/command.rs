@@ -1,0 +1,53 @@
+//! The Raft command: every namespace or registry change is one of these,
+//! applied atomically by the state machine.
+
+use cairn_proto::meta_rpc::{Extent, InodeAttr, Owner};
+use cairn_proto::{InodeId, NodeId, RpcError};
+use serde::{Deserialize, Serialize};
+
+/// One replicated change. Times are stamped by the node that proposes it, so
+/// every replica applies the same values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    Mkdir {
+        parent: InodeId,
+        name: String,
+        owner: Owner,
+        now_ns: i64,
+    },
+    Unlink {
+        parent: InodeId,
+        name: String,
+        now_ns: i64,
+    },
+    Rmdir {
+        parent: InodeId,
+        name: String,
+        now_ns: i64,
+    },
+    Rename {
+        parent: InodeId,
+        name: String,
+        new_parent: InodeId,
+        new_name: String,
+        now_ns: i64,
+    },
+    CommitFile {
+        parent: InodeId,
+        name: String,
+        extents: Vec<Extent>,
+        size: u64,
+        owner: Owner,
+        now_ns: i64,
+    },
+    RegisterChunkServer {
+        id: NodeId,
+        addr: String,
+        zone: String,
+        capacity_bytes: u64,
+    },
+}
+
+/// What applying a command produced: the affected inode's new attributes
+/// where there is one, or why the command changed nothing.
+pub type CommandResult = Result<Option<InodeAttr>, RpcError>;

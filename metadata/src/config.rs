@@ -1,0 +1,120 @@
+//! A metadata node's configuration: one TOML file, defaults in one place.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use cairn_proto::tls::TlsPaths;
+use cairn_proto::NodeId;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaConfig {
+    /// This node's Raft id (unique in the group, non-zero).
+    pub id: NodeId,
+    /// UDP address to listen on for QUIC.
+    pub listen: SocketAddr,
+    /// `host:port` others use to reach this node; defaults to `listen`.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Where RocksDB keeps the log and state machine.
+    pub data_dir: PathBuf,
+    pub tls: TlsPaths,
+    /// The initial voters (id → address), this node included. Empty means a
+    /// single-node group of this node alone. The lowest id bootstraps.
+    #[serde(default)]
+    pub peers: BTreeMap<NodeId, String>,
+    /// Leader heartbeat period.
+    #[serde(default = "defaults::heartbeat_ms")]
+    pub raft_heartbeat_ms: u64,
+    /// Followers start an election after a random timeout in this range.
+    #[serde(default = "defaults::election_min_ms")]
+    pub election_timeout_min_ms: u64,
+    #[serde(default = "defaults::election_max_ms")]
+    pub election_timeout_max_ms: u64,
+    /// A chunkserver silent this long is shown as down.
+    #[serde(default = "defaults::chunkserver_down_ms")]
+    pub chunkserver_down_after_ms: u64,
+}
+
+mod defaults {
+    pub fn heartbeat_ms() -> u64 {
+        150
+    }
+    pub fn election_min_ms() -> u64 {
+        600
+    }
+    pub fn election_max_ms() -> u64 {
+        1200
+    }
+    pub fn chunkserver_down_ms() -> u64 {
+        10_000
+    }
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("node id must be non-zero")]
+    ZeroId,
+    #[error("peers must include this node ({0})")]
+    SelfNotInPeers(NodeId),
+    #[error("election timeout range {min}..{max} ms must be above the heartbeat ({heartbeat} ms) and non-empty")]
+    Timeouts { min: u64, max: u64, heartbeat: u64 },
+}
+
+impl MetaConfig {
+    /// A single-node config with defaults.
+    pub fn single(id: NodeId, listen: SocketAddr, data_dir: PathBuf, tls: TlsPaths) -> Self {
+        MetaConfig {
+            id,
+            listen,
+            advertise: None,
+            data_dir,
+            tls,
+            peers: BTreeMap::new(),
+            raft_heartbeat_ms: defaults::heartbeat_ms(),
+            election_timeout_min_ms: defaults::election_min_ms(),
+            election_timeout_max_ms: defaults::election_max_ms(),
+            chunkserver_down_after_ms: defaults::chunkserver_down_ms(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.id == 0 {
+            return Err(ConfigError::ZeroId);
+        }
+        if !self.peers.is_empty() && !self.peers.contains_key(&self.id) {
+            return Err(ConfigError::SelfNotInPeers(self.id));
+        }
+        let (min, max, heartbeat) = (
+            self.election_timeout_min_ms,
+            self.election_timeout_max_ms,
+            self.raft_heartbeat_ms,
+        );
+        if min <= heartbeat || max <= min {
+            return Err(ConfigError::Timeouts {
+                min,
+                max,
+                heartbeat,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn advertise_addr(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
+
+    /// The voters to bootstrap with.
+    pub fn initial_members(&self) -> BTreeMap<NodeId, String> {
+        if self.peers.is_empty() {
+            BTreeMap::from([(self.id, self.advertise_addr())])
+        } else {
+            self.peers.clone()
+        }
+    }
+}

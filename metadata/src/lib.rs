@@ -1,0 +1,167 @@
+//! cairn-metadata: the metadata service.
+//!
+//! Owns the openraft group ([`raft_types`], [`log_store`], [`state_machine`],
+//! [`network`]), its RocksDB ([`db`]), the namespace logic ([`namespace`],
+//! pure over [`kv`]), the chunkserver registry ([`registry`]) and the
+//! request handler ([`service`]). Depends on cairn-proto only; never on the
+//! client or on fuser.
+
+pub mod command;
+pub mod config;
+pub mod db;
+pub mod kv;
+pub mod log_store;
+pub mod namespace;
+pub mod network;
+pub mod raft_types;
+pub mod registry;
+pub mod schema;
+pub mod service;
+pub mod state_machine;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_proto::frame::read_frame;
+use cairn_proto::meta_rpc::{MetaRequest, MetaResponse};
+use cairn_proto::net::{reply, serve, server_endpoint, ConnPool, NetError};
+use cairn_proto::{ErrorCode, RpcError};
+use openraft::BasicNode;
+use tokio_util::sync::CancellationToken;
+
+pub use config::MetaConfig;
+
+use crate::db::RocksKv;
+use crate::log_store::LogStore;
+use crate::network::{QuicNetwork, MAX_RAFT_FRAME};
+use crate::raft_types::Raft;
+use crate::registry::Liveness;
+use crate::service::MetaService;
+use crate::state_machine::StateMachine;
+
+/// Why a metadata node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid config: {0}")]
+    Config(#[from] config::ConfigError),
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] kv::KvError),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("TLS: {0}")]
+    Tls(#[from] cairn_proto::tls::TlsError),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// A running metadata node.
+pub struct MetaHandle {
+    pub raft: Raft,
+    pub local_addr: SocketAddr,
+    serve_task: tokio::task::JoinHandle<()>,
+}
+
+impl MetaHandle {
+    /// Waits for the server to stop (after its shutdown token fires) and
+    /// shuts Raft down.
+    pub async fn join(self) {
+        let _ = self.serve_task.await;
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
+
+/// Starts a metadata node; it serves until `shutdown` is cancelled.
+pub async fn start(
+    config: MetaConfig,
+    shutdown: CancellationToken,
+) -> Result<MetaHandle, StartError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let db = db::open(&config.data_dir.join("db"))?;
+    let kv = RocksKv { db: db.clone() };
+    let tls = config.tls.load()?;
+    let endpoint = server_endpoint(config.listen, &tls)?;
+    let local_addr = endpoint.local_addr().map_err(NetError::from)?;
+
+    let raft_config = openraft::Config {
+        cluster_name: "cairn".into(),
+        heartbeat_interval: config.raft_heartbeat_ms,
+        election_timeout_min: config.election_timeout_min_ms,
+        election_timeout_max: config.election_timeout_max_ms,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        max_payload_entries: 64,
+        ..Default::default()
+    }
+    .validate()
+    .map_err(|e| StartError::Raft(e.to_string()))?;
+    let network = QuicNetwork {
+        pool: ConnPool::new(endpoint.clone()),
+    };
+    let raft = Raft::new(
+        config.id,
+        Arc::new(raft_config),
+        network,
+        LogStore::new(db.clone()),
+        StateMachine::new(kv.clone()),
+    )
+    .await
+    .map_err(|e| StartError::Raft(e.to_string()))?;
+
+    let members = config.initial_members();
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    if !initialized && members.keys().next() == Some(&config.id) {
+        let nodes: std::collections::BTreeMap<_, _> = members
+            .into_iter()
+            .map(|(id, addr)| (id, BasicNode { addr }))
+            .collect();
+        raft.initialize(nodes)
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?;
+        tracing::info!(id = config.id, "bootstrapped the metadata group");
+    }
+
+    let service = Arc::new(MetaService {
+        id: config.id,
+        raft: raft.clone(),
+        kv,
+        liveness: Liveness::default(),
+        down_after: Duration::from_millis(config.chunkserver_down_after_ms),
+    });
+    let serve_task = tokio::spawn(serve(
+        endpoint,
+        shutdown.cancelled_owned(),
+        move |_conn, mut send, mut recv| {
+            let service = service.clone();
+            async move {
+                let resp = match read_frame::<_, MetaRequest>(&mut recv, MAX_RAFT_FRAME).await {
+                    Ok(req) => service.handle(req).await,
+                    Err(e) => Err(RpcError::new(ErrorCode::InvalidRequest, e.to_string())),
+                };
+                if let Err(e) = reply::<MetaResponse>(&mut send, &resp, &[]).await {
+                    tracing::debug!(error = %e, "reply not delivered");
+                }
+            }
+        },
+    ));
+    tracing::info!(id = config.id, addr = %local_addr, "metadata node serving");
+    Ok(MetaHandle {
+        raft,
+        local_addr,
+        serve_task,
+    })
+}

@@ -1,0 +1,769 @@
+//! Namespace logic: applying [`Command`]s to, and answering queries from,
+//! the state machine's key-value view. No IO of its own, no Raft: the state
+//! machine feeds it a [`Txn`] and commits what it wrote; the tests feed it a
+//! [`MemKv`](crate::kv::MemKv).
+//!
+//! A command that is refused (bad name, missing parent, ...) writes nothing:
+//! the caller rolls its transaction back to the savepoint taken before it.
+
+use cairn_proto::meta_rpc::{
+    DirEntry, Extent, FileKind, InodeAttr, Owner, RingMember, RingState, MAX_DIR_PAGE,
+    MAX_EXTENT_PAGE,
+};
+use cairn_proto::path::{split_path, validate_name};
+use cairn_proto::ring::weight_for_capacity;
+use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
+
+use crate::command::Command;
+use crate::kv::{Cf, KvError, KvRead, Txn};
+use crate::schema::{
+    chunk_key, decode, dentry_key, dentry_name, dentry_range, encode, extent_key, extent_range,
+    inode_key, meta_keys, server_key, ChunkRecord, Counters, DentryRecord, ExtentRecord,
+    ServerRecord,
+};
+
+/// Most extents one file may have in one commit.
+pub const MAX_EXTENTS_PER_COMMIT: usize = 250_000;
+
+/// Why a namespace operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    /// Refused; nothing changed. Goes back to the caller as is.
+    #[error(transparent)]
+    Refused(#[from] RpcError),
+    /// The storage engine failed; the state machine cannot go on.
+    #[error(transparent)]
+    Storage(#[from] KvError),
+}
+
+fn refuse<T>(code: ErrorCode, msg: impl Into<String>) -> Result<T, NsError> {
+    Err(NsError::Refused(RpcError::new(code, msg)))
+}
+
+/// Applies one command. On `Err(Refused)` the caller must discard the
+/// writes this call made.
+pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<InodeAttr>, NsError> {
+    ensure_root(t)?;
+    match cmd {
+        Command::Mkdir {
+            parent,
+            name,
+            owner,
+            now_ns,
+        } => mkdir(t, *parent, name, *owner, *now_ns).map(Some),
+        Command::Unlink {
+            parent,
+            name,
+            now_ns,
+        } => unlink(t, *parent, name, *now_ns).map(|()| None),
+        Command::Rmdir {
+            parent,
+            name,
+            now_ns,
+        } => rmdir(t, *parent, name, *now_ns).map(|()| None),
+        Command::Rename {
+            parent,
+            name,
+            new_parent,
+            new_name,
+            now_ns,
+        } => rename(t, *parent, name, *new_parent, new_name, *now_ns).map(|()| None),
+        Command::CommitFile {
+            parent,
+            name,
+            extents,
+            size,
+            owner,
+            now_ns,
+        } => commit_file(t, *parent, name, extents, *size, *owner, *now_ns).map(Some),
+        Command::RegisterChunkServer {
+            id,
+            addr,
+            zone,
+            capacity_bytes,
+        } => {
+            register_server(
+                t,
+                ServerRecord {
+                    id: *id,
+                    addr: addr.clone(),
+                    zone: zone.clone(),
+                    capacity_bytes: *capacity_bytes,
+                },
+            )?;
+            Ok(None)
+        }
+    }
+}
+
+/// Applies one command as a unit: a refused command leaves `t` exactly as
+/// it was. Only a storage failure is an `Err`.
+pub fn apply_one<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    cmd: &Command,
+) -> Result<crate::command::CommandResult, KvError> {
+    let save = t.savepoint();
+    match apply(t, cmd) {
+        Ok(attr) => Ok(Ok(attr)),
+        Err(NsError::Refused(e)) => {
+            t.rollback(save);
+            Ok(Err(e))
+        }
+        Err(NsError::Storage(e)) => Err(e),
+    }
+}
+
+/// Creates the root directory if the namespace is empty.
+pub fn ensure_root<R: KvRead>(t: &mut Txn<'_, R>) -> Result<(), NsError> {
+    if t.get(Cf::Inodes, &inode_key(InodeId::ROOT))?.is_none() {
+        let root = InodeAttr {
+            ino: InodeId::ROOT,
+            kind: FileKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            nlink: 2,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            version: 1,
+        };
+        put_inode(t, &root);
+        t.put(Cf::SmMeta, meta_keys::NEXT_INO.to_vec(), encode(&2u64));
+    }
+    Ok(())
+}
+
+// ---- queries -------------------------------------------------------------
+
+pub fn get_attr(kv: &impl KvRead, ino: InodeId) -> Result<InodeAttr, NsError> {
+    match kv.get(Cf::Inodes, &inode_key(ino))? {
+        Some(b) => Ok(decode(&b)?),
+        None if ino == InodeId::ROOT => Ok(InodeAttr {
+            ino,
+            kind: FileKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            nlink: 2,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            version: 0,
+        }),
+        None => refuse(ErrorCode::NotFound, format!("no inode {ino}")),
+    }
+}
+
+fn get_dentry(
+    kv: &impl KvRead,
+    parent: InodeId,
+    name: &str,
+) -> Result<Option<DentryRecord>, NsError> {
+    Ok(match kv.get(Cf::Dentries, &dentry_key(parent, name))? {
+        Some(b) => Some(decode(&b)?),
+        None => None,
+    })
+}
+
+/// The directory `ino`, or NotFound / NotADirectory.
+fn get_dir(kv: &impl KvRead, ino: InodeId) -> Result<InodeAttr, NsError> {
+    let attr = get_attr(kv, ino)?;
+    if attr.kind != FileKind::Dir {
+        return refuse(
+            ErrorCode::NotADirectory,
+            format!("inode {ino} is not a directory"),
+        );
+    }
+    Ok(attr)
+}
+
+pub fn lookup(kv: &impl KvRead, parent: InodeId, name: &str) -> Result<InodeAttr, NsError> {
+    validate_name(name)?;
+    get_dir(kv, parent)?;
+    match get_dentry(kv, parent, name)? {
+        Some(d) => get_attr(kv, d.ino),
+        None => refuse(
+            ErrorCode::NotFound,
+            format!("{name:?}: no such file or directory"),
+        ),
+    }
+}
+
+/// Walks `path` from the root.
+pub fn resolve_path(kv: &impl KvRead, path: &str) -> Result<InodeAttr, NsError> {
+    let parts = split_path(path)?;
+    let mut attr = get_attr(kv, InodeId::ROOT)?;
+    for (i, part) in parts.iter().enumerate() {
+        if attr.kind != FileKind::Dir {
+            let so_far = parts[..i].join("/");
+            return refuse(
+                ErrorCode::NotADirectory,
+                format!("/{so_far}: not a directory"),
+            );
+        }
+        attr = match get_dentry(kv, attr.ino, part)? {
+            Some(d) => get_attr(kv, d.ino)?,
+            None => {
+                let so_far = parts[..=i].join("/");
+                return refuse(
+                    ErrorCode::NotFound,
+                    format!("/{so_far}: no such file or directory"),
+                );
+            }
+        };
+    }
+    Ok(attr)
+}
+
+/// Up to `limit` entries of directory `ino` after name `after`.
+pub fn read_dir(
+    kv: &impl KvRead,
+    ino: InodeId,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<DirEntry>, bool), NsError> {
+    get_dir(kv, ino)?;
+    let limit = limit.clamp(1, MAX_DIR_PAGE) as usize;
+    let (mut start, end) = dentry_range(ino);
+    if let Some(after) = after {
+        start = dentry_key(ino, after);
+        start.push(0); // strictly after
+    }
+    let rows = kv.scan(Cf::Dentries, &start, &end, limit + 1)?;
+    let more = rows.len() > limit;
+    let entries = rows
+        .into_iter()
+        .take(limit)
+        .map(|(k, v)| {
+            let d: DentryRecord = decode(&v)?;
+            Ok(DirEntry {
+                name: dentry_name(&k)?,
+                ino: d.ino,
+                kind: d.kind,
+            })
+        })
+        .collect::<Result<Vec<_>, KvError>>()?;
+    Ok((entries, more))
+}
+
+/// Up to `limit` extents of file `ino` that end after byte `from`.
+pub fn extents(
+    kv: &impl KvRead,
+    ino: InodeId,
+    from: u64,
+    limit: u32,
+) -> Result<(Vec<Extent>, bool), NsError> {
+    let attr = get_attr(kv, ino)?;
+    if attr.kind == FileKind::Dir {
+        return refuse(
+            ErrorCode::IsADirectory,
+            format!("inode {ino} is a directory"),
+        );
+    }
+    let limit = limit.clamp(1, MAX_EXTENT_PAGE) as usize;
+    let (floor, end) = extent_range(ino);
+    // The extent covering `from` may start before it.
+    let start = match kv.last_at_or_before(Cf::Extents, &floor, &extent_key(ino, from))? {
+        Some((k, v)) => {
+            let rec: ExtentRecord = decode(&v)?;
+            let off = extent_offset(&k)?;
+            if off + rec.len > from {
+                k
+            } else {
+                extent_key(ino, from)
+            }
+        }
+        None => floor,
+    };
+    let rows = kv.scan(Cf::Extents, &start, &end, limit + 1)?;
+    let more = rows.len() > limit;
+    let out = rows
+        .into_iter()
+        .take(limit)
+        .map(|(k, v)| Ok(decode::<ExtentRecord>(&v)?.into_extent(extent_offset(&k)?)))
+        .collect::<Result<Vec<_>, KvError>>()?;
+    Ok((out, more))
+}
+
+fn extent_offset(key: &[u8]) -> Result<u64, KvError> {
+    key.get(8..16)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| KvError("extent key too short".into()))
+}
+
+/// Whether each chunk is referenced by a committed file.
+pub fn chunks_exist(kv: &impl KvRead, ids: &[ChunkId]) -> Result<Vec<bool>, NsError> {
+    ids.iter()
+        .map(|id| Ok(kv.get(Cf::Chunks, &chunk_key(id))?.is_some()))
+        .collect()
+}
+
+/// The placement ring: every registered chunkserver, at the current epoch.
+pub fn ring(kv: &impl KvRead) -> Result<RingState, NsError> {
+    let epoch = match kv.get(Cf::SmMeta, meta_keys::RING_EPOCH)? {
+        Some(b) => decode(&b)?,
+        None => 0,
+    };
+    let members = kv
+        .scan(Cf::Servers, &[], &[0xff; 9], usize::MAX)?
+        .into_iter()
+        .map(|(_, v)| {
+            let s: ServerRecord = decode(&v)?;
+            Ok(RingMember {
+                id: s.id,
+                addr: s.addr,
+                zone: s.zone,
+                weight: weight_for_capacity(s.capacity_bytes),
+            })
+        })
+        .collect::<Result<Vec<_>, KvError>>()?;
+    Ok(RingState { epoch, members })
+}
+
+pub fn counters(kv: &impl KvRead) -> Result<Counters, NsError> {
+    Ok(match kv.get(Cf::SmMeta, meta_keys::COUNTERS)? {
+        Some(b) => decode(&b)?,
+        None => Counters::default(),
+    })
+}
+
+// ---- commands ------------------------------------------------------------
+
+fn put_inode<R: KvRead>(t: &mut Txn<'_, R>, attr: &InodeAttr) {
+    t.put(Cf::Inodes, inode_key(attr.ino), encode(attr));
+}
+
+fn alloc_ino<R: KvRead>(t: &mut Txn<'_, R>) -> Result<InodeId, NsError> {
+    let next: u64 = match t.get(Cf::SmMeta, meta_keys::NEXT_INO)? {
+        Some(b) => decode(&b)?,
+        None => 2,
+    };
+    t.put(
+        Cf::SmMeta,
+        meta_keys::NEXT_INO.to_vec(),
+        encode(&(next + 1)),
+    );
+    Ok(InodeId(next))
+}
+
+fn update_counters<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    f: impl FnOnce(&mut Counters),
+) -> Result<(), NsError> {
+    let mut c = counters(t)?;
+    f(&mut c);
+    t.put(Cf::SmMeta, meta_keys::COUNTERS.to_vec(), encode(&c));
+    Ok(())
+}
+
+/// Marks directory `dir` changed; `nlink_delta` for subdirectories added or
+/// removed.
+fn touch_dir<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    dir: InodeId,
+    nlink_delta: i32,
+    now_ns: i64,
+) -> Result<(), NsError> {
+    let mut attr = get_attr(t, dir)?;
+    attr.nlink = attr.nlink.saturating_add_signed(nlink_delta);
+    attr.mtime_ns = now_ns;
+    attr.ctime_ns = now_ns;
+    attr.version += 1;
+    put_inode(t, &attr);
+    Ok(())
+}
+
+fn mkdir<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    parent: InodeId,
+    name: &str,
+    owner: Owner,
+    now_ns: i64,
+) -> Result<InodeAttr, NsError> {
+    validate_name(name)?;
+    get_dir(t, parent)?;
+    if get_dentry(t, parent, name)?.is_some() {
+        return refuse(ErrorCode::AlreadyExists, format!("{name:?} already exists"));
+    }
+    let ino = alloc_ino(t)?;
+    let attr = InodeAttr {
+        ino,
+        kind: FileKind::Dir,
+        mode: owner.mode & 0o7777,
+        uid: owner.uid,
+        gid: owner.gid,
+        size: 0,
+        nlink: 2,
+        mtime_ns: now_ns,
+        ctime_ns: now_ns,
+        version: 1,
+    };
+    put_inode(t, &attr);
+    t.put(
+        Cf::Dentries,
+        dentry_key(parent, name),
+        encode(&DentryRecord {
+            ino,
+            kind: FileKind::Dir,
+        }),
+    );
+    t.put(Cf::Parents, inode_key(ino), encode(&parent));
+    touch_dir(t, parent, 1, now_ns)?;
+    update_counters(t, |c| c.directories += 1)?;
+    Ok(attr)
+}
+
+fn unlink<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    parent: InodeId,
+    name: &str,
+    now_ns: i64,
+) -> Result<(), NsError> {
+    validate_name(name)?;
+    get_dir(t, parent)?;
+    let Some(d) = get_dentry(t, parent, name)? else {
+        return refuse(
+            ErrorCode::NotFound,
+            format!("{name:?}: no such file or directory"),
+        );
+    };
+    if d.kind == FileKind::Dir {
+        return refuse(ErrorCode::IsADirectory, format!("{name:?} is a directory"));
+    }
+    t.delete(Cf::Dentries, dentry_key(parent, name));
+    drop_link(t, d.ino, now_ns)?;
+    touch_dir(t, parent, 0, now_ns)
+}
+
+/// Removes one link to a non-directory; frees it (and its chunk
+/// references) when none is left.
+fn drop_link<R: KvRead>(t: &mut Txn<'_, R>, ino: InodeId, now_ns: i64) -> Result<(), NsError> {
+    let mut attr = get_attr(t, ino)?;
+    attr.nlink = attr.nlink.saturating_sub(1);
+    if attr.nlink > 0 {
+        attr.ctime_ns = now_ns;
+        attr.version += 1;
+        put_inode(t, &attr);
+        return Ok(());
+    }
+    clear_extents(t, ino, now_ns)?;
+    t.delete(Cf::Inodes, inode_key(ino));
+    update_counters(t, |c| c.files = c.files.saturating_sub(1))
+}
+
+/// Deletes every extent of `ino`, releasing its chunk references.
+fn clear_extents<R: KvRead>(t: &mut Txn<'_, R>, ino: InodeId, now_ns: i64) -> Result<(), NsError> {
+    let (start, end) = extent_range(ino);
+    let rows = t.scan(Cf::Extents, &start, &end, usize::MAX)?;
+    for (k, v) in rows {
+        let rec: ExtentRecord = decode(&v)?;
+        decref(t, &rec.chunk, now_ns)?;
+        t.delete(Cf::Extents, k);
+    }
+    Ok(())
+}
+
+fn incref<R: KvRead>(t: &mut Txn<'_, R>, id: &ChunkId) -> Result<(), NsError> {
+    let key = chunk_key(id);
+    let refs = match t.get(Cf::Chunks, &key)? {
+        Some(b) => decode::<ChunkRecord>(&b)?.refs,
+        None => {
+            t.delete(Cf::Garbage, key.clone());
+            update_counters(t, |c| c.chunks_referenced += 1)?;
+            0
+        }
+    };
+    t.put(Cf::Chunks, key, encode(&ChunkRecord { refs: refs + 1 }));
+    Ok(())
+}
+
+fn decref<R: KvRead>(t: &mut Txn<'_, R>, id: &ChunkId, now_ns: i64) -> Result<(), NsError> {
+    let key = chunk_key(id);
+    let refs = match t.get(Cf::Chunks, &key)? {
+        Some(b) => decode::<ChunkRecord>(&b)?.refs,
+        None => return Err(KvError(format!("refcount of {id} already zero")).into()),
+    };
+    if refs <= 1 {
+        t.delete(Cf::Chunks, key.clone());
+        t.put(Cf::Garbage, key, encode(&now_ns));
+        update_counters(t, |c| {
+            c.chunks_referenced = c.chunks_referenced.saturating_sub(1)
+        })?;
+    } else {
+        t.put(Cf::Chunks, key, encode(&ChunkRecord { refs: refs - 1 }));
+    }
+    Ok(())
+}
+
+fn dir_is_empty(kv: &impl KvRead, ino: InodeId) -> Result<bool, NsError> {
+    let (start, end) = dentry_range(ino);
+    Ok(kv.scan(Cf::Dentries, &start, &end, 1)?.is_empty())
+}
+
+fn rmdir<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    parent: InodeId,
+    name: &str,
+    now_ns: i64,
+) -> Result<(), NsError> {
+    validate_name(name)?;
+    get_dir(t, parent)?;
+    let Some(d) = get_dentry(t, parent, name)? else {
+        return refuse(
+            ErrorCode::NotFound,
+            format!("{name:?}: no such file or directory"),
+        );
+    };
+    if d.kind != FileKind::Dir {
+        return refuse(
+            ErrorCode::NotADirectory,
+            format!("{name:?} is not a directory"),
+        );
+    }
+    if !dir_is_empty(t, d.ino)? {
+        return refuse(ErrorCode::NotEmpty, format!("{name:?} is not empty"));
+    }
+    t.delete(Cf::Dentries, dentry_key(parent, name));
+    t.delete(Cf::Inodes, inode_key(d.ino));
+    t.delete(Cf::Parents, inode_key(d.ino));
+    touch_dir(t, parent, -1, now_ns)?;
+    update_counters(t, |c| c.directories = c.directories.saturating_sub(1))
+}
+
+/// True if `dir` is `ancestor` or lies below it.
+fn is_within<R: KvRead>(
+    t: &Txn<'_, R>,
+    mut dir: InodeId,
+    ancestor: InodeId,
+) -> Result<bool, NsError> {
+    // Depth is bounded by the number of directories; the cap guards against
+    // a corrupt parent chain looping forever.
+    for _ in 0..100_000 {
+        if dir == ancestor {
+            return Ok(true);
+        }
+        if dir == InodeId::ROOT {
+            return Ok(false);
+        }
+        dir = match t.get(Cf::Parents, &inode_key(dir))? {
+            Some(b) => decode(&b)?,
+            None => return Ok(false),
+        };
+    }
+    Err(KvError("directory parent chain does not reach the root".into()).into())
+}
+
+fn rename<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    parent: InodeId,
+    name: &str,
+    new_parent: InodeId,
+    new_name: &str,
+    now_ns: i64,
+) -> Result<(), NsError> {
+    validate_name(name)?;
+    validate_name(new_name)?;
+    get_dir(t, parent)?;
+    get_dir(t, new_parent)?;
+    let Some(src) = get_dentry(t, parent, name)? else {
+        return refuse(
+            ErrorCode::NotFound,
+            format!("{name:?}: no such file or directory"),
+        );
+    };
+    if src.kind == FileKind::Dir && is_within(t, new_parent, src.ino)? {
+        return refuse(
+            ErrorCode::InvalidMove,
+            format!("cannot move directory {name:?} into itself"),
+        );
+    }
+    if let Some(dst) = get_dentry(t, new_parent, new_name)? {
+        if dst.ino == src.ino {
+            return Ok(()); // same file: POSIX says do nothing
+        }
+        match (src.kind == FileKind::Dir, dst.kind == FileKind::Dir) {
+            (false, true) => {
+                return refuse(
+                    ErrorCode::IsADirectory,
+                    format!("{new_name:?} is a directory"),
+                )
+            }
+            (true, false) => {
+                return refuse(
+                    ErrorCode::NotADirectory,
+                    format!("{new_name:?} is not a directory"),
+                )
+            }
+            (true, true) => {
+                if !dir_is_empty(t, dst.ino)? {
+                    return refuse(ErrorCode::NotEmpty, format!("{new_name:?} is not empty"));
+                }
+                t.delete(Cf::Inodes, inode_key(dst.ino));
+                t.delete(Cf::Parents, inode_key(dst.ino));
+                touch_dir(t, new_parent, -1, now_ns)?;
+                update_counters(t, |c| c.directories = c.directories.saturating_sub(1))?;
+            }
+            (false, false) => drop_link(t, dst.ino, now_ns)?,
+        }
+    }
+    t.delete(Cf::Dentries, dentry_key(parent, name));
+    t.put(Cf::Dentries, dentry_key(new_parent, new_name), encode(&src));
+    let moved_dir = src.kind == FileKind::Dir;
+    if moved_dir {
+        t.put(Cf::Parents, inode_key(src.ino), encode(&new_parent));
+    }
+    if parent == new_parent {
+        touch_dir(t, parent, 0, now_ns)?;
+    } else {
+        let d = i32::from(moved_dir);
+        touch_dir(t, parent, -d, now_ns)?;
+        touch_dir(t, new_parent, d, now_ns)?;
+    }
+    let mut attr = get_attr(t, src.ino)?;
+    attr.ctime_ns = now_ns;
+    attr.version += 1;
+    put_inode(t, &attr);
+    Ok(())
+}
+
+/// Checks that extents are ordered, non-empty, non-overlapping and inside
+/// the file.
+fn validate_extents(extents: &[Extent], size: u64) -> Result<(), NsError> {
+    if extents.len() > MAX_EXTENTS_PER_COMMIT {
+        return refuse(
+            ErrorCode::InvalidRequest,
+            format!(
+                "{} extents exceed the limit of {MAX_EXTENTS_PER_COMMIT}",
+                extents.len()
+            ),
+        );
+    }
+    let mut end = 0u64;
+    for e in extents {
+        let Some(e_end) = e.offset.checked_add(e.len) else {
+            return refuse(ErrorCode::InvalidRequest, "extent end overflows");
+        };
+        if e.len == 0 || e.offset < end || e_end > size {
+            return refuse(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "extent at {} (+{}) is empty, overlaps the previous one, or lies past size {size}",
+                    e.offset, e.len
+                ),
+            );
+        }
+        end = e_end;
+    }
+    Ok(())
+}
+
+fn commit_file<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    parent: InodeId,
+    name: &str,
+    extents: &[Extent],
+    size: u64,
+    owner: Owner,
+    now_ns: i64,
+) -> Result<InodeAttr, NsError> {
+    validate_name(name)?;
+    validate_extents(extents, size)?;
+    get_dir(t, parent)?;
+    let attr = match get_dentry(t, parent, name)? {
+        Some(d) if d.kind == FileKind::Dir => {
+            return refuse(ErrorCode::IsADirectory, format!("{name:?} is a directory"))
+        }
+        Some(d) => {
+            // Replace the contents in place: same inode, new extents.
+            let mut attr = get_attr(t, d.ino)?;
+            clear_extents(t, d.ino, now_ns)?;
+            attr.size = size;
+            attr.mtime_ns = now_ns;
+            attr.ctime_ns = now_ns;
+            attr.version += 1;
+            attr
+        }
+        None => {
+            let ino = alloc_ino(t)?;
+            t.put(
+                Cf::Dentries,
+                dentry_key(parent, name),
+                encode(&DentryRecord {
+                    ino,
+                    kind: FileKind::File,
+                }),
+            );
+            touch_dir(t, parent, 0, now_ns)?;
+            update_counters(t, |c| c.files += 1)?;
+            InodeAttr {
+                ino,
+                kind: FileKind::File,
+                mode: owner.mode & 0o7777,
+                uid: owner.uid,
+                gid: owner.gid,
+                size,
+                nlink: 1,
+                mtime_ns: now_ns,
+                ctime_ns: now_ns,
+                version: 1,
+            }
+        }
+    };
+    for e in extents {
+        incref(t, &e.chunk)?;
+        t.put(
+            Cf::Extents,
+            extent_key(attr.ino, e.offset),
+            encode(&ExtentRecord {
+                len: e.len,
+                chunk: e.chunk,
+                chunk_offset: e.chunk_offset,
+            }),
+        );
+    }
+    put_inode(t, &attr);
+    Ok(attr)
+}
+
+fn register_server<R: KvRead>(t: &mut Txn<'_, R>, rec: ServerRecord) -> Result<(), NsError> {
+    if rec.addr.is_empty() || rec.addr.len() > 256 || rec.zone.len() > 64 {
+        return refuse(
+            ErrorCode::InvalidRequest,
+            "chunkserver address or zone out of bounds",
+        );
+    }
+    let key = server_key(rec.id);
+    let old: Option<ServerRecord> = match t.get(Cf::Servers, &key)? {
+        Some(b) => Some(decode(&b)?),
+        None => None,
+    };
+    let ring_changes = match &old {
+        None => true,
+        Some(o) => {
+            o.addr != rec.addr
+                || o.zone != rec.zone
+                || weight_for_capacity(o.capacity_bytes) != weight_for_capacity(rec.capacity_bytes)
+        }
+    };
+    if old.as_ref() == Some(&rec) {
+        return Ok(());
+    }
+    t.put(Cf::Servers, key, encode(&rec));
+    if ring_changes {
+        let epoch: u64 = match t.get(Cf::SmMeta, meta_keys::RING_EPOCH)? {
+            Some(b) => decode(&b)?,
+            None => 0,
+        };
+        t.put(
+            Cf::SmMeta,
+            meta_keys::RING_EPOCH.to_vec(),
+            encode(&(epoch + 1)),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,336 @@
+use super::*;
+use crate::kv::MemKv;
+
+const OWNER: Owner = Owner {
+    mode: 0o644,
+    uid: 1000,
+    gid: 1000,
+};
+
+struct Ns {
+    kv: MemKv,
+    now: i64,
+}
+
+impl Ns {
+    fn new() -> Self {
+        Ns {
+            kv: MemKv::default(),
+            now: 1_000,
+        }
+    }
+
+    fn run(&mut self, cmd: Command) -> crate::command::CommandResult {
+        let mut t = Txn::new(&self.kv);
+        let r = apply_one(&mut t, &cmd).expect("memory store does not fail");
+        let w = t.into_writes();
+        self.kv.commit(w);
+        self.now += 1;
+        r
+    }
+
+    fn mkdir(&mut self, parent: InodeId, name: &str) -> crate::command::CommandResult {
+        let now_ns = self.now;
+        self.run(Command::Mkdir {
+            parent,
+            name: name.into(),
+            owner: Owner {
+                mode: 0o755,
+                ..OWNER
+            },
+            now_ns,
+        })
+    }
+
+    fn commit(
+        &mut self,
+        parent: InodeId,
+        name: &str,
+        chunks: &[(&[u8], u64)],
+    ) -> crate::command::CommandResult {
+        let mut off = 0;
+        let extents = chunks
+            .iter()
+            .map(|(data, len)| {
+                let e = Extent {
+                    offset: off,
+                    len: *len,
+                    chunk: ChunkId::of(data),
+                    chunk_offset: 0,
+                };
+                off += len;
+                e
+            })
+            .collect();
+        let now_ns = self.now;
+        self.run(Command::CommitFile {
+            parent,
+            name: name.into(),
+            extents,
+            size: off,
+            owner: OWNER,
+            now_ns,
+        })
+    }
+
+    fn refs(&self, data: &[u8]) -> u64 {
+        self.kv
+            .get(Cf::Chunks, &chunk_key(&ChunkId::of(data)))
+            .unwrap()
+            .map(|b| decode::<ChunkRecord>(&b).unwrap().refs)
+            .unwrap_or(0)
+    }
+
+    fn code(r: crate::command::CommandResult) -> ErrorCode {
+        r.expect_err("expected a refusal").code
+    }
+}
+
+#[test]
+fn mkdir_lookup_readdir_paginated() {
+    let mut ns = Ns::new();
+    let a = ns.mkdir(InodeId::ROOT, "a").unwrap().unwrap();
+    for i in 0..10 {
+        ns.mkdir(a.ino, &format!("d{i:02}")).unwrap();
+    }
+    assert_eq!(lookup(&ns.kv, InodeId::ROOT, "a").unwrap().ino, a.ino);
+    assert_eq!(resolve_path(&ns.kv, "/a/d03").unwrap().kind, FileKind::Dir);
+    let (page, more) = read_dir(&ns.kv, a.ino, None, 4).unwrap();
+    assert!(more);
+    assert_eq!(page.len(), 4);
+    let (page2, _) = read_dir(&ns.kv, a.ino, Some(&page[3].name), 100).unwrap();
+    assert_eq!(page2.len(), 6);
+    assert_eq!(page2[0].name, "d04");
+    assert_eq!(get_attr(&ns.kv, a.ino).unwrap().nlink, 12);
+    assert_eq!(
+        Ns::code(ns.mkdir(InodeId::ROOT, "a")),
+        ErrorCode::AlreadyExists
+    );
+}
+
+#[test]
+fn commit_counts_references_and_replacement_releases_them() {
+    let mut ns = Ns::new();
+    let f = ns
+        .commit(InodeId::ROOT, "f", &[(b"one", 3), (b"two", 3), (b"one", 3)])
+        .unwrap()
+        .unwrap();
+    assert_eq!(f.size, 9);
+    assert_eq!(ns.refs(b"one"), 2);
+    assert_eq!(ns.refs(b"two"), 1);
+    let (ext, more) = extents(&ns.kv, f.ino, 4, 10).unwrap();
+    assert!(!more);
+    assert_eq!(ext.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![3, 6]);
+    // Replace: same inode, old references released, new ones taken.
+    let g = ns
+        .commit(InodeId::ROOT, "f", &[(b"three", 5)])
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.ino, f.ino);
+    assert!(g.version > f.version);
+    assert_eq!(ns.refs(b"one"), 0);
+    assert_eq!(ns.refs(b"two"), 0);
+    assert_eq!(ns.refs(b"three"), 1);
+    assert!(ns
+        .kv
+        .get(Cf::Garbage, &chunk_key(&ChunkId::of(b"one")))
+        .unwrap()
+        .is_some());
+    ns.run(Command::Unlink {
+        parent: InodeId::ROOT,
+        name: "f".into(),
+        now_ns: 9,
+    })
+    .unwrap();
+    assert_eq!(ns.refs(b"three"), 0);
+    assert_eq!(counters(&ns.kv).unwrap().files, 0);
+    assert_eq!(counters(&ns.kv).unwrap().chunks_referenced, 0);
+}
+
+#[test]
+fn rename_replaces_a_file_atomically() {
+    let mut ns = Ns::new();
+    let a = ns
+        .commit(InodeId::ROOT, "a", &[(b"A", 1)])
+        .unwrap()
+        .unwrap();
+    ns.commit(InodeId::ROOT, "b", &[(b"B", 1)]).unwrap();
+    ns.run(Command::Rename {
+        parent: InodeId::ROOT,
+        name: "a".into(),
+        new_parent: InodeId::ROOT,
+        new_name: "b".into(),
+        now_ns: 5,
+    })
+    .unwrap();
+    assert_eq!(lookup(&ns.kv, InodeId::ROOT, "b").unwrap().ino, a.ino);
+    assert!(matches!(
+        lookup(&ns.kv, InodeId::ROOT, "a"),
+        Err(NsError::Refused(e)) if e.code == ErrorCode::NotFound
+    ));
+    assert_eq!(ns.refs(b"B"), 0);
+    assert_eq!(ns.refs(b"A"), 1);
+    assert_eq!(counters(&ns.kv).unwrap().files, 1);
+}
+
+#[test]
+fn refused_commands_change_nothing() {
+    let mut ns = Ns::new();
+    let d = ns.mkdir(InodeId::ROOT, "d").unwrap().unwrap();
+    ns.commit(d.ino, "f", &[(b"x", 1)]).unwrap();
+    let sub = ns.mkdir(d.ino, "sub").unwrap().unwrap();
+    let before = ns.kv.clone();
+    let now_ns = 77;
+    let bad = vec![
+        Command::Rmdir {
+            parent: InodeId::ROOT,
+            name: "d".into(),
+            now_ns,
+        },
+        Command::Unlink {
+            parent: InodeId::ROOT,
+            name: "d".into(),
+            now_ns,
+        },
+        Command::Unlink {
+            parent: InodeId::ROOT,
+            name: "missing".into(),
+            now_ns,
+        },
+        Command::Mkdir {
+            parent: InodeId::ROOT,
+            name: "a/b".into(),
+            owner: OWNER,
+            now_ns,
+        },
+        Command::Mkdir {
+            parent: InodeId::ROOT,
+            name: "".into(),
+            owner: OWNER,
+            now_ns,
+        },
+        Command::Mkdir {
+            parent: InodeId::ROOT,
+            name: "x".repeat(256),
+            owner: OWNER,
+            now_ns,
+        },
+        Command::Mkdir {
+            parent: InodeId(999),
+            name: "x".into(),
+            owner: OWNER,
+            now_ns,
+        },
+        Command::Rename {
+            parent: InodeId::ROOT,
+            name: "d".into(),
+            new_parent: sub.ino,
+            new_name: "d".into(),
+            now_ns,
+        },
+        Command::Rename {
+            parent: d.ino,
+            name: "f".into(),
+            new_parent: d.ino,
+            new_name: "sub".into(),
+            now_ns,
+        },
+        Command::CommitFile {
+            parent: InodeId::ROOT,
+            name: "d".into(),
+            extents: vec![],
+            size: 0,
+            owner: OWNER,
+            now_ns,
+        },
+        Command::CommitFile {
+            parent: InodeId::ROOT,
+            name: "overlap".into(),
+            extents: vec![
+                Extent {
+                    offset: 0,
+                    len: 4,
+                    chunk: ChunkId::of(b"a"),
+                    chunk_offset: 0,
+                },
+                Extent {
+                    offset: 2,
+                    len: 4,
+                    chunk: ChunkId::of(b"b"),
+                    chunk_offset: 0,
+                },
+            ],
+            size: 6,
+            owner: OWNER,
+            now_ns,
+        },
+    ];
+    let expected = [
+        ErrorCode::NotEmpty,
+        ErrorCode::IsADirectory,
+        ErrorCode::NotFound,
+        ErrorCode::InvalidName,
+        ErrorCode::InvalidName,
+        ErrorCode::InvalidName,
+        ErrorCode::NotFound,
+        ErrorCode::InvalidMove,
+        ErrorCode::IsADirectory,
+        ErrorCode::IsADirectory,
+        ErrorCode::InvalidRequest,
+    ];
+    for (cmd, code) in bad.into_iter().zip(expected) {
+        let desc = format!("{cmd:?}");
+        assert_eq!(Ns::code(ns.run(cmd)), code, "{desc}");
+        assert_eq!(ns.kv.maps, before.maps, "{desc} changed the store");
+    }
+}
+
+#[test]
+fn rmdir_only_empty_and_counts() {
+    let mut ns = Ns::new();
+    let d = ns.mkdir(InodeId::ROOT, "d").unwrap().unwrap();
+    ns.mkdir(d.ino, "e").unwrap();
+    assert_eq!(
+        Ns::code(ns.run(Command::Rmdir {
+            parent: InodeId::ROOT,
+            name: "d".into(),
+            now_ns: 1
+        })),
+        ErrorCode::NotEmpty
+    );
+    ns.run(Command::Rmdir {
+        parent: d.ino,
+        name: "e".into(),
+        now_ns: 1,
+    })
+    .unwrap();
+    ns.run(Command::Rmdir {
+        parent: InodeId::ROOT,
+        name: "d".into(),
+        now_ns: 1,
+    })
+    .unwrap();
+    assert_eq!(counters(&ns.kv).unwrap().directories, 0);
+    assert_eq!(get_attr(&ns.kv, InodeId::ROOT).unwrap().nlink, 2);
+}
+
+#[test]
+fn registering_servers_bumps_the_ring_epoch_only_on_change() {
+    let mut ns = Ns::new();
+    let reg = |id, addr: &str| Command::RegisterChunkServer {
+        id,
+        addr: addr.into(),
+        zone: "z".into(),
+        capacity_bytes: 100 << 30,
+    };
+    ns.run(reg(1, "127.0.0.1:1")).unwrap();
+    ns.run(reg(2, "127.0.0.1:2")).unwrap();
+    assert_eq!(ring(&ns.kv).unwrap().epoch, 2);
+    ns.run(reg(2, "127.0.0.1:2")).unwrap();
+    assert_eq!(ring(&ns.kv).unwrap().epoch, 2);
+    ns.run(reg(2, "127.0.0.1:3")).unwrap();
+    let r = ring(&ns.kv).unwrap();
+    assert_eq!(r.epoch, 3);
+    assert_eq!(r.members.len(), 2);
+    assert_eq!(r.members[1].addr, "127.0.0.1:3");
+}

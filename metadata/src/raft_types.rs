@@ -1,0 +1,21 @@
+//! openraft's type configuration for the metadata group.
+
+use std::io::Cursor;
+
+use crate::command::{Command, CommandResult};
+
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// Types of Cairn's metadata Raft group.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;

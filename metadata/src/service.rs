@@ -1,0 +1,307 @@
+//! The metadata service: answers [`MetaRequest`]s.
+//!
+//! Reads are linearizable: each first confirms leadership through openraft
+//! (read index) and waits until the state machine has applied that far, then
+//! reads RocksDB. Writes become one Raft command each. A follower answers
+//! `NotLeader` with the leader's address; callers retry there.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cairn_proto::meta_rpc::{
+    ChunkServerStatus, ClusterStatus, MetaNodeStatus, MetaRequest, MetaResponse, MAX_EXIST_QUERY,
+};
+use cairn_proto::{ErrorCode, NodeId, RpcError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::BasicNode;
+
+use crate::command::Command;
+use crate::db::RocksKv;
+use crate::kv::{Cf, KvRead};
+use crate::namespace::{self, NsError};
+use crate::network::handle_raft;
+use crate::raft_types::Raft;
+use crate::registry::{Beat, Liveness};
+use crate::schema::{decode, ServerRecord};
+
+pub struct MetaService {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub kv: RocksKv,
+    pub liveness: Liveness,
+    pub down_after: Duration,
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+fn ns_err(e: NsError) -> RpcError {
+    match e {
+        NsError::Refused(r) => r,
+        NsError::Storage(s) => {
+            tracing::error!(error = %s, "metadata storage failure");
+            RpcError::new(ErrorCode::Internal, s.to_string())
+        }
+    }
+}
+
+fn forward(f: ForwardToLeader<NodeId, BasicNode>) -> RpcError {
+    RpcError::not_leader(f.leader_id.zip(f.leader_node.map(|n| n.addr)))
+}
+
+impl MetaService {
+    pub async fn handle(self: &Arc<Self>, req: MetaRequest) -> Result<MetaResponse, RpcError> {
+        use MetaRequest as Q;
+        match req {
+            Q::Raft { kind, payload } => handle_raft(&self.raft, kind, &payload)
+                .await
+                .map(MetaResponse::Raft)
+                .map_err(|m| RpcError::new(ErrorCode::InvalidRequest, m)),
+            Q::Lookup { parent, name } => {
+                self.read_barrier().await?;
+                namespace::lookup(&self.kv, parent, &name)
+                    .map(MetaResponse::Attr)
+                    .map_err(ns_err)
+            }
+            Q::ResolvePath { path } => {
+                self.read_barrier().await?;
+                namespace::resolve_path(&self.kv, &path)
+                    .map(MetaResponse::Attr)
+                    .map_err(ns_err)
+            }
+            Q::GetAttr { ino } => {
+                self.read_barrier().await?;
+                namespace::get_attr(&self.kv, ino)
+                    .map(MetaResponse::Attr)
+                    .map_err(ns_err)
+            }
+            Q::ReadDir { ino, after, limit } => {
+                self.read_barrier().await?;
+                let (entries, more) =
+                    namespace::read_dir(&self.kv, ino, after.as_deref(), limit).map_err(ns_err)?;
+                Ok(MetaResponse::DirPage { entries, more })
+            }
+            Q::GetExtents { ino, from, limit } => {
+                self.read_barrier().await?;
+                let (extents, more) =
+                    namespace::extents(&self.kv, ino, from, limit).map_err(ns_err)?;
+                Ok(MetaResponse::Extents { extents, more })
+            }
+            Q::ChunksExist { ids } => {
+                if ids.len() > MAX_EXIST_QUERY {
+                    return Err(RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("{} ids exceed the limit of {MAX_EXIST_QUERY}", ids.len()),
+                    ));
+                }
+                self.read_barrier().await?;
+                namespace::chunks_exist(&self.kv, &ids)
+                    .map(MetaResponse::Exist)
+                    .map_err(ns_err)
+            }
+            Q::GetRing => {
+                self.read_barrier().await?;
+                namespace::ring(&self.kv)
+                    .map(MetaResponse::Ring)
+                    .map_err(ns_err)
+            }
+            Q::Mkdir {
+                parent,
+                name,
+                owner,
+            } => {
+                self.write(Command::Mkdir {
+                    parent,
+                    name,
+                    owner,
+                    now_ns: now_ns(),
+                })
+                .await
+            }
+            Q::Unlink { parent, name } => {
+                self.write(Command::Unlink {
+                    parent,
+                    name,
+                    now_ns: now_ns(),
+                })
+                .await
+            }
+            Q::Rmdir { parent, name } => {
+                self.write(Command::Rmdir {
+                    parent,
+                    name,
+                    now_ns: now_ns(),
+                })
+                .await
+            }
+            Q::Rename {
+                parent,
+                name,
+                new_parent,
+                new_name,
+            } => {
+                self.write(Command::Rename {
+                    parent,
+                    name,
+                    new_parent,
+                    new_name,
+                    now_ns: now_ns(),
+                })
+                .await
+            }
+            Q::CommitFile {
+                parent,
+                name,
+                extents,
+                size,
+                owner,
+            } => {
+                self.write(Command::CommitFile {
+                    parent,
+                    name,
+                    extents,
+                    size,
+                    owner,
+                    now_ns: now_ns(),
+                })
+                .await
+            }
+            Q::RegisterChunkServer {
+                id,
+                addr,
+                zone,
+                capacity_bytes,
+            } => {
+                self.write(Command::RegisterChunkServer {
+                    id,
+                    addr,
+                    zone,
+                    capacity_bytes,
+                })
+                .await
+            }
+            Q::Heartbeat {
+                id,
+                capacity_bytes,
+                used_bytes,
+                chunks,
+            } => {
+                self.ensure_leader()?;
+                if self
+                    .kv
+                    .get(Cf::Servers, &crate::schema::server_key(id))
+                    .map_err(|e| ns_err(e.into()))?
+                    .is_none()
+                {
+                    return Err(RpcError::new(
+                        ErrorCode::NotFound,
+                        format!("chunkserver {id} is not registered"),
+                    ));
+                }
+                self.liveness.record(
+                    id,
+                    Beat {
+                        at: Instant::now(),
+                        capacity_bytes,
+                        used_bytes,
+                        chunks,
+                    },
+                );
+                Ok(MetaResponse::Ok)
+            }
+            Q::Status => self.status().map(MetaResponse::Status),
+        }
+    }
+
+    /// Waits until a read here sees every write acknowledged before it.
+    async fn read_barrier(&self) -> Result<(), RpcError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(forward(f)),
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(q))) => Err(RpcError::new(
+                ErrorCode::Unavailable,
+                format!("no quorum: {q}"),
+            )),
+            Err(RaftError::Fatal(f)) => Err(RpcError::new(ErrorCode::Unavailable, f.to_string())),
+        }
+    }
+
+    fn ensure_leader(&self) -> Result<(), RpcError> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader == Some(self.id) {
+            return Ok(());
+        }
+        let leader = m.current_leader.and_then(|l| {
+            m.membership_config
+                .membership()
+                .get_node(&l)
+                .map(|n| (l, n.addr.clone()))
+        });
+        Err(RpcError::not_leader(leader))
+    }
+
+    async fn write(&self, cmd: Command) -> Result<MetaResponse, RpcError> {
+        match self.raft.client_write(cmd).await {
+            Ok(resp) => match resp.data {
+                Ok(Some(attr)) => Ok(MetaResponse::Attr(attr)),
+                Ok(None) => Ok(MetaResponse::Ok),
+                Err(e) => Err(e),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(forward(f)),
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(RpcError::new(ErrorCode::Internal, e.to_string()))
+            }
+            Err(RaftError::Fatal(f)) => Err(RpcError::new(ErrorCode::Unavailable, f.to_string())),
+        }
+    }
+
+    fn status(&self) -> Result<ClusterStatus, RpcError> {
+        let m = self.raft.metrics().borrow().clone();
+        let ring = namespace::ring(&self.kv).map_err(ns_err)?;
+        let counters = namespace::counters(&self.kv).map_err(ns_err)?;
+        let now = Instant::now();
+        let servers = self
+            .kv
+            .scan(Cf::Servers, &[], &[0xff; 9], usize::MAX)
+            .map_err(|e| ns_err(e.into()))?;
+        let mut chunkservers = Vec::new();
+        for (_, v) in servers {
+            let s: ServerRecord = decode(&v).map_err(|e| ns_err(e.into()))?;
+            let beat = self.liveness.last(s.id);
+            chunkservers.push(ChunkServerStatus {
+                id: s.id,
+                addr: s.addr,
+                zone: s.zone,
+                capacity_bytes: beat.map_or(s.capacity_bytes, |b| b.capacity_bytes),
+                used_bytes: beat.map_or(0, |b| b.used_bytes),
+                chunks: beat.map_or(0, |b| b.chunks),
+                last_heartbeat_ms: beat
+                    .map(|b| now.saturating_duration_since(b.at).as_millis() as u64),
+                up: Liveness::is_up(beat, now, self.down_after),
+            });
+        }
+        Ok(ClusterStatus {
+            leader: m.current_leader,
+            term: m.current_term,
+            last_applied: m.last_applied.map_or(0, |l| l.index),
+            meta_nodes: m
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, n)| MetaNodeStatus {
+                    id: *id,
+                    addr: n.addr.clone(),
+                })
+                .collect(),
+            ring_epoch: ring.epoch,
+            chunkservers,
+            files: counters.files,
+            directories: counters.directories,
+            chunks_referenced: counters.chunks_referenced,
+        })
+    }
+}

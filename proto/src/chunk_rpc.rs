@@ -1,0 +1,41 @@
+//! The chunk service's request and response types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ChunkId;
+
+/// Largest chunk a server accepts (twice the chunker's 4 MiB maximum).
+pub const MAX_CHUNK_LEN: u32 = 8 << 20;
+/// Most ids one `Have` query may carry.
+pub const MAX_HAVE_QUERY: usize = 4096;
+/// Limit on a chunk-service frame (everything but chunk data is small).
+pub const MAX_CHUNK_FRAME: usize = 1 << 20;
+
+/// A request to a chunkserver.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum ChunkRequest {
+    /// Store a chunk; `len` raw bytes follow the frame. The server verifies
+    /// the hash and makes the chunk durable before answering.
+    Put { id: ChunkId, len: u32 },
+    /// Read a chunk; the answer [`ChunkResponse::Data`] is followed by the bytes.
+    Get { id: ChunkId },
+    /// Which of these chunks this server stores.
+    Have { ids: Vec<ChunkId> },
+    /// How much this server stores.
+    Stat,
+}
+
+/// A successful answer from a chunkserver.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum ChunkResponse {
+    Stored,
+    /// `len` raw bytes follow.
+    Data {
+        len: u32,
+    },
+    Have(Vec<bool>),
+    Stat {
+        chunks: u64,
+        bytes: u64,
+    },
+}

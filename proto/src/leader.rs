@@ -1,0 +1,130 @@
+//! Calling the metadata group: find the leader, follow `NotLeader`
+//! redirects, retry through failover with bounded attempts and back-off.
+//! Shared by the client library and the chunkservers.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::frame::MAX_FRAME_LEN;
+use crate::meta_rpc::{MetaRequest, MetaResponse};
+use crate::net::{call, ConnPool, NetError};
+use crate::{ErrorCode, RpcError};
+
+/// Attempts per call before giving up.
+const MAX_ATTEMPTS: u32 = 12;
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_millis(800);
+
+/// Why a metadata call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaCallError {
+    /// The metadata service answered with an error.
+    #[error("{0}")]
+    Rpc(#[from] RpcError),
+    /// No metadata node could be reached.
+    #[error("metadata service unreachable ({addrs}): {last}")]
+    Unreachable { addrs: String, last: String },
+}
+
+/// A handle on the metadata group, remembering who leads.
+pub struct MetaCaller {
+    pool: ConnPool,
+    addrs: Vec<String>,
+    leader: Mutex<Option<String>>,
+}
+
+impl MetaCaller {
+    /// `addrs`: every metadata node's `host:port` (any order).
+    pub fn new(pool: ConnPool, addrs: Vec<String>) -> Self {
+        MetaCaller {
+            pool,
+            addrs,
+            leader: Mutex::new(None),
+        }
+    }
+
+    pub fn pool(&self) -> &ConnPool {
+        &self.pool
+    }
+
+    fn hint(&self) -> Option<String> {
+        self.leader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_hint(&self, addr: Option<String>) {
+        *self.leader.lock().unwrap_or_else(|p| p.into_inner()) = addr;
+    }
+
+    /// Sends `req` to the leader (as far as known), following redirects.
+    pub async fn call(&self, req: &MetaRequest) -> Result<MetaResponse, MetaCallError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut last = String::from("no address configured");
+        let mut next_addr = 0usize;
+        for _ in 0..MAX_ATTEMPTS {
+            let addr = match self.hint() {
+                Some(a) => a,
+                None => {
+                    let Some(a) = self.addrs.get(next_addr % self.addrs.len().max(1)) else {
+                        break;
+                    };
+                    next_addr += 1;
+                    a.clone()
+                }
+            };
+            match self.call_one(&addr, req).await {
+                Ok(Ok(resp)) => {
+                    self.set_hint(Some(addr));
+                    return Ok(resp);
+                }
+                Ok(Err(e)) if e.code == ErrorCode::NotLeader => {
+                    let redirect = e.leader.as_ref().map(|(_, a)| a.clone());
+                    last = format!("{addr}: not the leader");
+                    if redirect.is_none() || redirect.as_deref() == Some(addr.as_str()) {
+                        // Election in progress: wait, then ask around.
+                        self.set_hint(None);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    } else {
+                        self.set_hint(redirect);
+                    }
+                }
+                Ok(Err(e)) if e.code == ErrorCode::Unavailable => {
+                    last = format!("{addr}: {}", e.message);
+                    self.set_hint(None);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Ok(Err(e)) => return Err(MetaCallError::Rpc(e)),
+                Err(e) => {
+                    last = format!("{addr}: {e}");
+                    self.pool.forget(&addr);
+                    self.set_hint(None);
+                    // With one node there is nobody else to try: fail fast
+                    // rather than spend the whole budget on a dead address.
+                    if self.addrs.len() <= 1 && e.is_unreachable() {
+                        break;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        Err(MetaCallError::Unreachable {
+            addrs: self.addrs.join(", "),
+            last,
+        })
+    }
+
+    async fn call_one(
+        &self,
+        addr: &str,
+        req: &MetaRequest,
+    ) -> Result<Result<MetaResponse, RpcError>, NetError> {
+        let conn = self.pool.get(addr).await?;
+        let (resp, _) = call(&conn, req, &[], MAX_FRAME_LEN).await?;
+        Ok(resp)
+    }
+}

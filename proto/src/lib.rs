@@ -1,0 +1,32 @@
+//! cairn-proto: what every Cairn process shares on the wire.
+//!
+//! Owns the ids ([`ChunkId`], [`InodeId`], [`NodeId`]), one request and one
+//! response type per service ([`meta_rpc`], [`chunk_rpc`]), the stable error
+//! codes ([`error`]), the framing of one request per bidirectional QUIC
+//! stream ([`frame`], [`net`]), the TLS helpers ([`tls`]), path-component
+//! validation ([`path`]) and the pure placement ring ([`ring`]), which client,
+//! chunkservers and metadata must all compute identically.
+//!
+//! It depends on nothing of ours and must stay that way: client and servers
+//! both link it, and it must never pull in RocksDB or fuser.
+
+pub mod chunk_rpc;
+pub mod error;
+pub mod frame;
+pub mod ids;
+pub mod leader;
+pub mod meta_rpc;
+pub mod net;
+pub mod path;
+pub mod ring;
+pub mod tls;
+
+pub use error::{ErrorCode, RpcError};
+pub use ids::{ChunkId, InodeId, NodeId};
+
+/// ALPN protocol id; a peer speaking another version fails the TLS handshake,
+/// so the protocol version is checked once, when the connection opens.
+pub const ALPN: &[u8] = b"cairn/1";
+
+/// Version byte carried by every frame header (see [`frame`]).
+pub const FRAME_VERSION: u8 = 1;

@@ -1,0 +1,226 @@
+//! The metadata service's request and response types.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ChunkId, InodeId, NodeId};
+
+/// Most entries one `ReadDir` page returns.
+pub const MAX_DIR_PAGE: u32 = 4096;
+/// Most extents one `GetExtents` page returns.
+pub const MAX_EXTENT_PAGE: u32 = 8192;
+/// Most ids one `ChunksExist` query may carry.
+pub const MAX_EXIST_QUERY: usize = 4096;
+
+/// What an inode is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum FileKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// An inode's attributes, POSIX-shaped.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct InodeAttr {
+    pub ino: InodeId,
+    pub kind: FileKind,
+    /// Permission bits (no file-type bits).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub nlink: u32,
+    /// Nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    /// Bumped on every change to the inode or its extents; caches key on it.
+    pub version: u64,
+}
+
+/// One stretch of a file: `len` bytes at `offset`, stored in `chunk` starting
+/// at `chunk_offset`.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Extent {
+    pub offset: u64,
+    pub len: u64,
+    pub chunk: ChunkId,
+    pub chunk_offset: u64,
+}
+
+/// One directory entry.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub name: String,
+    pub ino: InodeId,
+    pub kind: FileKind,
+}
+
+/// Who creates something, and with which permission bits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Owner {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// A chunkserver as the placement ring sees it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct RingMember {
+    pub id: NodeId,
+    /// `host:port` of its QUIC endpoint.
+    pub addr: String,
+    pub zone: String,
+    /// Virtual nodes on the ring (proportional to capacity).
+    pub weight: u32,
+}
+
+/// The placement ring at one epoch.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct RingState {
+    pub epoch: u64,
+    pub members: Vec<RingMember>,
+}
+
+/// One chunkserver as `cairn status` shows it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ChunkServerStatus {
+    pub id: NodeId,
+    pub addr: String,
+    pub zone: String,
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    pub chunks: u64,
+    /// Milliseconds since its last heartbeat reached the leader, if any did.
+    pub last_heartbeat_ms: Option<u64>,
+    pub up: bool,
+}
+
+/// One metadata node as `cairn status` shows it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct MetaNodeStatus {
+    pub id: NodeId,
+    pub addr: String,
+}
+
+/// Cluster health, as the answering metadata node sees it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub last_applied: u64,
+    pub meta_nodes: Vec<MetaNodeStatus>,
+    pub ring_epoch: u64,
+    pub chunkservers: Vec<ChunkServerStatus>,
+    pub files: u64,
+    pub directories: u64,
+    pub chunks_referenced: u64,
+}
+
+/// Which Raft RPC a [`MetaRequest::Raft`] carries (payload: postcard of
+/// openraft's own request type).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum RaftRpcKind {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+/// A request to a metadata node.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum MetaRequest {
+    /// The attributes of `name` in directory `parent`.
+    Lookup {
+        parent: InodeId,
+        name: String,
+    },
+    /// The attributes of the inode at `path` (from the root).
+    ResolvePath {
+        path: String,
+    },
+    GetAttr {
+        ino: InodeId,
+    },
+    /// Up to `limit` entries of directory `ino` whose names sort after `after`.
+    ReadDir {
+        ino: InodeId,
+        after: Option<String>,
+        limit: u32,
+    },
+    Mkdir {
+        parent: InodeId,
+        name: String,
+        owner: Owner,
+    },
+    /// Removes a non-directory entry.
+    Unlink {
+        parent: InodeId,
+        name: String,
+    },
+    /// Removes an empty directory.
+    Rmdir {
+        parent: InodeId,
+        name: String,
+    },
+    /// Moves an entry; atomically replaces a target file (or empty directory
+    /// when the source is a directory).
+    Rename {
+        parent: InodeId,
+        name: String,
+        new_parent: InodeId,
+        new_name: String,
+    },
+    /// Creates or replaces a regular file with these extents, atomically:
+    /// extents, dentry and chunk refcounts change in one Raft command.
+    CommitFile {
+        parent: InodeId,
+        name: String,
+        extents: Vec<Extent>,
+        size: u64,
+        owner: Owner,
+    },
+    /// Up to `limit` extents of file `ino` that end after `from`.
+    GetExtents {
+        ino: InodeId,
+        from: u64,
+        limit: u32,
+    },
+    /// Which of these chunks are referenced by a committed file.
+    ChunksExist {
+        ids: Vec<ChunkId>,
+    },
+    GetRing,
+    /// A chunkserver joins (or re-joins with a new address or capacity).
+    RegisterChunkServer {
+        id: NodeId,
+        addr: String,
+        zone: String,
+        capacity_bytes: u64,
+    },
+    /// A chunkserver reports it is alive.
+    Heartbeat {
+        id: NodeId,
+        capacity_bytes: u64,
+        used_bytes: u64,
+        chunks: u64,
+    },
+    Status,
+    /// A Raft RPC between metadata nodes.
+    Raft {
+        kind: RaftRpcKind,
+        payload: Vec<u8>,
+    },
+}
+
+/// A successful answer from a metadata node (errors travel as
+/// [`crate::RpcError`]).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum MetaResponse {
+    Ok,
+    Attr(InodeAttr),
+    DirPage { entries: Vec<DirEntry>, more: bool },
+    Extents { extents: Vec<Extent>, more: bool },
+    Exist(Vec<bool>),
+    Ring(RingState),
+    Status(ClusterStatus),
+    Raft(Vec<u8>),
+}

@@ -1,0 +1,263 @@
+//! QUIC endpoints and the request/response exchange on a stream.
+//!
+//! One request per bidirectional stream: the caller writes a request frame
+//! (plus raw bytes for chunk data) and finishes its side; the server answers
+//! with one frame holding `Result<Response, RpcError>` (plus raw bytes).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::frame::{read_frame, write_frame, FrameError};
+use crate::tls::{rustls_client_config, rustls_server_config, TlsError, TlsIdentity, SERVER_NAME};
+use crate::RpcError;
+
+/// How long a connection attempt may take before the peer counts as
+/// unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A connection with no traffic for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why an exchange with a peer failed below the application level.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("connection to {addr} timed out after {timeout:?}")]
+    ConnectTimeout { addr: String, timeout: Duration },
+    #[error("connection lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("sending: {0}")]
+    Write(#[from] quinn::WriteError),
+    #[error("stream closed: {0}")]
+    Closed(#[from] quinn::ClosedStream),
+    #[error("frame: {0}")]
+    Frame(#[from] FrameError),
+    #[error("bad address {0:?}")]
+    BadAddress(String),
+    #[error("endpoint: {0}")]
+    Endpoint(#[from] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+}
+
+impl NetError {
+    /// Whether the error says the peer could not be reached at all (as
+    /// opposed to failing mid-exchange).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            NetError::Connect { .. } | NetError::ConnectTimeout { .. } | NetError::Connection(_)
+        )
+    }
+}
+
+fn transport_config() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(Some(
+        IDLE_TIMEOUT
+            .try_into()
+            .expect("15 s fits a QUIC idle timeout"),
+    ));
+    t.keep_alive_interval(Some(Duration::from_secs(5)));
+    // Windows large enough for several 4 MiB chunks in flight on loopback.
+    t.stream_receive_window((16u32 << 20).into());
+    t.receive_window((128u32 << 20).into());
+    t.send_window(128 << 20);
+    t.max_concurrent_bidi_streams(512u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    t
+}
+
+fn client_config(id: &TlsIdentity) -> Result<quinn::ClientConfig, NetError> {
+    let tls = rustls_client_config(id)?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
+    cfg.transport_config(Arc::new(transport_config()));
+    Ok(cfg)
+}
+
+/// A server endpoint bound to `addr`; it also dials out (Raft, registration)
+/// with the same identity.
+pub fn server_endpoint(addr: SocketAddr, id: &TlsIdentity) -> Result<quinn::Endpoint, NetError> {
+    let tls = rustls_server_config(id)?;
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    cfg.transport_config(Arc::new(transport_config()));
+    let mut ep = quinn::Endpoint::server(cfg, addr)?;
+    ep.set_default_client_config(client_config(id)?);
+    Ok(ep)
+}
+
+/// A client-only endpoint on an ephemeral local port.
+pub fn client_endpoint(id: &TlsIdentity) -> Result<quinn::Endpoint, NetError> {
+    let bind: SocketAddr = "0.0.0.0:0".parse().expect("literal address parses");
+    let mut ep = quinn::Endpoint::client(bind)?;
+    ep.set_default_client_config(client_config(id)?);
+    Ok(ep)
+}
+
+/// Resolves `host:port` (an IP address or a name) to one socket address.
+pub fn resolve(addr: &str) -> Result<SocketAddr, NetError> {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| NetError::BadAddress(addr.to_string()))
+}
+
+/// Opens a connection to `addr`, bounded by [`CONNECT_TIMEOUT`].
+pub async fn connect(ep: &quinn::Endpoint, addr: &str) -> Result<quinn::Connection, NetError> {
+    let sock = resolve(addr)?;
+    let connecting = ep
+        .connect(sock, SERVER_NAME)
+        .map_err(|e| NetError::Connect {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(NetError::Connect {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(NetError::ConnectTimeout {
+            addr: addr.to_string(),
+            timeout: CONNECT_TIMEOUT,
+        }),
+    }
+}
+
+/// Connections kept open per peer address, reopened when they die.
+#[derive(Clone)]
+pub struct ConnPool {
+    endpoint: quinn::Endpoint,
+    conns: Arc<Mutex<HashMap<String, quinn::Connection>>>,
+}
+
+impl ConnPool {
+    pub fn new(endpoint: quinn::Endpoint) -> Self {
+        ConnPool {
+            endpoint,
+            conns: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub fn endpoint(&self) -> &quinn::Endpoint {
+        &self.endpoint
+    }
+
+    /// A live connection to `addr`, reusing an open one.
+    pub async fn get(&self, addr: &str) -> Result<quinn::Connection, NetError> {
+        if let Some(c) = self.lock().get(addr) {
+            if c.close_reason().is_none() {
+                return Ok(c.clone());
+            }
+        }
+        let conn = connect(&self.endpoint, addr).await?;
+        self.lock().insert(addr.to_string(), conn.clone());
+        Ok(conn)
+    }
+
+    /// Forgets the connection to `addr` (after an error on it).
+    pub fn forget(&self, addr: &str) {
+        self.lock().remove(addr);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, quinn::Connection>> {
+        // A panic while holding this lock leaves only a map of handles behind;
+        // it is still consistent, so recover it.
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Sends `req` (and `body`, raw) on a new stream of `conn` and reads the
+/// answer frame. The returned stream holds any raw bytes that follow it.
+pub async fn call<Q, R>(
+    conn: &quinn::Connection,
+    req: &Q,
+    body: &[u8],
+    limit: usize,
+) -> Result<(Result<R, RpcError>, quinn::RecvStream), NetError>
+where
+    Q: Serialize,
+    R: DeserializeOwned,
+{
+    let (mut send, mut recv) = conn.open_bi().await?;
+    write_frame(&mut send, req).await?;
+    if !body.is_empty() {
+        send.write_all(body).await?;
+    }
+    send.finish()?;
+    let resp: Result<R, RpcError> = read_frame(&mut recv, limit).await?;
+    Ok((resp, recv))
+}
+
+/// Accepts connections on `ep` until `shutdown` resolves, handing each
+/// bidirectional stream to `handle` on its own task.
+pub async fn serve<H, Fut>(
+    ep: quinn::Endpoint,
+    shutdown: impl std::future::Future<Output = ()>,
+    handle: H,
+) where
+    H: Fn(quinn::Connection, quinn::SendStream, quinn::RecvStream) -> Fut
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::pin!(shutdown);
+    loop {
+        let incoming = tokio::select! {
+            _ = &mut shutdown => break,
+            inc = ep.accept() => match inc {
+                Some(inc) => inc,
+                None => break,
+            },
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let conn = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::info!(error = %e, "refused connection");
+                    return;
+                }
+            };
+            let peer = conn.remote_address();
+            loop {
+                match conn.accept_bi().await {
+                    Ok((send, recv)) => {
+                        tokio::spawn(handle.clone()(conn.clone(), send, recv));
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "connection ended");
+                        break;
+                    }
+                }
+            }
+        });
+    }
+    ep.close(0u32.into(), b"shutting down");
+}
+
+/// Writes one answer frame on `send`, then `body` raw, and finishes.
+pub async fn reply<R: Serialize>(
+    send: &mut quinn::SendStream,
+    resp: &Result<R, RpcError>,
+    body: &[u8],
+) -> Result<(), NetError> {
+    write_frame(send, resp).await?;
+    if !body.is_empty() {
+        send.write_all(body).await?;
+    }
+    send.finish()?;
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! cairn-tests: the cluster fixture for end-to-end tests against real
+//! processes. The tests themselves live in `tests/`, named by area.
+//!
+//! [`DevCluster`] runs `cairn dev` on free 127.0.0.1 ports in a temporary
+//! directory and tears everything down when dropped, even if the test
+//! panics: it stops `cairn dev` (which stops its servers), then kills by PID
+//! any server process of this cluster still alive, including ones the test
+//! restarted by hand.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// The `cairn` binary under test: `$CAIRN_BIN`, else the one built beside
+/// this test executable (`target/<profile>/cairn`).
+pub fn cairn_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CAIRN_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/cairn
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join("cairn");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --release --bin cairn) or set CAIRN_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A `cairn dev` cluster in a temporary directory.
+pub struct DevCluster {
+    dir: tempfile::TempDir,
+    dev: Option<Child>,
+    /// Servers this test started by hand (restarts).
+    extra: Vec<Child>,
+}
+
+/// How long `cairn dev` may take to report the cluster up.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+impl DevCluster {
+    /// Starts a new cluster and waits until it is healthy.
+    pub fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("cairn-test-").tempdir()?;
+        let mut c = DevCluster {
+            dir,
+            dev: None,
+            extra: Vec::new(),
+        };
+        c.start_dev()?;
+        Ok(c)
+    }
+
+    /// Runs `cairn dev` on this cluster's directory until it reports up.
+    pub fn start_dev(&mut self) -> anyhow::Result<()> {
+        assert!(self.dev.is_none(), "cairn dev already running");
+        let mut child = Command::new(cairn_bin())
+            .arg("dev")
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("spawning cairn dev")?;
+        let stdout = child.stdout.take().context("dev stdout")?;
+        let stderr = child.stderr.take().context("dev stderr")?;
+        self.dev = Some(child);
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("Cairn dev cluster is up") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        // Keep stderr drained (and visible in test output on failure).
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[cairn dev] {line}");
+            }
+        });
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(()) => Ok(()),
+            Err(_) => bail!(
+                "cairn dev did not report the cluster up within {START_TIMEOUT:?}; logs in {}",
+                self.dir.path().join("logs").display()
+            ),
+        }
+    }
+
+    /// Stops `cairn dev` with SIGTERM and waits for it (and its servers).
+    pub fn stop_dev(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.dev.take() {
+            signal(child.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if child.try_wait()?.is_some() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    bail!("cairn dev did not stop within 30 s");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn client_config(&self) -> PathBuf {
+        self.dir.path().join("client.toml")
+    }
+
+    /// The library client connected to this cluster.
+    pub async fn client(&self) -> anyhow::Result<cairn_client::Client> {
+        let cfg = cairn_client::ClientConfig::load(&self.client_config())?;
+        Ok(cairn_client::Client::connect(cfg).await?)
+    }
+
+    /// Runs `cairn ARGS --config <this cluster>` and returns its output.
+    pub fn cairn(&self, args: &[&str]) -> Output {
+        self.cairn_stdin(args, None)
+    }
+
+    /// As [`Self::cairn`], feeding `stdin`.
+    pub fn cairn_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(cairn_bin())
+            .args(args)
+            .arg("--config")
+            .arg(self.client_config())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning cairn");
+        if let Some(data) = stdin {
+            let mut s = child.stdin.take().expect("piped stdin");
+            s.write_all(data).expect("writing cairn's stdin");
+        }
+        child.wait_with_output().expect("waiting for cairn")
+    }
+
+    /// The PID recorded in `pids/NAME.pid`.
+    pub fn pid(&self, name: &str) -> anyhow::Result<u32> {
+        let p = self.dir.path().join("pids").join(format!("{name}.pid"));
+        let s = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+        Ok(s.trim().parse()?)
+    }
+
+    /// `kill -9` the server NAME (as recorded in its pid file) and waits
+    /// until it is gone.
+    pub fn kill9(&self, name: &str) -> anyhow::Result<()> {
+        let pid = self.pid(name)?;
+        anyhow::ensure!(
+            self.owns(pid),
+            "pid {pid} of {name} is not a server of this cluster"
+        );
+        signal(pid, libc::SIGKILL);
+        wait_gone(pid, Duration::from_secs(10))
+    }
+
+    /// Starts server NAME again by hand (`cairn meta|chunkserver --config`),
+    /// recording its new pid.
+    pub fn restart_server(&mut self, name: &str) -> anyhow::Result<()> {
+        let kind = if name.starts_with("meta") {
+            "meta"
+        } else {
+            "chunkserver"
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("logs").join(format!("{name}.log")))?;
+        let child = Command::new(cairn_bin())
+            .arg(kind)
+            .arg("--config")
+            .arg(self.dir.path().join(format!("{name}.toml")))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        std::fs::write(
+            self.dir.path().join("pids").join(format!("{name}.pid")),
+            format!("{}\n", child.id()),
+        )?;
+        self.extra.push(child);
+        Ok(())
+    }
+
+    /// Chunk files (path, size) stored by chunkserver NAME.
+    pub fn chunk_files(&self, name: &str) -> Vec<(PathBuf, u64)> {
+        let mut out = Vec::new();
+        let root = self.dir.path().join("data").join(name).join("chunks");
+        let mut stack = vec![root];
+        while let Some(d) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                match e.metadata() {
+                    Ok(m) if m.is_dir() => stack.push(p),
+                    Ok(m) => out.push((p, m.len())),
+                    Err(_) => {}
+                }
+            }
+        }
+        out
+    }
+
+    /// Bytes of chunk data across every chunkserver.
+    pub fn stored_bytes(&self) -> u64 {
+        self.chunkserver_names()
+            .iter()
+            .flat_map(|n| self.chunk_files(n))
+            .map(|(_, len)| len)
+            .sum()
+    }
+
+    pub fn chunkserver_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path().join("data"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("chunk-"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// True if `pid` is alive and runs a config from this cluster's dir.
+    fn owns(&self, pid: u32) -> bool {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let dir = self.dir.path().to_string_lossy().into_owned();
+        String::from_utf8_lossy(&cmdline).contains(&dir)
+    }
+}
+
+impl Drop for DevCluster {
+    fn drop(&mut self) {
+        let _ = self.stop_dev();
+        for mut c in self.extra.drain(..) {
+            signal(c.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Anything of ours still alive (dev killed uncleanly): kill by PID.
+        if let Ok(rd) = std::fs::read_dir(self.dir.path().join("pids")) {
+            for e in rd.flatten() {
+                if let Some(pid) = std::fs::read_to_string(e.path())
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok())
+                {
+                    if self.owns(pid) {
+                        signal(pid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: a plain kill(2) on a pid this fixture started.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+fn wait_gone(pid: u32, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        // A zombie (exited, not yet reaped by cairn dev) counts as gone.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.split_whitespace().nth(2) == Some("Z") {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("process {pid} still alive after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// `n` bytes of seeded random data.
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    use rand::{Rng, SeedableRng};
+    let mut v = vec![0u8; n];
+    rand::rngs::StdRng::seed_from_u64(seed).fill(&mut v[..]);
+    v
+}

@@ -1,0 +1,134 @@
+//! Bytes in equal bytes out, through the library and the CLI; dedup.
+
+use cairn_tests::{random_bytes, DevCluster};
+
+async fn put_get(client: &cairn_client::Client, path: &str, data: &[u8]) -> Vec<u8> {
+    let attr = client.put(path, data).await.expect("put succeeds");
+    assert_eq!(attr.size, data.len() as u64, "size of {path}");
+    let mut out = Vec::new();
+    let n = client.get(path, &mut out).await.expect("get succeeds");
+    assert_eq!(n, data.len() as u64);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sizes_round_trip_byte_exact() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let client = cluster.client().await.expect("client connects");
+    for (i, size) in [0usize, 1, (1 << 20) + 1, 64 << 20].into_iter().enumerate() {
+        let data = random_bytes(size, i as u64);
+        let path = format!("/file-{size}");
+        let back = put_get(&client, &path, &data).await;
+        assert!(
+            back == data,
+            "{path}: {} bytes back differ from {} put",
+            back.len(),
+            data.len()
+        );
+    }
+    // A range from the middle of the big file, across chunk boundaries.
+    let data = random_bytes(64 << 20, 3);
+    let mut out = Vec::new();
+    let n = client
+        .get_range("/file-67108864", 5_000_000, 3_000_000, &mut out)
+        .await
+        .expect("range read");
+    assert_eq!(n, 3_000_000);
+    assert!(out == data[5_000_000..8_000_000], "range bytes differ");
+    // A range past the end is clipped, not an error.
+    let mut out = Vec::new();
+    let n = client
+        .get_range("/file-1", 0, 100, &mut out)
+        .await
+        .expect("clipped range");
+    assert_eq!((n, out.len()), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identical_content_is_stored_once() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let client = cluster.client().await.expect("client connects");
+    let data = random_bytes(64 << 20, 42);
+    client.put("/a", &data[..]).await.expect("first put");
+    let after_first = cluster.stored_bytes();
+    assert!(
+        after_first >= data.len() as u64,
+        "chunk bytes {after_first} < data"
+    );
+    client.put("/b", &data[..]).await.expect("second put");
+    assert_eq!(
+        cluster.stored_bytes(),
+        after_first,
+        "the second put of identical content must add no chunk bytes"
+    );
+    let mut out = Vec::new();
+    client.get("/b", &mut out).await.expect("get /b");
+    assert!(out == data, "deduplicated file reads back differently");
+    // Repeating content inside one file dedups too: 8 copies of 2 MiB.
+    let block = random_bytes(2 << 20, 7);
+    let repeated: Vec<u8> = block.iter().copied().cycle().take(16 << 20).collect();
+    let before = cluster.stored_bytes();
+    put_get(&client, "/repeated", &repeated).await;
+    let added = cluster.stored_bytes() - before;
+    assert!(
+        added < 10 << 20,
+        "16 MiB of repeated content added {added} chunk bytes"
+    );
+}
+
+#[test]
+fn cli_put_get_ls_stat() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.bin");
+    let data = random_bytes(3 << 20, 9);
+    std::fs::write(&src, &data).unwrap();
+    let ok = |out: std::process::Output, what: &str| {
+        assert!(
+            out.status.success(),
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    ok(cluster.cairn(&["mkdir", "-p", "/x/y"]), "mkdir -p");
+    ok(
+        cluster.cairn(&["put", src.to_str().unwrap(), "/x/y/"]),
+        "put into dir",
+    );
+    ok(
+        cluster.cairn_stdin(&["put", "-", "/x/stdin.bin"], Some(&data)),
+        "put from stdin",
+    );
+    let dst = dir.path().join("back.bin");
+    ok(
+        cluster.cairn(&["get", "/x/y/src.bin", dst.to_str().unwrap()]),
+        "get",
+    );
+    assert!(
+        std::fs::read(&dst).unwrap() == data,
+        "CLI get returned different bytes"
+    );
+    let out = ok(
+        cluster.cairn(&["get", "/x/stdin.bin", "-"]),
+        "get to stdout",
+    );
+    assert!(out.stdout == data, "stdout bytes differ");
+    let ls = ok(cluster.cairn(&["ls", "/x"]), "ls");
+    assert_eq!(String::from_utf8_lossy(&ls.stdout), "stdin.bin\ny/\n");
+    let json = ok(cluster.cairn(&["ls", "--json", "/x/y"]), "ls --json");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("ls --json is JSON");
+    assert_eq!(v[0]["name"], "src.bin");
+    assert_eq!(v[0]["size"], data.len() as u64);
+    let st = ok(
+        cluster.cairn(&["stat", "--json", "/x/y/src.bin"]),
+        "stat --json",
+    );
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).expect("stat --json is JSON");
+    assert_eq!(v["size"], data.len() as u64);
+    let status = ok(cluster.cairn(&["status", "--json"]), "status --json");
+    let v: serde_json::Value =
+        serde_json::from_slice(&status.stdout).expect("status --json is JSON");
+    assert_eq!(v["chunkservers"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["leader"], 1);
+}
