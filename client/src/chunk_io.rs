@@ -10,6 +10,10 @@ use cairn_proto::ChunkId;
 
 use crate::error::ClientError;
 
+/// How long one chunk transfer to or from one server may take (up to 8 MiB;
+/// a dead server that has not yet timed out at the QUIC level is skipped).
+const TRANSFER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Stores `data` (whose id is `id`) on `server`; returns once it is durable there.
 pub async fn upload(
     pool: &ConnPool,
@@ -47,7 +51,14 @@ pub async fn download(
 ) -> Result<Vec<u8>, ClientError> {
     let mut errors = Vec::new();
     for server in servers {
-        match fetch_from(pool, server, id).await {
+        let fetched = match tokio::time::timeout(TRANSFER_TIMEOUT, fetch_from(pool, server, id)).await {
+            Ok(r) => r,
+            Err(_) => {
+                pool.forget(&server.addr);
+                Err(format!("no answer within {TRANSFER_TIMEOUT:?}"))
+            }
+        };
+        match fetched {
             Ok(data) if id.matches(&data) => return Ok(data),
             Ok(_) => {
                 tracing::warn!(chunk = %id, server = %server.addr, "replica failed hash verification");

@@ -14,6 +14,9 @@ use crate::{ErrorCode, RpcError};
 const MAX_ATTEMPTS: u32 = 12;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(800);
+/// How long one attempt may wait for its answer. Generous: a commit waits
+/// for an fsync on a majority.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a metadata call failed.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +101,16 @@ impl MetaCaller {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Ok(Err(e)) => return Err(MetaCallError::Rpc(e)),
+                Err(e @ NetError::Timeout(_)) if !req.is_read_only() => {
+                    // The change may or may not have been applied; sending it
+                    // again could apply it twice. Let the caller decide.
+                    self.pool.forget(&addr);
+                    self.set_hint(None);
+                    return Err(MetaCallError::Unreachable {
+                        addrs: addr,
+                        last: format!("{e} (the change may or may not have been applied)"),
+                    });
+                }
                 Err(e) => {
                     last = format!("{addr}: {e}");
                     self.pool.forget(&addr);
@@ -124,7 +137,9 @@ impl MetaCaller {
         req: &MetaRequest,
     ) -> Result<Result<MetaResponse, RpcError>, NetError> {
         let conn = self.pool.get(addr).await?;
-        let (resp, _) = call(&conn, req, &[], MAX_FRAME_LEN).await?;
-        Ok(resp)
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, call(&conn, req, &[], MAX_FRAME_LEN)).await {
+            Ok(r) => Ok(r?.0),
+            Err(_) => Err(NetError::Timeout(ATTEMPT_TIMEOUT)),
+        }
     }
 }

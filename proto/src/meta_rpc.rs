@@ -211,6 +211,25 @@ pub enum MetaRequest {
     },
 }
 
+impl MetaRequest {
+    /// True for requests that change nothing, which are safe to send again
+    /// when an answer was lost.
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            MetaRequest::Lookup { .. }
+                | MetaRequest::ResolvePath { .. }
+                | MetaRequest::GetAttr { .. }
+                | MetaRequest::ReadDir { .. }
+                | MetaRequest::GetExtents { .. }
+                | MetaRequest::ChunksExist { .. }
+                | MetaRequest::GetRing
+                | MetaRequest::Status
+                | MetaRequest::Heartbeat { .. }
+        )
+    }
+}
+
 /// A successful answer from a metadata node (errors travel as
 /// [`crate::RpcError`]).
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]

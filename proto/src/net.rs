@@ -20,7 +20,9 @@ use crate::RpcError;
 /// unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A connection with no traffic for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8);
+/// Keep-alive period: a silent dead peer is noticed within [`IDLE_TIMEOUT`].
+pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
 
 /// Why an exchange with a peer failed below the application level.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,8 @@ pub enum NetError {
     Closed(#[from] quinn::ClosedStream),
     #[error("frame: {0}")]
     Frame(#[from] FrameError),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
     #[error("bad address {0:?}")]
     BadAddress(String),
     #[error("endpoint: {0}")]
@@ -61,9 +65,9 @@ fn transport_config() -> quinn::TransportConfig {
     t.max_idle_timeout(Some(
         IDLE_TIMEOUT
             .try_into()
-            .expect("15 s fits a QUIC idle timeout"),
+            .expect("8 s fits a QUIC idle timeout"),
     ));
-    t.keep_alive_interval(Some(Duration::from_secs(5)));
+    t.keep_alive_interval(Some(KEEP_ALIVE));
     // Windows large enough for several 4 MiB chunks in flight on loopback.
     t.stream_receive_window((16u32 << 20).into());
     t.receive_window((128u32 << 20).into());
