@@ -51,13 +51,14 @@ pub async fn download(
 ) -> Result<Vec<u8>, ClientError> {
     let mut errors = Vec::new();
     for server in servers {
-        let fetched = match tokio::time::timeout(TRANSFER_TIMEOUT, fetch_from(pool, server, id)).await {
-            Ok(r) => r,
-            Err(_) => {
-                pool.forget(&server.addr);
-                Err(format!("no answer within {TRANSFER_TIMEOUT:?}"))
-            }
-        };
+        let fetched =
+            match tokio::time::timeout(TRANSFER_TIMEOUT, fetch_from(pool, server, id)).await {
+                Ok(r) => r,
+                Err(_) => {
+                    pool.forget(&server.addr);
+                    Err(format!("no answer within {TRANSFER_TIMEOUT:?}"))
+                }
+            };
         match fetched {
             Ok(data) if id.matches(&data) => return Ok(data),
             Ok(_) => {

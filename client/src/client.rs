@@ -503,7 +503,12 @@ impl Client {
                 })
                 .await?
             {
-                MetaResponse::Extents { extents, more } => (extents, more),
+                // Every page must come from the version `attr` describes, or
+                // the output could mix an old file with its replacement.
+                MetaResponse::Extents { version, .. } if version != attr.version => {
+                    return Err(ClientError::Changed { ino: attr.ino.0 })
+                }
+                MetaResponse::Extents { extents, more, .. } => (extents, more),
                 r => return Err(unexpected(r)),
             };
             let Some(last) = extents.last() else { break };
@@ -560,7 +565,7 @@ impl Client {
 }
 
 async fn write_zeros<W: AsyncWrite + Unpin>(w: &mut W, mut n: u64) -> Result<(), ClientError> {
-    const ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
     while n > 0 {
         let k = n.min(ZEROS.len() as u64) as usize;
         w.write_all(&ZEROS[..k]).await?;

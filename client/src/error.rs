@@ -22,6 +22,10 @@ pub enum ClientError {
         server: String,
         detail: String,
     },
+    /// The file was replaced while it was being read; what was written so
+    /// far mixes nothing, but is incomplete. Read it again.
+    #[error("file {ino} changed while it was being read; read it again")]
+    Changed { ino: u64 },
     /// The cluster has no chunkserver registered yet.
     #[error("no chunkservers are registered with the cluster")]
     NoChunkservers,

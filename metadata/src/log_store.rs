@@ -4,6 +4,10 @@
 //! last purged log id and the committed log id in [`CF_RAFT`]. Appends and
 //! votes are synced before openraft is told they are durable.
 
+// openraft's storage traits return its (large) StorageError; the helpers
+// here return the same type rather than boxing and unboxing it.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;

@@ -247,13 +247,14 @@ pub fn read_dir(
     Ok((entries, more))
 }
 
-/// Up to `limit` extents of file `ino` that end after byte `from`.
+/// Up to `limit` extents of file `ino` that end after byte `from`, whether
+/// more follow, and the inode version they were read at.
 pub fn extents(
     kv: &impl KvRead,
     ino: InodeId,
     from: u64,
     limit: u32,
-) -> Result<(Vec<Extent>, bool), NsError> {
+) -> Result<(Vec<Extent>, bool, u64), NsError> {
     let attr = get_attr(kv, ino)?;
     if attr.kind == FileKind::Dir {
         return refuse(
@@ -283,7 +284,7 @@ pub fn extents(
         .take(limit)
         .map(|(k, v)| Ok(decode::<ExtentRecord>(&v)?.into_extent(extent_offset(&k)?)))
         .collect::<Result<Vec<_>, KvError>>()?;
-    Ok((out, more))
+    Ok((out, more, attr.version))
 }
 
 fn extent_offset(key: &[u8]) -> Result<u64, KvError> {

@@ -87,9 +87,13 @@ impl MetaService {
             }
             Q::GetExtents { ino, from, limit } => {
                 self.read_barrier().await?;
-                let (extents, more) =
+                let (extents, more, version) =
                     namespace::extents(&self.kv, ino, from, limit).map_err(ns_err)?;
-                Ok(MetaResponse::Extents { extents, more })
+                Ok(MetaResponse::Extents {
+                    extents,
+                    more,
+                    version,
+                })
             }
             Q::ChunksExist { ids } => {
                 if ids.len() > MAX_EXIST_QUERY {

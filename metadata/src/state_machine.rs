@@ -5,6 +5,10 @@
 //! a crash leaves the state machine at an entry boundary. Refused commands
 //! write nothing (see [`namespace::apply_one`]).
 
+// openraft's storage traits return its (large) StorageError; the helpers
+// here return the same type rather than boxing and unboxing it.
+#![allow(clippy::result_large_err)]
+
 use std::io::Cursor;
 use std::sync::{Arc, Mutex};
 

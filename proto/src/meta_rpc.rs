@@ -236,8 +236,16 @@ impl MetaRequest {
 pub enum MetaResponse {
     Ok,
     Attr(InodeAttr),
-    DirPage { entries: Vec<DirEntry>, more: bool },
-    Extents { extents: Vec<Extent>, more: bool },
+    DirPage {
+        entries: Vec<DirEntry>,
+        more: bool,
+    },
+    /// `version`: the file's inode version the page was read at.
+    Extents {
+        extents: Vec<Extent>,
+        more: bool,
+        version: u64,
+    },
     Exist(Vec<bool>),
     Ring(RingState),
     Status(ClusterStatus),

@@ -118,7 +118,8 @@ fn commit_counts_references_and_replacement_releases_them() {
     assert_eq!(f.size, 9);
     assert_eq!(ns.refs(b"one"), 2);
     assert_eq!(ns.refs(b"two"), 1);
-    let (ext, more) = extents(&ns.kv, f.ino, 4, 10).unwrap();
+    let (ext, more, version) = extents(&ns.kv, f.ino, 4, 10).unwrap();
+    assert_eq!(version, f.version);
     assert!(!more);
     assert_eq!(ext.iter().map(|e| e.offset).collect::<Vec<_>>(), vec![3, 6]);
     // Replace: same inode, old references released, new ones taken.
