@@ -48,7 +48,7 @@ pub async fn run(data_dir: Option<PathBuf>, chunkservers: u16) -> anyhow::Result
     let mut running = Vec::new();
     let started = start_all(&dir, &layout, &mut running).await;
     let healthy = match started {
-        Ok(()) => wait_healthy(&dir, &layout).await,
+        Ok(()) => wait_healthy(&dir, &layout, &mut running).await,
         Err(e) => Err(e),
     };
     if let Err(e) = healthy {
@@ -100,12 +100,28 @@ async fn start_all(
     Ok(())
 }
 
-/// Waits until the metadata node answers and every chunkserver is up.
-async fn wait_healthy(dir: &Path, layout: &DevLayout) -> anyhow::Result<()> {
+/// Waits until the metadata node answers and every chunkserver is up;
+/// fails at once if a server exits meanwhile.
+async fn wait_healthy(
+    dir: &Path,
+    layout: &DevLayout,
+    running: &mut [Running],
+) -> anyhow::Result<()> {
     let cfg = ClientConfig::load(&dir.join("client.toml"))?;
     let deadline = tokio::time::Instant::now() + START_DEADLINE;
     let mut last = String::from("not yet asked");
     while tokio::time::Instant::now() < deadline {
+        for r in running.iter_mut() {
+            if let Ok(Some(status)) = r.child.try_wait() {
+                let log = dir.join("logs").join(format!("{}.log", r.name));
+                let tail = last_lines(&log, 5);
+                bail!(
+                    "{} exited during start-up ({status}); last lines of {}:\n{tail}",
+                    r.name,
+                    log.display()
+                );
+            }
+        }
         match Client::connect(cfg.clone()).await {
             Ok(client) => match client.status().await {
                 Ok(s) => {
@@ -173,6 +189,12 @@ async fn stop_all(dir: &Path, running: &mut [Running]) {
         let _ = fs::remove_file(dir.join("pids").join(format!("{}.pid", r.name)));
     }
     let _ = fs::remove_file(dir.join("pids").join("dev.pid"));
+}
+
+fn last_lines(path: &Path, n: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn write_pid(path: &Path, pid: u32) -> anyhow::Result<()> {

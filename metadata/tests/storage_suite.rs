@@ -1,0 +1,30 @@
+//! openraft's storage conformance suite against our RocksDB log and state
+//! machine (each case on a fresh database).
+
+use cairn_metadata::db::{self, RocksKv};
+use cairn_metadata::log_store::LogStore;
+use cairn_metadata::raft_types::{NodeId, TypeConfig};
+use cairn_metadata::state_machine::StateMachine;
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::StorageError;
+
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Builder {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = db::open(dir.path()).expect("open rocksdb");
+        Ok((
+            dir,
+            LogStore::new(db.clone()),
+            StateMachine::new(RocksKv { db }),
+        ))
+    }
+}
+
+#[test]
+fn openraft_storage_suite() {
+    Suite::test_all(Builder).expect("storage suite passes");
+}
