@@ -1,0 +1,92 @@
+//! The client streams: its memory does not grow with the file size.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use cairn_tests::{cairn_bin, DevCluster};
+
+/// Peak resident set (VmHWM) of a running process, in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+const LIMIT: u64 = 256 << 20;
+const SIZE: u64 = 1 << 30;
+
+#[test]
+fn put_and_get_of_1gib_stay_under_256mib_rss() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let config = cluster.client_config();
+
+    // put: feed 1 GiB of non-repeating data through stdin.
+    let mut put = Command::new(cairn_bin())
+        .args(["put", "-", "/big", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn put");
+    let pid = put.id();
+    let mut stdin = put.stdin.take().expect("stdin");
+    let feeder = std::thread::spawn(move || {
+        let mut block = vec![0u8; 1 << 20];
+        for i in 0..(SIZE >> 20) {
+            // Cheap, distinct blocks: a counter pattern, no two alike.
+            for (j, b) in block.iter_mut().enumerate() {
+                *b = (j as u64 ^ i.wrapping_mul(0x9e37_79b9)).wrapping_mul(31) as u8 ^ (i as u8);
+            }
+            block[..8].copy_from_slice(&i.to_le_bytes());
+            if stdin.write_all(&block).is_err() {
+                break;
+            }
+        }
+    });
+    let mut put_peak = 0;
+    while put.try_wait().expect("wait put").is_none() {
+        put_peak = put_peak.max(peak_rss(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    feeder.join().expect("feeder");
+    let out = put.wait_with_output().expect("put output");
+    assert!(out.status.success(), "put failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(put_peak > 0, "could not sample put's memory");
+    assert!(put_peak < LIMIT, "put peaked at {} MiB RSS", put_peak >> 20);
+
+    // get: stream it back to stdout and count the bytes.
+    let mut get = Command::new(cairn_bin())
+        .args(["get", "/big", "-", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn get");
+    let pid = get.id();
+    let mut stdout = get.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut n = 0u64;
+        while let Ok(k) = stdout.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            n += k as u64;
+        }
+        n
+    });
+    let mut get_peak = 0;
+    while get.try_wait().expect("wait get").is_none() {
+        get_peak = get_peak.max(peak_rss(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = reader.join().expect("reader");
+    let out = get.wait_with_output().expect("get output");
+    assert!(out.status.success(), "get failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(got, SIZE, "get returned {got} bytes");
+    assert!(get_peak > 0, "could not sample get's memory");
+    assert!(get_peak < LIMIT, "get peaked at {} MiB RSS", get_peak >> 20);
+    eprintln!("peak RSS: put {} MiB, get {} MiB", put_peak >> 20, get_peak >> 20);
+}
