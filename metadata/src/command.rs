@@ -46,8 +46,19 @@ pub enum Command {
         zone: String,
         capacity_bytes: u64,
     },
+    /// Several independent commands in one log entry, so that they share
+    /// one fsync (group commit). Each is applied atomically on its own; one
+    /// refused command does not affect the others.
+    Batch(Vec<Command>),
 }
 
 /// What applying a command produced: the affected inode's new attributes
 /// where there is one, or why the command changed nothing.
 pub type CommandResult = Result<Option<InodeAttr>, RpcError>;
+
+/// What applying a log entry produced: one result per command in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandOutput {
+    One(CommandResult),
+    Many(Vec<CommandResult>),
+}

@@ -6,6 +6,7 @@
 //! request handler ([`service`]). Depends on cairn-proto only; never on the
 //! client or on fuser.
 
+pub mod batcher;
 pub mod command;
 pub mod config;
 pub mod db;
@@ -140,6 +141,7 @@ pub async fn start(
         raft: raft.clone(),
         kv,
         liveness: Liveness::default(),
+        batcher: batcher::WriteBatcher::spawn(raft.clone()),
         down_after: Duration::from_millis(config.chunkserver_down_after_ms),
     });
     let serve_task = tokio::spawn(serve(

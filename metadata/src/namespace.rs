@@ -45,6 +45,7 @@ fn refuse<T>(code: ErrorCode, msg: impl Into<String>) -> Result<T, NsError> {
 pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<InodeAttr>, NsError> {
     ensure_root(t)?;
     match cmd {
+        Command::Batch(_) => refuse(ErrorCode::InvalidRequest, "a batch cannot nest in a batch"),
         Command::Mkdir {
             parent,
             name,

@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 
-use crate::command::{Command, CommandResult};
+use crate::command::{Command, CommandOutput};
 
 pub type NodeId = u64;
 
@@ -10,7 +10,7 @@ openraft::declare_raft_types!(
     /// Types of Cairn's metadata Raft group.
     pub TypeConfig:
         D = Command,
-        R = CommandResult,
+        R = CommandOutput,
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,

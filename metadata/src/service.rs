@@ -12,9 +12,10 @@ use cairn_proto::meta_rpc::{
     ChunkServerStatus, ClusterStatus, MetaNodeStatus, MetaRequest, MetaResponse, MAX_EXIST_QUERY,
 };
 use cairn_proto::{ErrorCode, NodeId, RpcError};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::error::{CheckIsLeaderError, ForwardToLeader, RaftError};
 use openraft::BasicNode;
 
+use crate::batcher::WriteBatcher;
 use crate::command::Command;
 use crate::db::RocksKv;
 use crate::kv::{Cf, KvRead};
@@ -29,6 +30,7 @@ pub struct MetaService {
     pub raft: Raft,
     pub kv: RocksKv,
     pub liveness: Liveness,
+    pub batcher: WriteBatcher,
     pub down_after: Duration,
 }
 
@@ -249,17 +251,10 @@ impl MetaService {
     }
 
     async fn write(&self, cmd: Command) -> Result<MetaResponse, RpcError> {
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => match resp.data {
-                Ok(Some(attr)) => Ok(MetaResponse::Attr(attr)),
-                Ok(None) => Ok(MetaResponse::Ok),
-                Err(e) => Err(e),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(forward(f)),
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(RpcError::new(ErrorCode::Internal, e.to_string()))
-            }
-            Err(RaftError::Fatal(f)) => Err(RpcError::new(ErrorCode::Unavailable, f.to_string())),
+        match self.batcher.submit(cmd).await? {
+            Ok(Some(attr)) => Ok(MetaResponse::Attr(attr)),
+            Ok(None) => Ok(MetaResponse::Ok),
+            Err(e) => Err(e),
         }
     }
 

@@ -20,7 +20,7 @@ use openraft::{
 use rocksdb::{IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 
-use crate::command::CommandResult;
+use crate::command::{Command, CommandOutput};
 use crate::db::{cf, kv_err, write, RocksKv};
 use crate::kv::{Cf, KvError, KvRead, Txn};
 use crate::namespace;
@@ -142,7 +142,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.applied().map_err(|e| sm_err(ErrorVerb::Read, e))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError<NodeId>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandOutput>, StorageError<NodeId>>
     where
         I: IntoIterator<Item = openraft::Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -155,15 +155,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             last = Some(entry.log_id);
             match entry.payload {
-                EntryPayload::Blank => results.push(Ok(None)),
+                EntryPayload::Blank => results.push(CommandOutput::One(Ok(None))),
+                EntryPayload::Normal(Command::Batch(cmds)) => {
+                    let mut out = Vec::with_capacity(cmds.len());
+                    for cmd in &cmds {
+                        out.push(
+                            namespace::apply_one(&mut t, cmd)
+                                .map_err(|e| sm_err(ErrorVerb::Write, e))?,
+                        );
+                    }
+                    results.push(CommandOutput::Many(out));
+                }
                 EntryPayload::Normal(cmd) => {
                     let r = namespace::apply_one(&mut t, &cmd)
                         .map_err(|e| sm_err(ErrorVerb::Write, e))?;
-                    results.push(r);
+                    results.push(CommandOutput::One(r));
                 }
                 EntryPayload::Membership(m) => {
                     membership = Some(Membership::new(Some(entry.log_id), m));
-                    results.push(Ok(None));
+                    results.push(CommandOutput::One(Ok(None)));
                 }
             }
         }
@@ -235,5 +245,60 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_proto::meta_rpc::Owner;
+    use cairn_proto::{ErrorCode, InodeId};
+    use openraft::{CommittedLeaderId, Entry};
+
+    fn entry(index: u64, cmd: Command) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(cmd),
+        }
+    }
+
+    fn mkdir(name: &str) -> Command {
+        Command::Mkdir {
+            parent: InodeId::ROOT,
+            name: name.into(),
+            owner: Owner {
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+            now_ns: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_applies_each_command_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let kv = RocksKv {
+            db: crate::db::open(dir.path()).unwrap(),
+        };
+        let mut sm = StateMachine::new(kv.clone());
+        let out = sm
+            .apply(vec![entry(
+                1,
+                Command::Batch(vec![mkdir("a"), mkdir("a"), mkdir("b")]),
+            )])
+            .await
+            .unwrap();
+        let CommandOutput::Many(rs) = &out[0] else {
+            panic!("expected one result per command, got {out:?}");
+        };
+        assert_eq!(rs.len(), 3);
+        assert!(rs[0].is_ok() && rs[2].is_ok());
+        assert_eq!(rs[1].as_ref().unwrap_err().code, ErrorCode::AlreadyExists);
+        let (entries, _) = namespace::read_dir(&kv, InodeId::ROOT, None, 10).unwrap();
+        let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let (applied, _) = sm.applied_state().await.unwrap();
+        assert_eq!(applied.map(|l| l.index), Some(1));
     }
 }

@@ -16,23 +16,28 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 /// The `cairn` binary under test: `$CAIRN_BIN`, else the one built beside
-/// this test executable (`target/<profile>/cairn`).
+/// this executable (`target/<profile>/cairn`).
 pub fn cairn_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("CAIRN_BIN") {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/cairn
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in target/<profile>/deps");
-    let bin = profile_dir.join("cairn");
-    assert!(
-        bin.exists(),
-        "{} not found: build it first (cargo build --release --bin cairn) or set CAIRN_BIN",
-        bin.display()
-    );
+    // Tests run from target/<profile>/deps/, tools from target/<profile>/.
+    let dir = exe.parent().expect("executable has a directory");
+    let candidates = [
+        Some(dir.join("cairn")),
+        dir.parent().map(|p| p.join("cairn")),
+    ];
+    let bin = candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "no cairn binary beside {}: build it first (cargo build --release --bin cairn) or set CAIRN_BIN",
+                exe.display()
+            )
+        });
     bin
 }
 

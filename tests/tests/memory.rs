@@ -52,7 +52,11 @@ fn put_and_get_of_1gib_stay_under_256mib_rss() {
     }
     feeder.join().expect("feeder");
     let out = put.wait_with_output().expect("put output");
-    assert!(out.status.success(), "put failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "put failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(put_peak > 0, "could not sample put's memory");
     assert!(put_peak < LIMIT, "put peaked at {} MiB RSS", put_peak >> 20);
 
@@ -84,9 +88,17 @@ fn put_and_get_of_1gib_stay_under_256mib_rss() {
     }
     let got = reader.join().expect("reader");
     let out = get.wait_with_output().expect("get output");
-    assert!(out.status.success(), "get failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "get failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(got, SIZE, "get returned {got} bytes");
     assert!(get_peak > 0, "could not sample get's memory");
     assert!(get_peak < LIMIT, "get peaked at {} MiB RSS", get_peak >> 20);
-    eprintln!("peak RSS: put {} MiB, get {} MiB", put_peak >> 20, get_peak >> 20);
+    eprintln!(
+        "peak RSS: put {} MiB, get {} MiB",
+        put_peak >> 20,
+        get_peak >> 20
+    );
 }
