@@ -6,20 +6,16 @@
 //! A command that is refused (bad name, missing parent, ...) writes nothing:
 //! the caller rolls its transaction back to the savepoint taken before it.
 
-use cairn_proto::meta_rpc::{
-    DirEntry, Extent, FileKind, InodeAttr, Owner, RingMember, RingState, MAX_DIR_PAGE,
-    MAX_EXTENT_PAGE,
-};
-use cairn_proto::path::{split_path, validate_name};
+use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, Owner};
+use cairn_proto::path::validate_name;
 use cairn_proto::ring::weight_for_capacity;
 use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
 
 use crate::command::Command;
 use crate::kv::{Cf, KvError, KvRead, Txn};
 use crate::schema::{
-    chunk_key, decode, dentry_key, dentry_name, dentry_range, encode, extent_key, extent_range,
-    inode_key, meta_keys, server_key, ChunkRecord, Counters, DentryRecord, ExtentRecord,
-    ServerRecord,
+    chunk_key, decode, dentry_key, dentry_range, encode, extent_key, extent_range, inode_key,
+    meta_keys, server_key, ChunkRecord, Counters, DentryRecord, ExtentRecord, ServerRecord,
 };
 
 /// Most extents one file may have in one commit.
@@ -36,7 +32,7 @@ pub enum NsError {
     Storage(#[from] KvError),
 }
 
-fn refuse<T>(code: ErrorCode, msg: impl Into<String>) -> Result<T, NsError> {
+pub(crate) fn refuse<T>(code: ErrorCode, msg: impl Into<String>) -> Result<T, NsError> {
     Err(NsError::Refused(RpcError::new(code, msg)))
 }
 
@@ -133,202 +129,6 @@ pub fn ensure_root<R: KvRead>(t: &mut Txn<'_, R>) -> Result<(), NsError> {
         t.put(Cf::SmMeta, meta_keys::NEXT_INO.to_vec(), encode(&2u64));
     }
     Ok(())
-}
-
-// ---- queries -------------------------------------------------------------
-
-pub fn get_attr(kv: &impl KvRead, ino: InodeId) -> Result<InodeAttr, NsError> {
-    match kv.get(Cf::Inodes, &inode_key(ino))? {
-        Some(b) => Ok(decode(&b)?),
-        None if ino == InodeId::ROOT => Ok(InodeAttr {
-            ino,
-            kind: FileKind::Dir,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            nlink: 2,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            version: 0,
-        }),
-        None => refuse(ErrorCode::NotFound, format!("no inode {ino}")),
-    }
-}
-
-fn get_dentry(
-    kv: &impl KvRead,
-    parent: InodeId,
-    name: &str,
-) -> Result<Option<DentryRecord>, NsError> {
-    Ok(match kv.get(Cf::Dentries, &dentry_key(parent, name))? {
-        Some(b) => Some(decode(&b)?),
-        None => None,
-    })
-}
-
-/// The directory `ino`, or NotFound / NotADirectory.
-fn get_dir(kv: &impl KvRead, ino: InodeId) -> Result<InodeAttr, NsError> {
-    let attr = get_attr(kv, ino)?;
-    if attr.kind != FileKind::Dir {
-        return refuse(
-            ErrorCode::NotADirectory,
-            format!("inode {ino} is not a directory"),
-        );
-    }
-    Ok(attr)
-}
-
-pub fn lookup(kv: &impl KvRead, parent: InodeId, name: &str) -> Result<InodeAttr, NsError> {
-    validate_name(name)?;
-    get_dir(kv, parent)?;
-    match get_dentry(kv, parent, name)? {
-        Some(d) => get_attr(kv, d.ino),
-        None => refuse(
-            ErrorCode::NotFound,
-            format!("{name:?}: no such file or directory"),
-        ),
-    }
-}
-
-/// Walks `path` from the root.
-pub fn resolve_path(kv: &impl KvRead, path: &str) -> Result<InodeAttr, NsError> {
-    let parts = split_path(path)?;
-    let mut attr = get_attr(kv, InodeId::ROOT)?;
-    for (i, part) in parts.iter().enumerate() {
-        if attr.kind != FileKind::Dir {
-            let so_far = parts[..i].join("/");
-            return refuse(
-                ErrorCode::NotADirectory,
-                format!("/{so_far}: not a directory"),
-            );
-        }
-        attr = match get_dentry(kv, attr.ino, part)? {
-            Some(d) => get_attr(kv, d.ino)?,
-            None => {
-                let so_far = parts[..=i].join("/");
-                return refuse(
-                    ErrorCode::NotFound,
-                    format!("/{so_far}: no such file or directory"),
-                );
-            }
-        };
-    }
-    Ok(attr)
-}
-
-/// Up to `limit` entries of directory `ino` after name `after`.
-pub fn read_dir(
-    kv: &impl KvRead,
-    ino: InodeId,
-    after: Option<&str>,
-    limit: u32,
-) -> Result<(Vec<DirEntry>, bool), NsError> {
-    get_dir(kv, ino)?;
-    let limit = limit.clamp(1, MAX_DIR_PAGE) as usize;
-    let (mut start, end) = dentry_range(ino);
-    if let Some(after) = after {
-        start = dentry_key(ino, after);
-        start.push(0); // strictly after
-    }
-    let rows = kv.scan(Cf::Dentries, &start, &end, limit + 1)?;
-    let more = rows.len() > limit;
-    let entries = rows
-        .into_iter()
-        .take(limit)
-        .map(|(k, v)| {
-            let d: DentryRecord = decode(&v)?;
-            Ok(DirEntry {
-                name: dentry_name(&k)?,
-                ino: d.ino,
-                kind: d.kind,
-            })
-        })
-        .collect::<Result<Vec<_>, KvError>>()?;
-    Ok((entries, more))
-}
-
-/// Up to `limit` extents of file `ino` that end after byte `from`, whether
-/// more follow, and the inode version they were read at.
-pub fn extents(
-    kv: &impl KvRead,
-    ino: InodeId,
-    from: u64,
-    limit: u32,
-) -> Result<(Vec<Extent>, bool, u64), NsError> {
-    let attr = get_attr(kv, ino)?;
-    if attr.kind == FileKind::Dir {
-        return refuse(
-            ErrorCode::IsADirectory,
-            format!("inode {ino} is a directory"),
-        );
-    }
-    let limit = limit.clamp(1, MAX_EXTENT_PAGE) as usize;
-    let (floor, end) = extent_range(ino);
-    // The extent covering `from` may start before it.
-    let start = match kv.last_at_or_before(Cf::Extents, &floor, &extent_key(ino, from))? {
-        Some((k, v)) => {
-            let rec: ExtentRecord = decode(&v)?;
-            let off = extent_offset(&k)?;
-            if off + rec.len > from {
-                k
-            } else {
-                extent_key(ino, from)
-            }
-        }
-        None => floor,
-    };
-    let rows = kv.scan(Cf::Extents, &start, &end, limit + 1)?;
-    let more = rows.len() > limit;
-    let out = rows
-        .into_iter()
-        .take(limit)
-        .map(|(k, v)| Ok(decode::<ExtentRecord>(&v)?.into_extent(extent_offset(&k)?)))
-        .collect::<Result<Vec<_>, KvError>>()?;
-    Ok((out, more, attr.version))
-}
-
-fn extent_offset(key: &[u8]) -> Result<u64, KvError> {
-    key.get(8..16)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-        .ok_or_else(|| KvError("extent key too short".into()))
-}
-
-/// Whether each chunk is referenced by a committed file.
-pub fn chunks_exist(kv: &impl KvRead, ids: &[ChunkId]) -> Result<Vec<bool>, NsError> {
-    ids.iter()
-        .map(|id| Ok(kv.get(Cf::Chunks, &chunk_key(id))?.is_some()))
-        .collect()
-}
-
-/// The placement ring: every registered chunkserver, at the current epoch.
-pub fn ring(kv: &impl KvRead) -> Result<RingState, NsError> {
-    let epoch = match kv.get(Cf::SmMeta, meta_keys::RING_EPOCH)? {
-        Some(b) => decode(&b)?,
-        None => 0,
-    };
-    let members = kv
-        .scan(Cf::Servers, &[], &[0xff; 9], usize::MAX)?
-        .into_iter()
-        .map(|(_, v)| {
-            let s: ServerRecord = decode(&v)?;
-            Ok(RingMember {
-                id: s.id,
-                addr: s.addr,
-                zone: s.zone,
-                weight: weight_for_capacity(s.capacity_bytes),
-            })
-        })
-        .collect::<Result<Vec<_>, KvError>>()?;
-    Ok(RingState { epoch, members })
-}
-
-pub fn counters(kv: &impl KvRead) -> Result<Counters, NsError> {
-    Ok(match kv.get(Cf::SmMeta, meta_keys::COUNTERS)? {
-        Some(b) => decode(&b)?,
-        None => Counters::default(),
-    })
 }
 
 // ---- commands ------------------------------------------------------------
@@ -766,6 +566,9 @@ fn register_server<R: KvRead>(t: &mut Txn<'_, R>, rec: ServerRecord) -> Result<(
     }
     Ok(())
 }
+
+mod query;
+pub use query::*;
 
 #[cfg(test)]
 mod tests;

@@ -31,16 +31,7 @@ pub async fn meta(
     let handle = cairn_metadata::start(cfg, cancel.clone())
         .await
         .context("starting the metadata node")?;
-    terminated().await?;
-    tracing::info!("stopping");
-    cancel.cancel();
-    if tokio::time::timeout(SHUTDOWN_DEADLINE, handle.join())
-        .await
-        .is_err()
-    {
-        tracing::warn!("shutdown deadline passed; exiting anyway");
-    }
-    Ok(())
+    run_until_terminated(cancel, handle.join()).await
 }
 
 pub async fn chunkserver(
@@ -59,13 +50,18 @@ pub async fn chunkserver(
     let handle = cairn_chunkserver::start(cfg, cancel.clone())
         .await
         .context("starting the chunkserver")?;
+    run_until_terminated(cancel, handle.join()).await
+}
+
+/// Serves until SIGINT/SIGTERM, then cancels and waits (bounded) for `join`.
+async fn run_until_terminated(
+    cancel: CancellationToken,
+    join: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     terminated().await?;
     tracing::info!("stopping");
     cancel.cancel();
-    if tokio::time::timeout(SHUTDOWN_DEADLINE, handle.join())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(SHUTDOWN_DEADLINE, join).await.is_err() {
         tracing::warn!("shutdown deadline passed; exiting anyway");
     }
     Ok(())
