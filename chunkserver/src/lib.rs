@@ -1,12 +1,16 @@
 //! cairn-chunkserver: stores chunks and serves them over QUIC.
 //!
 //! Owns the durable chunk store ([`store`]), the chunk request handler
-//! ([`service`]) and cluster membership (registration and heartbeats,
-//! [`membership`]). Depends on cairn-proto only; never on RocksDB-backed
-//! metadata code, the client, or fuser.
+//! ([`service`]), replication — pipelined synchronous copies ([`forward`])
+//! and the durable async-copy queue ([`replication_queue`]) — and cluster
+//! membership (registration and heartbeats, [`membership`]). Depends on
+//! cairn-proto only; never on the metadata code, the client, or fuser.
 
 pub mod config;
+pub mod forward;
 pub mod membership;
+pub mod peer;
+pub mod replication_queue;
 pub mod service;
 pub mod store;
 
@@ -21,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::ChunkServerConfig;
 
 use crate::membership::Membership;
+use crate::replication_queue::{AsyncReplicator, ReplicationQueue};
 use crate::service::ChunkService;
 use crate::store::FileStore;
 
@@ -62,9 +67,18 @@ pub async fn start(
     let tls = config.tls.load()?;
     let endpoint = server_endpoint(config.listen, &tls)?;
     let local_addr = endpoint.local_addr().map_err(NetError::from)?;
+    let queue = ReplicationQueue::open(&config.data_dir)?;
+    let pool = ConnPool::new(endpoint.clone());
     let service = Arc::new(ChunkService {
         store: store.clone(),
+        queue: queue.clone(),
+        pool: pool.clone(),
         put_slots: Semaphore::new(config.max_concurrent_puts),
+    });
+    let replicator = Arc::new(AsyncReplicator {
+        queue,
+        store: store.clone(),
+        pool,
     });
     let membership = Arc::new(Membership {
         meta: MetaCaller::new(ConnPool::new(endpoint.clone()), config.meta.clone()),
@@ -76,11 +90,12 @@ pub async fn start(
         shutdown.clone().cancelled_owned(),
         move |_conn, send, recv| service.clone().serve_stream(send, recv),
     ));
+    let replicate_task = tokio::spawn(replicator.run(shutdown.clone()));
     let member_task = tokio::spawn(membership.run(shutdown));
     tracing::info!(id = config.id, addr = %local_addr, "chunkserver serving");
     Ok(ChunkServerHandle {
         local_addr,
         store,
-        tasks: vec![serve_task, member_task],
+        tasks: vec![serve_task, member_task, replicate_task],
     })
 }

@@ -4,17 +4,22 @@
 use std::sync::Arc;
 
 use cairn_proto::chunk_rpc::{
-    ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_CHUNK_LEN, MAX_HAVE_QUERY,
+    ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_CHUNK_LEN, MAX_COPY_TARGETS, MAX_HAVE_QUERY,
 };
 use cairn_proto::frame::read_frame;
-use cairn_proto::net::reply;
+use cairn_proto::net::{reply, ConnPool};
 use cairn_proto::{ErrorCode, RpcError};
 use tokio::sync::Semaphore;
 
+use crate::forward;
+use crate::replication_queue::ReplicationQueue;
 use crate::store::FileStore;
 
 pub struct ChunkService {
     pub store: FileStore,
+    pub queue: ReplicationQueue,
+    /// Connections to other chunkservers (forwarding, async copies).
+    pub pool: ConnPool,
     /// Bounds concurrent uploads, and so the chunk bytes held in memory.
     pub put_slots: Semaphore,
 }
@@ -55,11 +60,22 @@ impl ChunkService {
         recv: &mut quinn::RecvStream,
     ) -> Result<(ChunkResponse, Vec<u8>), RpcError> {
         match req {
-            ChunkRequest::Put { id, len } => {
+            ChunkRequest::Put {
+                id,
+                len,
+                backups,
+                async_copies,
+            } => {
                 if len > MAX_CHUNK_LEN {
                     return Err(RpcError::new(
                         ErrorCode::InvalidRequest,
                         format!("chunk of {len} bytes exceeds the limit of {MAX_CHUNK_LEN}"),
+                    ));
+                }
+                if backups.len() + async_copies.len() > MAX_COPY_TARGETS {
+                    return Err(RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("more than {MAX_COPY_TARGETS} copy targets"),
                     ));
                 }
                 let _slot = self
@@ -67,23 +83,10 @@ impl ChunkService {
                     .acquire()
                     .await
                     .map_err(|_| RpcError::new(ErrorCode::Unavailable, "shutting down"))?;
-                let mut data = vec![0u8; len as usize];
-                recv.read_exact(&mut data).await.map_err(|e| {
-                    RpcError::new(ErrorCode::InvalidRequest, format!("chunk body: {e}"))
-                })?;
-                let mut extra = [0u8; 1];
-                let trailing = recv
-                    .read(&mut extra)
-                    .await
-                    .map_err(|e| RpcError::new(ErrorCode::InvalidRequest, e.to_string()))?;
-                if trailing.is_some_and(|n| n > 0) {
-                    return Err(RpcError::new(
-                        ErrorCode::InvalidRequest,
-                        "bytes after the chunk body",
-                    ));
-                }
+                let (data, forwarding) =
+                    forward::receive_and_forward(&self.pool, id, len, &backups, recv).await?;
                 let store = self.store.clone();
-                tokio::task::spawn_blocking(move || {
+                let local = tokio::task::spawn_blocking(move || {
                     if !id.matches(&data) {
                         return Err(RpcError::new(
                             ErrorCode::HashMismatch,
@@ -91,9 +94,17 @@ impl ChunkService {
                         ));
                     }
                     store.put(&id, &data).map_err(internal)
-                })
-                .await
-                .map_err(internal)??;
+                });
+                let (local, remote) = tokio::join!(local, forwarding.acknowledged());
+                local.map_err(internal)??;
+                remote?;
+                if !async_copies.is_empty() {
+                    let queue = self.queue.clone();
+                    tokio::task::spawn_blocking(move || queue.enqueue(&id, &async_copies))
+                        .await
+                        .map_err(internal)?
+                        .map_err(internal)?;
+                }
                 Ok((ChunkResponse::Stored, Vec::new()))
             }
             ChunkRequest::Get { id } => {

@@ -39,6 +39,16 @@ pub struct StoreError {
     source: std::io::Error,
 }
 
+impl StoreError {
+    pub fn new(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        StoreError {
+            op,
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
 fn err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
     move |source| StoreError {
         op,

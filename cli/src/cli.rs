@@ -134,6 +134,21 @@ pub enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Show or set how many copies of each chunk the cluster keeps.
+    ///
+    /// N copies in all; S of them are written before a put is acknowledged
+    /// (the primary and S-1 backups), the other N-S in the background.
+    /// Applies to chunks written from now on.
+    Replication {
+        /// N: copies in all (1..=8).
+        #[arg(long, requires = "sync_copies")]
+        copies: Option<u8>,
+        /// S: synchronous copies (1..=N).
+        #[arg(long, requires = "copies")]
+        sync_copies: Option<u8>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
     /// Show cluster health: metadata leader and term, chunkservers, usage.
     Status {
         #[arg(long)]

@@ -6,35 +6,59 @@
 use cairn_proto::chunk_rpc::{ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_CHUNK_LEN};
 use cairn_proto::meta_rpc::RingMember;
 use cairn_proto::net::{call, ConnPool};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use cairn_proto::ChunkId;
+use cairn_proto::ErrorCode;
 
 use crate::error::ClientError;
 
 /// How long one chunk transfer to or from one server may take (up to 8 MiB;
 /// a dead server that has not yet timed out at the QUIC level is skipped).
-const TRANSFER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Stores `data` (whose id is `id`) on `server`; returns once it is durable there.
+/// Stores `data` (whose id is `id`) on its owners: streams it to `owners[0]`
+/// (the primary), which forwards it to the next `sync_copies - 1` owners and
+/// queues durable background copies to the rest. Returns once
+/// `sync_copies` copies are durable.
 pub async fn upload(
     pool: &ConnPool,
-    server: &RingMember,
+    owners: &[RingMember],
+    sync_copies: usize,
     id: ChunkId,
     data: &[u8],
 ) -> Result<(), ClientError> {
+    let Some(server) = owners.first() else {
+        return Err(ClientError::NoChunkservers);
+    };
     let fail = |detail: String| ClientError::Upload {
         chunk: id,
         server: server.addr.clone(),
         detail,
     };
     let len = u32::try_from(data.len()).map_err(|_| fail("chunk larger than 4 GiB".into()))?;
+    let sync = sync_copies.clamp(1, owners.len());
+    let addrs = |ms: &[RingMember]| ms.iter().map(|m| m.addr.clone()).collect::<Vec<_>>();
+    let req = ChunkRequest::Put {
+        id,
+        len,
+        backups: addrs(&owners[1..sync]),
+        async_copies: addrs(&owners[sync..]),
+    };
     let conn = pool.get(&server.addr).await.map_err(|e| {
         pool.forget(&server.addr);
         fail(e.to_string())
     })?;
-    let (resp, _) =
-        call::<_, ChunkResponse>(&conn, &ChunkRequest::Put { id, len }, data, MAX_CHUNK_FRAME)
-            .await
-            .map_err(|e| fail(e.to_string()))?;
+    let put = call::<_, ChunkResponse>(&conn, &req, data, MAX_CHUNK_FRAME);
+    let (resp, _) = match tokio::time::timeout(TRANSFER_TIMEOUT, put).await {
+        Ok(r) => r.map_err(|e| fail(e.to_string()))?,
+        Err(_) => {
+            pool.forget(&server.addr);
+            return Err(fail(format!("no answer within {TRANSFER_TIMEOUT:?}")));
+        }
+    };
     match resp {
         Ok(ChunkResponse::Stored) => Ok(()),
         Ok(other) => Err(fail(format!("unexpected reply {other:?}"))),
@@ -42,30 +66,77 @@ pub async fn upload(
     }
 }
 
+/// Servers that failed recently: tried last, so one dead server does not
+/// cost every read a connect timeout.
+#[derive(Default)]
+pub struct Suspects {
+    until: Mutex<HashMap<String, Instant>>,
+}
+
+/// How long a server that failed stays at the back of the line.
+const SUSPECT_FOR: Duration = Duration::from_secs(10);
+
+impl Suspects {
+    pub fn mark(&self, addr: &str) {
+        self.lock()
+            .insert(addr.to_string(), Instant::now() + SUSPECT_FOR);
+    }
+
+    pub fn clear(&self, addr: &str) {
+        self.lock().remove(addr);
+    }
+
+    /// `servers` with the suspects moved to the end (order otherwise kept).
+    pub fn order(&self, servers: Vec<RingMember>) -> Vec<RingMember> {
+        let now = Instant::now();
+        let map = self.lock();
+        let suspect = |m: &RingMember| map.get(&m.addr).is_some_and(|t| *t > now);
+        let (bad, mut good): (Vec<_>, Vec<_>) = servers.into_iter().partition(|m| suspect(m));
+        good.extend(bad);
+        good
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        // Plain values replaced whole; a poisoned map is still valid.
+        self.until.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// Reads chunk `id` from the first of `servers` that returns bytes hashing
-/// to `id`.
+/// to `id`, trying recent failures last.
 pub async fn download(
     pool: &ConnPool,
-    servers: &[RingMember],
+    suspects: &Suspects,
+    servers: Vec<RingMember>,
     id: ChunkId,
 ) -> Result<Vec<u8>, ClientError> {
+    let servers = suspects.order(servers);
     let mut errors = Vec::new();
-    for server in servers {
+    for server in &servers {
         let fetched =
             match tokio::time::timeout(TRANSFER_TIMEOUT, fetch_from(pool, server, id)).await {
                 Ok(r) => r,
                 Err(_) => {
                     pool.forget(&server.addr);
-                    Err(format!("no answer within {TRANSFER_TIMEOUT:?}"))
+                    Err(Fetch::Failed(format!(
+                        "no answer within {TRANSFER_TIMEOUT:?}"
+                    )))
                 }
             };
         match fetched {
-            Ok(data) if id.matches(&data) => return Ok(data),
+            Ok(data) if id.matches(&data) => {
+                suspects.clear(&server.addr);
+                return Ok(data);
+            }
             Ok(_) => {
                 tracing::warn!(chunk = %id, server = %server.addr, "replica failed hash verification");
                 errors.push(format!("{}: corrupt replica (hash mismatch)", server.addr));
             }
-            Err(e) => errors.push(format!("{}: {e}", server.addr)),
+            Err(Fetch::Missing(e)) => errors.push(format!("{}: {e}", server.addr)),
+            Err(Fetch::Failed(e)) => {
+                suspects.mark(&server.addr);
+                errors.push(format!("{}: {e}", server.addr));
+            }
         }
     }
     if errors.is_empty() {
@@ -77,24 +148,37 @@ pub async fn download(
     })
 }
 
-async fn fetch_from(pool: &ConnPool, server: &RingMember, id: ChunkId) -> Result<Vec<u8>, String> {
-    let conn = pool.get(&server.addr).await.map_err(|e| {
+/// Why one server did not return a chunk.
+enum Fetch {
+    /// It answered: it does not have it.
+    Missing(String),
+    /// It could not be reached or failed mid-way.
+    Failed(String),
+}
+
+async fn fetch_from(pool: &ConnPool, server: &RingMember, id: ChunkId) -> Result<Vec<u8>, Fetch> {
+    let failed = |e: String| {
         pool.forget(&server.addr);
-        e.to_string()
-    })?;
+        Fetch::Failed(e)
+    };
+    let conn = pool
+        .get(&server.addr)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
     let (resp, mut recv) =
         call::<_, ChunkResponse>(&conn, &ChunkRequest::Get { id }, &[], MAX_CHUNK_FRAME)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| failed(e.to_string()))?;
     match resp {
         Ok(ChunkResponse::Data { len }) if len <= MAX_CHUNK_LEN => {
             let mut data = vec![0u8; len as usize];
             recv.read_exact(&mut data)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| failed(e.to_string()))?;
             Ok(data)
         }
-        Ok(other) => Err(format!("unexpected reply {other:?}")),
-        Err(e) => Err(e.to_string()),
+        Ok(other) => Err(Fetch::Failed(format!("unexpected reply {other:?}"))),
+        Err(e) if e.code == ErrorCode::ChunkMissing => Err(Fetch::Missing(e.to_string())),
+        Err(e) => Err(Fetch::Failed(e.to_string())),
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use cairn_proto::leader::MetaCaller;
 use cairn_proto::meta_rpc::{
     ClusterStatus, DirEntry, Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner,
-    MAX_DIR_PAGE,
+    ReplicationPolicy, MAX_DIR_PAGE,
 };
 use cairn_proto::net::{client_endpoint, ConnPool};
 use cairn_proto::path::split_path;
@@ -24,7 +24,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-use crate::chunk_io::{download, upload};
+use crate::chunk_io::{download, upload, Suspects};
 use crate::chunker::chunker;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
@@ -79,6 +79,7 @@ struct Inner {
     meta: MetaCaller,
     pool: ConnPool,
     ring: RingCache,
+    suspects: Suspects,
     config: ClientConfig,
     uid: u32,
     gid: u32,
@@ -122,6 +123,7 @@ impl Client {
                 meta: MetaCaller::new(pool.clone(), config.meta.clone()),
                 pool,
                 ring: RingCache::default(),
+                suspects: Suspects::default(),
                 config,
                 uid,
                 gid,
@@ -162,6 +164,16 @@ impl Client {
             MetaResponse::Status(s) => Ok(s),
             r => Err(unexpected(r)),
         }
+    }
+
+    /// Sets the cluster's replication policy (chunks written from now on).
+    pub async fn set_replication(&self, policy: ReplicationPolicy) -> Result<(), ClientError> {
+        policy
+            .validate()
+            .map_err(|m| refused(ErrorCode::InvalidRequest, m))?;
+        self.expect_ok(MetaRequest::SetReplication { policy })
+            .await?;
+        self.refresh_ring().await
     }
 
     /// Attributes of the file or directory at `path`.
@@ -528,7 +540,7 @@ impl Client {
                     async move {
                         let data = tokio::spawn(async move {
                             let servers = inner.ring.all_in_order(&id);
-                            download(&inner.pool, &servers, id).await
+                            download(&inner.pool, &inner.suspects, servers, id).await
                         })
                         .await
                         .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
@@ -591,11 +603,16 @@ impl Inner {
                 }
             }
         }
-        let owners = self.ring.owners(&id, 1);
-        let Some(primary) = owners.first() else {
-            return Err(ClientError::NoChunkservers);
-        };
-        upload(&self.pool, primary, id, &data).await?;
+        let policy = self.ring.policy();
+        let owners = self.ring.owners(&id, usize::from(policy.copies));
+        upload(
+            &self.pool,
+            &owners,
+            usize::from(policy.sync_copies),
+            id,
+            &data,
+        )
+        .await?;
         Ok(id)
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::RwLock;
 
-use cairn_proto::meta_rpc::{RingMember, RingState};
+use cairn_proto::meta_rpc::{ReplicationPolicy, RingMember, RingState};
 use cairn_proto::ring::Ring;
 use cairn_proto::ChunkId;
 
@@ -30,6 +30,10 @@ impl RingCache {
 
     pub fn epoch(&self) -> u64 {
         self.read().epoch()
+    }
+
+    pub fn policy(&self) -> ReplicationPolicy {
+        self.read().policy()
     }
 
     pub fn is_empty(&self) -> bool {

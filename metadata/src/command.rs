@@ -1,7 +1,7 @@
 //! The Raft command: every namespace or registry change is one of these,
 //! applied atomically by the state machine.
 
-use cairn_proto::meta_rpc::{Extent, InodeAttr, Owner};
+use cairn_proto::meta_rpc::{Extent, InodeAttr, Owner, ReplicationPolicy};
 use cairn_proto::{InodeId, NodeId, RpcError};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +46,8 @@ pub enum Command {
         zone: String,
         capacity_bytes: u64,
     },
+    /// Changes how many copies of each chunk the cluster keeps.
+    SetReplication { policy: ReplicationPolicy },
     /// Several independent commands in one log entry, so that they share
     /// one fsync (group commit). Each is applied atomically on its own; one
     /// refused command does not affect the others.

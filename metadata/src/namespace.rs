@@ -42,6 +42,13 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
     ensure_root(t)?;
     match cmd {
         Command::Batch(_) => refuse(ErrorCode::InvalidRequest, "a batch cannot nest in a batch"),
+        Command::SetReplication { policy } => {
+            policy
+                .validate()
+                .map_err(|m| RpcError::new(ErrorCode::InvalidRequest, m))?;
+            t.put(Cf::SmMeta, meta_keys::REPLICATION.to_vec(), encode(policy));
+            Ok(None)
+        }
         Command::Mkdir {
             parent,
             name,

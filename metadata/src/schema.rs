@@ -80,6 +80,7 @@ pub mod meta_keys {
     pub const LAST_APPLIED: &[u8] = b"last_applied";
     pub const MEMBERSHIP: &[u8] = b"membership";
     pub const RING_EPOCH: &[u8] = b"ring_epoch";
+    pub const REPLICATION: &[u8] = b"replication";
 }
 
 /// A directory entry as stored.

@@ -220,6 +220,7 @@ impl MetaService {
                 Ok(MetaResponse::Ok)
             }
             Q::Status => self.status().map(MetaResponse::Status),
+            Q::SetReplication { policy } => self.write(Command::SetReplication { policy }).await,
         }
     }
 
@@ -297,6 +298,7 @@ impl MetaService {
                 })
                 .collect(),
             ring_epoch: ring.epoch,
+            policy: ring.policy,
             chunkservers,
             files: counters.files,
             directories: counters.directories,

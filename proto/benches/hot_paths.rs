@@ -38,6 +38,7 @@ fn bench(c: &mut Criterion) {
     g.finish();
 
     let ring = Ring::new(RingState {
+        policy: Default::default(),
         epoch: 1,
         members: (1..=12)
             .map(|id| RingMember {

@@ -8,6 +8,8 @@ use crate::ChunkId;
 pub const MAX_CHUNK_LEN: u32 = 8 << 20;
 /// Most ids one `Have` query may carry.
 pub const MAX_HAVE_QUERY: usize = 4096;
+/// Most backups plus async copies one put may name.
+pub const MAX_COPY_TARGETS: usize = 8;
 /// Limit on a chunk-service frame (everything but chunk data is small).
 pub const MAX_CHUNK_FRAME: usize = 1 << 20;
 
@@ -15,8 +17,17 @@ pub const MAX_CHUNK_FRAME: usize = 1 << 20;
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum ChunkRequest {
     /// Store a chunk; `len` raw bytes follow the frame. The server verifies
-    /// the hash and makes the chunk durable before answering.
-    Put { id: ChunkId, len: u32 },
+    /// the hash and makes the chunk durable before answering. As the
+    /// primary it also forwards the bytes, as they arrive, to `backups`
+    /// (answering only once they too hold the chunk durably), and queues
+    /// durable background copies to `async_copies`. Addresses are
+    /// `host:port` of other chunkservers.
+    Put {
+        id: ChunkId,
+        len: u32,
+        backups: Vec<String>,
+        async_copies: Vec<String>,
+    },
     /// Read a chunk; the answer [`ChunkResponse::Data`] is followed by the bytes.
     Get { id: ChunkId },
     /// Which of these chunks this server stores.

@@ -74,11 +74,53 @@ pub struct RingMember {
     pub weight: u32,
 }
 
+/// How many copies of each chunk the cluster keeps.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ReplicationPolicy {
+    /// N: copies in all (owners 1..=N of a chunk).
+    pub copies: u8,
+    /// S: copies written synchronously (primary + S-1 backups) before a
+    /// put is acknowledged; the other N-S are pushed in the background.
+    pub sync_copies: u8,
+}
+
+impl Default for ReplicationPolicy {
+    fn default() -> Self {
+        ReplicationPolicy {
+            copies: 3,
+            sync_copies: 2,
+        }
+    }
+}
+
+impl ReplicationPolicy {
+    /// Most copies a cluster may ask for.
+    pub const MAX_COPIES: u8 = 8;
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.copies == 0 || self.copies > Self::MAX_COPIES {
+            return Err(format!(
+                "copies must be 1..={}, not {}",
+                Self::MAX_COPIES,
+                self.copies
+            ));
+        }
+        if self.sync_copies == 0 || self.sync_copies > self.copies {
+            return Err(format!(
+                "sync copies must be 1..={} (the number of copies), not {}",
+                self.copies, self.sync_copies
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The placement ring at one epoch.
 #[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct RingState {
     pub epoch: u64,
     pub members: Vec<RingMember>,
+    pub policy: ReplicationPolicy,
 }
 
 /// One chunkserver as `cairn status` shows it.
@@ -110,6 +152,7 @@ pub struct ClusterStatus {
     pub last_applied: u64,
     pub meta_nodes: Vec<MetaNodeStatus>,
     pub ring_epoch: u64,
+    pub policy: ReplicationPolicy,
     pub chunkservers: Vec<ChunkServerStatus>,
     pub files: u64,
     pub directories: u64,
@@ -204,6 +247,10 @@ pub enum MetaRequest {
         chunks: u64,
     },
     Status,
+    /// Sets the cluster's replication policy.
+    SetReplication {
+        policy: ReplicationPolicy,
+    },
     /// A Raft RPC between metadata nodes.
     Raft {
         kind: RaftRpcKind,

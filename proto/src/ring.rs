@@ -49,6 +49,10 @@ impl Ring {
         &self.state.members
     }
 
+    pub fn policy(&self) -> crate::meta_rpc::ReplicationPolicy {
+        self.state.policy
+    }
+
     pub fn member(&self, id: NodeId) -> Option<&RingMember> {
         self.state.members.iter().find(|m| m.id == id)
     }
@@ -126,6 +130,7 @@ mod tests {
 
     fn ring(ids: &[NodeId]) -> Ring {
         Ring::new(RingState {
+            policy: Default::default(),
             epoch: 1,
             members: ids.iter().map(|&i| member(i, &format!("z{i}"))).collect(),
         })
@@ -155,6 +160,7 @@ mod tests {
     #[test]
     fn zones_are_spread_when_possible() {
         let r = Ring::new(RingState {
+            policy: Default::default(),
             epoch: 1,
             members: vec![
                 member(1, "a"),

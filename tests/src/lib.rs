@@ -242,6 +242,39 @@ impl DevCluster {
             .sum()
     }
 
+    /// How many chunkservers hold each chunk (by chunk file name).
+    pub fn copies_per_chunk(&self) -> std::collections::HashMap<String, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for name in self.chunkserver_names() {
+            for (path, _) in self.chunk_files(&name) {
+                if let Some(f) = path.file_name() {
+                    *counts.entry(f.to_string_lossy().into_owned()).or_insert(0) += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// Waits until every stored chunk is on at least `copies` chunkservers
+    /// (async copies land in the background).
+    pub fn wait_replicated(&self, copies: usize, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let counts = self.copies_per_chunk();
+            let short = counts.values().filter(|&&n| n < copies).count();
+            if short == 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{short} of {} chunks still have fewer than {copies} copies after {timeout:?}",
+                    counts.len()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn chunkserver_names(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.dir.path().join("data"))
             .map(|rd| {

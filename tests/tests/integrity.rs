@@ -16,6 +16,9 @@ async fn corrupted_chunk_is_an_error_not_wrong_bytes() {
         .flat_map(|n| cluster.chunk_files(n))
         .collect();
     client.put("/victim", &data[..]).await.unwrap();
+    cluster
+        .wait_replicated(3, Duration::from_secs(30))
+        .expect("3 copies");
     let after: Vec<_> = cluster
         .chunkserver_names()
         .iter()
@@ -23,7 +26,7 @@ async fn corrupted_chunk_is_an_error_not_wrong_bytes() {
         .collect();
     let new: Vec<_> = after.iter().filter(|f| !before.contains(f)).collect();
     assert!(!new.is_empty(), "put stored no chunk file");
-    // Flip one byte in the middle of every new chunk file.
+    // Flip one byte in the middle of every copy of every new chunk.
     for (path, len) in &new {
         let mut bytes = std::fs::read(path).unwrap();
         let i = (*len / 2) as usize;

@@ -56,5 +56,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             cluster,
         } => files::stat(&cluster, &path, json).await,
         Command::Status { json, cluster } => status::run(&cluster, json).await,
+        Command::Replication {
+            copies,
+            sync_copies,
+            cluster,
+        } => status::replication(&cluster, copies.zip(sync_copies)).await,
     }
 }

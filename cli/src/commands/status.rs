@@ -1,5 +1,7 @@
 //! `cairn status`: cluster health on one screen.
 
+use cairn_proto::meta_rpc::ReplicationPolicy;
+
 use crate::cli::ClusterArgs;
 use crate::commands::files::connect;
 
@@ -38,6 +40,10 @@ pub async fn run(args: &ClusterArgs, json: bool) -> anyhow::Result<()> {
         };
         println!("  node {:<3} {:<22} {role}", m.id, m.addr);
     }
+    println!(
+        "Replication: {} copies, {} synchronous",
+        s.policy.copies, s.policy.sync_copies
+    );
     let up = s.chunkservers.iter().filter(|c| c.up).count();
     println!(
         "Chunkservers: {up} of {} up, ring epoch {}",
@@ -64,5 +70,21 @@ pub async fn run(args: &ClusterArgs, json: bool) -> anyhow::Result<()> {
         "Namespace: {} files, {} directories, {} chunks referenced",
         s.files, s.directories, s.chunks_referenced
     );
+    Ok(())
+}
+
+/// `cairn replication`: prints the policy, or sets it to (copies, sync).
+pub async fn replication(args: &ClusterArgs, set: Option<(u8, u8)>) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    if let Some((copies, sync_copies)) = set {
+        client
+            .set_replication(ReplicationPolicy {
+                copies,
+                sync_copies,
+            })
+            .await?;
+    }
+    let p = client.status().await?.policy;
+    println!("{} copies, {} synchronous", p.copies, p.sync_copies);
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! write.
 
 use cairn_proto::meta_rpc::{
-    DirEntry, Extent, FileKind, InodeAttr, RingMember, RingState, MAX_DIR_PAGE, MAX_EXTENT_PAGE,
+    DirEntry, Extent, FileKind, InodeAttr, ReplicationPolicy, RingMember, RingState, MAX_DIR_PAGE,
+    MAX_EXTENT_PAGE,
 };
 use cairn_proto::path::{split_path, validate_name};
 use cairn_proto::ring::weight_for_capacity;
@@ -200,7 +201,19 @@ pub fn ring(kv: &impl KvRead) -> Result<RingState, NsError> {
             })
         })
         .collect::<Result<Vec<_>, KvError>>()?;
-    Ok(RingState { epoch, members })
+    Ok(RingState {
+        epoch,
+        members,
+        policy: replication(kv)?,
+    })
+}
+
+/// The cluster's replication policy (N copies, S synchronous).
+pub fn replication(kv: &impl KvRead) -> Result<ReplicationPolicy, NsError> {
+    Ok(match kv.get(Cf::SmMeta, meta_keys::REPLICATION)? {
+        Some(b) => decode(&b)?,
+        None => ReplicationPolicy::default(),
+    })
 }
 
 pub fn counters(kv: &impl KvRead) -> Result<Counters, NsError> {

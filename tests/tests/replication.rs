@@ -1,0 +1,98 @@
+//! N=3, S=2 replication: every chunk reaches three servers, and losing any
+//! one chunkserver loses nothing that was acknowledged.
+
+use std::time::Duration;
+
+use cairn_proto::meta_rpc::ReplicationPolicy;
+use cairn_tests::{random_bytes, DevCluster};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_chunk_gets_three_copies_and_survives_a_kill9() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let client = cluster.client().await.expect("client");
+    let status = client.status().await.expect("status");
+    assert_eq!(
+        status.policy,
+        ReplicationPolicy {
+            copies: 3,
+            sync_copies: 2
+        }
+    );
+
+    let mut files = Vec::new();
+    for i in 0..40u64 {
+        // A mix of one-chunk and multi-chunk files.
+        let size = if i % 5 == 0 {
+            3 << 20
+        } else {
+            20_000 + i as usize * 3_000
+        };
+        let data = random_bytes(size, 500 + i);
+        let path = format!("/r{i}");
+        client.put(&path, &data[..]).await.expect("put");
+        files.push((path, data));
+    }
+    cluster
+        .wait_replicated(3, Duration::from_secs(30))
+        .expect("async copies reach every owner");
+    let counts = cluster.copies_per_chunk();
+    assert!(
+        counts.values().all(|&n| n == 3),
+        "a chunk has more than 3 copies"
+    );
+
+    let mut cluster = cluster;
+    cluster.kill9("chunk-1").expect("kill -9 chunk-1");
+    // Both the long-lived client (holding a connection to the dead server)
+    // and a fresh one read everything back, with no failed read.
+    let fresh = cluster.client().await.expect("fresh client");
+    for c in [&client, &fresh] {
+        read_all(c, &files, "chunk-1").await;
+    }
+    // Bring it back, then lose another one.
+    cluster.restart_server("chunk-1").expect("restart chunk-1");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.kill9("chunk-3").expect("kill -9 chunk-3");
+    let fresh = cluster.client().await.expect("fresh client");
+    read_all(&fresh, &files, "chunk-3").await;
+}
+
+async fn read_all(client: &cairn_client::Client, files: &[(String, Vec<u8>)], dead: &str) {
+    for (path, data) in files {
+        let mut out = Vec::new();
+        client
+            .get(path, &mut out)
+            .await
+            .unwrap_or_else(|e| panic!("get {path} with {dead} dead: {e}"));
+        assert!(out == *data, "{path} differs with {dead} dead");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_needs_its_synchronous_copy() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let client = cluster.client().await.expect("client");
+    // With two of three servers dead, the primary of some chunk cannot
+    // reach its backup: such a put fails rather than claiming S=2 copies.
+    cluster.kill9("chunk-2").expect("kill");
+    cluster.kill9("chunk-3").expect("kill");
+    let mut failures = 0;
+    for i in 0..4u64 {
+        let data = random_bytes(100_000, 900 + i);
+        if client.put(&format!("/s{i}"), &data[..]).await.is_err() {
+            failures += 1;
+        } else {
+            // Whatever succeeded reads back.
+            let mut out = Vec::new();
+            client
+                .get(&format!("/s{i}"), &mut out)
+                .await
+                .expect("get of an acknowledged put");
+            assert!(out == data);
+        }
+    }
+    assert_eq!(
+        failures, 4,
+        "a put was acknowledged without its synchronous copy"
+    );
+}
