@@ -30,6 +30,9 @@ pub struct ChunkServerConfig {
     pub capacity_bytes: Option<u64>,
     #[serde(default = "defaults::heartbeat_ms")]
     pub heartbeat_ms: u64,
+    /// Pause between repair/rebalance passes over the local chunks.
+    #[serde(default = "defaults::repair_interval_ms")]
+    pub repair_interval_ms: u64,
     /// Most chunk uploads handled at once (each holds up to 8 MiB).
     #[serde(default = "defaults::max_concurrent_puts")]
     pub max_concurrent_puts: usize,
@@ -41,6 +44,9 @@ mod defaults {
     }
     pub fn heartbeat_ms() -> u64 {
         2_000
+    }
+    pub fn repair_interval_ms() -> u64 {
+        5_000
     }
     pub fn max_concurrent_puts() -> usize {
         64
@@ -77,6 +83,7 @@ impl ChunkServerConfig {
             zone: defaults::zone(),
             capacity_bytes: None,
             heartbeat_ms: defaults::heartbeat_ms(),
+            repair_interval_ms: defaults::repair_interval_ms(),
             max_concurrent_puts: defaults::max_concurrent_puts(),
         }
     }

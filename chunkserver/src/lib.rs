@@ -1,8 +1,9 @@
 //! cairn-chunkserver: stores chunks and serves them over QUIC.
 //!
 //! Owns the durable chunk store ([`store`]), the chunk request handler
-//! ([`service`]), replication — pipelined synchronous copies ([`forward`])
-//! and the durable async-copy queue ([`replication_queue`]) — and cluster
+//! ([`service`]), replication — pipelined synchronous copies ([`forward`]),
+//! the durable async-copy queue ([`replication_queue`]), the repair and
+//! rebalance loop ([`repair`], pure rules in [`repair_plan`]) — and cluster
 //! membership (registration and heartbeats, [`membership`]). Depends on
 //! cairn-proto only; never on the metadata code, the client, or fuser.
 
@@ -10,6 +11,8 @@ pub mod config;
 pub mod forward;
 pub mod membership;
 pub mod peer;
+pub mod repair;
+pub mod repair_plan;
 pub mod replication_queue;
 pub mod service;
 pub mod store;
@@ -25,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::ChunkServerConfig;
 
 use crate::membership::Membership;
+use crate::repair::Repairer;
 use crate::replication_queue::{AsyncReplicator, ReplicationQueue};
 use crate::service::ChunkService;
 use crate::store::FileStore;
@@ -80,8 +84,19 @@ pub async fn start(
         store: store.clone(),
         pool,
     });
+    let meta = Arc::new(MetaCaller::new(
+        ConnPool::new(endpoint.clone()),
+        config.meta.clone(),
+    ));
+    let repairer = Arc::new(Repairer {
+        id: config.id,
+        store: store.clone(),
+        pool: replicator.pool.clone(),
+        meta: meta.clone(),
+        interval: std::time::Duration::from_millis(config.repair_interval_ms),
+    });
     let membership = Arc::new(Membership {
-        meta: MetaCaller::new(ConnPool::new(endpoint.clone()), config.meta.clone()),
+        meta,
         config: config.clone(),
         store: store.clone(),
     });
@@ -91,11 +106,12 @@ pub async fn start(
         move |_conn, send, recv| service.clone().serve_stream(send, recv),
     ));
     let replicate_task = tokio::spawn(replicator.run(shutdown.clone()));
+    let repair_task = tokio::spawn(repairer.run(shutdown.clone()));
     let member_task = tokio::spawn(membership.run(shutdown));
     tracing::info!(id = config.id, addr = %local_addr, "chunkserver serving");
     Ok(ChunkServerHandle {
         local_addr,
         store,
-        tasks: vec![serve_task, member_task, replicate_task],
+        tasks: vec![serve_task, member_task, replicate_task, repair_task],
     })
 }

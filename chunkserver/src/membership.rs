@@ -14,7 +14,7 @@ use crate::config::ChunkServerConfig;
 use crate::store::{disk_space, FileStore};
 
 pub struct Membership {
-    pub meta: MetaCaller,
+    pub meta: Arc<MetaCaller>,
     pub config: ChunkServerConfig,
     pub store: FileStore,
 }

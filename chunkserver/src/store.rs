@@ -160,6 +160,46 @@ impl FileStore {
         self.path_of(id).exists()
     }
 
+    /// Every stored chunk's id (files whose names are not chunk ids are
+    /// skipped).
+    pub fn list(&self) -> Result<Vec<ChunkId>, StoreError> {
+        let mut out = Vec::new();
+        let chunks_dir = self.inner.root.join("chunks");
+        for l1 in read_dir(&chunks_dir)? {
+            for l2 in read_dir(&l1)? {
+                for f in read_dir(&l2)? {
+                    if let Some(id) = f
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(|n| n.parse().ok())
+                    {
+                        out.push(id);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes chunk `id` (no-op if absent).
+    pub fn delete(&self, id: &ChunkId) -> Result<(), StoreError> {
+        let path = self.path_of(id);
+        let len = match fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(err("stat", &path)(e)),
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                self.inner.chunks.fetch_sub(1, Ordering::Relaxed);
+                self.inner.bytes.fetch_sub(len, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(err("remove", &path)(e)),
+        }
+    }
+
     /// Chunks stored and their total bytes.
     pub fn usage(&self) -> (u64, u64) {
         (
@@ -209,6 +249,11 @@ mod tests {
         assert_eq!(s2.get(&id).unwrap(), Some(data));
         assert_eq!(s2.usage().0, 1);
         assert!(s2.has(&id));
+        assert_eq!(s2.list().unwrap(), vec![id]);
+        s2.delete(&id).unwrap();
+        s2.delete(&id).unwrap();
+        assert_eq!(s2.usage(), (0, 0));
+        assert!(s2.list().unwrap().is_empty());
         assert!(disk_space(dir.path()).is_some());
     }
 }

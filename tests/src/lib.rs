@@ -212,6 +212,25 @@ impl DevCluster {
         Ok(())
     }
 
+    /// Adds a chunkserver NAME with id `id` on a free port (same CA, a copy
+    /// of chunk-1's certificate) and starts it.
+    pub fn add_chunkserver(&mut self, name: &str, id: u64) -> anyhow::Result<()> {
+        let base = self.dir.path().join("chunk-1.toml");
+        let mut cfg: cairn_chunkserver::ChunkServerConfig =
+            toml::from_str(&std::fs::read_to_string(&base)?).context("parsing chunk-1.toml")?;
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        cfg.id = id;
+        cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        cfg.data_dir = self.dir.path().join("data").join(name);
+        std::fs::write(
+            self.dir.path().join(format!("{name}.toml")),
+            toml::to_string(&cfg)?,
+        )?;
+        self.restart_server(name)
+    }
+
     /// Chunk files (path, size) stored by chunkserver NAME.
     pub fn chunk_files(&self, name: &str) -> Vec<(PathBuf, u64)> {
         let mut out = Vec::new();

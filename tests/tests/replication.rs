@@ -96,3 +96,51 @@ async fn a_put_needs_its_synchronous_copy() {
         "a put was acknowledged without its synchronous copy"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fourth_server_takes_its_share_and_nothing_becomes_unreadable() {
+    let mut cluster = DevCluster::start().expect("cluster starts");
+    let client = cluster.client().await.expect("client");
+    let mut files = Vec::new();
+    for i in 0..60u64 {
+        let data = random_bytes(50_000 + i as usize * 1_000, 700 + i);
+        let path = format!("/m{i}");
+        client.put(&path, &data[..]).await.expect("put");
+        files.push((path, data));
+    }
+    cluster
+        .wait_replicated(3, Duration::from_secs(30))
+        .expect("3 copies");
+    let chunks = cluster.copies_per_chunk().len();
+
+    cluster.add_chunkserver("chunk-4", 4).expect("add chunk-4");
+    // Reads keep working while the rebalance runs.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        read_all(&client, &files, "nobody").await;
+        let counts = cluster.copies_per_chunk();
+        let on_new = cluster.chunk_files("chunk-4").len();
+        if counts.len() == chunks && counts.values().all(|&n| n == 3) && on_new > 0 {
+            // Each of 4 servers owns 3/4 of the chunks: chunk-4 took about
+            // a quarter of all copies.
+            let frac = on_new as f64 / (3 * chunks) as f64;
+            assert!(
+                (0.12..0.40).contains(&frac),
+                "chunk-4 holds {frac:.2} of all copies"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rebalance did not settle: {} chunks, {on_new} on chunk-4, copies {:?}",
+            counts.len(),
+            counts.values().fold([0usize; 5], |mut a, &n| {
+                a[n.min(4)] += 1;
+                a
+            })
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let fresh = cluster.client().await.expect("fresh client");
+    read_all(&fresh, &files, "nobody").await;
+}

@@ -1,0 +1,212 @@
+//! The repair and rebalance loop: one pass every `repair_interval_ms` over
+//! the local chunks. For each, compute its owners under the current ring,
+//! ask the owners (batched "have?") whether they hold it, and carry out
+//! [`repair_plan::decide`]: push missing copies, drop copies this server no
+//! longer owns once every owner confirmed. Passes go chunk batch by chunk
+//! batch with a pause between batches so client traffic comes first.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_proto::chunk_rpc::{ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_HAVE_QUERY};
+use cairn_proto::leader::MetaCaller;
+use cairn_proto::meta_rpc::{MetaRequest, MetaResponse};
+use cairn_proto::net::{call, ConnPool};
+use cairn_proto::ring::Ring;
+use cairn_proto::{ChunkId, NodeId};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::peer::push_chunk;
+use crate::repair_plan::decide;
+use crate::store::FileStore;
+
+/// Chunks looked at per batch (also the size of each "have?" query).
+const BATCH: usize = 1024;
+/// Pause between batches: background work yields to clients.
+const BATCH_PAUSE: Duration = Duration::from_millis(20);
+/// Copies pushed at once.
+const PUSH_CONCURRENCY: usize = 4;
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PassStats {
+    pub examined: u64,
+    pub pushed: u64,
+    pub dropped: u64,
+    pub failed: u64,
+}
+
+pub struct Repairer {
+    pub id: NodeId,
+    pub store: FileStore,
+    pub pool: ConnPool,
+    pub meta: Arc<MetaCaller>,
+    pub interval: Duration,
+}
+
+impl Repairer {
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+            match self.pass(&cancel).await {
+                Ok(s) if s.pushed + s.dropped + s.failed > 0 => {
+                    tracing::info!(
+                        examined = s.examined,
+                        pushed = s.pushed,
+                        dropped = s.dropped,
+                        failed = s.failed,
+                        "repair pass"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "repair pass failed"),
+            }
+        }
+    }
+
+    /// One pass over every local chunk.
+    pub async fn pass(&self, cancel: &CancellationToken) -> Result<PassStats, String> {
+        let ring = match self
+            .meta
+            .call(&MetaRequest::GetRing)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            MetaResponse::Ring(r) => Ring::new(r),
+            other => return Err(format!("unexpected reply {other:?}")),
+        };
+        if ring.members().is_empty() {
+            return Ok(PassStats::default());
+        }
+        let copies = usize::from(ring.policy().copies);
+        let store = self.store.clone();
+        let local = tokio::task::spawn_blocking(move || store.list())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let mut stats = PassStats::default();
+        for batch in local.chunks(BATCH) {
+            if cancel.is_cancelled() {
+                break;
+            }
+            self.batch(&ring, copies, batch, &mut stats).await;
+            tokio::time::sleep(BATCH_PAUSE).await;
+        }
+        Ok(stats)
+    }
+
+    async fn batch(&self, ring: &Ring, copies: usize, ids: &[ChunkId], stats: &mut PassStats) {
+        // Owners of each chunk, and per owner the chunks to ask it about.
+        let owners: Vec<Vec<(NodeId, String)>> = ids
+            .iter()
+            .map(|id| {
+                ring.owners(id, copies)
+                    .into_iter()
+                    .map(|m| (m.id, m.addr.clone()))
+                    .collect()
+            })
+            .collect();
+        let mut ask: HashMap<(NodeId, String), Vec<ChunkId>> = HashMap::new();
+        for (id, os) in ids.iter().zip(&owners) {
+            for o in os.iter().filter(|(n, _)| *n != self.id) {
+                ask.entry(o.clone()).or_default().push(*id);
+            }
+        }
+        let mut answers: HashMap<(NodeId, ChunkId), bool> = HashMap::new();
+        for ((node, addr), query) in ask {
+            for part in query.chunks(MAX_HAVE_QUERY) {
+                if let Ok(have) = self.have(&addr, part.to_vec()).await {
+                    for (id, h) in part.iter().zip(have) {
+                        answers.insert((node, *id), h);
+                    }
+                }
+            }
+        }
+        let mut pushes: Vec<(ChunkId, String)> = Vec::new();
+        let mut drops: Vec<ChunkId> = Vec::new();
+        for (id, os) in ids.iter().zip(&owners) {
+            stats.examined += 1;
+            let nodes: Vec<NodeId> = os.iter().map(|(n, _)| *n).collect();
+            let have: Vec<Option<bool>> = nodes
+                .iter()
+                .map(|n| answers.get(&(*n, *id)).copied())
+                .collect();
+            let d = decide(self.id, &nodes, &have);
+            for target in d.push_to {
+                if let Some((_, addr)) = os.iter().find(|(n, _)| *n == target) {
+                    pushes.push((*id, addr.clone()));
+                }
+            }
+            if d.drop_local {
+                drops.push(*id);
+            }
+        }
+        let results: Vec<bool> = futures::stream::iter(pushes)
+            .map(|(id, addr)| async move { self.push(id, &addr).await })
+            .buffer_unordered(PUSH_CONCURRENCY)
+            .collect()
+            .await;
+        for ok in results {
+            if ok {
+                stats.pushed += 1;
+            } else {
+                stats.failed += 1;
+            }
+        }
+        for id in drops {
+            let store = self.store.clone();
+            match tokio::task::spawn_blocking(move || store.delete(&id)).await {
+                Ok(Ok(())) => stats.dropped += 1,
+                _ => stats.failed += 1,
+            }
+        }
+    }
+
+    async fn have(&self, addr: &str, ids: Vec<ChunkId>) -> Result<Vec<bool>, String> {
+        let n = ids.len();
+        let conn = self.pool.get(addr).await.map_err(|e| e.to_string())?;
+        let req = ChunkRequest::Have { ids };
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            call::<_, ChunkResponse>(&conn, &req, &[], MAX_CHUNK_FRAME),
+        )
+        .await;
+        match answer {
+            Ok(Ok((Ok(ChunkResponse::Have(v)), _))) if v.len() == n => Ok(v),
+            Ok(Ok((other, _))) => Err(format!("unexpected have answer {other:?}")),
+            Ok(Err(e)) => {
+                self.pool.forget(addr);
+                Err(e.to_string())
+            }
+            Err(_) => {
+                self.pool.forget(addr);
+                Err("have query timed out".into())
+            }
+        }
+    }
+
+    /// Sends the local copy of `id` to `addr`; false if it could not.
+    async fn push(&self, id: ChunkId, addr: &str) -> bool {
+        let store = self.store.clone();
+        let data = match tokio::task::spawn_blocking(move || store.get(&id)).await {
+            Ok(Ok(Some(d))) => d,
+            _ => return false,
+        };
+        if !id.matches(&data) {
+            tracing::warn!(chunk = %id, "local copy is corrupt; not pushing it");
+            return false;
+        }
+        match push_chunk(&self.pool, addr, id, &data).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(chunk = %id, error = %e, "repair push failed");
+                false
+            }
+        }
+    }
+}
