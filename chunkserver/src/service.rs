@@ -141,6 +141,14 @@ impl ChunkService {
                 .map_err(internal)?;
                 Ok((ChunkResponse::Have(have), Vec::new()))
             }
+            ChunkRequest::ReportCorrupt { id } => {
+                let store = self.store.clone();
+                let corrupt = tokio::task::spawn_blocking(move || store.check(&id))
+                    .await
+                    .map_err(internal)?
+                    .map_err(internal)?;
+                Ok((ChunkResponse::Checked { corrupt }, Vec::new()))
+            }
             ChunkRequest::Stat => {
                 let (chunks, bytes) = self.store.usage();
                 Ok((ChunkResponse::Stat { chunks, bytes }, Vec::new()))

@@ -181,6 +181,28 @@ impl FileStore {
         Ok(out)
     }
 
+    /// Re-hashes chunk `id`; a corrupt copy is moved to `quarantine/` (out
+    /// of service, kept for inspection). Returns whether it was corrupt.
+    pub fn check(&self, id: &ChunkId) -> Result<bool, StoreError> {
+        let Some(data) = self.get(id)? else {
+            return Ok(false);
+        };
+        if id.matches(&data) {
+            return Ok(false);
+        }
+        let qdir = self.inner.root.join("quarantine");
+        fs::create_dir_all(&qdir).map_err(err("create", &qdir))?;
+        let from = self.path_of(id);
+        let to = qdir.join(id.to_hex());
+        fs::rename(&from, &to).map_err(err("quarantine", &from))?;
+        self.inner.chunks.fetch_sub(1, Ordering::Relaxed);
+        self.inner
+            .bytes
+            .fetch_sub(data.len() as u64, Ordering::Relaxed);
+        tracing::warn!(chunk = %id, "corrupt copy quarantined");
+        Ok(true)
+    }
+
     /// Removes chunk `id` (no-op if absent).
     pub fn delete(&self, id: &ChunkId) -> Result<(), StoreError> {
         let path = self.path_of(id);
@@ -246,10 +268,15 @@ mod tests {
         s.put(&id, &data).unwrap();
         assert_eq!(s.usage(), (1, data.len() as u64));
         let s2 = FileStore::open(dir.path()).unwrap();
-        assert_eq!(s2.get(&id).unwrap(), Some(data));
+        assert_eq!(s2.get(&id).unwrap(), Some(data.clone()));
         assert_eq!(s2.usage().0, 1);
         assert!(s2.has(&id));
         assert_eq!(s2.list().unwrap(), vec![id]);
+        assert!(!s2.check(&id).unwrap());
+        std::fs::write(s2.path_of(&id), b"some chunK").unwrap();
+        assert!(s2.check(&id).unwrap());
+        assert!(!s2.has(&id));
+        s2.put(&id, &data).unwrap();
         s2.delete(&id).unwrap();
         s2.delete(&id).unwrap();
         assert_eq!(s2.usage(), (0, 0));

@@ -130,6 +130,7 @@ pub async fn download(
             }
             Ok(_) => {
                 tracing::warn!(chunk = %id, server = %server.addr, "replica failed hash verification");
+                report_corrupt(pool, &server.addr, id);
                 errors.push(format!("{}: corrupt replica (hash mismatch)", server.addr));
             }
             Err(Fetch::Missing(e)) => errors.push(format!("{}: {e}", server.addr)),
@@ -181,4 +182,25 @@ async fn fetch_from(pool: &ConnPool, server: &RingMember, id: ChunkId) -> Result
         Err(e) if e.code == ErrorCode::ChunkMissing => Err(Fetch::Missing(e.to_string())),
         Err(e) => Err(Fetch::Failed(e.to_string())),
     }
+}
+
+/// Tells `addr` its copy of `id` failed verification, in the background, so
+/// it quarantines the copy and repair replaces it. Best effort.
+fn report_corrupt(pool: &ConnPool, addr: &str, id: ChunkId) {
+    let pool = pool.clone();
+    let addr = addr.to_string();
+    tokio::spawn(async move {
+        let Ok(conn) = pool.get(&addr).await else {
+            return;
+        };
+        let req = ChunkRequest::ReportCorrupt { id };
+        let r = tokio::time::timeout(
+            TRANSFER_TIMEOUT,
+            call::<_, ChunkResponse>(&conn, &req, &[], MAX_CHUNK_FRAME),
+        )
+        .await;
+        if let Ok(Ok((Ok(ChunkResponse::Checked { corrupt }), _))) = r {
+            tracing::info!(chunk = %id, server = %addr, corrupt, "reported a bad replica");
+        }
+    });
 }

@@ -154,6 +154,12 @@ impl Client {
         }
     }
 
+    /// The owners of chunk `id` under the cached ring, primary first.
+    pub fn owners(&self, id: &ChunkId) -> Vec<cairn_proto::meta_rpc::RingMember> {
+        let copies = usize::from(self.inner.ring.policy().copies);
+        self.inner.ring.owners(id, copies)
+    }
+
     /// The placement ring's current epoch as this client knows it.
     pub fn ring_epoch(&self) -> u64 {
         self.inner.ring.epoch()

@@ -34,6 +34,10 @@ pub enum ChunkRequest {
     Have { ids: Vec<ChunkId> },
     /// How much this server stores.
     Stat,
+    /// A reader got bytes from this server that do not hash to `id`. The
+    /// server re-checks its copy and quarantines it if it is corrupt, so
+    /// that repair restores a good copy.
+    ReportCorrupt { id: ChunkId },
 }
 
 /// A successful answer from a chunkserver.
@@ -48,5 +52,9 @@ pub enum ChunkResponse {
     Stat {
         chunks: u64,
         bytes: u64,
+    },
+    /// Whether the reported copy was corrupt (and is now quarantined).
+    Checked {
+        corrupt: bool,
     },
 }

@@ -231,6 +231,16 @@ impl DevCluster {
         self.restart_server(name)
     }
 
+    /// The chunkserver (by name) listening on `addr`.
+    pub fn server_at(&self, addr: &str) -> Option<String> {
+        self.chunkserver_names().into_iter().find(|name| {
+            std::fs::read_to_string(self.dir.path().join(format!("{name}.toml")))
+                .ok()
+                .and_then(|t| toml::from_str::<cairn_chunkserver::ChunkServerConfig>(&t).ok())
+                .is_some_and(|c| c.listen.to_string() == addr)
+        })
+    }
+
     /// Chunk files (path, size) stored by chunkserver NAME.
     pub fn chunk_files(&self, name: &str) -> Vec<(PathBuf, u64)> {
         let mut out = Vec::new();

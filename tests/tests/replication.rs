@@ -144,3 +144,58 @@ async fn a_fourth_server_takes_its_share_and_nothing_becomes_unreadable() {
     let fresh = cluster.client().await.expect("fresh client");
     read_all(&fresh, &files, "nobody").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_replica_is_read_around_and_repaired() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let client = cluster.client().await.expect("client");
+    let data = random_bytes(3 << 20, 77);
+    client.put("/c", &data[..]).await.expect("put");
+    cluster
+        .wait_replicated(3, Duration::from_secs(30))
+        .expect("3 copies");
+    // Corrupt each chunk's copy on its primary: the copy readers try first.
+    let mut corrupted = Vec::new();
+    for name in cluster.chunkserver_names() {
+        for (path, len) in cluster.chunk_files(&name) {
+            let id: cairn_proto::ChunkId =
+                path.file_name().unwrap().to_string_lossy().parse().unwrap();
+            let primary = client.owners(&id)[0].addr.clone();
+            if cluster.server_at(&primary).as_deref() == Some(name.as_str()) {
+                let mut b = std::fs::read(&path).unwrap();
+                b[(len / 3) as usize] ^= 1;
+                std::fs::write(&path, b).unwrap();
+                corrupted.push(path);
+            }
+        }
+    }
+    assert!(!corrupted.is_empty(), "no chunk to corrupt");
+    // Reads return the right bytes from the other owners.
+    let mut out = Vec::new();
+    client
+        .get("/c", &mut out)
+        .await
+        .expect("read around the bad replicas");
+    assert!(out == data, "wrong bytes returned");
+    // The readers reported them: each is quarantined, and repair puts a good
+    // copy back in its place.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let good = corrupted.iter().all(|p| {
+            let b = std::fs::read(p).unwrap_or_default();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            blake3::hash(&b).to_hex().as_str() == name
+        });
+        if good && cluster.copies_per_chunk().values().all(|&n| n == 3) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bad replicas not repaired within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut out = Vec::new();
+    client.get("/c", &mut out).await.expect("read after repair");
+    assert!(out == data);
+}
