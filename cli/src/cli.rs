@@ -38,11 +38,14 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Run a chunkserver.
+    /// Run a chunkserver (`--config FILE`), or manage one (`remove ID`).
+    #[command(args_conflicts_with_subcommands = true)]
     Chunkserver {
-        /// The server's TOML config.
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[command(subcommand)]
+        action: Option<ChunkserverAction>,
+        /// The server's TOML config (to run it).
+        #[arg(long, value_name = "FILE", required = false)]
+        config: Option<PathBuf>,
         /// Override `listen` from the config.
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
@@ -153,6 +156,19 @@ pub enum Command {
     Status {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ChunkserverAction {
+    /// Take a chunkserver out of the placement ring for good (it died, or
+    /// is being retired). Repair re-creates its copies on the others; a
+    /// server that is still running and heartbeats registers again.
+    Remove {
+        /// The chunkserver's id (see `cairn status`).
+        id: u64,
         #[command(flatten)]
         cluster: ClusterArgs,
     },

@@ -172,6 +172,14 @@ impl Client {
         }
     }
 
+    /// Takes chunkserver `id` out of the placement ring; repair re-creates
+    /// its copies on the remaining servers.
+    pub async fn remove_chunkserver(&self, id: u64) -> Result<(), ClientError> {
+        self.expect_ok(MetaRequest::RemoveChunkServer { id })
+            .await?;
+        self.refresh_ring().await
+    }
+
     /// Sets the cluster's replication policy (chunks written from now on).
     pub async fn set_replication(&self, policy: ReplicationPolicy) -> Result<(), ClientError> {
         policy

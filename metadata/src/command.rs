@@ -46,6 +46,9 @@ pub enum Command {
         zone: String,
         capacity_bytes: u64,
     },
+    /// Takes a chunkserver out of the ring (planned removal, or one silent
+    /// past the removal timeout); its chunks are re-replicated by repair.
+    RemoveChunkServer { id: NodeId },
     /// Changes how many copies of each chunk the cluster keeps.
     SetReplication { policy: ReplicationPolicy },
     /// Several independent commands in one log entry, so that they share

@@ -42,6 +42,15 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
     ensure_root(t)?;
     match cmd {
         Command::Batch(_) => refuse(ErrorCode::InvalidRequest, "a batch cannot nest in a batch"),
+        Command::RemoveChunkServer { id } => {
+            let key = server_key(*id);
+            if t.get(Cf::Servers, &key)?.is_none() {
+                return refuse(ErrorCode::NotFound, format!("no chunkserver {id}"));
+            }
+            t.delete(Cf::Servers, key);
+            bump_ring_epoch(t)?;
+            Ok(None)
+        }
         Command::SetReplication { policy } => {
             policy
                 .validate()
@@ -561,16 +570,21 @@ fn register_server<R: KvRead>(t: &mut Txn<'_, R>, rec: ServerRecord) -> Result<(
     }
     t.put(Cf::Servers, key, encode(&rec));
     if ring_changes {
-        let epoch: u64 = match t.get(Cf::SmMeta, meta_keys::RING_EPOCH)? {
-            Some(b) => decode(&b)?,
-            None => 0,
-        };
-        t.put(
-            Cf::SmMeta,
-            meta_keys::RING_EPOCH.to_vec(),
-            encode(&(epoch + 1)),
-        );
+        bump_ring_epoch(t)?;
     }
+    Ok(())
+}
+
+fn bump_ring_epoch<R: KvRead>(t: &mut Txn<'_, R>) -> Result<(), NsError> {
+    let epoch: u64 = match t.get(Cf::SmMeta, meta_keys::RING_EPOCH)? {
+        Some(b) => decode(&b)?,
+        None => 0,
+    };
+    t.put(
+        Cf::SmMeta,
+        meta_keys::RING_EPOCH.to_vec(),
+        encode(&(epoch + 1)),
+    );
     Ok(())
 }
 

@@ -221,6 +221,7 @@ impl MetaService {
             }
             Q::Status => self.status().map(MetaResponse::Status),
             Q::SetReplication { policy } => self.write(Command::SetReplication { policy }).await,
+            Q::RemoveChunkServer { id } => self.write(Command::RemoveChunkServer { id }).await,
         }
     }
 

@@ -247,6 +247,10 @@ pub enum MetaRequest {
         chunks: u64,
     },
     Status,
+    /// Takes chunkserver `id` out of the ring.
+    RemoveChunkServer {
+        id: NodeId,
+    },
     /// Sets the cluster's replication policy.
     SetReplication {
         policy: ReplicationPolicy,

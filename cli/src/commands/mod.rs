@@ -5,7 +5,7 @@ mod files;
 mod servers;
 mod status;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{ChunkserverAction, Cli, Command};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -15,10 +15,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
         } => servers::meta(&config, listen, data_dir).await,
         Command::Chunkserver {
-            config,
+            action: Some(ChunkserverAction::Remove { id, cluster }),
+            ..
+        } => {
+            files::connect(&cluster)
+                .await?
+                .remove_chunkserver(id)
+                .await?;
+            println!("chunkserver {id} removed from the ring");
+            Ok(())
+        }
+        Command::Chunkserver {
+            action: None,
+            config: Some(config),
             listen,
             data_dir,
         } => servers::chunkserver(&config, listen, data_dir).await,
+        Command::Chunkserver { .. } => anyhow::bail!(
+            "cairn chunkserver needs --config FILE to run a server, or a subcommand (see --help)"
+        ),
         Command::Dev {
             data_dir,
             chunkservers,

@@ -334,4 +334,11 @@ fn registering_servers_bumps_the_ring_epoch_only_on_change() {
     assert_eq!(r.epoch, 3);
     assert_eq!(r.members.len(), 2);
     assert_eq!(r.members[1].addr, "127.0.0.1:3");
+    ns.run(Command::RemoveChunkServer { id: 1 }).unwrap();
+    let r = ring(&ns.kv).unwrap();
+    assert_eq!((r.epoch, r.members.len()), (4, 1));
+    assert_eq!(
+        Ns::code(ns.run(Command::RemoveChunkServer { id: 1 })),
+        ErrorCode::NotFound
+    );
 }
