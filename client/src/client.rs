@@ -22,13 +22,15 @@ use cairn_proto::path::split_path;
 use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::chunk_io::{download, upload, Suspects};
+use crate::chunk_io::{upload, Suspects};
 use crate::chunker::chunker;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::placement::RingCache;
+
+mod read;
 
 /// Chunks at least this big are first checked for existence (dedup): below
 /// it, uploading costs about what asking does, and the server stores a
@@ -510,94 +512,6 @@ impl Client {
         }
         Ok(attr)
     }
-
-    async fn read_range<W: AsyncWrite + Unpin>(
-        &self,
-        attr: &InodeAttr,
-        start: u64,
-        end: u64,
-        w: &mut W,
-    ) -> Result<u64, ClientError> {
-        let mut pos = start;
-        let mut from = start;
-        while from < end {
-            let (extents, more) = match self
-                .meta(MetaRequest::GetExtents {
-                    ino: attr.ino,
-                    from,
-                    limit: EXTENT_PAGE,
-                })
-                .await?
-            {
-                // Every page must come from the version `attr` describes, or
-                // the output could mix an old file with its replacement.
-                MetaResponse::Extents { version, .. } if version != attr.version => {
-                    return Err(ClientError::Changed { ino: attr.ino.0 })
-                }
-                MetaResponse::Extents { extents, more, .. } => (extents, more),
-                r => return Err(unexpected(r)),
-            };
-            let Some(last) = extents.last() else { break };
-            from = last.offset + last.len;
-            // (clipped file offset, clipped length, chunk, slice start in chunk)
-            let pieces: Vec<(u64, u64, ChunkId, u64)> = extents
-                .iter()
-                .filter_map(|e| {
-                    let s = e.offset.max(start);
-                    let t = (e.offset + e.len).min(end);
-                    (s < t).then(|| (s, t - s, e.chunk, e.chunk_offset + (s - e.offset)))
-                })
-                .collect();
-            let mut fetched = stream::iter(pieces)
-                .map(|(off, len, id, in_chunk)| {
-                    let inner = self.inner.clone();
-                    async move {
-                        let data = tokio::spawn(async move {
-                            let servers = inner.ring.all_in_order(&id);
-                            download(&inner.pool, &inner.suspects, servers, id).await
-                        })
-                        .await
-                        .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
-                        let s = in_chunk as usize;
-                        let e = s + len as usize;
-                        if e > data.len() {
-                            return Err(ClientError::ChunkUnavailable {
-                                chunk: id,
-                                detail: format!(
-                                    "extent wants bytes {s}..{e} of a {}-byte chunk",
-                                    data.len()
-                                ),
-                            });
-                        }
-                        Ok::<_, ClientError>((off, data, s, e))
-                    }
-                })
-                .buffered(self.inner.config.download_concurrency);
-            while let Some(piece) = fetched.next().await {
-                let (off, data, s, e) = piece?;
-                write_zeros(w, off - pos).await?;
-                w.write_all(&data[s..e]).await?;
-                pos = off + (e - s) as u64;
-            }
-            if !more {
-                break;
-            }
-        }
-        // Holes at the end (and files with no extents) read as zeros.
-        write_zeros(w, end.saturating_sub(pos)).await?;
-        w.flush().await?;
-        Ok(end - start)
-    }
-}
-
-async fn write_zeros<W: AsyncWrite + Unpin>(w: &mut W, mut n: u64) -> Result<(), ClientError> {
-    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-    while n > 0 {
-        let k = n.min(ZEROS.len() as u64) as usize;
-        w.write_all(&ZEROS[..k]).await?;
-        n -= k as u64;
-    }
-    Ok(())
 }
 
 impl Inner {

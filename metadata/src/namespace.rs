@@ -129,19 +129,7 @@ pub fn apply_one<R: KvRead>(
 /// Creates the root directory if the namespace is empty.
 pub fn ensure_root<R: KvRead>(t: &mut Txn<'_, R>) -> Result<(), NsError> {
     if t.get(Cf::Inodes, &inode_key(InodeId::ROOT))?.is_none() {
-        let root = InodeAttr {
-            ino: InodeId::ROOT,
-            kind: FileKind::Dir,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            nlink: 2,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            version: 1,
-        };
-        put_inode(t, &root);
+        put_inode(t, &query::root_attr(1));
         t.put(Cf::SmMeta, meta_keys::NEXT_INO.to_vec(), encode(&2u64));
     }
     Ok(())

@@ -17,21 +17,27 @@ use crate::schema::{
     meta_keys, Counters, DentryRecord, ExtentRecord, ServerRecord,
 };
 
+/// The root directory as first created (at `version`).
+pub(crate) fn root_attr(version: u64) -> InodeAttr {
+    InodeAttr {
+        ino: InodeId::ROOT,
+        kind: FileKind::Dir,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        nlink: 2,
+        mtime_ns: 0,
+        ctime_ns: 0,
+        version,
+    }
+}
+
 pub fn get_attr(kv: &impl KvRead, ino: InodeId) -> Result<InodeAttr, NsError> {
     match kv.get(Cf::Inodes, &inode_key(ino))? {
         Some(b) => Ok(decode(&b)?),
-        None if ino == InodeId::ROOT => Ok(InodeAttr {
-            ino,
-            kind: FileKind::Dir,
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            nlink: 2,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            version: 0,
-        }),
+        // Before the first command creates it, the root reads as new.
+        None if ino == InodeId::ROOT => Ok(root_attr(0)),
         None => refuse(ErrorCode::NotFound, format!("no inode {ino}")),
     }
 }
