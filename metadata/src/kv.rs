@@ -81,26 +81,42 @@ pub trait KvRead {
     ) -> Result<Option<KvPair>, KvError>;
 }
 
+type Key = (Cf, Vec<u8>);
+
 /// Uncommitted writes over a reader.
 pub struct Txn<'a, R: KvRead> {
     base: &'a R,
-    writes: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
+    writes: BTreeMap<Key, Option<Vec<u8>>>,
+    /// What each write replaced in `writes` (outer `None`: the key had no
+    /// overlay entry), newest last; rolling back replays it in reverse, so a
+    /// savepoint costs nothing however large the transaction has grown.
+    undo: Vec<(Key, Option<Option<Vec<u8>>>)>,
 }
+
+/// A point in a [`Txn`] to roll back to.
+#[derive(Clone, Copy, Debug)]
+pub struct Savepoint(usize);
 
 impl<'a, R: KvRead> Txn<'a, R> {
     pub fn new(base: &'a R) -> Self {
         Txn {
             base,
             writes: BTreeMap::new(),
+            undo: Vec::new(),
         }
     }
 
     pub fn put(&mut self, cf: Cf, key: Vec<u8>, value: Vec<u8>) {
-        self.writes.insert((cf, key), Some(value));
+        self.write((cf, key), Some(value));
     }
 
     pub fn delete(&mut self, cf: Cf, key: Vec<u8>) {
-        self.writes.insert((cf, key), None);
+        self.write((cf, key), None);
+    }
+
+    fn write(&mut self, key: Key, value: Option<Vec<u8>>) {
+        let previous = self.writes.insert(key.clone(), value);
+        self.undo.push((key, previous));
     }
 
     /// The writes, in key order, for committing as one batch.
@@ -108,13 +124,22 @@ impl<'a, R: KvRead> Txn<'a, R> {
         self.writes
     }
 
-    /// Savepoint support: the writes so far, to restore after a failed command.
-    pub fn savepoint(&self) -> BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>> {
-        self.writes.clone()
+    /// Marks the current state, to return to after a failed command.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint(self.undo.len())
     }
 
-    pub fn rollback(&mut self, to: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>) {
-        self.writes = to;
+    /// Undoes every write made since `to`.
+    pub fn rollback(&mut self, to: Savepoint) {
+        while self.undo.len() > to.0 {
+            let Some((key, previous)) = self.undo.pop() else {
+                break;
+            };
+            match previous {
+                Some(v) => self.writes.insert(key, v),
+                None => self.writes.remove(&key),
+            };
+        }
     }
 
     fn overlay_range(
@@ -303,5 +328,21 @@ mod tests {
         assert_eq!(last.map(|(k, _)| k), Some(vec![1]));
         let last = t.last_at_or_before(Cf::Extents, &[0], &[7]).unwrap();
         assert_eq!(last.map(|(k, _)| k), Some(vec![5]));
+    }
+
+    #[test]
+    fn rollback_restores_the_overlay_exactly() {
+        let base = MemKv::default();
+        let mut t = Txn::new(&base);
+        t.put(Cf::Inodes, vec![1], vec![1]);
+        t.delete(Cf::Inodes, vec![2]);
+        let before = t.writes.clone();
+        let sp = t.savepoint();
+        t.put(Cf::Inodes, vec![1], vec![9]);
+        t.put(Cf::Inodes, vec![2], vec![2]);
+        t.put(Cf::Inodes, vec![3], vec![3]);
+        t.delete(Cf::Inodes, vec![1]);
+        t.rollback(sp);
+        assert_eq!(t.writes, before);
     }
 }
