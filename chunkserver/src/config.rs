@@ -33,6 +33,9 @@ pub struct ChunkServerConfig {
     /// Pause between repair/rebalance passes over the local chunks.
     #[serde(default = "defaults::repair_interval_ms")]
     pub repair_interval_ms: u64,
+    /// Byte rate repair and rebalance pushes may use (0: unlimited).
+    #[serde(default = "defaults::repair_max_bytes_per_sec")]
+    pub repair_max_bytes_per_sec: u64,
     /// Most chunk uploads handled at once (each holds up to 8 MiB).
     #[serde(default = "defaults::max_concurrent_puts")]
     pub max_concurrent_puts: usize,
@@ -47,6 +50,9 @@ mod defaults {
     }
     pub fn repair_interval_ms() -> u64 {
         5_000
+    }
+    pub fn repair_max_bytes_per_sec() -> u64 {
+        128 << 20
     }
     pub fn max_concurrent_puts() -> usize {
         64
@@ -84,6 +90,7 @@ impl ChunkServerConfig {
             capacity_bytes: None,
             heartbeat_ms: defaults::heartbeat_ms(),
             repair_interval_ms: defaults::repair_interval_ms(),
+            repair_max_bytes_per_sec: defaults::repair_max_bytes_per_sec(),
             max_concurrent_puts: defaults::max_concurrent_puts(),
         }
     }

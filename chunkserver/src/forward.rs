@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cairn_proto::chunk_rpc::{ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME};
+use cairn_proto::chunk_rpc::{ChunkReply, ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME};
 use cairn_proto::frame::{read_frame, write_frame};
 use cairn_proto::net::ConnPool;
 use cairn_proto::{ChunkId, ErrorCode, RpcError};
@@ -102,13 +102,15 @@ impl Forwarding {
         for (addr, mut recv) in self.backups {
             let answer = tokio::time::timeout(
                 ACK_TIMEOUT,
-                read_frame::<_, Result<ChunkResponse, RpcError>>(&mut recv, MAX_CHUNK_FRAME),
+                read_frame::<_, ChunkReply>(&mut recv, MAX_CHUNK_FRAME),
             )
             .await;
             match answer {
-                Ok(Ok(Ok(ChunkResponse::Stored))) => {}
-                Ok(Ok(Ok(other))) => return Err(backup_failed(&addr, format!("{other:?}"))),
-                Ok(Ok(Err(e))) => return Err(backup_failed(&addr, e)),
+                Ok(Ok(reply)) => match reply.result {
+                    Ok(ChunkResponse::Stored) => {}
+                    Ok(other) => return Err(backup_failed(&addr, format!("{other:?}"))),
+                    Err(e) => return Err(backup_failed(&addr, e)),
+                },
                 Ok(Err(e)) => return Err(backup_failed(&addr, e)),
                 Err(_) => {
                     return Err(backup_failed(

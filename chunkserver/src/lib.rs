@@ -3,13 +3,15 @@
 //! Owns the durable chunk store ([`store`]), the chunk request handler
 //! ([`service`]), replication — pipelined synchronous copies ([`forward`]),
 //! the durable async-copy queue ([`replication_queue`]), the repair and
-//! rebalance loop ([`repair`], pure rules in [`repair_plan`]) — and cluster
-//! membership (registration and heartbeats, [`membership`]). Depends on
+//! rebalance loop ([`repair`], pure rules in [`repair_plan`], paced by
+//! [`pacer`]) — and cluster membership (registration, heartbeats and the
+//! known ring epoch, [`membership`]). Depends on
 //! cairn-proto only; never on the metadata code, the client, or fuser.
 
 pub mod config;
 pub mod forward;
 pub mod membership;
+pub mod pacer;
 pub mod peer;
 pub mod repair;
 pub mod repair_plan;
@@ -18,7 +20,8 @@ pub mod service;
 pub mod store;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use cairn_proto::leader::MetaCaller;
 use cairn_proto::net::{serve, server_endpoint, ConnPool, NetError};
@@ -27,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::ChunkServerConfig;
 
-use crate::membership::Membership;
+use crate::membership::{KnownEpoch, Membership};
+use crate::pacer::Pacer;
 use crate::repair::Repairer;
 use crate::replication_queue::{AsyncReplicator, ReplicationQueue};
 use crate::service::ChunkService;
@@ -73,11 +77,14 @@ pub async fn start(
     let local_addr = endpoint.local_addr().map_err(NetError::from)?;
     let queue = ReplicationQueue::open(&config.data_dir)?;
     let pool = ConnPool::new(endpoint.clone());
+    let ring_epoch = Arc::new(KnownEpoch::default());
+    let under_replicated = Arc::new(AtomicU64::new(0));
     let service = Arc::new(ChunkService {
         store: store.clone(),
         queue: queue.clone(),
         pool: pool.clone(),
         put_slots: Semaphore::new(config.max_concurrent_puts),
+        ring_epoch: ring_epoch.clone(),
     });
     let replicator = Arc::new(AsyncReplicator {
         queue,
@@ -94,11 +101,19 @@ pub async fn start(
         pool: replicator.pool.clone(),
         meta: meta.clone(),
         interval: std::time::Duration::from_millis(config.repair_interval_ms),
+        ring_epoch: ring_epoch.clone(),
+        under_replicated: under_replicated.clone(),
+        pacer: Mutex::new(Pacer::new(
+            config.repair_max_bytes_per_sec,
+            std::time::Instant::now(),
+        )),
     });
     let membership = Arc::new(Membership {
         meta,
         config: config.clone(),
         store: store.clone(),
+        ring_epoch,
+        under_replicated,
     });
     let serve_task = tokio::spawn(serve(
         endpoint,

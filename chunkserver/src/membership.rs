@@ -1,22 +1,43 @@
 //! Joining the cluster: register with the metadata group, then heartbeat
-//! with capacity and load. Re-registers if the metadata group has forgotten
-//! this server.
+//! with capacity, load and the repair backlog. Re-registers if the
+//! metadata group has forgotten this server. Each heartbeat's answer
+//! carries the ring epoch, which this server passes on in every reply so
+//! that clients holding an older ring refresh it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_proto::leader::{MetaCallError, MetaCaller};
-use cairn_proto::meta_rpc::MetaRequest;
+use cairn_proto::meta_rpc::{MetaRequest, MetaResponse};
 use cairn_proto::ErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ChunkServerConfig;
 use crate::store::{disk_space, FileStore};
 
+/// The newest placement-ring epoch this server has heard of.
+#[derive(Default)]
+pub struct KnownEpoch(AtomicU64);
+
+impl KnownEpoch {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Records `epoch` if it is newer than what is known.
+    pub fn observe(&self, epoch: u64) {
+        self.0.fetch_max(epoch, Ordering::Relaxed);
+    }
+}
+
 pub struct Membership {
     pub meta: Arc<MetaCaller>,
     pub config: ChunkServerConfig,
     pub store: FileStore,
+    pub ring_epoch: Arc<KnownEpoch>,
+    /// Written by the repair loop after each pass.
+    pub under_replicated: Arc<AtomicU64>,
 }
 
 impl Membership {
@@ -42,15 +63,20 @@ impl Membership {
 
     async fn heartbeat(&self) -> Result<(), MetaCallError> {
         let (chunks, used) = self.store.usage();
-        self.meta
+        let answer = self
+            .meta
             .call(&MetaRequest::Heartbeat {
                 id: self.config.id,
                 capacity_bytes: self.capacity(),
                 used_bytes: used,
                 chunks,
+                under_replicated: self.under_replicated.load(Ordering::Relaxed),
             })
-            .await
-            .map(|_| ())
+            .await?;
+        if let MetaResponse::Beat { ring_epoch } = answer {
+            self.ring_epoch.observe(ring_epoch);
+        }
+        Ok(())
     }
 
     /// Registers (retrying until it succeeds) and heartbeats until cancelled.

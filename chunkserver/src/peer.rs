@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use cairn_proto::chunk_rpc::{ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME};
-use cairn_proto::net::{call, ConnPool};
+use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse};
+use cairn_proto::net::ConnPool;
 use cairn_proto::ChunkId;
 
 /// How long one push of one chunk may take.
@@ -25,10 +25,10 @@ pub async fn push_chunk(
     };
     let attempt = async {
         let conn = pool.get(addr).await.map_err(|e| e.to_string())?;
-        let (resp, _) = call::<_, ChunkResponse>(&conn, &req, data, MAX_CHUNK_FRAME)
+        let (reply, _) = call_chunk(&conn, &req, data)
             .await
             .map_err(|e| e.to_string())?;
-        match resp {
+        match reply.result {
             Ok(ChunkResponse::Stored) => Ok(()),
             Ok(other) => Err(format!("unexpected reply {other:?}")),
             Err(e) => Err(e.to_string()),

@@ -3,21 +3,26 @@
 //! ask the owners (batched "have?") whether they hold it, and carry out
 //! [`repair_plan::decide`]: push missing copies, drop copies this server no
 //! longer owns once every owner confirmed. Passes go chunk batch by chunk
-//! batch with a pause between batches so client traffic comes first.
+//! batch with a pause between batches so client traffic comes first, and
+//! pushes are paced to `repair_max_bytes_per_sec`. Owners marked down are
+//! not asked (their answer is unknown until they return or are removed).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use cairn_proto::chunk_rpc::{ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_HAVE_QUERY};
+use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse, MAX_HAVE_QUERY};
 use cairn_proto::leader::MetaCaller;
 use cairn_proto::meta_rpc::{MetaRequest, MetaResponse};
-use cairn_proto::net::{call, ConnPool};
+use cairn_proto::net::ConnPool;
 use cairn_proto::ring::Ring;
 use cairn_proto::{ChunkId, NodeId};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::membership::KnownEpoch;
+use crate::pacer::Pacer;
 use crate::peer::push_chunk;
 use crate::repair_plan::decide;
 use crate::store::FileStore;
@@ -36,6 +41,7 @@ pub struct PassStats {
     pub pushed: u64,
     pub dropped: u64,
     pub failed: u64,
+    pub under_replicated: u64,
 }
 
 pub struct Repairer {
@@ -44,6 +50,11 @@ pub struct Repairer {
     pub pool: ConnPool,
     pub meta: Arc<MetaCaller>,
     pub interval: Duration,
+    pub ring_epoch: Arc<KnownEpoch>,
+    /// Chunks the last pass found short of N copies and responsible here.
+    pub under_replicated: Arc<AtomicU64>,
+    /// Paces repair pushes to the configured byte rate.
+    pub pacer: Mutex<Pacer>,
 }
 
 impl Repairer {
@@ -54,16 +65,20 @@ impl Repairer {
                 _ = tokio::time::sleep(self.interval) => {}
             }
             match self.pass(&cancel).await {
-                Ok(s) if s.pushed + s.dropped + s.failed > 0 => {
-                    tracing::info!(
-                        examined = s.examined,
-                        pushed = s.pushed,
-                        dropped = s.dropped,
-                        failed = s.failed,
-                        "repair pass"
-                    )
+                Ok(s) => {
+                    self.under_replicated
+                        .store(s.under_replicated, Ordering::Relaxed);
+                    if s.pushed + s.dropped + s.failed > 0 {
+                        tracing::info!(
+                            examined = s.examined,
+                            pushed = s.pushed,
+                            dropped = s.dropped,
+                            failed = s.failed,
+                            under_replicated = s.under_replicated,
+                            "repair pass"
+                        )
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "repair pass failed"),
             }
         }
@@ -80,6 +95,7 @@ impl Repairer {
             MetaResponse::Ring(r) => Ring::new(r),
             other => return Err(format!("unexpected reply {other:?}")),
         };
+        self.ring_epoch.observe(ring.epoch());
         if ring.members().is_empty() {
             return Ok(PassStats::default());
         }
@@ -111,9 +127,10 @@ impl Repairer {
                     .collect()
             })
             .collect();
+        let is_down = |n: NodeId| ring.member(n).is_some_and(|m| m.down);
         let mut ask: HashMap<(NodeId, String), Vec<ChunkId>> = HashMap::new();
         for (id, os) in ids.iter().zip(&owners) {
-            for o in os.iter().filter(|(n, _)| *n != self.id) {
+            for o in os.iter().filter(|(n, _)| *n != self.id && !is_down(*n)) {
                 ask.entry(o.clone()).or_default().push(*id);
             }
         }
@@ -145,6 +162,9 @@ impl Repairer {
             if d.drop_local {
                 drops.push(*id);
             }
+            if d.under_replicated {
+                stats.under_replicated += 1;
+            }
         }
         let results: Vec<bool> = futures::stream::iter(pushes)
             .map(|(id, addr)| async move { self.push(id, &addr).await })
@@ -171,14 +191,13 @@ impl Repairer {
         let n = ids.len();
         let conn = self.pool.get(addr).await.map_err(|e| e.to_string())?;
         let req = ChunkRequest::Have { ids };
-        let answer = tokio::time::timeout(
-            Duration::from_secs(10),
-            call::<_, ChunkResponse>(&conn, &req, &[], MAX_CHUNK_FRAME),
-        )
-        .await;
+        let answer =
+            tokio::time::timeout(Duration::from_secs(10), call_chunk(&conn, &req, &[])).await;
         match answer {
-            Ok(Ok((Ok(ChunkResponse::Have(v)), _))) if v.len() == n => Ok(v),
-            Ok(Ok((other, _))) => Err(format!("unexpected have answer {other:?}")),
+            Ok(Ok((reply, _))) => match reply.result {
+                Ok(ChunkResponse::Have(v)) if v.len() == n => Ok(v),
+                other => Err(format!("unexpected have answer {other:?}")),
+            },
             Ok(Err(e)) => {
                 self.pool.forget(addr);
                 Err(e.to_string())
@@ -201,7 +220,14 @@ impl Repairer {
             tracing::warn!(chunk = %id, "local copy is corrupt; not pushing it");
             return false;
         }
-        match push_chunk(&self.pool, addr, id, &data).await {
+        let pushed = push_chunk(&self.pool, addr, id, &data).await;
+        let pause = self
+            .pacer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(data.len() as u64, Instant::now());
+        tokio::time::sleep(pause).await;
+        match pushed {
             Ok(()) => true,
             Err(e) => {
                 tracing::debug!(chunk = %id, error = %e, "repair push failed");

@@ -10,6 +10,10 @@
 //!   owner has confirmed holding it.
 //! * An owner whose answer is unknown (unreachable) is neither pushed to nor
 //!   counted as holding; the next pass tries again.
+//! * The server that would push also counts the chunk as under-replicated
+//!   while fewer than all owners are known to hold it, so each short chunk
+//!   is counted once across the cluster (more than once only when no owner
+//!   holds it and several non-owners do).
 
 use cairn_proto::NodeId;
 
@@ -21,6 +25,9 @@ pub struct Decision {
     /// Delete the local copy (this server is not an owner and every owner
     /// holds the chunk).
     pub drop_local: bool,
+    /// Fewer than all owners are known to hold the chunk, and this server
+    /// is the one repairing it.
+    pub under_replicated: bool,
 }
 
 /// Decides for a chunk stored on `me`. `have[i]` is whether `owners[i]`
@@ -46,9 +53,11 @@ pub fn decide(me: NodeId, owners: &[NodeId], have: &[Option<bool>]) -> Decision 
         Vec::new()
     };
     let all_confirmed = (0..owners.len()).all(|i| owners[i] != me && have[i] == Some(true));
+    let held_by_all = (0..owners.len()).all(holds);
     Decision {
         push_to,
         drop_local: !i_am_owner && all_confirmed,
+        under_replicated: i_push && !held_by_all,
     }
 }
 
@@ -63,7 +72,8 @@ mod tests {
             d,
             Decision {
                 push_to: vec![2],
-                drop_local: false
+                drop_local: false,
+                under_replicated: true,
             }
         );
         // Owner 3 holds it too, but 1 comes first: 3 does nothing.
@@ -81,7 +91,8 @@ mod tests {
             decide(9, &[1, 2, 3], &[Some(true), Some(true), Some(true)]),
             Decision {
                 push_to: vec![],
-                drop_local: true
+                drop_local: true,
+                under_replicated: false,
             }
         );
     }
@@ -94,7 +105,8 @@ mod tests {
             d,
             Decision {
                 push_to: vec![1, 3],
-                drop_local: false
+                drop_local: false,
+                under_replicated: true,
             }
         );
     }
@@ -107,9 +119,26 @@ mod tests {
     }
 
     #[test]
+    fn only_the_repairing_server_counts_a_short_chunk() {
+        // Owner 2 is down (unknown); 1 and 3 hold it: 1 counts it, 3 not.
+        let have = [Some(true), None, Some(true)];
+        assert!(decide(1, &[1, 2, 3], &have).under_replicated);
+        assert!(!decide(3, &[1, 2, 3], &have).under_replicated);
+        // Fully replicated: nobody counts it.
+        let have = [Some(true), Some(true), Some(true)];
+        assert!(!decide(1, &[1, 2, 3], &have).under_replicated);
+    }
+
+    #[test]
     fn unknown_answers_are_neither_pushed_nor_trusted() {
         let d = decide(1, &[1, 2], &[None, None]);
-        assert_eq!(d, Decision::default());
+        assert_eq!(
+            d,
+            Decision {
+                under_replicated: true,
+                ..Decision::default()
+            }
+        );
         assert_eq!(decide(5, &[], &[]), Decision::default());
     }
 }

@@ -4,14 +4,16 @@
 use std::sync::Arc;
 
 use cairn_proto::chunk_rpc::{
-    ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_CHUNK_LEN, MAX_COPY_TARGETS, MAX_HAVE_QUERY,
+    ChunkReply, ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_CHUNK_LEN, MAX_COPY_TARGETS,
+    MAX_HAVE_QUERY,
 };
 use cairn_proto::frame::read_frame;
-use cairn_proto::net::{reply, ConnPool};
+use cairn_proto::net::{answer, ConnPool};
 use cairn_proto::{ErrorCode, RpcError};
 use tokio::sync::Semaphore;
 
 use crate::forward;
+use crate::membership::KnownEpoch;
 use crate::replication_queue::ReplicationQueue;
 use crate::store::FileStore;
 
@@ -22,6 +24,8 @@ pub struct ChunkService {
     pub pool: ConnPool,
     /// Bounds concurrent uploads, and so the chunk bytes held in memory.
     pub put_slots: Semaphore,
+    /// The newest ring epoch this server has heard of; sent in every reply.
+    pub ring_epoch: Arc<KnownEpoch>,
 }
 
 fn internal(e: impl std::fmt::Display) -> RpcError {
@@ -36,20 +40,21 @@ impl ChunkService {
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) {
-        let req = match read_frame::<_, ChunkRequest>(&mut recv, MAX_CHUNK_FRAME).await {
-            Ok(r) => r,
-            Err(e) => {
-                let resp: Result<ChunkResponse, _> =
-                    Err(RpcError::new(ErrorCode::InvalidRequest, e.to_string()));
-                let _ = reply(&mut send, &resp, &[]).await;
-                return;
-            }
+        let (result, body) = match read_frame::<_, ChunkRequest>(&mut recv, MAX_CHUNK_FRAME).await {
+            Ok(req) => match self.handle(req, &mut recv).await {
+                Ok((r, body)) => (Ok(r), body),
+                Err(e) => (Err(e), Vec::new()),
+            },
+            Err(e) => (
+                Err(RpcError::new(ErrorCode::InvalidRequest, e.to_string())),
+                Vec::new(),
+            ),
         };
-        let (resp, body) = match self.handle(req, &mut recv).await {
-            Ok((r, body)) => (Ok(r), body),
-            Err(e) => (Err(e), Vec::new()),
+        let reply = ChunkReply {
+            ring_epoch: self.ring_epoch.get(),
+            result,
         };
-        if let Err(e) = reply(&mut send, &resp, &body).await {
+        if let Err(e) = answer(&mut send, &reply, &body).await {
             tracing::debug!(error = %e, "reply not delivered");
         }
     }

@@ -164,11 +164,33 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum ChunkserverAction {
     /// Take a chunkserver out of the placement ring for good (it died, or
-    /// is being retired). Repair re-creates its copies on the others; a
-    /// server that is still running and heartbeats registers again.
+    /// was drained and stopped). Repair re-creates its copies on the
+    /// others. Refused while the server is up: drain it, stop it, then
+    /// remove it. (A server silent for `chunkserver_remove_after_ms` is
+    /// removed automatically.)
     Remove {
         /// The chunkserver's id (see `cairn status`).
         id: u64,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Empty a chunkserver before retiring it: it stops owning chunks, and
+    /// its repair loop copies every chunk it holds to the new owners,
+    /// deleting each local copy once all owners confirm. It keeps serving
+    /// reads meanwhile.
+    Drain {
+        /// The chunkserver's id (see `cairn status`).
+        id: u64,
+        /// Wait, with progress, until it holds no chunks.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up (exit non-zero, the drain goes on) after
+        /// this many seconds.
+        #[arg(long, value_name = "SECS", requires = "wait")]
+        timeout: Option<u64>,
+        /// Cancel a drain: the server owns chunks again.
+        #[arg(long, conflicts_with = "wait")]
+        cancel: bool,
         #[command(flatten)]
         cluster: ClusterArgs,
     },

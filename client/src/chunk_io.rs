@@ -1,11 +1,13 @@
 //! Moving one chunk between the client and chunkservers.
 //!
 //! Downloads verify BLAKE3 before returning a byte: a replica whose bytes do
-//! not match is skipped (and logged) and the next owner is tried.
+//! not match is skipped (and logged) and the next owner is tried. Every
+//! chunkserver reply carries the ring epoch it knows; it is passed to the
+//! [`RingCache`] so a stale ring is noticed.
 
-use cairn_proto::chunk_rpc::{ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_CHUNK_LEN};
+use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse, MAX_CHUNK_LEN};
 use cairn_proto::meta_rpc::RingMember;
-use cairn_proto::net::{call, ConnPool};
+use cairn_proto::net::ConnPool;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,55 +16,79 @@ use cairn_proto::ChunkId;
 use cairn_proto::ErrorCode;
 
 use crate::error::ClientError;
+use crate::placement::RingCache;
 
 /// How long one chunk transfer to or from one server may take (up to 8 MiB;
 /// a dead server that has not yet timed out at the QUIC level is skipped).
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Stores `data` (whose id is `id`) on its owners: streams it to `owners[0]`
-/// (the primary), which forwards it to the next `sync_copies - 1` owners and
-/// queues durable background copies to the rest. Returns once
+/// Why an upload failed, and whose fault it likely was.
+pub struct UploadFailure {
+    pub error: ClientError,
+    /// The primary answered with a refusal: the fault is more likely a
+    /// backup's (or the data's) than the primary's.
+    pub primary_answered: bool,
+}
+
+/// Stores `data` (whose id is `id`) on `targets`: streams it to `targets[0]`
+/// (the primary), which forwards it to the next `sync_copies - 1` targets
+/// and queues durable background copies to the rest. Returns once
 /// `sync_copies` copies are durable.
 pub async fn upload(
     pool: &ConnPool,
-    owners: &[RingMember],
+    ring: &RingCache,
+    targets: &[RingMember],
     sync_copies: usize,
     id: ChunkId,
     data: &[u8],
-) -> Result<(), ClientError> {
-    let Some(server) = owners.first() else {
-        return Err(ClientError::NoChunkservers);
+) -> Result<(), UploadFailure> {
+    let Some(server) = targets.first() else {
+        return Err(UploadFailure {
+            error: ClientError::NoChunkservers,
+            primary_answered: false,
+        });
     };
-    let fail = |detail: String| ClientError::Upload {
-        chunk: id,
-        server: server.addr.clone(),
-        detail,
+    let fail = |detail: String| UploadFailure {
+        error: ClientError::Upload {
+            chunk: id,
+            server: server.addr.clone(),
+            detail,
+        },
+        primary_answered: false,
     };
     let len = u32::try_from(data.len()).map_err(|_| fail("chunk larger than 4 GiB".into()))?;
-    let sync = sync_copies.clamp(1, owners.len());
+    let sync = sync_copies.clamp(1, targets.len());
     let addrs = |ms: &[RingMember]| ms.iter().map(|m| m.addr.clone()).collect::<Vec<_>>();
     let req = ChunkRequest::Put {
         id,
         len,
-        backups: addrs(&owners[1..sync]),
-        async_copies: addrs(&owners[sync..]),
+        backups: addrs(&targets[1..sync]),
+        async_copies: addrs(&targets[sync..]),
     };
     let conn = pool.get(&server.addr).await.map_err(|e| {
         pool.forget(&server.addr);
         fail(e.to_string())
     })?;
-    let put = call::<_, ChunkResponse>(&conn, &req, data, MAX_CHUNK_FRAME);
-    let (resp, _) = match tokio::time::timeout(TRANSFER_TIMEOUT, put).await {
-        Ok(r) => r.map_err(|e| fail(e.to_string()))?,
+    let put = call_chunk(&conn, &req, data);
+    let (reply, _) = match tokio::time::timeout(TRANSFER_TIMEOUT, put).await {
+        Ok(r) => r.map_err(|e| {
+            pool.forget(&server.addr);
+            fail(e.to_string())
+        })?,
         Err(_) => {
             pool.forget(&server.addr);
             return Err(fail(format!("no answer within {TRANSFER_TIMEOUT:?}")));
         }
     };
-    match resp {
+    ring.observe(reply.ring_epoch);
+    let refused = |detail: String| UploadFailure {
+        primary_answered: true,
+        ..fail(detail)
+    };
+    match reply.result {
         Ok(ChunkResponse::Stored) => Ok(()),
-        Ok(other) => Err(fail(format!("unexpected reply {other:?}"))),
-        Err(e) => Err(fail(e.to_string())),
+        Ok(other) => Err(refused(format!("unexpected reply {other:?}"))),
+        Err(e) => Err(refused(e.to_string())),
     }
 }
 
@@ -106,6 +132,7 @@ impl Suspects {
 /// to `id`, trying recent failures last.
 pub async fn download(
     pool: &ConnPool,
+    ring: &RingCache,
     suspects: &Suspects,
     servers: Vec<RingMember>,
     id: ChunkId,
@@ -113,16 +140,20 @@ pub async fn download(
     let servers = suspects.order(servers);
     let mut errors = Vec::new();
     for server in &servers {
-        let fetched =
-            match tokio::time::timeout(TRANSFER_TIMEOUT, fetch_from(pool, server, id)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    pool.forget(&server.addr);
-                    Err(Fetch::Failed(format!(
-                        "no answer within {TRANSFER_TIMEOUT:?}"
-                    )))
-                }
-            };
+        let fetched = match tokio::time::timeout(
+            TRANSFER_TIMEOUT,
+            fetch_from(pool, ring, server, id),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                pool.forget(&server.addr);
+                Err(Fetch::Failed(format!(
+                    "no answer within {TRANSFER_TIMEOUT:?}"
+                )))
+            }
+        };
         match fetched {
             Ok(data) if id.matches(&data) => {
                 suspects.clear(&server.addr);
@@ -157,7 +188,12 @@ enum Fetch {
     Failed(String),
 }
 
-async fn fetch_from(pool: &ConnPool, server: &RingMember, id: ChunkId) -> Result<Vec<u8>, Fetch> {
+async fn fetch_from(
+    pool: &ConnPool,
+    ring: &RingCache,
+    server: &RingMember,
+    id: ChunkId,
+) -> Result<Vec<u8>, Fetch> {
     let failed = |e: String| {
         pool.forget(&server.addr);
         Fetch::Failed(e)
@@ -166,11 +202,11 @@ async fn fetch_from(pool: &ConnPool, server: &RingMember, id: ChunkId) -> Result
         .get(&server.addr)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    let (resp, mut recv) =
-        call::<_, ChunkResponse>(&conn, &ChunkRequest::Get { id }, &[], MAX_CHUNK_FRAME)
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-    match resp {
+    let (reply, mut recv) = call_chunk(&conn, &ChunkRequest::Get { id }, &[])
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    ring.observe(reply.ring_epoch);
+    match reply.result {
         Ok(ChunkResponse::Data { len }) if len <= MAX_CHUNK_LEN => {
             let mut data = vec![0u8; len as usize];
             recv.read_exact(&mut data)
@@ -194,13 +230,11 @@ fn report_corrupt(pool: &ConnPool, addr: &str, id: ChunkId) {
             return;
         };
         let req = ChunkRequest::ReportCorrupt { id };
-        let r = tokio::time::timeout(
-            TRANSFER_TIMEOUT,
-            call::<_, ChunkResponse>(&conn, &req, &[], MAX_CHUNK_FRAME),
-        )
-        .await;
-        if let Ok(Ok((Ok(ChunkResponse::Checked { corrupt }), _))) = r {
-            tracing::info!(chunk = %id, server = %addr, corrupt, "reported a bad replica");
+        let r = tokio::time::timeout(TRANSFER_TIMEOUT, call_chunk(&conn, &req, &[])).await;
+        if let Ok(Ok((reply, _))) = r {
+            if let Ok(ChunkResponse::Checked { corrupt }) = reply.result {
+                tracing::info!(chunk = %id, server = %addr, corrupt, "reported a bad replica");
+            }
         }
     });
 }

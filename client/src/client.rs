@@ -40,6 +40,9 @@ const DEDUP_QUERY_MIN: usize = 64 << 10;
 const EXTENT_PAGE: u32 = 1024;
 /// How long `put` waits for chunkservers to appear in a new cluster.
 const RING_WAIT: Duration = Duration::from_secs(5);
+/// Tries to store one chunk before the put fails: each try after a failure
+/// re-plans with the server that failed moved to the back.
+const UPLOAD_ATTEMPTS: usize = 3;
 
 /// A directory entry with its attributes (`ls -l`).
 #[derive(Clone, Debug, Serialize)]
@@ -81,6 +84,8 @@ struct Inner {
     meta: MetaCaller,
     pool: ConnPool,
     ring: RingCache,
+    /// Held while fetching a newer ring, so concurrent chunks fetch it once.
+    ring_refresh: tokio::sync::Mutex<()>,
     suspects: Suspects,
     config: ClientConfig,
     uid: u32,
@@ -125,6 +130,7 @@ impl Client {
                 meta: MetaCaller::new(pool.clone(), config.meta.clone()),
                 pool,
                 ring: RingCache::default(),
+                ring_refresh: tokio::sync::Mutex::new(()),
                 suspects: Suspects::default(),
                 config,
                 uid,
@@ -178,6 +184,14 @@ impl Client {
     /// its copies on the remaining servers.
     pub async fn remove_chunkserver(&self, id: u64) -> Result<(), ClientError> {
         self.expect_ok(MetaRequest::RemoveChunkServer { id })
+            .await?;
+        self.refresh_ring().await
+    }
+
+    /// Starts (`drain: true`) or cancels emptying chunkserver `id`: while
+    /// draining it owns no chunks and repair moves its copies away.
+    pub async fn drain_chunkserver(&self, id: u64, drain: bool) -> Result<(), ClientError> {
+        self.expect_ok(MetaRequest::DrainChunkServer { id, drain })
             .await?;
         self.refresh_ring().await
     }
@@ -531,16 +545,58 @@ impl Inner {
                 }
             }
         }
-        let policy = self.ring.policy();
-        let owners = self.ring.owners(&id, usize::from(policy.copies));
-        upload(
-            &self.pool,
-            &owners,
-            usize::from(policy.sync_copies),
-            id,
-            &data,
-        )
-        .await?;
-        Ok(id)
+        let mut last = None;
+        for _ in 0..UPLOAD_ATTEMPTS {
+            self.refresh_ring_if_stale().await;
+            let policy = self.ring.policy();
+            let copies = usize::from(policy.copies);
+            // S copies, or every server when the ring holds fewer: a small
+            // cluster is a configuration, a down server is not.
+            let sync = usize::from(policy.sync_copies)
+                .min(self.ring.owners(&id, copies).len())
+                .max(1);
+            let targets = self.suspects.order(self.ring.write_targets(&id, copies));
+            if targets.len() < sync {
+                return Err(ClientError::TooFewServers {
+                    up: targets.len(),
+                    needed: sync,
+                });
+            }
+            match upload(&self.pool, &self.ring, &targets, sync, id, &data).await {
+                Ok(()) => return Ok(id),
+                Err(f) => {
+                    tracing::debug!(chunk = %id, error = %f.error, "upload attempt failed");
+                    // Try again with the likely culprits moved to the back:
+                    // the primary if it could not be reached, else its backups.
+                    if f.primary_answered {
+                        for b in targets.iter().take(sync).skip(1) {
+                            self.suspects.mark(&b.addr);
+                        }
+                    } else if let Some(p) = targets.first() {
+                        self.suspects.mark(&p.addr);
+                    }
+                    last = Some(f.error);
+                }
+            }
+        }
+        Err(last.unwrap_or(ClientError::NoChunkservers))
+    }
+
+    /// Fetches the ring again if a server reported a newer epoch than the
+    /// cached one. One fetch at a time; failures leave the old ring (reads
+    /// and writes still work from it, only less well placed).
+    async fn refresh_ring_if_stale(&self) {
+        if !self.ring.is_stale() {
+            return;
+        }
+        let _one = self.ring_refresh.lock().await;
+        if !self.ring.is_stale() {
+            return;
+        }
+        match self.meta.call(&MetaRequest::GetRing).await {
+            Ok(MetaResponse::Ring(r)) => self.ring.update(r),
+            Ok(other) => tracing::warn!(reply = ?other, "unexpected answer to GetRing"),
+            Err(e) => tracing::warn!(error = %e, "could not refresh the placement ring"),
+        }
     }
 }

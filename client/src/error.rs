@@ -26,6 +26,10 @@ pub enum ClientError {
     /// far mixes nothing, but is incomplete. Read it again.
     #[error("file {ino} changed while it was being read; read it again")]
     Changed { ino: u64 },
+    /// Too few chunkservers are up to write the synchronous copies the
+    /// replication policy asks for; nothing was acknowledged.
+    #[error("only {up} chunkservers are up; a write needs {needed} synchronous copies")]
+    TooFewServers { up: usize, needed: usize },
     /// The cluster has no chunkserver registered yet.
     #[error("no chunkservers are registered with the cluster")]
     NoChunkservers,

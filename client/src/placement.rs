@@ -1,5 +1,8 @@
-//! The client's cached copy of the placement ring.
+//! The client's cached copy of the placement ring, and the newest epoch
+//! any server has mentioned: when that is newer than the copy, the copy is
+//! stale and the client fetches the ring again before its next placement.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use cairn_proto::meta_rpc::{ReplicationPolicy, RingMember, RingState};
@@ -9,12 +12,15 @@ use cairn_proto::ChunkId;
 /// The ring as last fetched; replaced whole when a newer epoch arrives.
 pub struct RingCache {
     ring: RwLock<Ring>,
+    /// The newest epoch a chunkserver has reported.
+    seen: AtomicU64,
 }
 
 impl Default for RingCache {
     fn default() -> Self {
         RingCache {
             ring: RwLock::new(Ring::new(RingState::default())),
+            seen: AtomicU64::new(0),
         }
     }
 }
@@ -32,6 +38,16 @@ impl RingCache {
         self.read().epoch()
     }
 
+    /// Records an epoch a server reported.
+    pub fn observe(&self, epoch: u64) {
+        self.seen.fetch_max(epoch, Ordering::Relaxed);
+    }
+
+    /// Whether a server has reported a newer epoch than the cached ring's.
+    pub fn is_stale(&self) -> bool {
+        self.seen.load(Ordering::Relaxed) > self.epoch()
+    }
+
     pub fn policy(&self) -> ReplicationPolicy {
         self.read().policy()
     }
@@ -45,14 +61,29 @@ impl RingCache {
         self.read().owners(chunk, n).into_iter().cloned().collect()
     }
 
-    /// Every server, in `chunk`'s owner order: where to look when the owners
-    /// do not have it (the ring changed since it was written).
-    pub fn all_in_order(&self, chunk: &ChunkId) -> Vec<RingMember> {
-        let r = self.read();
-        r.owners(chunk, r.members().len())
+    /// Where a new copy of `chunk` goes: its first `n` owners that are not
+    /// marked down (see [`Ring::write_targets`]).
+    pub fn write_targets(&self, chunk: &ChunkId, n: usize) -> Vec<RingMember> {
+        self.read()
+            .write_targets(chunk, n)
             .into_iter()
             .cloned()
             .collect()
+    }
+
+    /// Every server in the order to read `chunk` from: its owners first,
+    /// then the rest (the ring changed since it was written, or it was
+    /// written while an owner was down), then draining servers, with the
+    /// servers marked down last of all.
+    pub fn read_order(&self, chunk: &ChunkId) -> Vec<RingMember> {
+        let ring = self.read();
+        let (down, mut up): (Vec<RingMember>, Vec<RingMember>) = ring
+            .all_in_order(chunk)
+            .into_iter()
+            .cloned()
+            .partition(|m| m.down);
+        up.extend(down);
+        up
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Ring> {

@@ -49,6 +49,11 @@ pub enum Command {
     /// Takes a chunkserver out of the ring (planned removal, or one silent
     /// past the removal timeout); its chunks are re-replicated by repair.
     RemoveChunkServer { id: NodeId },
+    /// The leader saw a chunkserver miss heartbeats past the down timeout
+    /// (`down: true`), or heard from it again (`down: false`).
+    SetChunkServerDown { id: NodeId, down: bool },
+    /// Starts (`drain: true`) or cancels emptying a chunkserver.
+    DrainChunkServer { id: NodeId, drain: bool },
     /// Changes how many copies of each chunk the cluster keeps.
     SetReplication { policy: ReplicationPolicy },
     /// Several independent commands in one log entry, so that they share

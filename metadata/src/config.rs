@@ -33,9 +33,14 @@ pub struct MetaConfig {
     pub election_timeout_min_ms: u64,
     #[serde(default = "defaults::election_max_ms")]
     pub election_timeout_max_ms: u64,
-    /// A chunkserver silent this long is shown as down.
+    /// A chunkserver silent this long is marked down: new writes skip it
+    /// and reads try it last, but it keeps its place in the ring.
     #[serde(default = "defaults::chunkserver_down_ms")]
     pub chunkserver_down_after_ms: u64,
+    /// A chunkserver silent this long is removed from the ring, and repair
+    /// re-creates its copies on the others. Must exceed the down timeout.
+    #[serde(default = "defaults::chunkserver_remove_ms")]
+    pub chunkserver_remove_after_ms: u64,
 }
 
 mod defaults {
@@ -51,6 +56,9 @@ mod defaults {
     pub fn chunkserver_down_ms() -> u64 {
         10_000
     }
+    pub fn chunkserver_remove_ms() -> u64 {
+        600_000
+    }
 }
 
 /// A configuration that cannot work.
@@ -62,6 +70,8 @@ pub enum ConfigError {
     SelfNotInPeers(NodeId),
     #[error("election timeout range {min}..{max} ms must be above the heartbeat ({heartbeat} ms) and non-empty")]
     Timeouts { min: u64, max: u64, heartbeat: u64 },
+    #[error("chunkserver timeouts: down after {down} ms must be at least 1000, and remove after {remove} ms must exceed it")]
+    ChunkServerTimeouts { down: u64, remove: u64 },
 }
 
 impl MetaConfig {
@@ -78,6 +88,7 @@ impl MetaConfig {
             election_timeout_min_ms: defaults::election_min_ms(),
             election_timeout_max_ms: defaults::election_max_ms(),
             chunkserver_down_after_ms: defaults::chunkserver_down_ms(),
+            chunkserver_remove_after_ms: defaults::chunkserver_remove_ms(),
         }
     }
 
@@ -99,6 +110,13 @@ impl MetaConfig {
                 max,
                 heartbeat,
             });
+        }
+        let (down, remove) = (
+            self.chunkserver_down_after_ms,
+            self.chunkserver_remove_after_ms,
+        );
+        if down < 1000 || remove <= down {
+            return Err(ConfigError::ChunkServerTimeouts { down, remove });
         }
         Ok(())
     }

@@ -2,14 +2,15 @@
 //!
 //! Owns the openraft group ([`raft_types`], [`log_store`], [`state_machine`],
 //! [`network`]), its RocksDB ([`db`]), the namespace logic ([`namespace`],
-//! pure over [`kv`]), the chunkserver registry ([`registry`]) and the
-//! request handler ([`service`]). Depends on cairn-proto only; never on the
+//! pure over [`kv`]), the chunkserver registry ([`registry`]) with the
+//! leader's [`failure_detector`], and the request handler ([`service`]). Depends on cairn-proto only; never on the
 //! client or on fuser.
 
 pub mod batcher;
 pub mod command;
 pub mod config;
 pub mod db;
+pub mod failure_detector;
 pub mod kv;
 pub mod log_store;
 pub mod namespace;
@@ -66,6 +67,7 @@ pub struct MetaHandle {
     pub raft: Raft,
     pub local_addr: SocketAddr,
     serve_task: tokio::task::JoinHandle<()>,
+    detector_task: tokio::task::JoinHandle<()>,
 }
 
 impl MetaHandle {
@@ -73,6 +75,7 @@ impl MetaHandle {
     /// shuts Raft down.
     pub async fn join(self) {
         let _ = self.serve_task.await;
+        let _ = self.detector_task.await;
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
@@ -143,7 +146,9 @@ pub async fn start(
         liveness: Liveness::default(),
         batcher: batcher::WriteBatcher::spawn(raft.clone()),
         down_after: Duration::from_millis(config.chunkserver_down_after_ms),
+        remove_after: Duration::from_millis(config.chunkserver_remove_after_ms),
     });
+    let detector_task = tokio::spawn(failure_detector::run(service.clone(), shutdown.clone()));
     let serve_task = tokio::spawn(serve(
         endpoint,
         shutdown.cancelled_owned(),
@@ -165,5 +170,6 @@ pub async fn start(
         raft,
         local_addr,
         serve_task,
+        detector_task,
     })
 }

@@ -9,13 +9,14 @@
 use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, Owner};
 use cairn_proto::path::validate_name;
 use cairn_proto::ring::weight_for_capacity;
-use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
+use cairn_proto::{ChunkId, ErrorCode, InodeId, NodeId, RpcError};
 
 use crate::command::Command;
 use crate::kv::{Cf, KvError, KvRead, Txn};
 use crate::schema::{
     chunk_key, decode, dentry_key, dentry_range, encode, extent_key, extent_range, inode_key,
-    meta_keys, server_key, ChunkRecord, Counters, DentryRecord, ExtentRecord, ServerRecord,
+    meta_keys, server_key, ChunkRecord, Counters, DentryRecord, ExtentRecord, ServerFlags,
+    ServerRecord,
 };
 
 /// Most extents one file may have in one commit.
@@ -48,14 +49,27 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
                 return refuse(ErrorCode::NotFound, format!("no chunkserver {id}"));
             }
             t.delete(Cf::Servers, key);
+            let mut flags = server_flags(t)?;
+            if flags.remove(id).is_some() {
+                t.put(Cf::SmMeta, meta_keys::SERVER_FLAGS.to_vec(), encode(&flags));
+            }
             bump_ring_epoch(t)?;
             Ok(None)
+        }
+        Command::SetChunkServerDown { id, down } => {
+            set_flags(t, *id, |f| f.down = *down).map(|()| None)
+        }
+        Command::DrainChunkServer { id, drain } => {
+            set_flags(t, *id, |f| f.draining = *drain).map(|()| None)
         }
         Command::SetReplication { policy } => {
             policy
                 .validate()
                 .map_err(|m| RpcError::new(ErrorCode::InvalidRequest, m))?;
-            t.put(Cf::SmMeta, meta_keys::REPLICATION.to_vec(), encode(policy));
+            if replication(t)? != *policy {
+                t.put(Cf::SmMeta, meta_keys::REPLICATION.to_vec(), encode(policy));
+                bump_ring_epoch(t)?;
+            }
             Ok(None)
         }
         Command::Mkdir {
@@ -561,6 +575,31 @@ fn register_server<R: KvRead>(t: &mut Txn<'_, R>, rec: ServerRecord) -> Result<(
         bump_ring_epoch(t)?;
     }
     Ok(())
+}
+
+/// Changes chunkserver `id`'s flags; bumps the ring epoch if they changed.
+fn set_flags<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    id: NodeId,
+    change: impl FnOnce(&mut ServerFlags),
+) -> Result<(), NsError> {
+    if t.get(Cf::Servers, &server_key(id))?.is_none() {
+        return refuse(ErrorCode::NotFound, format!("no chunkserver {id}"));
+    }
+    let mut all = server_flags(t)?;
+    let old = all.get(&id).copied().unwrap_or_default();
+    let mut new = old;
+    change(&mut new);
+    if new == old {
+        return Ok(());
+    }
+    if new == ServerFlags::default() {
+        all.remove(&id);
+    } else {
+        all.insert(id, new);
+    }
+    t.put(Cf::SmMeta, meta_keys::SERVER_FLAGS.to_vec(), encode(&all));
+    bump_ring_epoch(t)
 }
 
 fn bump_ring_epoch<R: KvRead>(t: &mut Txn<'_, R>) -> Result<(), NsError> {

@@ -2,6 +2,7 @@
 //! node that receives them (the leader). Registration itself — id,
 //! address, zone, capacity — is replicated through Raft; liveness is not,
 //! since a new leader learns it again within one heartbeat period.
+//! [`verdict`] is the rule the leader's failure detector applies.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,6 +16,7 @@ pub struct Beat {
     pub capacity_bytes: u64,
     pub used_bytes: u64,
     pub chunks: u64,
+    pub under_replicated: u64,
 }
 
 #[derive(Default)]
@@ -42,9 +44,50 @@ impl Liveness {
     }
 }
 
+/// What the failure detector does about one chunkserver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Silent past the down timeout: writes skip it, reads try it last.
+    MarkDown,
+    /// Heard from again after being marked down.
+    MarkUp,
+    /// Silent past the removal timeout: out of the ring; repair re-creates
+    /// its copies elsewhere.
+    Remove,
+}
+
+/// The rule for a server that has been silent for `silent_for` and is
+/// (`down`) or is not marked down. `None`: nothing to change.
+pub fn verdict(
+    down: bool,
+    silent_for: Duration,
+    down_after: Duration,
+    remove_after: Duration,
+) -> Option<Verdict> {
+    if silent_for >= remove_after {
+        Some(Verdict::Remove)
+    } else if silent_for >= down_after {
+        (!down).then_some(Verdict::MarkDown)
+    } else {
+        down.then_some(Verdict::MarkUp)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verdicts_follow_the_timeouts() {
+        let s = Duration::from_secs;
+        let (d, r) = (s(10), s(60));
+        assert_eq!(verdict(false, s(1), d, r), None);
+        assert_eq!(verdict(false, s(10), d, r), Some(Verdict::MarkDown));
+        assert_eq!(verdict(true, s(30), d, r), None);
+        assert_eq!(verdict(true, s(2), d, r), Some(Verdict::MarkUp));
+        assert_eq!(verdict(true, s(60), d, r), Some(Verdict::Remove));
+        assert_eq!(verdict(false, s(61), d, r), Some(Verdict::Remove));
+    }
 
     #[test]
     fn up_only_within_the_window() {
@@ -54,6 +97,7 @@ mod tests {
             capacity_bytes: 1,
             used_bytes: 0,
             chunks: 0,
+            under_replicated: 0,
         };
         let w = Duration::from_secs(10);
         assert!(Liveness::is_up(Some(beat), t0 + Duration::from_secs(9), w));

@@ -81,6 +81,7 @@ pub mod meta_keys {
     pub const MEMBERSHIP: &[u8] = b"membership";
     pub const RING_EPOCH: &[u8] = b"ring_epoch";
     pub const REPLICATION: &[u8] = b"replication";
+    pub const SERVER_FLAGS: &[u8] = b"server_flags";
 }
 
 /// A directory entry as stored.
@@ -123,6 +124,19 @@ pub struct ServerRecord {
     pub zone: String,
     pub capacity_bytes: u64,
 }
+
+/// A chunkserver's placement flags, kept apart from [`ServerRecord`] (in
+/// one map under [`meta_keys::SERVER_FLAGS`]; a server without an entry has
+/// both false).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerFlags {
+    /// Missed heartbeats past the down timeout (set by the leader).
+    pub down: bool,
+    /// Being emptied by an operator (`cairn chunkserver drain`).
+    pub draining: bool,
+}
+
+pub type ServerFlagsMap = std::collections::BTreeMap<NodeId, ServerFlags>;
 
 /// Counts kept for `cairn status`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

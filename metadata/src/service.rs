@@ -31,7 +31,10 @@ pub struct MetaService {
     pub kv: RocksKv,
     pub liveness: Liveness,
     pub batcher: WriteBatcher,
+    /// Silence after which a chunkserver is marked down.
     pub down_after: Duration,
+    /// Silence after which a chunkserver is removed from the ring.
+    pub remove_after: Duration,
 }
 
 fn now_ns() -> i64 {
@@ -182,19 +185,35 @@ impl MetaService {
                 zone,
                 capacity_bytes,
             } => {
-                self.write(Command::RegisterChunkServer {
+                let done = self
+                    .write(Command::RegisterChunkServer {
+                        id,
+                        addr,
+                        zone,
+                        capacity_bytes,
+                    })
+                    .await?;
+                // Registering is a sign of life: the first heartbeat follows
+                // one period later.
+                let last = self.liveness.last(id);
+                self.liveness.record(
                     id,
-                    addr,
-                    zone,
-                    capacity_bytes,
-                })
-                .await
+                    Beat {
+                        at: Instant::now(),
+                        capacity_bytes,
+                        used_bytes: last.map_or(0, |b| b.used_bytes),
+                        chunks: last.map_or(0, |b| b.chunks),
+                        under_replicated: last.map_or(0, |b| b.under_replicated),
+                    },
+                );
+                Ok(done)
             }
             Q::Heartbeat {
                 id,
                 capacity_bytes,
                 used_bytes,
                 chunks,
+                under_replicated,
             } => {
                 self.ensure_leader()?;
                 if self
@@ -215,13 +234,30 @@ impl MetaService {
                         capacity_bytes,
                         used_bytes,
                         chunks,
+                        under_replicated,
                     },
                 );
-                Ok(MetaResponse::Ok)
+                let ring_epoch = namespace::ring_epoch(&self.kv).map_err(ns_err)?;
+                Ok(MetaResponse::Beat { ring_epoch })
             }
             Q::Status => self.status().map(MetaResponse::Status),
             Q::SetReplication { policy } => self.write(Command::SetReplication { policy }).await,
-            Q::RemoveChunkServer { id } => self.write(Command::RemoveChunkServer { id }).await,
+            Q::RemoveChunkServer { id } => {
+                self.ensure_leader()?;
+                if Liveness::is_up(self.liveness.last(id), Instant::now(), self.down_after) {
+                    return Err(RpcError::new(
+                        ErrorCode::FailedPrecondition,
+                        format!(
+                            "chunkserver {id} is up; drain it first (`cairn chunkserver drain {id} --wait`), \
+                             stop it, then remove it"
+                        ),
+                    ));
+                }
+                self.write(Command::RemoveChunkServer { id }).await
+            }
+            Q::DrainChunkServer { id, drain } => {
+                self.write(Command::DrainChunkServer { id, drain }).await
+            }
         }
     }
 
@@ -236,6 +272,15 @@ impl MetaService {
             )),
             Err(RaftError::Fatal(f)) => Err(RpcError::new(ErrorCode::Unavailable, f.to_string())),
         }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
+    /// Proposes `cmd` through Raft; returns once it is applied.
+    pub async fn propose(&self, cmd: Command) -> Result<(), RpcError> {
+        self.write(cmd).await.map(|_| ())
     }
 
     fn ensure_leader(&self) -> Result<(), RpcError> {
@@ -269,9 +314,11 @@ impl MetaService {
             .kv
             .scan(Cf::Servers, &[], &[0xff; 9], usize::MAX)
             .map_err(|e| ns_err(e.into()))?;
+        let flags = namespace::server_flags(&self.kv).map_err(ns_err)?;
         let mut chunkservers = Vec::new();
         for (_, v) in servers {
             let s: ServerRecord = decode(&v).map_err(|e| ns_err(e.into()))?;
+            let f = flags.get(&s.id).copied().unwrap_or_default();
             let beat = self.liveness.last(s.id);
             chunkservers.push(ChunkServerStatus {
                 id: s.id,
@@ -283,8 +330,12 @@ impl MetaService {
                 last_heartbeat_ms: beat
                     .map(|b| now.saturating_duration_since(b.at).as_millis() as u64),
                 up: Liveness::is_up(beat, now, self.down_after),
+                down: f.down,
+                draining: f.draining,
+                under_replicated: beat.map_or(0, |b| b.under_replicated),
             });
         }
+        let under_replicated = chunkservers.iter().map(|c| c.under_replicated).sum();
         Ok(ClusterStatus {
             leader: m.current_leader,
             term: m.current_term,
@@ -304,6 +355,7 @@ impl MetaService {
             files: counters.files,
             directories: counters.directories,
             chunks_referenced: counters.chunks_referenced,
+            under_replicated,
         })
     }
 }

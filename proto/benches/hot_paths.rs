@@ -46,6 +46,8 @@ fn bench(c: &mut Criterion) {
                 addr: format!("h{id}:1"),
                 zone: format!("z{}", id % 3),
                 weight: 256,
+                down: false,
+                draining: false,
             })
             .collect(),
     });

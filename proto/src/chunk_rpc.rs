@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ChunkId;
+use crate::net::{exchange, NetError};
+use crate::{ChunkId, RpcError};
 
 /// Largest chunk a server accepts (twice the chunker's 4 MiB maximum).
 pub const MAX_CHUNK_LEN: u32 = 8 << 20;
@@ -57,4 +58,22 @@ pub enum ChunkResponse {
     Checked {
         corrupt: bool,
     },
+}
+
+/// Every chunkserver answer frame: the ring epoch the server knows (a
+/// caller holding an older ring refreshes its copy), then the result.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ChunkReply {
+    pub ring_epoch: u64,
+    pub result: Result<ChunkResponse, RpcError>,
+}
+
+/// Sends `req` (and `body`) to a chunkserver and reads its [`ChunkReply`];
+/// the returned stream holds any chunk bytes that follow.
+pub async fn call_chunk(
+    conn: &quinn::Connection,
+    req: &ChunkRequest,
+    body: &[u8],
+) -> Result<(ChunkReply, quinn::RecvStream), NetError> {
+    exchange(conn, req, body, MAX_CHUNK_FRAME).await
 }

@@ -38,6 +38,9 @@ pub enum ErrorCode {
     Internal = 12,
     /// A rename would move a directory into itself.
     InvalidMove = 13,
+    /// The request does not fit the cluster's current state (for example,
+    /// removing a chunkserver that is still up).
+    FailedPrecondition = 14,
 }
 
 impl ErrorCode {

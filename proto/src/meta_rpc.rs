@@ -72,6 +72,12 @@ pub struct RingMember {
     pub zone: String,
     /// Virtual nodes on the ring (proportional to capacity).
     pub weight: u32,
+    /// Missed heartbeats: still an owner (a short outage moves no data),
+    /// but new writes go to the next server and reads try it last.
+    pub down: bool,
+    /// Being emptied by an operator: owns nothing (repair moves its chunks
+    /// to the owners), still serves reads until it is removed.
+    pub draining: bool,
 }
 
 /// How many copies of each chunk the cluster keeps.
@@ -134,7 +140,14 @@ pub struct ChunkServerStatus {
     pub chunks: u64,
     /// Milliseconds since its last heartbeat reached the leader, if any did.
     pub last_heartbeat_ms: Option<u64>,
+    /// Heard from within the down timeout.
     pub up: bool,
+    /// Marked down in the ring (writes skip it, reads try it last).
+    pub down: bool,
+    pub draining: bool,
+    /// Chunks with fewer than N confirmed copies that this server is
+    /// responsible for repairing, as of its last repair pass.
+    pub under_replicated: u64,
 }
 
 /// One metadata node as `cairn status` shows it.
@@ -157,6 +170,9 @@ pub struct ClusterStatus {
     pub files: u64,
     pub directories: u64,
     pub chunks_referenced: u64,
+    /// Sum of the chunkservers' under-replicated counts (a chunk no owner
+    /// holds may be counted by each server holding it).
+    pub under_replicated: u64,
 }
 
 /// Which Raft RPC a [`MetaRequest::Raft`] carries (payload: postcard of
@@ -239,17 +255,26 @@ pub enum MetaRequest {
         zone: String,
         capacity_bytes: u64,
     },
-    /// A chunkserver reports it is alive.
+    /// A chunkserver reports it is alive (answered with
+    /// [`MetaResponse::Beat`]).
     Heartbeat {
         id: NodeId,
         capacity_bytes: u64,
         used_bytes: u64,
         chunks: u64,
+        /// Chunks its last repair pass found short of N copies.
+        under_replicated: u64,
     },
     Status,
-    /// Takes chunkserver `id` out of the ring.
+    /// Takes chunkserver `id` out of the ring. Refused while it is up:
+    /// drain it, stop it, then remove it.
     RemoveChunkServer {
         id: NodeId,
+    },
+    /// Starts (`drain: true`) or cancels emptying chunkserver `id`.
+    DrainChunkServer {
+        id: NodeId,
+        drain: bool,
     },
     /// Sets the cluster's replication policy.
     SetReplication {
@@ -299,6 +324,10 @@ pub enum MetaResponse {
     },
     Exist(Vec<bool>),
     Ring(RingState),
+    /// A heartbeat was recorded; the ring's current epoch.
+    Beat {
+        ring_epoch: u64,
+    },
     Status(ClusterStatus),
     Raft(Vec<u8>),
 }

@@ -193,14 +193,29 @@ where
     Q: Serialize,
     R: DeserializeOwned,
 {
+    exchange(conn, req, body, limit).await
+}
+
+/// [`call`] for protocols whose answer frame is not a bare `Result`: the
+/// answer is read as `A`.
+pub async fn exchange<Q, A>(
+    conn: &quinn::Connection,
+    req: &Q,
+    body: &[u8],
+    limit: usize,
+) -> Result<(A, quinn::RecvStream), NetError>
+where
+    Q: Serialize,
+    A: DeserializeOwned,
+{
     let (mut send, mut recv) = conn.open_bi().await?;
     write_frame(&mut send, req).await?;
     if !body.is_empty() {
         send.write_all(body).await?;
     }
     send.finish()?;
-    let resp: Result<R, RpcError> = read_frame(&mut recv, limit).await?;
-    Ok((resp, recv))
+    let answer: A = read_frame(&mut recv, limit).await?;
+    Ok((answer, recv))
 }
 
 /// Accepts connections on `ep` until `shutdown` resolves, handing each
@@ -258,7 +273,16 @@ pub async fn reply<R: Serialize>(
     resp: &Result<R, RpcError>,
     body: &[u8],
 ) -> Result<(), NetError> {
-    write_frame(send, resp).await?;
+    answer(send, resp, body).await
+}
+
+/// [`reply`] with any answer frame (see [`exchange`]).
+pub async fn answer<A: Serialize>(
+    send: &mut quinn::SendStream,
+    frame: &A,
+    body: &[u8],
+) -> Result<(), NetError> {
+    write_frame(send, frame).await?;
     if !body.is_empty() {
         send.write_all(body).await?;
     }

@@ -20,21 +20,33 @@ pub fn weight_for_capacity(capacity_bytes: u64) -> u32 {
 #[derive(Clone, Debug)]
 pub struct Ring {
     state: RingState,
-    /// (point, index into `state.members`), sorted by point.
+    /// (point, index into `state.members`), sorted by point. Draining
+    /// members have no points.
     points: Vec<(u64, usize)>,
+    /// Members with points.
+    placed: usize,
 }
 
 impl Ring {
     pub fn new(state: RingState) -> Self {
         let mut points = Vec::new();
+        let mut placed = 0;
         for (idx, m) in state.members.iter().enumerate() {
+            if m.draining {
+                continue;
+            }
+            placed += 1;
             for i in 0..m.weight {
                 points.push((vnode_point(m.id, i), idx));
             }
         }
         // Ties (astronomically rare) break by member index: still deterministic.
         points.sort_unstable();
-        Ring { state, points }
+        Ring {
+            state,
+            points,
+            placed,
+        }
     }
 
     pub fn epoch(&self) -> u64 {
@@ -45,6 +57,7 @@ impl Ring {
         &self.state
     }
 
+    /// Every registered server, draining ones included.
     pub fn members(&self) -> &[RingMember] {
         &self.state.members
     }
@@ -58,28 +71,58 @@ impl Ring {
     }
 
     /// The first `n` owners of `chunk` (fewer if the ring has fewer servers),
-    /// primary first.
+    /// primary first. Down servers stay owners; draining ones never are.
     pub fn owners(&self, chunk: &ChunkId, n: usize) -> Vec<&RingMember> {
+        self.pick(chunk, n, |_| true)
+    }
+
+    /// Where a new copy of `chunk` is written: the first `n` owners that are
+    /// not down, chosen by the same rule as [`Ring::owners`] among the
+    /// servers that are up. Equal to `owners` while every server is up.
+    pub fn write_targets(&self, chunk: &ChunkId, n: usize) -> Vec<&RingMember> {
+        self.pick(chunk, n, |m| !m.down)
+    }
+
+    /// Every placed server in `chunk`'s owner order, then the draining ones:
+    /// where a reader looks once the owners have failed it.
+    pub fn all_in_order(&self, chunk: &ChunkId) -> Vec<&RingMember> {
+        let mut all = self.owners(chunk, self.placed);
+        all.extend(self.state.members.iter().filter(|m| m.draining));
+        all
+    }
+
+    /// The first `n` distinct servers accepted by `usable`, walking clockwise
+    /// from the chunk's point: servers in zones not yet used first, then the
+    /// rest, each group in clockwise order.
+    fn pick(
+        &self,
+        chunk: &ChunkId,
+        n: usize,
+        usable: impl Fn(&RingMember) -> bool,
+    ) -> Vec<&RingMember> {
         let members = &self.state.members;
-        let n = n.min(members.len());
-        if n == 0 {
+        if n == 0 || self.points.is_empty() {
             return Vec::new();
         }
         let start = self
             .points
             .partition_point(|&(p, _)| p < chunk.ring_point());
-        // Distinct servers in clockwise order.
-        let mut order: Vec<usize> = Vec::with_capacity(members.len());
+        // Distinct usable servers in clockwise order.
+        let mut order: Vec<usize> = Vec::with_capacity(self.placed);
+        let mut seen: Vec<usize> = Vec::with_capacity(self.placed);
         for k in 0..self.points.len() {
             let (_, idx) = self.points[(start + k) % self.points.len()];
-            if !order.contains(&idx) {
-                order.push(idx);
-                if order.len() == members.len() {
+            if !seen.contains(&idx) {
+                seen.push(idx);
+                if usable(&members[idx]) {
+                    order.push(idx);
+                }
+                if seen.len() == self.placed {
                     break;
                 }
             }
         }
-        // New zones first, then the rest, each in clockwise order.
+        let n = n.min(order.len());
         let mut picked: Vec<usize> = Vec::with_capacity(n);
         let mut zones: Vec<&str> = Vec::new();
         for &idx in &order {
@@ -125,6 +168,8 @@ mod tests {
             addr: format!("127.0.0.1:{}", 7000 + id),
             zone: zone.into(),
             weight: 128,
+            down: false,
+            draining: false,
         }
     }
 
@@ -217,6 +262,49 @@ mod tests {
         for n in counts {
             assert!((7_000..13_000).contains(&n), "uneven: {counts:?}");
         }
+    }
+
+    #[test]
+    fn down_servers_stay_owners_but_are_not_written() {
+        let mut r = ring(&[1, 2, 3, 4, 5]);
+        let ids = random_ids(2000, 6);
+        let before: Vec<Vec<NodeId>> = ids
+            .iter()
+            .map(|c| r.owners(c, 3).iter().map(|m| m.id).collect())
+            .collect();
+        let mut state = r.state().clone();
+        state.members[2].down = true; // server 3
+        r = Ring::new(state);
+        for (c, b) in ids.iter().zip(&before) {
+            let owners: Vec<NodeId> = r.owners(c, 3).iter().map(|m| m.id).collect();
+            assert_eq!(&owners, b, "a down server changed ownership");
+            let targets: Vec<NodeId> = r.write_targets(c, 3).iter().map(|m| m.id).collect();
+            assert_eq!(targets.len(), 3);
+            assert!(!targets.contains(&3));
+            // Every owner that is up is still a target.
+            for o in b.iter().filter(|&&o| o != 3) {
+                assert!(targets.contains(o));
+            }
+        }
+    }
+
+    #[test]
+    fn draining_servers_own_nothing_but_are_read_last() {
+        let mut state = ring(&[1, 2, 3, 4]).state().clone();
+        state.members[0].draining = true; // server 1
+        let r = Ring::new(state);
+        for c in random_ids(2000, 7) {
+            let o = r.owners(&c, 3);
+            assert_eq!(o.len(), 3);
+            assert!(o.iter().all(|m| m.id != 1));
+            let all = r.all_in_order(&c);
+            assert_eq!(all.len(), 4);
+            assert_eq!(all[3].id, 1);
+        }
+        // Only draining servers: nobody owns anything.
+        let mut state = ring(&[1]).state().clone();
+        state.members[0].draining = true;
+        assert!(Ring::new(state).owners(&ChunkId::of(b"x"), 3).is_empty());
     }
 
     proptest! {

@@ -123,6 +123,20 @@ impl DevCluster {
         Ok(())
     }
 
+    /// Sets integer `settings` in the metadata node's config (`meta-1.toml`)
+    /// and restarts the cluster so they apply.
+    pub fn reconfigure_meta(&mut self, settings: &[(&str, i64)]) -> anyhow::Result<()> {
+        self.stop_dev()?;
+        let path = self.dir.path().join("meta-1.toml");
+        let mut cfg: toml::Table =
+            toml::from_str(&std::fs::read_to_string(&path)?).context("parsing meta-1.toml")?;
+        for (key, value) in settings {
+            cfg.insert((*key).to_string(), toml::Value::Integer(*value));
+        }
+        std::fs::write(&path, toml::to_string(&cfg)?)?;
+        self.start_dev()
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -1,5 +1,6 @@
 //! One module per family of commands; [`run`] dispatches.
 
+mod chunkserver_admin;
 mod dev;
 mod files;
 mod servers;
@@ -17,13 +18,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chunkserver {
             action: Some(ChunkserverAction::Remove { id, cluster }),
             ..
+        } => chunkserver_admin::remove(&cluster, id).await,
+        Command::Chunkserver {
+            action:
+                Some(ChunkserverAction::Drain {
+                    id,
+                    wait,
+                    timeout,
+                    cancel,
+                    cluster,
+                }),
+            ..
         } => {
-            files::connect(&cluster)
-                .await?
-                .remove_chunkserver(id)
-                .await?;
-            println!("chunkserver {id} removed from the ring");
-            Ok(())
+            let wait = wait.then(|| timeout.map(std::time::Duration::from_secs));
+            chunkserver_admin::drain(&cluster, id, !cancel, wait).await
         }
         Command::Chunkserver {
             action: None,

@@ -46,17 +46,32 @@ pub async fn run(args: &ClusterArgs, json: bool) -> anyhow::Result<()> {
     );
     let up = s.chunkservers.iter().filter(|c| c.up).count();
     println!(
-        "Chunkservers: {up} of {} up, ring epoch {}",
+        "Chunkservers: {up} of {} up, ring epoch {}, {} chunks under-replicated",
         s.chunkservers.len(),
-        s.ring_epoch
+        s.ring_epoch,
+        s.under_replicated
     );
+    let placed = s.chunkservers.iter().filter(|c| !c.draining).count();
+    if placed < usize::from(s.policy.copies) {
+        println!(
+            "  WARNING: {placed} chunkservers in the ring cannot hold {} copies of each chunk",
+            s.policy.copies
+        );
+    }
     for c in &s.chunkservers {
-        let state = if c.up { "up" } else { "DOWN" };
+        let state = match (c.up, c.down, c.draining) {
+            (_, _, true) if c.up => "draining",
+            (_, _, true) => "DOWN,draining",
+            (true, _, false) => "up",
+            (false, true, false) => "DOWN",
+            // Silent, but not yet marked down by the leader.
+            (false, false, false) => "silent",
+        };
         let seen = c.last_heartbeat_ms.map_or("never".to_string(), |ms| {
             format!("{:.1}s ago", ms as f64 / 1000.0)
         });
         println!(
-            "  id {:<3} {:<22} {:<4} zone {:<8} {} chunks, {} used of {}, heartbeat {seen}",
+            "  id {:<3} {:<22} {:<8} zone {:<8} {} chunks, {} used of {}, heartbeat {seen}",
             c.id,
             c.addr,
             state,

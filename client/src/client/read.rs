@@ -53,8 +53,9 @@ impl Client {
                     let inner = self.inner.clone();
                     async move {
                         let data = tokio::spawn(async move {
-                            let servers = inner.ring.all_in_order(&id);
-                            download(&inner.pool, &inner.suspects, servers, id).await
+                            inner.refresh_ring_if_stale().await;
+                            let servers = inner.ring.read_order(&id);
+                            download(&inner.pool, &inner.ring, &inner.suspects, servers, id).await
                         })
                         .await
                         .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;

@@ -14,7 +14,7 @@ use super::{refuse, NsError};
 use crate::kv::{Cf, KvError, KvRead};
 use crate::schema::{
     chunk_key, decode, dentry_key, dentry_name, dentry_range, extent_key, extent_range, inode_key,
-    meta_keys, Counters, DentryRecord, ExtentRecord, ServerRecord,
+    meta_keys, Counters, DentryRecord, ExtentRecord, ServerFlagsMap, ServerRecord,
 };
 
 /// The root directory as first created (at `version`).
@@ -190,20 +190,21 @@ pub fn chunks_exist(kv: &impl KvRead, ids: &[ChunkId]) -> Result<Vec<bool>, NsEr
 
 /// The placement ring: every registered chunkserver, at the current epoch.
 pub fn ring(kv: &impl KvRead) -> Result<RingState, NsError> {
-    let epoch = match kv.get(Cf::SmMeta, meta_keys::RING_EPOCH)? {
-        Some(b) => decode(&b)?,
-        None => 0,
-    };
+    let epoch = ring_epoch(kv)?;
+    let flags = server_flags(kv)?;
     let members = kv
         .scan(Cf::Servers, &[], &[0xff; 9], usize::MAX)?
         .into_iter()
         .map(|(_, v)| {
             let s: ServerRecord = decode(&v)?;
+            let f = flags.get(&s.id).copied().unwrap_or_default();
             Ok(RingMember {
                 id: s.id,
                 addr: s.addr,
                 zone: s.zone,
                 weight: weight_for_capacity(s.capacity_bytes),
+                down: f.down,
+                draining: f.draining,
             })
         })
         .collect::<Result<Vec<_>, KvError>>()?;
@@ -211,6 +212,23 @@ pub fn ring(kv: &impl KvRead) -> Result<RingState, NsError> {
         epoch,
         members,
         policy: replication(kv)?,
+    })
+}
+
+/// The placement ring's epoch (bumped by every change to it).
+pub fn ring_epoch(kv: &impl KvRead) -> Result<u64, NsError> {
+    Ok(match kv.get(Cf::SmMeta, meta_keys::RING_EPOCH)? {
+        Some(b) => decode(&b)?,
+        None => 0,
+    })
+}
+
+/// Every chunkserver's down/draining flags (servers without an entry have
+/// neither).
+pub fn server_flags(kv: &impl KvRead) -> Result<ServerFlagsMap, NsError> {
+    Ok(match kv.get(Cf::SmMeta, meta_keys::SERVER_FLAGS)? {
+        Some(b) => decode(&b)?,
+        None => ServerFlagsMap::new(),
     })
 }
 

@@ -342,3 +342,51 @@ fn registering_servers_bumps_the_ring_epoch_only_on_change() {
         ErrorCode::NotFound
     );
 }
+
+#[test]
+fn down_and_draining_flags_travel_with_the_ring() {
+    let mut ns = Ns::new();
+    for id in [1, 2] {
+        ns.run(Command::RegisterChunkServer {
+            id,
+            addr: format!("127.0.0.1:{id}"),
+            zone: "z".into(),
+            capacity_bytes: 100 << 30,
+        })
+        .unwrap();
+    }
+    let epoch = ring(&ns.kv).unwrap().epoch;
+    ns.run(Command::SetChunkServerDown { id: 1, down: true })
+        .unwrap();
+    ns.run(Command::DrainChunkServer { id: 2, drain: true })
+        .unwrap();
+    let r = ring(&ns.kv).unwrap();
+    assert_eq!(r.epoch, epoch + 2);
+    assert!(r.members[0].down && !r.members[0].draining);
+    assert!(!r.members[1].down && r.members[1].draining);
+    // Setting a flag to what it already is changes nothing.
+    ns.run(Command::SetChunkServerDown { id: 1, down: true })
+        .unwrap();
+    assert_eq!(ring(&ns.kv).unwrap().epoch, epoch + 2);
+    // Re-registering keeps the flags; removal forgets them.
+    ns.run(Command::RegisterChunkServer {
+        id: 2,
+        addr: "127.0.0.1:2".into(),
+        zone: "z".into(),
+        capacity_bytes: 100 << 30,
+    })
+    .unwrap();
+    assert!(ring(&ns.kv).unwrap().members[1].draining);
+    ns.run(Command::RemoveChunkServer { id: 1 }).unwrap();
+    assert!(!server_flags(&ns.kv).unwrap().contains_key(&1));
+    ns.run(Command::DrainChunkServer {
+        id: 2,
+        drain: false,
+    })
+    .unwrap();
+    assert!(server_flags(&ns.kv).unwrap().is_empty());
+    assert_eq!(
+        Ns::code(ns.run(Command::SetChunkServerDown { id: 9, down: true })),
+        ErrorCode::NotFound
+    );
+}
