@@ -10,7 +10,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cairn_proto::leader::MetaCaller;
 use cairn_proto::meta_rpc::{
@@ -43,6 +43,8 @@ const RING_WAIT: Duration = Duration::from_secs(5);
 /// Tries to store one chunk before the put fails: each try after a failure
 /// re-plans with the server that failed moved to the back.
 const UPLOAD_ATTEMPTS: usize = 3;
+/// After a failed ring refresh, how long the stale ring is used as is.
+const RING_RETRY: Duration = Duration::from_secs(2);
 
 /// A directory entry with its attributes (`ls -l`).
 #[derive(Clone, Debug, Serialize)]
@@ -84,8 +86,10 @@ struct Inner {
     meta: MetaCaller,
     pool: ConnPool,
     ring: RingCache,
-    /// Held while fetching a newer ring, so concurrent chunks fetch it once.
-    ring_refresh: tokio::sync::Mutex<()>,
+    /// Held while fetching a newer ring, so concurrent chunks fetch it
+    /// once; holds when the last fetch failed, so a metadata outage does
+    /// not cost every chunk a fetch.
+    ring_refresh: tokio::sync::Mutex<Option<Instant>>,
     suspects: Suspects,
     config: ClientConfig,
     uid: u32,
@@ -130,7 +134,7 @@ impl Client {
                 meta: MetaCaller::new(pool.clone(), config.meta.clone()),
                 pool,
                 ring: RingCache::default(),
-                ring_refresh: tokio::sync::Mutex::new(()),
+                ring_refresh: tokio::sync::Mutex::new(None),
                 suspects: Suspects::default(),
                 config,
                 uid,
@@ -589,14 +593,23 @@ impl Inner {
         if !self.ring.is_stale() {
             return;
         }
-        let _one = self.ring_refresh.lock().await;
-        if !self.ring.is_stale() {
+        let mut failed_at = self.ring_refresh.lock().await;
+        if !self.ring.is_stale() || failed_at.is_some_and(|t| t.elapsed() < RING_RETRY) {
             return;
         }
         match self.meta.call(&MetaRequest::GetRing).await {
-            Ok(MetaResponse::Ring(r)) => self.ring.update(r),
-            Ok(other) => tracing::warn!(reply = ?other, "unexpected answer to GetRing"),
-            Err(e) => tracing::warn!(error = %e, "could not refresh the placement ring"),
+            Ok(MetaResponse::Ring(r)) => {
+                self.ring.update(r);
+                *failed_at = None;
+            }
+            Ok(other) => {
+                tracing::warn!(reply = ?other, "unexpected answer to GetRing");
+                *failed_at = Some(Instant::now());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not refresh the placement ring");
+                *failed_at = Some(Instant::now());
+            }
         }
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! Silence is measured from the later of its last heartbeat and the moment
 //! this node became leader, so a new leader (which has heard nobody yet)
-//! gives every server a full timeout before judging it.
+//! gives every server a full timeout before judging it. Removals wait
+//! while most servers are silent at once ([`may_remove`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::command::Command;
 use crate::kv::{Cf, KvRead};
 use crate::namespace;
-use crate::registry::{verdict, Verdict};
+use crate::registry::{may_remove, verdict, Verdict};
 use crate::schema::{decode, ServerRecord};
 use crate::service::MetaService;
 
@@ -53,6 +54,7 @@ fn judge(
 ) -> Result<Vec<(NodeId, Verdict)>, namespace::NsError> {
     let flags = namespace::server_flags(&service.kv)?;
     let mut out = Vec::new();
+    let (mut up, mut total) = (0, 0);
     for (_, v) in service.kv.scan(Cf::Servers, &[], &[0xff; 9], usize::MAX)? {
         let s: ServerRecord = decode(&v)?;
         let heard = service
@@ -61,9 +63,21 @@ fn judge(
             .map_or(leader_since, |b| b.at.max(leader_since));
         let down = flags.get(&s.id).is_some_and(|f| f.down);
         let silent_for = now.saturating_duration_since(heard);
+        total += 1;
+        if silent_for < service.down_after {
+            up += 1;
+        }
         if let Some(v) = verdict(down, silent_for, service.down_after, service.remove_after) {
             out.push((s.id, v));
         }
+    }
+    if !may_remove(up, total) && out.iter().any(|(_, v)| *v == Verdict::Remove) {
+        tracing::warn!(
+            up,
+            total,
+            "most chunkservers are silent: not removing any from the ring"
+        );
+        out.retain(|(_, v)| *v != Verdict::Remove);
     }
     Ok(out)
 }

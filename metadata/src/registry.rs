@@ -73,6 +73,15 @@ pub fn verdict(
     }
 }
 
+/// Whether the failure detector may remove silent servers while `up` of
+/// `total` registered servers are heard from. Only while more than half
+/// are: when most of the cluster goes silent at once, the likelier cause
+/// is the network or the metadata node itself, and emptying the ring
+/// would help nobody.
+pub fn may_remove(up: usize, total: usize) -> bool {
+    up * 2 > total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +96,14 @@ mod tests {
         assert_eq!(verdict(true, s(2), d, r), Some(Verdict::MarkUp));
         assert_eq!(verdict(true, s(60), d, r), Some(Verdict::Remove));
         assert_eq!(verdict(false, s(61), d, r), Some(Verdict::Remove));
+    }
+
+    #[test]
+    fn removal_needs_most_servers_up() {
+        assert!(may_remove(3, 4));
+        assert!(!may_remove(2, 4));
+        assert!(may_remove(2, 3));
+        assert!(!may_remove(0, 1));
     }
 
     #[test]
