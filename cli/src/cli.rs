@@ -68,6 +68,10 @@ pub enum Command {
         /// Chunkservers to run (first run only; later runs keep the layout).
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
         chunkservers: u16,
+        /// Metadata nodes: 1, or 3 or 5 for a replicated Raft group that
+        /// survives losing a minority (first run only).
+        #[arg(long, default_value_t = 1, value_parser = parse_meta_nodes)]
+        meta: u16,
     },
     /// Upload a local file (or `-` for stdin) to REMOTE.
     ///
@@ -159,6 +163,15 @@ pub enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+}
+
+fn parse_meta_nodes(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(n @ (1 | 3 | 5)) => Ok(n),
+        _ => Err(format!(
+            "{s}: a metadata group has 1, 3 or 5 nodes (an odd number, so a majority survives)"
+        )),
+    }
 }
 
 #[derive(Subcommand, Debug)]

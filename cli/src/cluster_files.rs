@@ -75,8 +75,9 @@ fn free_port(taken: &[u16]) -> anyhow::Result<u16> {
     bail!("could not find a free UDP port on 127.0.0.1")
 }
 
-/// Creates a new dev cluster in `dir` (which must not hold one yet).
-pub fn create(dir: &Path, chunkservers: u16) -> anyhow::Result<DevLayout> {
+/// Creates a new dev cluster in `dir` (which must not hold one yet): `meta`
+/// metadata nodes forming one Raft group, and `chunkservers` chunkservers.
+pub fn create(dir: &Path, meta: u16, chunkservers: u16) -> anyhow::Result<DevLayout> {
     for sub in ["tls", "data", "logs", "pids"] {
         fs::create_dir_all(dir.join(sub))
             .with_context(|| format!("creating {}", dir.join(sub).display()))?;
@@ -110,16 +111,30 @@ pub fn create(dir: &Path, chunkservers: u16) -> anyhow::Result<DevLayout> {
         })
     };
     let layout = DevLayout {
-        meta: vec![server("meta-1".into(), 1)?],
+        meta: (1..=u64::from(meta))
+            .map(|i| server(format!("meta-{i}"), i))
+            .collect::<anyhow::Result<_>>()?,
         chunkservers: (1..=u64::from(chunkservers))
             .map(|i| server(format!("chunk-{i}"), i))
             .collect::<anyhow::Result<_>>()?,
     };
     let meta_addrs: Vec<String> = layout.meta.iter().map(|m| m.addr.to_string()).collect();
 
+    // One node alone needs no peer list; a group lists every voter, and
+    // the lowest id bootstraps it.
+    let peers: std::collections::BTreeMap<u64, String> = if layout.meta.len() > 1 {
+        layout
+            .meta
+            .iter()
+            .map(|m| (m.id, m.addr.to_string()))
+            .collect()
+    } else {
+        Default::default()
+    };
     for m in &layout.meta {
         let tls = issue(Role::Meta, &m.name)?;
-        let cfg = MetaConfig::single(m.id, m.addr, dir.join("data").join(&m.name), tls);
+        let mut cfg = MetaConfig::single(m.id, m.addr, dir.join("data").join(&m.name), tls);
+        cfg.peers = peers.clone();
         write_file(
             &config_path(dir, &m.name),
             &toml::to_string_pretty(&cfg)?,

@@ -240,7 +240,17 @@ impl MetaService {
                 let ring_epoch = namespace::ring_epoch(&self.kv).map_err(ns_err)?;
                 Ok(MetaResponse::Beat { ring_epoch })
             }
-            Q::Status => self.status().map(MetaResponse::Status),
+            Q::Status => {
+                // Chunkserver liveness lives on the leader: ask it when there
+                // is one; answer here when there is none, so that status
+                // still says so.
+                if let Err(e) = self.ensure_leader() {
+                    if e.leader.is_some() {
+                        return Err(e);
+                    }
+                }
+                self.status().map(MetaResponse::Status)
+            }
             Q::SetReplication { policy } => self.write(Command::SetReplication { policy }).await,
             Q::RemoveChunkServer { id } => {
                 self.ensure_leader()?;
@@ -344,9 +354,23 @@ impl MetaService {
                 .membership_config
                 .membership()
                 .nodes()
-                .map(|(id, n)| MetaNodeStatus {
-                    id: *id,
-                    addr: n.addr.clone(),
+                .map(|(id, n)| {
+                    let matched_index = if *id == self.id {
+                        m.replication.as_ref().and(m.last_log_index)
+                    } else {
+                        m.replication
+                            .as_ref()
+                            .and_then(|r| r.get(id).copied().flatten())
+                            .map(|l| l.index)
+                    };
+                    MetaNodeStatus {
+                        id: *id,
+                        addr: n.addr.clone(),
+                        matched_index,
+                        lag: matched_index
+                            .zip(m.last_log_index)
+                            .map(|(have, last)| last.saturating_sub(have)),
+                    }
                 })
                 .collect(),
             ring_epoch: ring.epoch,

@@ -2,8 +2,9 @@
 //! redirects, retry through failover with bounded attempts and back-off.
 //! Shared by the client library and the chunkservers.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::frame::MAX_FRAME_LEN;
 use crate::meta_rpc::{MetaRequest, MetaResponse};
@@ -17,6 +18,9 @@ const MAX_BACKOFF: Duration = Duration::from_millis(800);
 /// How long one attempt may wait for its answer. Generous: a commit waits
 /// for an fsync on a majority.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a node that failed at the network level is asked last (and not
+/// followed as a redirect) by later calls too.
+const AVOID_FOR: Duration = Duration::from_secs(10);
 
 /// Why a metadata call failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +38,8 @@ pub struct MetaCaller {
     pool: ConnPool,
     addrs: Vec<String>,
     leader: Mutex<Option<String>>,
+    /// Nodes that recently failed at the network level, until when.
+    avoid: Mutex<HashMap<String, Instant>>,
 }
 
 impl MetaCaller {
@@ -43,7 +49,29 @@ impl MetaCaller {
             pool,
             addrs,
             leader: Mutex::new(None),
+            avoid: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn avoided(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut map = self.avoid.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, until| *until > now);
+        map.keys().cloned().collect()
+    }
+
+    fn mark_failed(&self, addr: &str) {
+        self.avoid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(addr.to_string(), Instant::now() + AVOID_FOR);
+    }
+
+    fn mark_ok(&self, addr: &str) {
+        self.avoid
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(addr);
     }
 
     pub fn pool(&self) -> &ConnPool {
@@ -66,26 +94,38 @@ impl MetaCaller {
         let mut backoff = FIRST_BACKOFF;
         let mut last = String::from("no address configured");
         let mut next_addr = 0usize;
+        // Nodes that failed at the network level lately: asked last, and
+        // never followed as a redirect (a follower may still name a leader
+        // that just died).
+        let mut failed: Vec<String> = self.avoided();
         for _ in 0..MAX_ATTEMPTS {
             let addr = match self.hint() {
-                Some(a) => a,
-                None => {
-                    let Some(a) = self.addrs.get(next_addr % self.addrs.len().max(1)) else {
+                Some(a) if !failed.contains(&a) => a,
+                _ => {
+                    let n = self.addrs.len();
+                    if n == 0 {
                         break;
-                    };
-                    next_addr += 1;
-                    a.clone()
+                    }
+                    let pick = (0..n)
+                        .map(|k| &self.addrs[(next_addr + k) % n])
+                        .find(|a| !failed.contains(a))
+                        .unwrap_or(&self.addrs[next_addr % n])
+                        .clone();
+                    next_addr = self.addrs.iter().position(|a| *a == pick).unwrap_or(0) + 1;
+                    pick
                 }
             };
             match self.call_one(&addr, req).await {
                 Ok(Ok(resp)) => {
+                    self.mark_ok(&addr);
                     self.set_hint(Some(addr));
                     return Ok(resp);
                 }
                 Ok(Err(e)) if e.code == ErrorCode::NotLeader => {
                     let redirect = e.leader.as_ref().map(|(_, a)| a.clone());
                     last = format!("{addr}: not the leader");
-                    if redirect.is_none() || redirect.as_deref() == Some(addr.as_str()) {
+                    let dead = redirect.as_ref().is_some_and(|r| failed.contains(r));
+                    if redirect.is_none() || redirect.as_deref() == Some(addr.as_str()) || dead {
                         // Election in progress: wait, then ask around.
                         self.set_hint(None);
                         tokio::time::sleep(backoff).await;
@@ -105,6 +145,7 @@ impl MetaCaller {
                     // The change may or may not have been applied; sending it
                     // again could apply it twice. Let the caller decide.
                     self.pool.forget(&addr);
+                    self.mark_failed(&addr);
                     self.set_hint(None);
                     return Err(MetaCallError::Unreachable {
                         addrs: addr,
@@ -115,6 +156,10 @@ impl MetaCaller {
                     last = format!("{addr}: {e}");
                     self.pool.forget(&addr);
                     self.set_hint(None);
+                    self.mark_failed(&addr);
+                    if !failed.contains(&addr) {
+                        failed.push(addr.clone());
+                    }
                     // With one node there is nobody else to try: fail fast
                     // rather than spend the whole budget on a dead address.
                     if self.addrs.len() <= 1 && e.is_unreachable() {

@@ -155,6 +155,12 @@ pub struct ChunkServerStatus {
 pub struct MetaNodeStatus {
     pub id: NodeId,
     pub addr: String,
+    /// The last log index known to be on this node (the leader's own last
+    /// log index for the leader); `None` when the answering node is not the
+    /// leader or has not heard from it.
+    pub matched_index: Option<u64>,
+    /// Entries it is behind the leader's log.
+    pub lag: Option<u64>,
 }
 
 /// Cluster health, as the answering metadata node sees it.

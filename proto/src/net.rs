@@ -19,10 +19,12 @@ use crate::RpcError;
 /// How long a connection attempt may take before the peer counts as
 /// unreachable.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// A connection with no traffic for this long is closed.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8);
-/// Keep-alive period: a silent dead peer is noticed within [`IDLE_TIMEOUT`].
-pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
+/// A connection with no traffic for this long is closed: how long a killed
+/// peer can hold up a request in flight to it.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+/// Keep-alive period: a silent dead peer is noticed within [`IDLE_TIMEOUT`]
+/// while a live but busy one keeps its connections.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 /// Why an exchange with a peer failed below the application level.
 #[derive(Debug, thiserror::Error)]

@@ -44,6 +44,8 @@ pub fn cairn_bin() -> PathBuf {
 /// A `cairn dev` cluster in a temporary directory.
 pub struct DevCluster {
     dir: tempfile::TempDir,
+    /// Extra `cairn dev` arguments (used on the first start only).
+    args: Vec<String>,
     dev: Option<Child>,
     /// Servers this test started by hand (restarts).
     extra: Vec<Child>,
@@ -55,9 +57,16 @@ const START_TIMEOUT: Duration = Duration::from_secs(90);
 impl DevCluster {
     /// Starts a new cluster and waits until it is healthy.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a new cluster with extra `cairn dev` arguments (such as
+    /// `--meta 3`) and waits until it is healthy.
+    pub fn start_with(args: &[&str]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("cairn-test-").tempdir()?;
         let mut c = DevCluster {
             dir,
+            args: args.iter().map(|a| a.to_string()).collect(),
             dev: None,
             extra: Vec::new(),
         };
@@ -72,6 +81,7 @@ impl DevCluster {
             .arg("dev")
             .arg("--data-dir")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -123,18 +133,25 @@ impl DevCluster {
         Ok(())
     }
 
-    /// Sets integer `settings` in the metadata node's config (`meta-1.toml`)
-    /// and restarts the cluster so they apply.
+    /// Sets integer `settings` in every metadata node's config
+    /// (`meta-N.toml`) and restarts the cluster so they apply.
     pub fn reconfigure_meta(&mut self, settings: &[(&str, i64)]) -> anyhow::Result<()> {
         self.stop_dev()?;
-        let path = self.dir.path().join("meta-1.toml");
-        let mut cfg: toml::Table =
-            toml::from_str(&std::fs::read_to_string(&path)?).context("parsing meta-1.toml")?;
-        for (key, value) in settings {
-            cfg.insert((*key).to_string(), toml::Value::Integer(*value));
+        for name in self.meta_names() {
+            let path = self.dir.path().join(format!("{name}.toml"));
+            let mut cfg: toml::Table = toml::from_str(&std::fs::read_to_string(&path)?)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            for (key, value) in settings {
+                cfg.insert((*key).to_string(), toml::Value::Integer(*value));
+            }
+            std::fs::write(&path, toml::to_string(&cfg)?)?;
         }
-        std::fs::write(&path, toml::to_string(&cfg)?)?;
         self.start_dev()
+    }
+
+    /// Names of the metadata nodes (`meta-1`, ...), sorted.
+    pub fn meta_names(&self) -> Vec<String> {
+        self.names_with_prefix("meta-")
     }
 
     pub fn dir(&self) -> &Path {
@@ -319,11 +336,17 @@ impl DevCluster {
     }
 
     pub fn chunkserver_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(self.dir.path().join("data"))
+        self.names_with_prefix("chunk-")
+    }
+
+    /// Servers with a config file `PREFIX*.toml` in the cluster directory.
+    fn names_with_prefix(&self, prefix: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.dir.path())
             .map(|rd| {
                 rd.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.starts_with("chunk-"))
+                    .filter(|n| n.starts_with(prefix))
+                    .filter_map(|n| n.strip_suffix(".toml").map(str::to_string))
                     .collect()
             })
             .unwrap_or_default();

@@ -23,7 +23,7 @@ struct Running {
     child: Child,
 }
 
-pub async fn run(data_dir: Option<PathBuf>, chunkservers: u16) -> anyhow::Result<()> {
+pub async fn run(data_dir: Option<PathBuf>, meta: u16, chunkservers: u16) -> anyhow::Result<()> {
     let dir = data_dir.unwrap_or_else(default_dev_dir);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir
@@ -36,7 +36,7 @@ pub async fn run(data_dir: Option<PathBuf>, chunkservers: u16) -> anyhow::Result
         }
         None => {
             eprintln!("cairn dev: creating a new cluster in {}", dir.display());
-            cluster_files::create(&dir, chunkservers)?
+            cluster_files::create(&dir, meta, chunkservers)?
         }
     };
     refuse_if_running(&dir)?;
@@ -126,10 +126,14 @@ async fn wait_healthy(
             Ok(client) => match client.status().await {
                 Ok(s) => {
                     let up = s.chunkservers.iter().filter(|c| c.up).count();
-                    if up >= layout.chunkservers.len() {
+                    if s.leader.is_some() && up >= layout.chunkservers.len() {
                         return Ok(());
                     }
-                    last = format!("{up} of {} chunkservers up", layout.chunkservers.len());
+                    last = format!(
+                        "leader {:?}, {up} of {} chunkservers up",
+                        s.leader,
+                        layout.chunkservers.len()
+                    );
                 }
                 Err(e) => last = e.to_string(),
             },

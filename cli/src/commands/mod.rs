@@ -45,7 +45,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev {
             data_dir,
             chunkservers,
-        } => dev::run(data_dir, chunkservers).await,
+            meta,
+        } => dev::run(data_dir, meta, chunkservers).await,
         Command::Put {
             local,
             remote,

@@ -38,7 +38,11 @@ pub async fn run(args: &ClusterArgs, json: bool) -> anyhow::Result<()> {
         } else {
             "follower"
         };
-        println!("  node {:<3} {:<22} {role}", m.id, m.addr);
+        let progress = match (m.matched_index, m.lag) {
+            (Some(i), Some(lag)) => format!("log index {i}, {lag} behind"),
+            _ => "not replicating".to_string(),
+        };
+        println!("  node {:<3} {:<22} {role:<8} {progress}", m.id, m.addr);
     }
     println!(
         "Replication: {} copies, {} synchronous",
