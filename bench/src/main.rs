@@ -16,10 +16,15 @@
 //! move when a fourth server joins, and the time to restore N copies of a
 //! 1 GiB file after a server is killed and removed.
 //!
+//! `cairn-bench metadata` ([`metadata`]) measures file creates/s and
+//! stats/s from 16 clients against a 1-node and a 3-node metadata group,
+//! and the 3-node group's failover time over 20 leader kills.
+//!
 //! Each prints its numbers as a table, and `--json FILE` writes them for
 //! scripts.
 
 mod foundation;
+mod metadata;
 mod replication;
 
 use std::io::Write;
@@ -65,6 +70,21 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Metadata throughput (1 and 3 nodes) and failover time (3 nodes).
+    Metadata {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Creates (and then stats) in all, per group size.
+        #[arg(long, default_value_t = 4_000)]
+        ops: usize,
+        /// Leader kills to time.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Rebalance when a server joins, and repair after one is removed.
     Replication {
         /// Size of the file whose chunks are moved and restored, in MiB.
@@ -103,6 +123,12 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Cmd::Metadata {
+            clients,
+            ops,
+            runs,
+            json,
+        } => metadata::run(clients, ops, runs.max(1), json).await,
         Cmd::Replication {
             mib,
             timeout_secs,

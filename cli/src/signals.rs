@@ -1,15 +1,31 @@
 //! Waiting for Ctrl-C or SIGTERM.
+//!
+//! The handlers are installed by [`Termination::install`], before a command
+//! starts anything, so a signal that arrives early is held for
+//! [`Termination::wait`] instead of killing the process (and orphaning the
+//! servers it started) with the default action.
 
 use anyhow::Context;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
-/// Resolves on the first SIGINT or SIGTERM.
-pub async fn terminated() -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+pub struct Termination {
+    term: Signal,
+    int: Signal,
+}
+
+impl Termination {
+    pub fn install() -> anyhow::Result<Self> {
+        Ok(Termination {
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    /// Resolves on the first SIGINT or SIGTERM (since `install`).
+    pub async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

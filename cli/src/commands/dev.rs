@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 
 use crate::cluster_files::{self, config_path, DevLayout};
 use crate::locate::default_dev_dir;
-use crate::signals::terminated;
+use crate::signals::Termination;
 
 /// How long the cluster may take to become healthy.
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -24,6 +24,8 @@ struct Running {
 }
 
 pub async fn run(data_dir: Option<PathBuf>, meta: u16, chunkservers: u16) -> anyhow::Result<()> {
+    // First, so that a signal during start-up stops the servers cleanly.
+    let mut termination = Termination::install()?;
     let dir = data_dir.unwrap_or_else(default_dev_dir);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir
@@ -46,10 +48,12 @@ pub async fn run(data_dir: Option<PathBuf>, meta: u16, chunkservers: u16) -> any
     write_pid(&pids.join("dev.pid"), std::process::id())?;
 
     let mut running = Vec::new();
-    let started = start_all(&dir, &layout, &mut running).await;
-    let healthy = match started {
-        Ok(()) => wait_healthy(&dir, &layout, &mut running).await,
-        Err(e) => Err(e),
+    let healthy = tokio::select! {
+        r = async {
+            start_all(&dir, &layout, &mut running).await?;
+            wait_healthy(&dir, &layout, &mut running).await
+        } => r,
+        _ = termination.wait() => Err(anyhow::anyhow!("interrupted during start-up")),
     };
     if let Err(e) = healthy {
         stop_all(&dir, &mut running).await;
@@ -60,7 +64,7 @@ pub async fn run(data_dir: Option<PathBuf>, meta: u16, chunkservers: u16) -> any
     }
     print_summary(&dir, &layout);
 
-    let outcome = supervise(&mut running).await;
+    let outcome = supervise(&mut running, &mut termination).await;
     eprintln!("cairn dev: stopping");
     stop_all(&dir, &mut running).await;
     outcome
@@ -146,13 +150,11 @@ async fn wait_healthy(
 
 /// Runs until SIGINT/SIGTERM, reporting servers that exit on their own
 /// (a test or an operator may kill one and start it again by hand).
-async fn supervise(running: &mut [Running]) -> anyhow::Result<()> {
-    let stop = terminated();
-    tokio::pin!(stop);
+async fn supervise(running: &mut [Running], termination: &mut Termination) -> anyhow::Result<()> {
     let mut reported = vec![false; running.len()];
     loop {
         tokio::select! {
-            r = &mut stop => return r,
+            _ = termination.wait() => return Ok(()),
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
         for (i, r) in running.iter_mut().enumerate() {

@@ -10,7 +10,7 @@ use cairn_metadata::MetaConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster_files::read_config;
-use crate::signals::terminated;
+use crate::signals::Termination;
 
 /// How long a server may take to stop before the process exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
@@ -27,11 +27,12 @@ pub async fn meta(
     if let Some(d) = data_dir {
         cfg.data_dir = d;
     }
+    let termination = Termination::install()?;
     let cancel = CancellationToken::new();
     let handle = cairn_metadata::start(cfg, cancel.clone())
         .await
         .context("starting the metadata node")?;
-    run_until_terminated(cancel, handle.join()).await
+    run_until_terminated(termination, cancel, handle.join()).await
 }
 
 pub async fn chunkserver(
@@ -46,19 +47,21 @@ pub async fn chunkserver(
     if let Some(d) = data_dir {
         cfg.data_dir = d;
     }
+    let termination = Termination::install()?;
     let cancel = CancellationToken::new();
     let handle = cairn_chunkserver::start(cfg, cancel.clone())
         .await
         .context("starting the chunkserver")?;
-    run_until_terminated(cancel, handle.join()).await
+    run_until_terminated(termination, cancel, handle.join()).await
 }
 
 /// Serves until SIGINT/SIGTERM, then cancels and waits (bounded) for `join`.
 async fn run_until_terminated(
+    mut termination: Termination,
     cancel: CancellationToken,
     join: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    terminated().await?;
+    termination.wait().await;
     tracing::info!("stopping");
     cancel.cancel();
     if tokio::time::timeout(SHUTDOWN_DEADLINE, join).await.is_err() {
