@@ -1,7 +1,7 @@
 //! The Raft command: every namespace or registry change is one of these,
 //! applied atomically by the state machine.
 
-use cairn_proto::meta_rpc::{Extent, InodeAttr, Owner, ReplicationPolicy};
+use cairn_proto::meta_rpc::{Extent, InodeAttr, Owner, ReplicationPolicy, Session};
 use cairn_proto::{InodeId, NodeId, RpcError};
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +56,14 @@ pub enum Command {
     DrainChunkServer { id: NodeId, drain: bool },
     /// Changes how many copies of each chunk the cluster keeps.
     SetReplication { policy: ReplicationPolicy },
+    /// `cmd`, applied at most once per session: a repeat answers with the
+    /// first result (see [`crate::sessions`]). `now_ns` also expires old
+    /// session records.
+    Once {
+        session: Session,
+        now_ns: i64,
+        cmd: Box<Command>,
+    },
     /// Several independent commands in one log entry, so that they share
     /// one fsync (group commit). Each is applied atomically on its own; one
     /// refused command does not affect the others.

@@ -28,10 +28,13 @@ pub enum Cf {
     SmMeta,
     /// directory ino → its parent's ino (for rename cycle checks).
     Parents,
+    /// Results of writes applied under a session, and their expiry index
+    /// (see [`crate::sessions`]).
+    Sessions,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 8] = [
+    pub const ALL: [Cf; 9] = [
         Cf::Inodes,
         Cf::Dentries,
         Cf::Extents,
@@ -40,6 +43,7 @@ impl Cf {
         Cf::Servers,
         Cf::SmMeta,
         Cf::Parents,
+        Cf::Sessions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +56,7 @@ impl Cf {
             Cf::Servers => "servers",
             Cf::SmMeta => "sm_meta",
             Cf::Parents => "parents",
+            Cf::Sessions => "sessions",
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Owns the openraft group ([`raft_types`], [`log_store`], [`state_machine`],
 //! [`network`]), its RocksDB ([`db`]), the namespace logic ([`namespace`],
-//! pure over [`kv`]), the chunkserver registry ([`registry`]) with the
+//! pure over [`kv`]; exactly-once writes in [`sessions`]), the chunkserver registry ([`registry`]) with the
 //! leader's [`failure_detector`], and the request handler ([`service`]). Depends on cairn-proto only; never on the
 //! client or on fuser.
 
@@ -19,6 +19,7 @@ pub mod raft_types;
 pub mod registry;
 pub mod schema;
 pub mod service;
+pub mod sessions;
 pub mod state_machine;
 
 use std::net::SocketAddr;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_proto::frame::read_frame;
-use cairn_proto::meta_rpc::{MetaRequest, MetaResponse};
+use cairn_proto::meta_rpc::{MetaCall, MetaResponse};
 use cairn_proto::net::{reply, serve, server_endpoint, ConnPool, NetError};
 use cairn_proto::{ErrorCode, RpcError};
 use openraft::BasicNode;
@@ -155,8 +156,8 @@ pub async fn start(
         move |_conn, mut send, mut recv| {
             let service = service.clone();
             async move {
-                let resp = match read_frame::<_, MetaRequest>(&mut recv, MAX_RAFT_FRAME).await {
-                    Ok(req) => service.handle(req).await,
+                let resp = match read_frame::<_, MetaCall>(&mut recv, MAX_RAFT_FRAME).await {
+                    Ok(call) => service.handle(call.req, call.session).await,
                     Err(e) => Err(RpcError::new(ErrorCode::InvalidRequest, e.to_string())),
                 };
                 if let Err(e) = reply::<MetaResponse>(&mut send, &resp, &[]).await {

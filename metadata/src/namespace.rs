@@ -43,6 +43,10 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
     ensure_root(t)?;
     match cmd {
         Command::Batch(_) => refuse(ErrorCode::InvalidRequest, "a batch cannot nest in a batch"),
+        Command::Once { .. } => refuse(
+            ErrorCode::InvalidRequest,
+            "a session command cannot nest in another",
+        ),
         Command::RemoveChunkServer { id } => {
             let key = server_key(*id);
             if t.get(Cf::Servers, &key)?.is_none() {
@@ -129,6 +133,14 @@ pub fn apply_one<R: KvRead>(
     t: &mut Txn<'_, R>,
     cmd: &Command,
 ) -> Result<crate::command::CommandResult, KvError> {
+    if let Command::Once {
+        session,
+        now_ns,
+        cmd,
+    } = cmd
+    {
+        return crate::sessions::apply_once(t, *session, *now_ns, cmd);
+    }
     let save = t.savepoint();
     match apply(t, cmd) {
         Ok(attr) => Ok(Ok(attr)),

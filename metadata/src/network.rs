@@ -4,7 +4,7 @@
 //! answer carries postcard of `Result<Response, RaftError>`.
 
 use cairn_proto::frame::MAX_FRAME_LEN;
-use cairn_proto::meta_rpc::{MetaRequest, MetaResponse, RaftRpcKind};
+use cairn_proto::meta_rpc::{MetaCall, MetaRequest, MetaResponse, RaftRpcKind};
 use cairn_proto::net::{call, ConnPool, NetError};
 use cairn_proto::RpcError;
 use openraft::error::{
@@ -73,7 +73,10 @@ impl QuicPeer {
             .get(&self.addr)
             .await
             .map_err(|e| self.net_err(e))?;
-        let msg = MetaRequest::Raft { kind, payload };
+        let msg = MetaCall {
+            session: None,
+            req: MetaRequest::Raft { kind, payload },
+        };
         let (resp, _) = call::<_, MetaResponse>(&conn, &msg, &[], MAX_RAFT_FRAME)
             .await
             .map_err(|e| self.net_err(e))?;

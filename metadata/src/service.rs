@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cairn_proto::meta_rpc::{
-    ChunkServerStatus, ClusterStatus, MetaNodeStatus, MetaRequest, MetaResponse, MAX_EXIST_QUERY,
+    ChunkServerStatus, ClusterStatus, MetaNodeStatus, MetaRequest, MetaResponse, Session,
+    MAX_EXIST_QUERY,
 };
 use cairn_proto::{ErrorCode, NodeId, RpcError};
 use openraft::error::{CheckIsLeaderError, ForwardToLeader, RaftError};
@@ -59,7 +60,12 @@ fn forward(f: ForwardToLeader<NodeId, BasicNode>) -> RpcError {
 }
 
 impl MetaService {
-    pub async fn handle(self: &Arc<Self>, req: MetaRequest) -> Result<MetaResponse, RpcError> {
+    /// Answers `req`; a write with a `session` is applied at most once.
+    pub async fn handle(
+        self: &Arc<Self>,
+        req: MetaRequest,
+        session: Option<Session>,
+    ) -> Result<MetaResponse, RpcError> {
         use MetaRequest as Q;
         match req {
             Q::Raft { kind, payload } => handle_raft(&self.raft, kind, &payload)
@@ -123,28 +129,37 @@ impl MetaService {
                 name,
                 owner,
             } => {
-                self.write(Command::Mkdir {
-                    parent,
-                    name,
-                    owner,
-                    now_ns: now_ns(),
-                })
+                self.write(
+                    session,
+                    Command::Mkdir {
+                        parent,
+                        name,
+                        owner,
+                        now_ns: now_ns(),
+                    },
+                )
                 .await
             }
             Q::Unlink { parent, name } => {
-                self.write(Command::Unlink {
-                    parent,
-                    name,
-                    now_ns: now_ns(),
-                })
+                self.write(
+                    session,
+                    Command::Unlink {
+                        parent,
+                        name,
+                        now_ns: now_ns(),
+                    },
+                )
                 .await
             }
             Q::Rmdir { parent, name } => {
-                self.write(Command::Rmdir {
-                    parent,
-                    name,
-                    now_ns: now_ns(),
-                })
+                self.write(
+                    session,
+                    Command::Rmdir {
+                        parent,
+                        name,
+                        now_ns: now_ns(),
+                    },
+                )
                 .await
             }
             Q::Rename {
@@ -153,13 +168,16 @@ impl MetaService {
                 new_parent,
                 new_name,
             } => {
-                self.write(Command::Rename {
-                    parent,
-                    name,
-                    new_parent,
-                    new_name,
-                    now_ns: now_ns(),
-                })
+                self.write(
+                    session,
+                    Command::Rename {
+                        parent,
+                        name,
+                        new_parent,
+                        new_name,
+                        now_ns: now_ns(),
+                    },
+                )
                 .await
             }
             Q::CommitFile {
@@ -169,14 +187,17 @@ impl MetaService {
                 size,
                 owner,
             } => {
-                self.write(Command::CommitFile {
-                    parent,
-                    name,
-                    extents,
-                    size,
-                    owner,
-                    now_ns: now_ns(),
-                })
+                self.write(
+                    session,
+                    Command::CommitFile {
+                        parent,
+                        name,
+                        extents,
+                        size,
+                        owner,
+                        now_ns: now_ns(),
+                    },
+                )
                 .await
             }
             Q::RegisterChunkServer {
@@ -186,12 +207,15 @@ impl MetaService {
                 capacity_bytes,
             } => {
                 let done = self
-                    .write(Command::RegisterChunkServer {
-                        id,
-                        addr,
-                        zone,
-                        capacity_bytes,
-                    })
+                    .write(
+                        session,
+                        Command::RegisterChunkServer {
+                            id,
+                            addr,
+                            zone,
+                            capacity_bytes,
+                        },
+                    )
                     .await?;
                 // Registering is a sign of life: the first heartbeat follows
                 // one period later.
@@ -251,7 +275,10 @@ impl MetaService {
                 }
                 self.status().map(MetaResponse::Status)
             }
-            Q::SetReplication { policy } => self.write(Command::SetReplication { policy }).await,
+            Q::SetReplication { policy } => {
+                self.write(session, Command::SetReplication { policy })
+                    .await
+            }
             Q::RemoveChunkServer { id } => {
                 self.ensure_leader()?;
                 if Liveness::is_up(self.liveness.last(id), Instant::now(), self.down_after) {
@@ -263,10 +290,11 @@ impl MetaService {
                         ),
                     ));
                 }
-                self.write(Command::RemoveChunkServer { id }).await
+                self.write(session, Command::RemoveChunkServer { id }).await
             }
             Q::DrainChunkServer { id, drain } => {
-                self.write(Command::DrainChunkServer { id, drain }).await
+                self.write(session, Command::DrainChunkServer { id, drain })
+                    .await
             }
         }
     }
@@ -290,7 +318,7 @@ impl MetaService {
 
     /// Proposes `cmd` through Raft; returns once it is applied.
     pub async fn propose(&self, cmd: Command) -> Result<(), RpcError> {
-        self.write(cmd).await.map(|_| ())
+        self.write(None, cmd).await.map(|_| ())
     }
 
     fn ensure_leader(&self) -> Result<(), RpcError> {
@@ -307,7 +335,19 @@ impl MetaService {
         Err(RpcError::not_leader(leader))
     }
 
-    async fn write(&self, cmd: Command) -> Result<MetaResponse, RpcError> {
+    async fn write(
+        &self,
+        session: Option<Session>,
+        cmd: Command,
+    ) -> Result<MetaResponse, RpcError> {
+        let cmd = match session {
+            Some(session) => Command::Once {
+                session,
+                now_ns: now_ns(),
+                cmd: Box::new(cmd),
+            },
+            None => cmd,
+        };
         match self.batcher.submit(cmd).await? {
             Ok(Some(attr)) => Ok(MetaResponse::Attr(attr)),
             Ok(None) => Ok(MetaResponse::Ok),

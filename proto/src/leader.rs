@@ -1,13 +1,20 @@
 //! Calling the metadata group: find the leader, follow `NotLeader`
 //! redirects, retry through failover with bounded attempts and back-off.
 //! Shared by the client library and the chunkservers.
+//!
+//! Every write carries a [`Session`] (this caller's random id and a fresh
+//! sequence number, the same on every attempt), so a write whose answer
+//! was lost — a timeout, a leader killed mid-request — is sent again
+//! safely: the metadata group applies it once and answers repeats with the
+//! first result.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::frame::MAX_FRAME_LEN;
-use crate::meta_rpc::{MetaRequest, MetaResponse};
+use crate::meta_rpc::{MetaRequest, MetaResponse, Session};
 use crate::net::{call, ConnPool, NetError};
 use crate::{ErrorCode, RpcError};
 
@@ -15,9 +22,17 @@ use crate::{ErrorCode, RpcError};
 const MAX_ATTEMPTS: u32 = 12;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(800);
-/// How long one attempt may wait for its answer. Generous: a commit waits
-/// for an fsync on a majority.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one attempt may wait for its answer before it is sent again
+/// (writes are idempotent through their session). A commit waits for an
+/// fsync on a majority; a leader that died mid-request is given up on
+/// after this long.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A write unanswered this long makes the caller check whether leadership
+/// moved (see [`MetaCaller::call`]); a leader killed mid-request is left
+/// after about an election, not after [`ATTEMPT_TIMEOUT`].
+const LEADER_CHECK_AFTER: Duration = Duration::from_millis(400);
+/// How long one "who leads?" probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long a node that failed at the network level is asked last (and not
 /// followed as a redirect) by later calls too.
 const AVOID_FOR: Duration = Duration::from_secs(10);
@@ -40,6 +55,32 @@ pub struct MetaCaller {
     leader: Mutex<Option<String>>,
     /// Nodes that recently failed at the network level, until when.
     avoid: Mutex<HashMap<String, Instant>>,
+    /// This caller's session id, and the last sequence number used.
+    client: u64,
+    seq: AtomicU64,
+}
+
+/// [`crate::meta_rpc::MetaCall`] as sent, borrowing the request (the same
+/// bytes on the wire).
+#[derive(serde::Serialize)]
+struct MetaCallRef<'a> {
+    session: Option<Session>,
+    req: &'a MetaRequest,
+}
+
+/// A session id unlikely to collide with any other caller's.
+fn random_client_id() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = blake3::Hasher::new();
+    h.update(&std::process::id().to_le_bytes());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.update(&nanos.to_le_bytes());
+    h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.finalize().as_bytes()[..8]);
+    u64::from_le_bytes(b)
 }
 
 impl MetaCaller {
@@ -50,6 +91,8 @@ impl MetaCaller {
             addrs,
             leader: Mutex::new(None),
             avoid: Mutex::new(HashMap::new()),
+            client: random_client_id(),
+            seq: AtomicU64::new(0),
         }
     }
 
@@ -91,6 +134,13 @@ impl MetaCaller {
 
     /// Sends `req` to the leader (as far as known), following redirects.
     pub async fn call(&self, req: &MetaRequest) -> Result<MetaResponse, MetaCallError> {
+        let call = MetaCallRef {
+            session: (!req.is_read_only()).then(|| Session {
+                client: self.client,
+                seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            }),
+            req,
+        };
         let mut backoff = FIRST_BACKOFF;
         let mut last = String::from("no address configured");
         let mut next_addr = 0usize;
@@ -115,7 +165,7 @@ impl MetaCaller {
                     pick
                 }
             };
-            match self.call_one(&addr, req).await {
+            match self.call_one(&addr, &call).await {
                 Ok(Ok(resp)) => {
                     self.mark_ok(&addr);
                     self.set_hint(Some(addr));
@@ -141,16 +191,16 @@ impl MetaCaller {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
                 Ok(Err(e)) => return Err(MetaCallError::Rpc(e)),
-                Err(e @ NetError::Timeout(_)) if !req.is_read_only() => {
-                    // The change may or may not have been applied; sending it
-                    // again could apply it twice. Let the caller decide.
+                Err(e @ NetError::Timeout(_)) => {
+                    // Slow or dead: ask the others first (a live leader is
+                    // reached again through them), resend under the same
+                    // session.
+                    last = format!("{addr}: {e}");
                     self.pool.forget(&addr);
-                    self.mark_failed(&addr);
                     self.set_hint(None);
-                    return Err(MetaCallError::Unreachable {
-                        addrs: addr,
-                        last: format!("{e} (the change may or may not have been applied)"),
-                    });
+                    if !failed.contains(&addr) {
+                        failed.push(addr.clone());
+                    }
                 }
                 Err(e) => {
                     last = format!("{addr}: {e}");
@@ -179,12 +229,86 @@ impl MetaCaller {
     async fn call_one(
         &self,
         addr: &str,
-        req: &MetaRequest,
+        req: &MetaCallRef<'_>,
     ) -> Result<Result<MetaResponse, RpcError>, NetError> {
         let conn = self.pool.get(addr).await?;
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, call(&conn, req, &[], MAX_FRAME_LEN)).await {
-            Ok(r) => Ok(r?.0),
-            Err(_) => Err(NetError::Timeout(ATTEMPT_TIMEOUT)),
+        let attempt = call(&conn, req, &[], MAX_FRAME_LEN);
+        tokio::pin!(attempt);
+        let deadline = tokio::time::sleep(ATTEMPT_TIMEOUT);
+        tokio::pin!(deadline);
+        let mut check = Box::pin(tokio::time::sleep(LEADER_CHECK_AFTER));
+        loop {
+            tokio::select! {
+                r = &mut attempt => return Ok(r?.0),
+                _ = &mut deadline => return Err(NetError::Timeout(ATTEMPT_TIMEOUT)),
+                _ = &mut check => {
+                    // A slow answer: has another node become leader (this
+                    // one died or was deposed)? Then stop waiting on it.
+                    if let Some(now) = self.leader_elsewhere(addr).await {
+                        self.set_hint(Some(now));
+                        return Err(NetError::Timeout(LEADER_CHECK_AFTER));
+                    }
+                    check = Box::pin(tokio::time::sleep(LEADER_CHECK_AFTER));
+                }
+            }
         }
+    }
+
+    /// Asks the other nodes, briefly, who leads; `Some(addr)` if one of
+    /// them names (or is) a leader other than `waiting_on`.
+    async fn leader_elsewhere(&self, waiting_on: &str) -> Option<String> {
+        let probe = MetaCallRef {
+            session: None,
+            req: &MetaRequest::GetRing,
+        };
+        for other in self.addrs.iter().filter(|a| *a != waiting_on) {
+            let asked = tokio::time::timeout(PROBE_TIMEOUT, async {
+                let conn = self.pool.get(other).await.ok()?;
+                call::<_, MetaResponse>(&conn, &probe, &[], MAX_FRAME_LEN)
+                    .await
+                    .ok()
+                    .map(|(r, _)| r)
+            })
+            .await;
+            let leader = match asked {
+                Ok(Some(Ok(_))) => Some(other.clone()),
+                Ok(Some(Err(e))) if e.code == ErrorCode::NotLeader => e.leader.map(|(_, a)| a),
+                _ => None,
+            };
+            match leader {
+                Some(l) if l != waiting_on => return Some(l),
+                Some(_) => return None, // still the leader: keep waiting
+                None => {}
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta_rpc::{MetaCall, Owner};
+
+    #[test]
+    fn the_borrowed_call_decodes_as_a_meta_call() {
+        let req = MetaRequest::Mkdir {
+            parent: crate::InodeId::ROOT,
+            name: "x".into(),
+            owner: Owner {
+                mode: 0o755,
+                uid: 1,
+                gid: 2,
+            },
+        };
+        let session = Some(Session { client: 9, seq: 3 });
+        let bytes = postcard::to_allocvec(&MetaCallRef { session, req: &req }).expect("encodes");
+        let decoded: MetaCall = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!(decoded, MetaCall { session, req });
+    }
+
+    #[test]
+    fn client_ids_differ() {
+        assert_ne!(random_client_id(), random_client_id());
     }
 }

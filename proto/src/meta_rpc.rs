@@ -190,6 +190,29 @@ pub enum RaftRpcKind {
     InstallSnapshot,
 }
 
+/// Names one write so that sending it again changes nothing: the metadata
+/// group remembers each (client, seq) it applied, with its result, for
+/// [`SESSION_RETENTION_SECS`], and answers a repeat with that result.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Session {
+    /// Random per client process.
+    pub client: u64,
+    /// Unique per write of that client.
+    pub seq: u64,
+}
+
+/// How long the metadata group remembers a session's result; a client
+/// must stop resending a write well before this.
+pub const SESSION_RETENTION_SECS: u64 = 600;
+
+/// What travels to a metadata node: a request, and for writes that may be
+/// resent, the session naming it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct MetaCall {
+    pub session: Option<Session>,
+    pub req: MetaRequest,
+}
+
 /// A request to a metadata node.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum MetaRequest {

@@ -1,0 +1,161 @@
+//! Exactly-once writes. A client names each write it may send again with a
+//! [`Session`] (client, seq); the first time the command is applied, its
+//! result is kept under that name, and a repeat — the client resending
+//! after a lost answer or a failover — gets the kept result and changes
+//! nothing. Records expire [`SESSION_RETENTION_SECS`] after they were
+//! written, by the command's own timestamp, so every replica expires the
+//! same records at the same log position.
+//!
+//! Keys in [`Cf::Sessions`]: `r` + client + seq → result; `t` + time +
+//! client + seq → empty (the expiry index, oldest first). Pure over the
+//! state machine's [`Txn`].
+
+use cairn_proto::meta_rpc::{Session, SESSION_RETENTION_SECS};
+use cairn_proto::ErrorCode;
+use cairn_proto::RpcError;
+
+use crate::command::{Command, CommandResult};
+use crate::kv::{Cf, KvError, KvRead, Txn};
+use crate::namespace;
+use crate::schema::{decode, encode};
+
+/// Most expired records dropped per command (bounds the work of one apply;
+/// expiry keeps up since each command writes one record).
+const EXPIRE_PER_APPLY: usize = 64;
+
+fn result_key(s: Session) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.push(b'r');
+    k.extend_from_slice(&s.client.to_be_bytes());
+    k.extend_from_slice(&s.seq.to_be_bytes());
+    k
+}
+
+fn time_key(at_ns: i64, s: Session) -> Vec<u8> {
+    let mut k = Vec::with_capacity(25);
+    k.push(b't');
+    k.extend_from_slice(&(at_ns.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(&s.client.to_be_bytes());
+    k.extend_from_slice(&s.seq.to_be_bytes());
+    k
+}
+
+/// Applies `cmd` under `session` at most once; returns its result (the
+/// kept one for a repeat).
+pub fn apply_once<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    session: Session,
+    now_ns: i64,
+    cmd: &Command,
+) -> Result<CommandResult, KvError> {
+    expire(t, now_ns)?;
+    if matches!(cmd, Command::Once { .. } | Command::Batch(_)) {
+        return Ok(Err(RpcError::new(
+            ErrorCode::InvalidRequest,
+            "a session command must hold a single command",
+        )));
+    }
+    let key = result_key(session);
+    if let Some(kept) = t.get(Cf::Sessions, &key)? {
+        return decode(&kept);
+    }
+    let result = namespace::apply_one(t, cmd)?;
+    t.put(Cf::Sessions, key, encode(&result));
+    t.put(Cf::Sessions, time_key(now_ns, session), Vec::new());
+    Ok(result)
+}
+
+/// Drops records written more than the retention period before `now_ns`.
+fn expire<R: KvRead>(t: &mut Txn<'_, R>, now_ns: i64) -> Result<(), KvError> {
+    let cutoff =
+        now_ns.saturating_sub((SESSION_RETENTION_SECS as i64).saturating_mul(1_000_000_000));
+    let end = {
+        let mut k = vec![b't'];
+        k.extend_from_slice(&(cutoff.max(0) as u64).to_be_bytes());
+        k
+    };
+    for (k, _) in t.scan(Cf::Sessions, b"t", &end, EXPIRE_PER_APPLY)? {
+        if k.len() == 25 {
+            let mut r = vec![b'r'];
+            r.extend_from_slice(&k[9..]);
+            t.delete(Cf::Sessions, r);
+        }
+        t.delete(Cf::Sessions, k);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::MemKv;
+    use cairn_proto::meta_rpc::Owner;
+    use cairn_proto::InodeId;
+
+    fn mkdir(name: &str) -> Command {
+        Command::Mkdir {
+            parent: InodeId::ROOT,
+            name: name.into(),
+            owner: Owner {
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+            now_ns: 1,
+        }
+    }
+
+    fn run(kv: &mut MemKv, cmd: &Command) -> CommandResult {
+        let mut t = Txn::new(&*kv);
+        let r = namespace::apply_one(&mut t, cmd).expect("memory store does not fail");
+        let writes = t.into_writes();
+        kv.commit(writes);
+        r
+    }
+
+    fn once(client: u64, seq: u64, now_ns: i64, cmd: Command) -> Command {
+        Command::Once {
+            session: Session { client, seq },
+            now_ns,
+            cmd: Box::new(cmd),
+        }
+    }
+
+    #[test]
+    fn a_repeat_returns_the_first_result_and_changes_nothing() {
+        let mut kv = MemKv::default();
+        let first = run(&mut kv, &once(7, 1, 10, mkdir("a")));
+        let attr = first.clone().unwrap().unwrap();
+        // Without a session the same mkdir is refused: the name exists.
+        assert!(run(&mut kv, &mkdir("a")).is_err());
+        // With the same session it answers as the first time did.
+        assert_eq!(run(&mut kv, &once(7, 1, 20, mkdir("a"))), first);
+        // Another seq is another write.
+        assert!(run(&mut kv, &once(7, 2, 30, mkdir("a"))).is_err());
+        // A refusal is kept too.
+        let refused = run(&mut kv, &once(7, 3, 40, mkdir("a")));
+        assert!(refused.is_err());
+        assert_eq!(run(&mut kv, &once(7, 3, 50, mkdir("b"))), refused);
+        assert_eq!(attr.ino, first.unwrap().unwrap().ino);
+    }
+
+    #[test]
+    fn records_expire_after_the_retention() {
+        let mut kv = MemKv::default();
+        let sec = 1_000_000_000i64;
+        assert!(run(&mut kv, &once(1, 1, sec, mkdir("a"))).is_ok());
+        let later = sec + (SESSION_RETENTION_SECS as i64 + 1) * sec;
+        // The old record is gone: the same session is a new write now.
+        assert!(run(&mut kv, &once(1, 1, later, mkdir("a"))).is_err());
+        let left = kv.scan(Cf::Sessions, b"", &[0xff], usize::MAX).unwrap();
+        // Only the new (refused) record and its index entry remain.
+        assert_eq!(left.len(), 2);
+    }
+
+    #[test]
+    fn nesting_is_refused() {
+        let mut kv = MemKv::default();
+        let nested = once(1, 1, 1, once(1, 2, 1, mkdir("a")));
+        assert!(run(&mut kv, &nested).is_err());
+    }
+}
