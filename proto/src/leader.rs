@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::frame::MAX_FRAME_LEN;
 use crate::meta_rpc::{MetaRequest, MetaResponse, Session};
-use crate::net::{call, ConnPool, NetError};
+use crate::net::{call, ConnPool, NetError, CONNECT_TIMEOUT};
 use crate::{ErrorCode, RpcError};
 
 /// Attempts per call before giving up.
@@ -30,12 +30,13 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A write unanswered this long makes the caller check whether leadership
 /// moved (see [`MetaCaller::call`]); a leader killed mid-request is left
 /// after about an election, not after [`ATTEMPT_TIMEOUT`].
-const LEADER_CHECK_AFTER: Duration = Duration::from_millis(400);
+const LEADER_CHECK_AFTER: Duration = Duration::from_millis(150);
 /// How long one "who leads?" probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long a node that failed at the network level is asked last (and not
-/// followed as a redirect) by later calls too.
-const AVOID_FOR: Duration = Duration::from_secs(10);
+/// followed as a redirect) by later calls too: past an election, short of
+/// a restart.
+const AVOID_FOR: Duration = Duration::from_secs(2);
 
 /// Why a metadata call failed.
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +149,17 @@ impl MetaCaller {
         // never followed as a redirect (a follower may still name a leader
         // that just died).
         let mut failed: Vec<String> = self.avoided();
+        let mut discovered = false;
         for _ in 0..MAX_ATTEMPTS {
+            if !discovered
+                && self.addrs.len() > 1
+                && self.hint().is_none_or(|h| failed.contains(&h))
+            {
+                discovered = true;
+                if let Some(leader) = self.discover(&failed).await {
+                    self.set_hint(Some(leader));
+                }
+            }
             let addr = match self.hint() {
                 Some(a) if !failed.contains(&a) => a,
                 _ => {
@@ -197,7 +208,10 @@ impl MetaCaller {
                     // session.
                     last = format!("{addr}: {e}");
                     self.pool.forget(&addr);
-                    self.set_hint(None);
+                    // Keep a new leader found while waiting; drop this one.
+                    if self.hint().as_deref() == Some(addr.as_str()) {
+                        self.set_hint(None);
+                    }
                     if !failed.contains(&addr) {
                         failed.push(addr.clone());
                     }
@@ -245,6 +259,7 @@ impl MetaCaller {
                     // A slow answer: has another node become leader (this
                     // one died or was deposed)? Then stop waiting on it.
                     if let Some(now) = self.leader_elsewhere(addr).await {
+                        self.mark_ok(&now);
                         self.set_hint(Some(now));
                         return Err(NetError::Timeout(LEADER_CHECK_AFTER));
                     }
@@ -257,31 +272,57 @@ impl MetaCaller {
     /// Asks the other nodes, briefly, who leads; `Some(addr)` if one of
     /// them names (or is) a leader other than `waiting_on`.
     async fn leader_elsewhere(&self, waiting_on: &str) -> Option<String> {
-        let probe = MetaCallRef {
-            session: None,
-            req: &MetaRequest::GetRing,
-        };
         for other in self.addrs.iter().filter(|a| *a != waiting_on) {
-            let asked = tokio::time::timeout(PROBE_TIMEOUT, async {
-                let conn = self.pool.get(other).await.ok()?;
-                call::<_, MetaResponse>(&conn, &probe, &[], MAX_FRAME_LEN)
-                    .await
-                    .ok()
-                    .map(|(r, _)| r)
-            })
-            .await;
-            let leader = match asked {
-                Ok(Some(Ok(_))) => Some(other.clone()),
-                Ok(Some(Err(e))) if e.code == ErrorCode::NotLeader => e.leader.map(|(_, a)| a),
-                _ => None,
-            };
-            match leader {
+            match ask_leader(&self.pool, other, PROBE_TIMEOUT).await {
                 Some(l) if l != waiting_on => return Some(l),
                 Some(_) => return None, // still the leader: keep waiting
                 None => {}
             }
         }
         None
+    }
+
+    /// Asks every node but `skip` at once who leads; the first answer
+    /// naming a leader outside `skip` wins. Saves a first call the connect
+    /// timeout of a dead node that happens to be listed first.
+    async fn discover(&self, skip: &[String]) -> Option<String> {
+        let mut asks = tokio::task::JoinSet::new();
+        for addr in self.addrs.iter().filter(|a| !skip.contains(a)) {
+            let (pool, addr) = (self.pool.clone(), addr.clone());
+            asks.spawn(
+                async move { ask_leader(&pool, &addr, CONNECT_TIMEOUT + PROBE_TIMEOUT).await },
+            );
+        }
+        while let Some(answer) = asks.join_next().await {
+            if let Ok(Some(leader)) = answer {
+                if !skip.contains(&leader) {
+                    return Some(leader);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Asks `addr` who leads: itself (it answered a linearizable read), the
+/// node it names, or `None` (no answer in `limit`, or an election).
+async fn ask_leader(pool: &ConnPool, addr: &str, limit: Duration) -> Option<String> {
+    let probe = MetaCallRef {
+        session: None,
+        req: &MetaRequest::GetRing,
+    };
+    let asked = tokio::time::timeout(limit, async {
+        let conn = pool.get(addr).await.ok()?;
+        call::<_, MetaResponse>(&conn, &probe, &[], MAX_FRAME_LEN)
+            .await
+            .ok()
+            .map(|(r, _)| r)
+    })
+    .await;
+    match asked {
+        Ok(Some(Ok(_))) => Some(addr.to_string()),
+        Ok(Some(Err(e))) if e.code == ErrorCode::NotLeader => e.leader.map(|(_, a)| a),
+        _ => None,
     }
 }
 
