@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::frame::MAX_FRAME_LEN;
 use crate::meta_rpc::{MetaRequest, MetaResponse, Session};
-use crate::net::{call, ConnPool, NetError, CONNECT_TIMEOUT};
+use crate::net::{call, ConnPool, NetError};
 use crate::{ErrorCode, RpcError};
 
 /// Attempts per call before giving up.
@@ -31,6 +31,9 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// moved (see [`MetaCaller::call`]); a leader killed mid-request is left
 /// after about an election, not after [`ATTEMPT_TIMEOUT`].
 const LEADER_CHECK_AFTER: Duration = Duration::from_millis(150);
+/// How long asking every node at once who leads may take (first contact,
+/// or no leader known).
+const DISCOVER_TIMEOUT: Duration = Duration::from_millis(600);
 /// How long one "who leads?" probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long a node that failed at the network level is asked last (and not
@@ -149,14 +152,15 @@ impl MetaCaller {
         // never followed as a redirect (a follower may still name a leader
         // that just died).
         let mut failed: Vec<String> = self.avoided();
-        let mut discovered = false;
         for _ in 0..MAX_ATTEMPTS {
-            if !discovered
-                && self.addrs.len() > 1
-                && self.hint().is_none_or(|h| failed.contains(&h))
-            {
-                discovered = true;
-                if let Some(leader) = self.discover(&failed).await {
+            if self.addrs.len() > 1 && self.hint().is_none_or(|h| failed.contains(&h)) {
+                let (leader, silent) = self.discover(&failed).await;
+                for a in silent {
+                    if !failed.contains(&a) {
+                        failed.push(a);
+                    }
+                }
+                if let Some(leader) = leader {
                     self.set_hint(Some(leader));
                 }
             }
@@ -273,7 +277,7 @@ impl MetaCaller {
     /// them names (or is) a leader other than `waiting_on`.
     async fn leader_elsewhere(&self, waiting_on: &str) -> Option<String> {
         for other in self.addrs.iter().filter(|a| *a != waiting_on) {
-            match ask_leader(&self.pool, other, PROBE_TIMEOUT).await {
+            match ask_leader(&self.pool, other, PROBE_TIMEOUT).await.flatten() {
                 Some(l) if l != waiting_on => return Some(l),
                 Some(_) => return None, // still the leader: keep waiting
                 None => {}
@@ -282,31 +286,46 @@ impl MetaCaller {
         None
     }
 
-    /// Asks every node but `skip` at once who leads; the first answer
-    /// naming a leader outside `skip` wins. Saves a first call the connect
-    /// timeout of a dead node that happens to be listed first.
-    async fn discover(&self, skip: &[String]) -> Option<String> {
+    /// Asks every node but `skip` at once, for at most [`DISCOVER_TIMEOUT`],
+    /// who leads. Returns the node that answered as the leader itself, if
+    /// any (a follower's word is not taken: right after a crash it still
+    /// names the dead leader), and the nodes that did not answer at all.
+    async fn discover(&self, skip: &[String]) -> (Option<String>, Vec<String>) {
         let mut asks = tokio::task::JoinSet::new();
+        let mut silent: Vec<String> = Vec::new();
         for addr in self.addrs.iter().filter(|a| !skip.contains(a)) {
             let (pool, addr) = (self.pool.clone(), addr.clone());
-            asks.spawn(
-                async move { ask_leader(&pool, &addr, CONNECT_TIMEOUT + PROBE_TIMEOUT).await },
-            );
+            silent.push(addr.clone());
+            asks.spawn(async move {
+                let heard = ask_leader(&pool, &addr, DISCOVER_TIMEOUT).await;
+                (addr, heard)
+            });
         }
-        while let Some(answer) = asks.join_next().await {
-            if let Ok(Some(leader)) = answer {
-                if !skip.contains(&leader) {
-                    return Some(leader);
-                }
+        let deadline = tokio::time::sleep(DISCOVER_TIMEOUT);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = asks.join_next() => match next {
+                    None => break,
+                    Some(Ok((addr, Some(named)))) => {
+                        silent.retain(|a| *a != addr);
+                        if named.as_deref() == Some(addr.as_str()) {
+                            return (Some(addr), silent);
+                        }
+                    }
+                    Some(_) => {}
+                },
+                _ = &mut deadline => break,
             }
         }
-        None
+        (None, silent)
     }
 }
 
-/// Asks `addr` who leads: itself (it answered a linearizable read), the
-/// node it names, or `None` (no answer in `limit`, or an election).
-async fn ask_leader(pool: &ConnPool, addr: &str, limit: Duration) -> Option<String> {
+/// Asks `addr` who leads. `None`: no answer within `limit`. `Some(None)`:
+/// it answered but knows no leader (an election). `Some(Some(l))`: `l`
+/// leads — `addr` itself when it answered a linearizable read.
+async fn ask_leader(pool: &ConnPool, addr: &str, limit: Duration) -> Option<Option<String>> {
     let probe = MetaCallRef {
         session: None,
         req: &MetaRequest::GetRing,
@@ -320,8 +339,9 @@ async fn ask_leader(pool: &ConnPool, addr: &str, limit: Duration) -> Option<Stri
     })
     .await;
     match asked {
-        Ok(Some(Ok(_))) => Some(addr.to_string()),
-        Ok(Some(Err(e))) if e.code == ErrorCode::NotLeader => e.leader.map(|(_, a)| a),
+        Ok(Some(Ok(_))) => Some(Some(addr.to_string())),
+        Ok(Some(Err(e))) if e.code == ErrorCode::NotLeader => Some(e.leader.map(|(_, a)| a)),
+        Ok(Some(Err(_))) => Some(None),
         _ => None,
     }
 }
