@@ -10,7 +10,7 @@ use anyhow::bail;
 use cairn_tests::{random_bytes, DevCluster};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::{cairn, dd, drop_caches, mbps, print_rows, row, timed, write_random_file};
+use crate::{cairn, dd, drop_caches, mbps, print_rows, row, scratch_dir, timed, write_random_file};
 
 /// Runs the foundation benchmark (see the crate docs).
 pub async fn run(
@@ -21,10 +21,7 @@ pub async fn run(
     work_dir: Option<PathBuf>,
     json: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let base = match work_dir {
-        Some(d) => tempfile::tempdir_in(d)?,
-        None => tempfile::tempdir()?,
-    };
+    let base = scratch_dir(work_dir)?;
     let cold = drop_caches();
     if !cold {
         eprintln!("note: cannot drop page caches (not root?): reads are warm, not cold");

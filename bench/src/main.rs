@@ -189,6 +189,15 @@ pub fn print_rows(rows: &[Row], json: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A temporary directory for a run's files and cluster, under `work_dir`
+/// when given (to measure a particular disk); removed when dropped.
+pub fn scratch_dir(work_dir: Option<PathBuf>) -> anyhow::Result<tempfile::TempDir> {
+    Ok(match work_dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    })
+}
+
 pub fn drop_caches() -> bool {
     let _ = Command::new("sync").status();
     std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok()

@@ -24,7 +24,7 @@ use cairn_client::Client;
 use cairn_proto::ChunkId;
 use cairn_tests::DevCluster;
 
-use crate::{cairn, figure, mbps, print_rows, timed, write_random_file};
+use crate::{cairn, figure, mbps, print_rows, scratch_dir, timed, write_random_file};
 
 /// Down timeout for the run (the default is 10 s): detection is not what
 /// is measured, so the bench does not wait longer than it must.
@@ -104,10 +104,7 @@ pub async fn run(
     work_dir: Option<PathBuf>,
     json: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let base = match work_dir {
-        Some(d) => tempfile::tempdir_in(d)?,
-        None => tempfile::tempdir()?,
-    };
+    let base = scratch_dir(work_dir)?;
     eprintln!("starting a cairn dev cluster ...");
     std::env::set_var("TMPDIR", base.path());
     let mut cluster = DevCluster::start()?;
