@@ -207,16 +207,13 @@ impl MetaCaller {
                 }
                 Ok(Err(e)) => return Err(MetaCallError::Rpc(e)),
                 Err(e @ NetError::Timeout(_)) => {
-                    // Slow or dead: ask the others first (a live leader is
-                    // reached again through them), resend under the same
-                    // session.
+                    // Resend under the same session: to the new leader if
+                    // leadership moved while waiting (the hint names it),
+                    // else to the same, slow node on a fresh connection (a
+                    // dead one then fails to connect and is passed over).
                     last = format!("{addr}: {e}");
                     self.pool.forget(&addr);
-                    // Keep a new leader found while waiting; drop this one.
-                    if self.hint().as_deref() == Some(addr.as_str()) {
-                        self.set_hint(None);
-                    }
-                    if !failed.contains(&addr) {
+                    if self.hint().as_deref() != Some(addr.as_str()) && !failed.contains(&addr) {
                         failed.push(addr.clone());
                     }
                 }
