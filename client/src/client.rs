@@ -1,5 +1,6 @@
 //! The path-based file API: `put`, `get`, `get_range`, `list`, `stat`,
-//! `mkdir`, `remove`, `rename`.
+//! `mkdir`, `remove`, `rename`. The write path is in `client/write.rs`,
+//! the read path in `client/read.rs`.
 //!
 //! Data never passes through the metadata service: `put` chunks and hashes
 //! the stream, uploads new chunks to their owners with bounded concurrency,
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use cairn_proto::leader::MetaCaller;
 use cairn_proto::meta_rpc::{
-    ClusterStatus, DirEntry, Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner,
+    ClusterStatus, DirEntry, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner,
     ReplicationPolicy, MAX_DIR_PAGE,
 };
 use cairn_proto::net::{client_endpoint, ConnPool};
@@ -22,27 +23,18 @@ use cairn_proto::path::split_path;
 use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncWrite;
 
-use crate::chunk_io::{upload, Suspects};
-use crate::chunker::chunker;
+use crate::chunk_io::Suspects;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::placement::RingCache;
 
 mod read;
+mod write;
 
-/// Chunks at least this big are first checked for existence (dedup): below
-/// it, uploading costs about what asking does, and the server stores a
-/// chunk it already has at no extra cost.
-const DEDUP_QUERY_MIN: usize = 64 << 10;
 /// Extents fetched per metadata round trip while reading.
 const EXTENT_PAGE: u32 = 1024;
-/// How long `put` waits for chunkservers to appear in a new cluster.
-const RING_WAIT: Duration = Duration::from_secs(5);
-/// Tries to store one chunk before the put fails: each try after a failure
-/// re-plans with the server that failed moved to the back.
-const UPLOAD_ATTEMPTS: usize = 3;
 /// After a failed ring refresh, how long the stale ring is used as is.
 const RING_RETRY: Duration = Duration::from_secs(2);
 
@@ -417,84 +409,6 @@ impl Client {
         .await
     }
 
-    /// Stores everything `reader` yields as the file at `path` (created or
-    /// replaced). Returns the file's attributes once it is committed.
-    pub async fn put<R: AsyncRead + Unpin>(
-        &self,
-        path: &str,
-        reader: R,
-    ) -> Result<InodeAttr, ClientError> {
-        let (parent, name) = parent_and_name(path)?;
-        // Fail before uploading anything if the target cannot be committed.
-        let p = self.dir(&parent).await?;
-        if let Ok(existing) = self
-            .attr_of(MetaRequest::Lookup {
-                parent: p.ino,
-                name: name.clone(),
-            })
-            .await
-        {
-            if existing.kind == FileKind::Dir {
-                return Err(refused(
-                    ErrorCode::IsADirectory,
-                    format!("{path}: is a directory"),
-                ));
-            }
-        }
-        self.wait_for_ring().await?;
-        let mut cdc = chunker(reader);
-        let extents: Vec<Extent> = cdc
-            .as_stream()
-            .map(|chunk| {
-                let inner = self.inner.clone();
-                async move {
-                    let chunk = chunk.map_err(|e| match e {
-                        fastcdc::v2020::Error::IoError(io) => ClientError::Io(io),
-                        other => ClientError::Io(std::io::Error::other(other.to_string())),
-                    })?;
-                    let (offset, len) = (chunk.offset, chunk.length as u64);
-                    let id = tokio::spawn(inner.store_chunk(chunk.data))
-                        .await
-                        .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
-                    Ok::<_, ClientError>(Extent {
-                        offset,
-                        len,
-                        chunk: id,
-                        chunk_offset: 0,
-                    })
-                }
-            })
-            .buffered(self.inner.config.upload_concurrency)
-            .try_collect()
-            .await?;
-        let size = extents.last().map_or(0, |e| e.offset + e.len);
-        let owner = Owner {
-            mode: 0o644,
-            uid: self.inner.uid,
-            gid: self.inner.gid,
-        };
-        self.attr_of(MetaRequest::CommitFile {
-            parent: p.ino,
-            name,
-            extents,
-            size,
-            owner,
-        })
-        .await
-    }
-
-    async fn wait_for_ring(&self) -> Result<(), ClientError> {
-        let deadline = tokio::time::Instant::now() + RING_WAIT;
-        while self.inner.ring.is_empty() {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ClientError::NoChunkservers);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            self.refresh_ring().await?;
-        }
-        Ok(())
-    }
-
     /// Writes the whole file at `path` to `writer`; returns its size.
     pub async fn get<W: AsyncWrite + Unpin>(
         &self,
@@ -533,63 +447,10 @@ impl Client {
 }
 
 impl Inner {
-    /// Hashes a chunk and makes sure its primary owner stores it.
-    async fn store_chunk(self: Arc<Self>, data: Vec<u8>) -> Result<ChunkId, ClientError> {
-        let (id, data) = tokio::task::spawn_blocking(move || (ChunkId::of(&data), data))
-            .await
-            .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;
-        if data.len() >= DEDUP_QUERY_MIN {
-            if let MetaResponse::Exist(v) = self
-                .meta
-                .call(&MetaRequest::ChunksExist { ids: vec![id] })
-                .await?
-            {
-                if v.first() == Some(&true) {
-                    return Ok(id);
-                }
-            }
-        }
-        let mut last = None;
-        for _ in 0..UPLOAD_ATTEMPTS {
-            self.refresh_ring_if_stale().await;
-            let policy = self.ring.policy();
-            let copies = usize::from(policy.copies);
-            // S copies, or every server when the ring holds fewer: a small
-            // cluster is a configuration, a down server is not.
-            let sync = usize::from(policy.sync_copies)
-                .min(self.ring.owners(&id, copies).len())
-                .max(1);
-            let targets = self.suspects.order(self.ring.write_targets(&id, copies));
-            if targets.len() < sync {
-                return Err(ClientError::TooFewServers {
-                    up: targets.len(),
-                    needed: sync,
-                });
-            }
-            match upload(&self.pool, &self.ring, &targets, sync, id, &data).await {
-                Ok(()) => return Ok(id),
-                Err(f) => {
-                    tracing::debug!(chunk = %id, error = %f.error, "upload attempt failed");
-                    // Try again with the likely culprits moved to the back:
-                    // the primary if it could not be reached, else its backups.
-                    if f.primary_answered {
-                        for b in targets.iter().take(sync).skip(1) {
-                            self.suspects.mark(&b.addr);
-                        }
-                    } else if let Some(p) = targets.first() {
-                        self.suspects.mark(&p.addr);
-                    }
-                    last = Some(f.error);
-                }
-            }
-        }
-        Err(last.unwrap_or(ClientError::NoChunkservers))
-    }
-
     /// Fetches the ring again if a server reported a newer epoch than the
     /// cached one. One fetch at a time; failures leave the old ring (reads
     /// and writes still work from it, only less well placed).
-    async fn refresh_ring_if_stale(&self) {
+    pub(super) async fn refresh_ring_if_stale(&self) {
         if !self.ring.is_stale() {
             return;
         }

@@ -80,3 +80,20 @@ pub enum CommandOutput {
     One(CommandResult),
     Many(Vec<CommandResult>),
 }
+
+#[cfg(test)]
+impl Command {
+    /// `mkdir /name` (mode 0755, root-owned, at time 1): tests' stock command.
+    pub(crate) fn mkdir_in_root(name: &str) -> Command {
+        Command::Mkdir {
+            parent: InodeId::ROOT,
+            name: name.into(),
+            owner: Owner {
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+            now_ns: 1,
+        }
+    }
+}

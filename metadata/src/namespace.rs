@@ -8,15 +8,13 @@
 
 use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, Owner};
 use cairn_proto::path::validate_name;
-use cairn_proto::ring::weight_for_capacity;
-use cairn_proto::{ChunkId, ErrorCode, InodeId, NodeId, RpcError};
+use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
 
 use crate::command::Command;
 use crate::kv::{Cf, KvError, KvRead, Txn};
 use crate::schema::{
     chunk_key, decode, dentry_key, dentry_range, encode, extent_key, extent_range, inode_key,
-    meta_keys, server_key, ChunkRecord, Counters, DentryRecord, ExtentRecord, ServerFlags,
-    ServerRecord,
+    meta_keys, ChunkRecord, Counters, DentryRecord, ExtentRecord, ServerRecord,
 };
 
 /// Most extents one file may have in one commit.
@@ -47,24 +45,12 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
             ErrorCode::InvalidRequest,
             "a session command cannot nest in another",
         ),
-        Command::RemoveChunkServer { id } => {
-            let key = server_key(*id);
-            if t.get(Cf::Servers, &key)?.is_none() {
-                return refuse(ErrorCode::NotFound, format!("no chunkserver {id}"));
-            }
-            t.delete(Cf::Servers, key);
-            let mut flags = server_flags(t)?;
-            if flags.remove(id).is_some() {
-                t.put(Cf::SmMeta, meta_keys::SERVER_FLAGS.to_vec(), encode(&flags));
-            }
-            bump_ring_epoch(t)?;
-            Ok(None)
-        }
+        Command::RemoveChunkServer { id } => servers::remove(t, *id).map(|()| None),
         Command::SetChunkServerDown { id, down } => {
-            set_flags(t, *id, |f| f.down = *down).map(|()| None)
+            servers::set_flags(t, *id, |f| f.down = *down).map(|()| None)
         }
         Command::DrainChunkServer { id, drain } => {
-            set_flags(t, *id, |f| f.draining = *drain).map(|()| None)
+            servers::set_flags(t, *id, |f| f.draining = *drain).map(|()| None)
         }
         Command::SetReplication { policy } => {
             policy
@@ -72,7 +58,7 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
                 .map_err(|m| RpcError::new(ErrorCode::InvalidRequest, m))?;
             if replication(t)? != *policy {
                 t.put(Cf::SmMeta, meta_keys::REPLICATION.to_vec(), encode(policy));
-                bump_ring_epoch(t)?;
+                servers::bump_ring_epoch(t)?;
             }
             Ok(None)
         }
@@ -113,7 +99,7 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
             zone,
             capacity_bytes,
         } => {
-            register_server(
+            servers::register_server(
                 t,
                 ServerRecord {
                     id: *id,
@@ -559,75 +545,8 @@ fn commit_file<R: KvRead>(
     Ok(attr)
 }
 
-fn register_server<R: KvRead>(t: &mut Txn<'_, R>, rec: ServerRecord) -> Result<(), NsError> {
-    if rec.addr.is_empty() || rec.addr.len() > 256 || rec.zone.len() > 64 {
-        return refuse(
-            ErrorCode::InvalidRequest,
-            "chunkserver address or zone out of bounds",
-        );
-    }
-    let key = server_key(rec.id);
-    let old: Option<ServerRecord> = match t.get(Cf::Servers, &key)? {
-        Some(b) => Some(decode(&b)?),
-        None => None,
-    };
-    let ring_changes = match &old {
-        None => true,
-        Some(o) => {
-            o.addr != rec.addr
-                || o.zone != rec.zone
-                || weight_for_capacity(o.capacity_bytes) != weight_for_capacity(rec.capacity_bytes)
-        }
-    };
-    if old.as_ref() == Some(&rec) {
-        return Ok(());
-    }
-    t.put(Cf::Servers, key, encode(&rec));
-    if ring_changes {
-        bump_ring_epoch(t)?;
-    }
-    Ok(())
-}
-
-/// Changes chunkserver `id`'s flags; bumps the ring epoch if they changed.
-fn set_flags<R: KvRead>(
-    t: &mut Txn<'_, R>,
-    id: NodeId,
-    change: impl FnOnce(&mut ServerFlags),
-) -> Result<(), NsError> {
-    if t.get(Cf::Servers, &server_key(id))?.is_none() {
-        return refuse(ErrorCode::NotFound, format!("no chunkserver {id}"));
-    }
-    let mut all = server_flags(t)?;
-    let old = all.get(&id).copied().unwrap_or_default();
-    let mut new = old;
-    change(&mut new);
-    if new == old {
-        return Ok(());
-    }
-    if new == ServerFlags::default() {
-        all.remove(&id);
-    } else {
-        all.insert(id, new);
-    }
-    t.put(Cf::SmMeta, meta_keys::SERVER_FLAGS.to_vec(), encode(&all));
-    bump_ring_epoch(t)
-}
-
-fn bump_ring_epoch<R: KvRead>(t: &mut Txn<'_, R>) -> Result<(), NsError> {
-    let epoch: u64 = match t.get(Cf::SmMeta, meta_keys::RING_EPOCH)? {
-        Some(b) => decode(&b)?,
-        None => 0,
-    };
-    t.put(
-        Cf::SmMeta,
-        meta_keys::RING_EPOCH.to_vec(),
-        encode(&(epoch + 1)),
-    );
-    Ok(())
-}
-
 mod query;
+mod servers;
 pub use query::*;
 
 #[cfg(test)]

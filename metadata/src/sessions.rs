@@ -89,20 +89,9 @@ fn expire<R: KvRead>(t: &mut Txn<'_, R>, now_ns: i64) -> Result<(), KvError> {
 mod tests {
     use super::*;
     use crate::kv::MemKv;
-    use cairn_proto::meta_rpc::Owner;
-    use cairn_proto::InodeId;
 
     fn mkdir(name: &str) -> Command {
-        Command::Mkdir {
-            parent: InodeId::ROOT,
-            name: name.into(),
-            owner: Owner {
-                mode: 0o755,
-                uid: 0,
-                gid: 0,
-            },
-            now_ns: 1,
-        }
+        Command::mkdir_in_root(name)
     }
 
     fn run(kv: &mut MemKv, cmd: &Command) -> CommandResult {

@@ -251,7 +251,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_proto::meta_rpc::Owner;
     use cairn_proto::{ErrorCode, InodeId};
     use openraft::{CommittedLeaderId, Entry};
 
@@ -263,16 +262,7 @@ mod tests {
     }
 
     fn mkdir(name: &str) -> Command {
-        Command::Mkdir {
-            parent: InodeId::ROOT,
-            name: name.into(),
-            owner: Owner {
-                mode: 0o755,
-                uid: 0,
-                gid: 0,
-            },
-            now_ns: 1,
-        }
+        Command::mkdir_in_root(name)
     }
 
     #[tokio::test]

@@ -1,0 +1,161 @@
+//! The write path: chunk and hash the stream, store each new chunk on its
+//! write targets (retrying with a failed server moved back), then commit
+//! the file's extents in one metadata command.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner};
+use cairn_proto::{ChunkId, ErrorCode};
+use futures::stream::{StreamExt, TryStreamExt};
+use tokio::io::AsyncRead;
+
+use super::{parent_and_name, refused, Client, Inner};
+use crate::chunk_io::upload;
+use crate::chunker::chunker;
+use crate::error::ClientError;
+
+/// Chunks at least this big are first checked for existence (dedup): below
+/// it, uploading costs about what asking does, and the server stores a
+/// chunk it already has at no extra cost.
+const DEDUP_QUERY_MIN: usize = 64 << 10;
+/// How long `put` waits for chunkservers to appear in a new cluster.
+const RING_WAIT: Duration = Duration::from_secs(5);
+/// Tries to store one chunk before the put fails: each try after a failure
+/// re-plans with the server that failed moved to the back.
+const UPLOAD_ATTEMPTS: usize = 3;
+
+impl Client {
+    /// Stores everything `reader` yields as the file at `path` (created or
+    /// replaced). Returns the file's attributes once it is committed.
+    pub async fn put<R: AsyncRead + Unpin>(
+        &self,
+        path: &str,
+        reader: R,
+    ) -> Result<InodeAttr, ClientError> {
+        let (parent, name) = parent_and_name(path)?;
+        // Fail before uploading anything if the target cannot be committed.
+        let p = self.dir(&parent).await?;
+        if let Ok(existing) = self
+            .attr_of(MetaRequest::Lookup {
+                parent: p.ino,
+                name: name.clone(),
+            })
+            .await
+        {
+            if existing.kind == FileKind::Dir {
+                return Err(refused(
+                    ErrorCode::IsADirectory,
+                    format!("{path}: is a directory"),
+                ));
+            }
+        }
+        self.wait_for_ring().await?;
+        let mut cdc = chunker(reader);
+        let extents: Vec<Extent> = cdc
+            .as_stream()
+            .map(|chunk| {
+                let inner = self.inner.clone();
+                async move {
+                    let chunk = chunk.map_err(|e| match e {
+                        fastcdc::v2020::Error::IoError(io) => ClientError::Io(io),
+                        other => ClientError::Io(std::io::Error::other(other.to_string())),
+                    })?;
+                    let (offset, len) = (chunk.offset, chunk.length as u64);
+                    let id = tokio::spawn(inner.store_chunk(chunk.data))
+                        .await
+                        .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+                    Ok::<_, ClientError>(Extent {
+                        offset,
+                        len,
+                        chunk: id,
+                        chunk_offset: 0,
+                    })
+                }
+            })
+            .buffered(self.inner.config.upload_concurrency)
+            .try_collect()
+            .await?;
+        let size = extents.last().map_or(0, |e| e.offset + e.len);
+        let owner = Owner {
+            mode: 0o644,
+            uid: self.inner.uid,
+            gid: self.inner.gid,
+        };
+        self.attr_of(MetaRequest::CommitFile {
+            parent: p.ino,
+            name,
+            extents,
+            size,
+            owner,
+        })
+        .await
+    }
+
+    async fn wait_for_ring(&self) -> Result<(), ClientError> {
+        let deadline = tokio::time::Instant::now() + RING_WAIT;
+        while self.inner.ring.is_empty() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClientError::NoChunkservers);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.refresh_ring().await?;
+        }
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// Hashes a chunk and makes sure its primary owner stores it.
+    async fn store_chunk(self: Arc<Self>, data: Vec<u8>) -> Result<ChunkId, ClientError> {
+        let (id, data) = tokio::task::spawn_blocking(move || (ChunkId::of(&data), data))
+            .await
+            .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;
+        if data.len() >= DEDUP_QUERY_MIN {
+            if let MetaResponse::Exist(v) = self
+                .meta
+                .call(&MetaRequest::ChunksExist { ids: vec![id] })
+                .await?
+            {
+                if v.first() == Some(&true) {
+                    return Ok(id);
+                }
+            }
+        }
+        let mut last = None;
+        for _ in 0..UPLOAD_ATTEMPTS {
+            self.refresh_ring_if_stale().await;
+            let policy = self.ring.policy();
+            let copies = usize::from(policy.copies);
+            // S copies, or every server when the ring holds fewer: a small
+            // cluster is a configuration, a down server is not.
+            let sync = usize::from(policy.sync_copies)
+                .min(self.ring.owners(&id, copies).len())
+                .max(1);
+            let targets = self.suspects.order(self.ring.write_targets(&id, copies));
+            if targets.len() < sync {
+                return Err(ClientError::TooFewServers {
+                    up: targets.len(),
+                    needed: sync,
+                });
+            }
+            match upload(&self.pool, &self.ring, &targets, sync, id, &data).await {
+                Ok(()) => return Ok(id),
+                Err(f) => {
+                    tracing::debug!(chunk = %id, error = %f.error, "upload attempt failed");
+                    // Try again with the likely culprits moved to the back:
+                    // the primary if it could not be reached, else its backups.
+                    if f.primary_answered {
+                        for b in targets.iter().take(sync).skip(1) {
+                            self.suspects.mark(&b.addr);
+                        }
+                    } else if let Some(p) = targets.first() {
+                        self.suspects.mark(&p.addr);
+                    }
+                    last = Some(f.error);
+                }
+            }
+        }
+        Err(last.unwrap_or(ClientError::NoChunkservers))
+    }
+}
