@@ -22,15 +22,25 @@ pub struct ClusterArgs {
     /// client.toml (see `cairn dev --help`).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Let any metadata node answer reads (lookups, listings, file
+    /// layouts) from its own state: less load on the leader, but a read may
+    /// miss a write from the last moments. Same as `follower_reads = true`
+    /// in the client config.
+    #[arg(long, global = true)]
+    pub follower_reads: bool,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a metadata node (one member of the Raft group).
+    /// Run a metadata node (`--config FILE`), or change the metadata
+    /// group's membership (`add-node`, `remove-node`).
+    #[command(args_conflicts_with_subcommands = true)]
     Meta {
-        /// The node's TOML config.
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[command(subcommand)]
+        action: Option<MetaAction>,
+        /// The node's TOML config (to run it).
+        #[arg(long, value_name = "FILE", required = false)]
+        config: Option<PathBuf>,
         /// Override `listen` from the config.
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
@@ -175,6 +185,38 @@ fn parse_meta_nodes(s: &str) -> Result<u16, String> {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum MetaAction {
+    /// Add a metadata node to the running group, online.
+    ///
+    /// Start the new node first, with `join = true` and no `peers` in its
+    /// config. It joins as a learner, catches up from the log (or a
+    /// snapshot), and becomes a voter once it is close behind; this command
+    /// waits for that, showing how far behind it is. Then add ADDR to the
+    /// clients' `meta` lists.
+    AddNode {
+        /// The new node's id (its config's `id`; unique, non-zero).
+        id: u64,
+        /// host:port where the other metadata nodes reach it.
+        addr: String,
+        /// Give up (exit non-zero; the node stays a learner) after this
+        /// many seconds of catching up.
+        #[arg(long, value_name = "SECS", default_value_t = 600)]
+        timeout: u64,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+    /// Remove a metadata node from the group, online. Stop it afterwards
+    /// and drop its address from the clients' `meta` lists. Removing the
+    /// leader is allowed: the others elect a new one.
+    RemoveNode {
+        /// The node's id (see `cairn status`).
+        id: u64,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum ChunkserverAction {
     /// Take a chunkserver out of the placement ring for good (it died, or
     /// was drained and stopped). Repair re-creates its copies on the
@@ -214,7 +256,9 @@ impl Command {
     pub fn is_server(&self) -> bool {
         matches!(
             self,
-            Command::Meta { .. } | Command::Chunkserver { .. } | Command::Dev { .. }
+            Command::Meta { action: None, .. }
+                | Command::Chunkserver { action: None, .. }
+                | Command::Dev { .. }
         )
     }
 }

@@ -123,7 +123,8 @@ impl Client {
             .unwrap_or((0, 0));
         let client = Client {
             inner: Arc::new(Inner {
-                meta: MetaCaller::new(pool.clone(), config.meta.clone()),
+                meta: MetaCaller::new(pool.clone(), config.meta.clone())
+                    .with_follower_reads(config.follower_reads),
                 pool,
                 ring: RingCache::default(),
                 ring_refresh: tokio::sync::Mutex::new(None),
@@ -190,6 +191,27 @@ impl Client {
         self.expect_ok(MetaRequest::DrainChunkServer { id, drain })
             .await?;
         self.refresh_ring().await
+    }
+
+    /// Adds metadata node `id` (started with `join = true`, reachable at
+    /// `addr`) to the Raft group as a learner.
+    pub async fn add_meta_node(&self, id: u64, addr: &str) -> Result<(), ClientError> {
+        self.expect_ok(MetaRequest::AddMetaNode {
+            id,
+            addr: addr.to_string(),
+        })
+        .await
+    }
+
+    /// Makes learner `id` a voter; refused (FailedPrecondition) while it
+    /// is still catching up.
+    pub async fn promote_meta_node(&self, id: u64) -> Result<(), ClientError> {
+        self.expect_ok(MetaRequest::PromoteMetaNode { id }).await
+    }
+
+    /// Takes metadata node `id` out of the Raft group.
+    pub async fn remove_meta_node(&self, id: u64) -> Result<(), ClientError> {
+        self.expect_ok(MetaRequest::RemoveMetaNode { id }).await
     }
 
     /// Sets the cluster's replication policy (chunks written from now on).

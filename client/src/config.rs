@@ -19,6 +19,13 @@ pub struct ClientConfig {
     /// Chunks fetched at once per get (each holds up to 4 MiB in memory).
     #[serde(default = "defaults::download_concurrency")]
     pub download_concurrency: usize,
+    /// Let any metadata node answer lookups, listings and file layouts
+    /// from its own applied state instead of the leader confirming each
+    /// read. Spreads read load; a read may then miss a write made in the
+    /// last moments (even this client's own). Off: every read is
+    /// linearizable.
+    #[serde(default)]
+    pub follower_reads: bool,
 }
 
 mod defaults {
@@ -37,6 +44,7 @@ impl ClientConfig {
             tls,
             upload_concurrency: defaults::upload_concurrency(),
             download_concurrency: defaults::download_concurrency(),
+            follower_reads: false,
         }
     }
 

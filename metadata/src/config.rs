@@ -25,6 +25,11 @@ pub struct MetaConfig {
     /// single-node group of this node alone. The lowest id bootstraps.
     #[serde(default)]
     pub peers: BTreeMap<NodeId, String>,
+    /// Start without a group and wait to be added to an existing one
+    /// (`cairn meta add-node ID ADDR`, sent to the group). `peers` must
+    /// then be empty.
+    #[serde(default)]
+    pub join: bool,
     /// Leader heartbeat period.
     #[serde(default = "defaults::heartbeat_ms")]
     pub raft_heartbeat_ms: u64,
@@ -41,6 +46,14 @@ pub struct MetaConfig {
     /// re-creates its copies on the others. Must exceed the down timeout.
     #[serde(default = "defaults::chunkserver_remove_ms")]
     pub chunkserver_remove_after_ms: u64,
+    /// Build a snapshot after this many log entries since the last one;
+    /// the log behind it is then purged.
+    #[serde(default = "defaults::snapshot_every_entries")]
+    pub snapshot_every_entries: u64,
+    /// Log entries kept behind a snapshot, so a briefly lagging follower
+    /// catches up from the log rather than by a whole snapshot.
+    #[serde(default = "defaults::log_kept_behind_snapshot")]
+    pub log_kept_behind_snapshot: u64,
 }
 
 mod defaults {
@@ -62,6 +75,12 @@ mod defaults {
     pub fn chunkserver_remove_ms() -> u64 {
         600_000
     }
+    pub fn snapshot_every_entries() -> u64 {
+        20_000
+    }
+    pub fn log_kept_behind_snapshot() -> u64 {
+        1_000
+    }
 }
 
 /// A configuration that cannot work.
@@ -75,6 +94,10 @@ pub enum ConfigError {
     Timeouts { min: u64, max: u64, heartbeat: u64 },
     #[error("chunkserver timeouts: down after {down} ms must be at least 1000, and remove after {remove} ms must exceed it")]
     ChunkServerTimeouts { down: u64, remove: u64 },
+    #[error("a node that joins an existing group (join = true) must not list peers")]
+    JoinWithPeers,
+    #[error("snapshot_every_entries must be at least 1")]
+    SnapshotEvery,
 }
 
 impl MetaConfig {
@@ -87,11 +110,14 @@ impl MetaConfig {
             data_dir,
             tls,
             peers: BTreeMap::new(),
+            join: false,
             raft_heartbeat_ms: defaults::heartbeat_ms(),
             election_timeout_min_ms: defaults::election_min_ms(),
             election_timeout_max_ms: defaults::election_max_ms(),
             chunkserver_down_after_ms: defaults::chunkserver_down_ms(),
             chunkserver_remove_after_ms: defaults::chunkserver_remove_ms(),
+            snapshot_every_entries: defaults::snapshot_every_entries(),
+            log_kept_behind_snapshot: defaults::log_kept_behind_snapshot(),
         }
     }
 
@@ -101,6 +127,9 @@ impl MetaConfig {
         }
         if !self.peers.is_empty() && !self.peers.contains_key(&self.id) {
             return Err(ConfigError::SelfNotInPeers(self.id));
+        }
+        if self.join && !self.peers.is_empty() {
+            return Err(ConfigError::JoinWithPeers);
         }
         let (min, max, heartbeat) = (
             self.election_timeout_min_ms,
@@ -120,6 +149,9 @@ impl MetaConfig {
         );
         if down < 1000 || remove <= down {
             return Err(ConfigError::ChunkServerTimeouts { down, remove });
+        }
+        if self.snapshot_every_entries == 0 {
+            return Err(ConfigError::SnapshotEvery);
         }
         Ok(())
     }

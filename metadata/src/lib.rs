@@ -11,6 +11,7 @@ pub mod command;
 pub mod config;
 pub mod db;
 pub mod failure_detector;
+pub mod group_membership;
 pub mod kv;
 pub mod log_store;
 pub mod namespace;
@@ -20,6 +21,8 @@ pub mod registry;
 pub mod schema;
 pub mod service;
 pub mod sessions;
+pub mod snapshot_format;
+pub mod snapshot_store;
 pub mod state_machine;
 
 use std::net::SocketAddr;
@@ -63,6 +66,9 @@ pub enum StartError {
     Raft(String),
 }
 
+/// Snapshots travel to followers in pieces of this size (one RPC each).
+const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
+
 /// A running metadata node.
 pub struct MetaHandle {
     pub raft: Raft,
@@ -104,8 +110,9 @@ pub async fn start(
         heartbeat_interval: config.raft_heartbeat_ms,
         election_timeout_min: config.election_timeout_min_ms,
         election_timeout_max: config.election_timeout_max_ms,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
-        max_in_snapshot_log_to_keep: 1_000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
+        max_in_snapshot_log_to_keep: config.log_kept_behind_snapshot,
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
         max_payload_entries: 64,
         ..Default::default()
     }
@@ -119,7 +126,7 @@ pub async fn start(
         Arc::new(raft_config),
         network,
         LogStore::new(db.clone()),
-        StateMachine::new(kv.clone()),
+        StateMachine::open(kv.clone(), &config.data_dir.join("snapshots"))?,
     )
     .await
     .map_err(|e| StartError::Raft(e.to_string()))?;
@@ -129,7 +136,7 @@ pub async fn start(
         .is_initialized()
         .await
         .map_err(|e| StartError::Raft(e.to_string()))?;
-    if !initialized && members.keys().next() == Some(&config.id) {
+    if !initialized && !config.join && members.keys().next() == Some(&config.id) {
         let nodes: std::collections::BTreeMap<_, _> = members
             .into_iter()
             .map(|(id, addr)| (id, BasicNode { addr }))
@@ -157,7 +164,11 @@ pub async fn start(
             let service = service.clone();
             async move {
                 let resp = match read_frame::<_, MetaCall>(&mut recv, MAX_RAFT_FRAME).await {
-                    Ok(call) => service.handle(call.req, call.session).await,
+                    Ok(call) => {
+                        service
+                            .handle(call.req, call.session, call.follower_read)
+                            .await
+                    }
                     Err(e) => Err(RpcError::new(ErrorCode::InvalidRequest, e.to_string())),
                 };
                 if let Err(e) = reply::<MetaResponse>(&mut send, &resp, &[]).await {

@@ -76,6 +76,7 @@ impl QuicPeer {
         let msg = MetaCall {
             session: None,
             req: MetaRequest::Raft { kind, payload },
+            follower_read: false,
         };
         let (resp, _) = call::<_, MetaResponse>(&conn, &msg, &[], MAX_RAFT_FRAME)
             .await

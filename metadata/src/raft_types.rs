@@ -1,7 +1,5 @@
 //! openraft's type configuration for the metadata group.
 
-use std::io::Cursor;
-
 use crate::command::{Command, CommandOutput};
 
 pub type NodeId = u64;
@@ -14,7 +12,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::snapshot_store::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -26,6 +26,12 @@ use crate::raft_types::Raft;
 use crate::registry::{Beat, Liveness};
 use crate::schema::{decode, ServerRecord};
 
+/// How long a write may wait to commit before the caller is told the
+/// group is unavailable (a leader cut off from its majority cannot commit).
+/// Below the callers' per-attempt timeout, so they hear this answer; a
+/// resend under the same session is applied at most once.
+const COMMIT_WAIT: Duration = Duration::from_millis(2_500);
+
 pub struct MetaService {
     pub id: NodeId,
     pub raft: Raft,
@@ -55,49 +61,53 @@ fn ns_err(e: NsError) -> RpcError {
     }
 }
 
-fn forward(f: ForwardToLeader<NodeId, BasicNode>) -> RpcError {
+pub(crate) fn forward(f: ForwardToLeader<NodeId, BasicNode>) -> RpcError {
     RpcError::not_leader(f.leader_id.zip(f.leader_node.map(|n| n.addr)))
 }
 
 impl MetaService {
-    /// Answers `req`; a write with a `session` is applied at most once.
+    /// Answers `req`; a write with a `session` is applied at most once;
+    /// a read with `follower_read` may be answered from this node's state
+    /// without confirming leadership.
     pub async fn handle(
         self: &Arc<Self>,
         req: MetaRequest,
         session: Option<Session>,
+        follower_read: bool,
     ) -> Result<MetaResponse, RpcError> {
         use MetaRequest as Q;
+        let stale_ok = follower_read && req.serves_follower_reads();
         match req {
             Q::Raft { kind, payload } => handle_raft(&self.raft, kind, &payload)
                 .await
                 .map(MetaResponse::Raft)
                 .map_err(|m| RpcError::new(ErrorCode::InvalidRequest, m)),
             Q::Lookup { parent, name } => {
-                self.read_barrier().await?;
+                self.read_barrier(stale_ok).await?;
                 namespace::lookup(&self.kv, parent, &name)
                     .map(MetaResponse::Attr)
                     .map_err(ns_err)
             }
             Q::ResolvePath { path } => {
-                self.read_barrier().await?;
+                self.read_barrier(stale_ok).await?;
                 namespace::resolve_path(&self.kv, &path)
                     .map(MetaResponse::Attr)
                     .map_err(ns_err)
             }
             Q::GetAttr { ino } => {
-                self.read_barrier().await?;
+                self.read_barrier(stale_ok).await?;
                 namespace::get_attr(&self.kv, ino)
                     .map(MetaResponse::Attr)
                     .map_err(ns_err)
             }
             Q::ReadDir { ino, after, limit } => {
-                self.read_barrier().await?;
+                self.read_barrier(stale_ok).await?;
                 let (entries, more) =
                     namespace::read_dir(&self.kv, ino, after.as_deref(), limit).map_err(ns_err)?;
                 Ok(MetaResponse::DirPage { entries, more })
             }
             Q::GetExtents { ino, from, limit } => {
-                self.read_barrier().await?;
+                self.read_barrier(stale_ok).await?;
                 let (extents, more, version) =
                     namespace::extents(&self.kv, ino, from, limit).map_err(ns_err)?;
                 Ok(MetaResponse::Extents {
@@ -113,13 +123,13 @@ impl MetaService {
                         format!("{} ids exceed the limit of {MAX_EXIST_QUERY}", ids.len()),
                     ));
                 }
-                self.read_barrier().await?;
+                self.read_barrier(stale_ok).await?;
                 namespace::chunks_exist(&self.kv, &ids)
                     .map(MetaResponse::Exist)
                     .map_err(ns_err)
             }
             Q::GetRing => {
-                self.read_barrier().await?;
+                self.read_barrier(stale_ok).await?;
                 namespace::ring(&self.kv)
                     .map(MetaResponse::Ring)
                     .map_err(ns_err)
@@ -296,11 +306,18 @@ impl MetaService {
                 self.write(session, Command::DrainChunkServer { id, drain })
                     .await
             }
+            Q::AddMetaNode { id, addr } => self.add_meta_node(id, addr).await,
+            Q::PromoteMetaNode { id } => self.promote_meta_node(id).await,
+            Q::RemoveMetaNode { id } => self.remove_meta_node(id).await,
         }
     }
 
-    /// Waits until a read here sees every write acknowledged before it.
-    async fn read_barrier(&self) -> Result<(), RpcError> {
+    /// Waits until a read here sees every write acknowledged before it
+    /// (unless the caller accepts a follower's possibly stale state).
+    async fn read_barrier(&self, stale_ok: bool) -> Result<(), RpcError> {
+        if stale_ok {
+            return Ok(());
+        }
         match self.raft.ensure_linearizable().await {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => Err(forward(f)),
@@ -321,7 +338,7 @@ impl MetaService {
         self.write(None, cmd).await.map(|_| ())
     }
 
-    fn ensure_leader(&self) -> Result<(), RpcError> {
+    pub(crate) fn ensure_leader(&self) -> Result<(), RpcError> {
         let m = self.raft.metrics().borrow().clone();
         if m.current_leader == Some(self.id) {
             return Ok(());
@@ -348,7 +365,18 @@ impl MetaService {
             },
             None => cmd,
         };
-        match self.batcher.submit(cmd).await? {
+        let committed = tokio::time::timeout(COMMIT_WAIT, self.batcher.submit(cmd))
+            .await
+            .map_err(|_| {
+                RpcError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "not committed within {COMMIT_WAIT:?}: this node cannot reach a \
+                         majority of the metadata group (the write may still be applied)"
+                    ),
+                )
+            })?;
+        match committed? {
             Ok(Some(attr)) => Ok(MetaResponse::Attr(attr)),
             Ok(None) => Ok(MetaResponse::Ok),
             Err(e) => Err(e),
@@ -386,6 +414,8 @@ impl MetaService {
             });
         }
         let under_replicated = chunkservers.iter().map(|c| c.under_replicated).sum();
+        let voters: std::collections::BTreeSet<NodeId> =
+            m.membership_config.membership().voter_ids().collect();
         Ok(ClusterStatus {
             leader: m.current_leader,
             term: m.current_term,
@@ -406,6 +436,7 @@ impl MetaService {
                     MetaNodeStatus {
                         id: *id,
                         addr: n.addr.clone(),
+                        voter: voters.contains(id),
                         matched_index,
                         lag: matched_index
                             .zip(m.last_log_index)

@@ -15,12 +15,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db = db::open(dir.path()).expect("open rocksdb");
-        Ok((
-            dir,
-            LogStore::new(db.clone()),
-            StateMachine::new(RocksKv { db }),
-        ))
+        let db = db::open(&dir.path().join("db")).expect("open rocksdb");
+        let sm = StateMachine::open(RocksKv { db: db.clone() }, &dir.path().join("snapshots"))
+            .expect("open state machine");
+        Ok((dir, LogStore::new(db), sm))
     }
 }
 

@@ -62,6 +62,11 @@ pub struct MetaCaller {
     /// This caller's session id, and the last sequence number used.
     client: u64,
     seq: AtomicU64,
+    /// Send reads that allow it to any node (see
+    /// [`MetaCaller::with_follower_reads`]).
+    follower_reads: bool,
+    /// Where the next follower read starts, spreading them over the nodes.
+    next_reader: AtomicU64,
 }
 
 /// [`crate::meta_rpc::MetaCall`] as sent, borrowing the request (the same
@@ -70,6 +75,7 @@ pub struct MetaCaller {
 struct MetaCallRef<'a> {
     session: Option<Session>,
     req: &'a MetaRequest,
+    follower_read: bool,
 }
 
 /// A session id unlikely to collide with any other caller's.
@@ -97,7 +103,19 @@ impl MetaCaller {
             avoid: Mutex::new(HashMap::new()),
             client: random_client_id(),
             seq: AtomicU64::new(0),
+            follower_reads: false,
+            next_reader: AtomicU64::new(0),
         }
+    }
+
+    /// Opts into follower reads: lookups, attributes, listings, extents and
+    /// the ring are answered by any node from its applied state, spreading
+    /// load off the leader. Such a read may miss writes acknowledged in the
+    /// last moments (the node's replication lag), including this caller's
+    /// own; everything else stays linearizable.
+    pub fn with_follower_reads(mut self, on: bool) -> Self {
+        self.follower_reads = on;
+        self
     }
 
     fn avoided(&self) -> Vec<String> {
@@ -138,7 +156,13 @@ impl MetaCaller {
 
     /// Sends `req` to the leader (as far as known), following redirects.
     pub async fn call(&self, req: &MetaRequest) -> Result<MetaResponse, MetaCallError> {
+        if self.follower_reads && req.serves_follower_reads() {
+            if let Some(answer) = self.follower_read(req).await {
+                return answer;
+            }
+        }
         let call = MetaCallRef {
+            follower_read: false,
             session: (!req.is_read_only()).then(|| Session {
                 client: self.client,
                 seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
@@ -241,6 +265,40 @@ impl MetaCaller {
         })
     }
 
+    /// One follower read: each node once, from a rotating start, skipping
+    /// recently failed ones. `None` when no node could answer (the caller
+    /// then goes through the leader).
+    async fn follower_read(
+        &self,
+        req: &MetaRequest,
+    ) -> Option<Result<MetaResponse, MetaCallError>> {
+        let call = MetaCallRef {
+            session: None,
+            req,
+            follower_read: true,
+        };
+        let n = self.addrs.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed) as usize;
+        let avoided = self.avoided();
+        for k in 0..n {
+            let addr = &self.addrs[(start + k) % n];
+            if avoided.contains(addr) {
+                continue;
+            }
+            match self.call_one(addr, &call).await {
+                Ok(Ok(resp)) => return Some(Ok(resp)),
+                Ok(Err(e))
+                    if e.code == ErrorCode::Unavailable || e.code == ErrorCode::NotLeader => {}
+                Ok(Err(e)) => return Some(Err(MetaCallError::Rpc(e))),
+                Err(_) => {
+                    self.pool.forget(addr);
+                    self.mark_failed(addr);
+                }
+            }
+        }
+        None
+    }
+
     async fn call_one(
         &self,
         addr: &str,
@@ -326,6 +384,7 @@ async fn ask_leader(pool: &ConnPool, addr: &str, limit: Duration) -> Option<Opti
     let probe = MetaCallRef {
         session: None,
         req: &MetaRequest::GetRing,
+        follower_read: false,
     };
     let asked = tokio::time::timeout(limit, async {
         let conn = pool.get(addr).await.ok()?;
@@ -360,9 +419,21 @@ mod tests {
             },
         };
         let session = Some(Session { client: 9, seq: 3 });
-        let bytes = postcard::to_allocvec(&MetaCallRef { session, req: &req }).expect("encodes");
+        let bytes = postcard::to_allocvec(&MetaCallRef {
+            session,
+            req: &req,
+            follower_read: true,
+        })
+        .expect("encodes");
         let decoded: MetaCall = postcard::from_bytes(&bytes).expect("decodes");
-        assert_eq!(decoded, MetaCall { session, req });
+        assert_eq!(
+            decoded,
+            MetaCall {
+                session,
+                req,
+                follower_read: true
+            }
+        );
     }
 
     #[test]

@@ -155,6 +155,8 @@ pub struct ChunkServerStatus {
 pub struct MetaNodeStatus {
     pub id: NodeId,
     pub addr: String,
+    /// Votes (a learner only receives the log).
+    pub voter: bool,
     /// The last log index known to be on this node (the leader's own last
     /// log index for the leader); `None` when the answering node is not the
     /// leader or has not heard from it.
@@ -211,6 +213,11 @@ pub const SESSION_RETENTION_SECS: u64 = 600;
 pub struct MetaCall {
     pub session: Option<Session>,
     pub req: MetaRequest,
+    /// For a read ([`MetaRequest::serves_follower_reads`]): any node may
+    /// answer from what it has applied, without confirming leadership. The
+    /// answer may miss the latest writes (by the node's replication lag) but
+    /// never shows an uncommitted one.
+    pub follower_read: bool,
 }
 
 /// A request to a metadata node.
@@ -309,6 +316,22 @@ pub enum MetaRequest {
     SetReplication {
         policy: ReplicationPolicy,
     },
+    /// Adds metadata node `id` (reachable at `addr`, running with
+    /// `join = true`) to the group as a learner: it receives the log (or a
+    /// snapshot) but does not vote yet.
+    AddMetaNode {
+        id: NodeId,
+        addr: String,
+    },
+    /// Makes learner `id` a voter; refused while it is more than
+    /// [`MAX_PROMOTE_LAG`] entries behind.
+    PromoteMetaNode {
+        id: NodeId,
+    },
+    /// Takes metadata node `id` out of the group (voter or learner).
+    RemoveMetaNode {
+        id: NodeId,
+    },
     /// A Raft RPC between metadata nodes.
     Raft {
         kind: RaftRpcKind,
@@ -333,7 +356,26 @@ impl MetaRequest {
                 | MetaRequest::Heartbeat { .. }
         )
     }
+
+    /// True for reads a follower may answer from its own state when the
+    /// caller opted into follower reads.
+    pub fn serves_follower_reads(&self) -> bool {
+        matches!(
+            self,
+            MetaRequest::Lookup { .. }
+                | MetaRequest::ResolvePath { .. }
+                | MetaRequest::GetAttr { .. }
+                | MetaRequest::ReadDir { .. }
+                | MetaRequest::GetExtents { .. }
+                | MetaRequest::GetRing
+        )
+    }
 }
+
+/// A learner at most this many entries behind the leader may become a
+/// voter (it then catches up within a heartbeat or two, so the group's
+/// commits do not stall on it).
+pub const MAX_PROMOTE_LAG: u64 = 100;
 
 /// A successful answer from a metadata node (errors travel as
 /// [`crate::RpcError`]).

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+pub mod linearizability;
+pub mod udp_proxy;
+
 /// The `cairn` binary under test: `$CAIRN_BIN`, else the one built beside
 /// this executable (`target/<profile>/cairn`).
 pub fn cairn_bin() -> PathBuf {
@@ -147,6 +150,107 @@ impl DevCluster {
             std::fs::write(&path, toml::to_string(&cfg)?)?;
         }
         self.start_dev()
+    }
+
+    /// Edits server NAME's config file (`NAME.toml`) in place.
+    pub fn edit_config(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&mut toml::Table),
+    ) -> anyhow::Result<()> {
+        let path = self.dir.path().join(format!("{name}.toml"));
+        let mut cfg: toml::Table = toml::from_str(&std::fs::read_to_string(&path)?)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        edit(&mut cfg);
+        std::fs::write(&path, toml::to_string(&cfg)?)?;
+        Ok(())
+    }
+
+    /// The address server NAME listens on (`listen` in its config).
+    pub fn listen_addr(&self, name: &str) -> anyhow::Result<std::net::SocketAddr> {
+        let path = self.dir.path().join(format!("{name}.toml"));
+        let cfg: toml::Table = toml::from_str(&std::fs::read_to_string(&path)?)?;
+        let listen = cfg
+            .get("listen")
+            .and_then(|v| v.as_str())
+            .with_context(|| format!("{} has no listen address", path.display()))?;
+        Ok(listen.parse()?)
+    }
+
+    /// Rebuilds the cluster empty, its metadata group bootstrapped with
+    /// `peers` (node id → the address the other nodes use for it, such as
+    /// a [`udp_proxy::UdpProxy`]); clients keep the real addresses.
+    pub fn rebuild_meta_group(
+        &mut self,
+        peers: &std::collections::BTreeMap<u64, String>,
+    ) -> anyhow::Result<()> {
+        self.stop_dev()?;
+        let table: toml::Table = peers
+            .iter()
+            .map(|(id, a)| (id.to_string(), toml::Value::String(a.clone())))
+            .collect();
+        for name in self.meta_names() {
+            self.edit_config(&name, |cfg| {
+                cfg.insert("peers".into(), toml::Value::Table(table.clone()));
+            })?;
+        }
+        std::fs::remove_dir_all(self.dir.path().join("data"))?;
+        std::fs::create_dir_all(self.dir.path().join("data"))?;
+        self.start_dev()
+    }
+
+    /// Writes `meta-ID.toml` for a new metadata node that joins the group
+    /// (`join = true`) on a free port, and starts it; returns its address.
+    pub fn start_joining_meta(&mut self, id: u64) -> anyhow::Result<std::net::SocketAddr> {
+        let name = format!("meta-{id}");
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let base = self.dir.path().join("meta-1.toml");
+        std::fs::copy(&base, self.dir.path().join(format!("{name}.toml")))?;
+        let data = self.dir.path().join("data").join(&name);
+        self.edit_config(&name, |cfg| {
+            cfg.insert("id".into(), toml::Value::Integer(id as i64));
+            cfg.insert("listen".into(), toml::Value::String(addr.to_string()));
+            cfg.insert(
+                "data_dir".into(),
+                toml::Value::String(data.to_string_lossy().into_owned()),
+            );
+            cfg.remove("peers");
+            cfg.remove("advertise");
+            cfg.insert("join".into(), toml::Value::Boolean(true));
+        })?;
+        self.restart_server(&name)?;
+        Ok(addr)
+    }
+
+    /// Writes a client config that reaches only the metadata nodes at
+    /// `meta` (same TLS), optionally with follower reads; returns its path.
+    pub fn client_config_for(
+        &self,
+        file: &str,
+        meta: &[String],
+        follower_reads: bool,
+    ) -> anyhow::Result<PathBuf> {
+        let mut cfg: toml::Table = toml::from_str(&std::fs::read_to_string(self.client_config())?)?;
+        cfg.insert(
+            "meta".into(),
+            toml::Value::Array(meta.iter().cloned().map(toml::Value::String).collect()),
+        );
+        cfg.insert(
+            "follower_reads".into(),
+            toml::Value::Boolean(follower_reads),
+        );
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, toml::to_string(&cfg)?)?;
+        Ok(path)
+    }
+
+    /// A library client using the config file at `path`.
+    pub async fn client_from(&self, path: &Path) -> anyhow::Result<cairn_client::Client> {
+        let cfg = cairn_client::ClientConfig::load(path)?;
+        Ok(cairn_client::Client::connect(cfg).await?)
     }
 
     /// Names of the metadata nodes (`meta-1`, ...), sorted.

@@ -14,7 +14,8 @@ use crate::cli::ClusterArgs;
 use crate::locate::client_config;
 
 pub async fn connect(args: &ClusterArgs) -> anyhow::Result<Client> {
-    let cfg = client_config(args.config.as_deref())?;
+    let mut cfg = client_config(args.config.as_deref())?;
+    cfg.follower_reads |= args.follower_reads;
     Ok(Client::connect(cfg).await?)
 }
 

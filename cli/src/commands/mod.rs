@@ -3,18 +3,39 @@
 mod chunkserver_admin;
 mod dev;
 mod files;
+mod meta_admin;
 mod servers;
 mod status;
 
-use crate::cli::{ChunkserverAction, Cli, Command};
+use std::time::Duration;
+
+use crate::cli::{ChunkserverAction, Cli, Command, MetaAction};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Meta {
-            config,
+            action:
+                Some(MetaAction::AddNode {
+                    id,
+                    addr,
+                    timeout,
+                    cluster,
+                }),
+            ..
+        } => meta_admin::add_node(&cluster, id, &addr, Duration::from_secs(timeout)).await,
+        Command::Meta {
+            action: Some(MetaAction::RemoveNode { id, cluster }),
+            ..
+        } => meta_admin::remove_node(&cluster, id).await,
+        Command::Meta {
+            action: None,
+            config: Some(config),
             listen,
             data_dir,
         } => servers::meta(&config, listen, data_dir).await,
+        Command::Meta { .. } => anyhow::bail!(
+            "cairn meta needs --config FILE to run a node, or a subcommand (see --help)"
+        ),
         Command::Chunkserver {
             action: Some(ChunkserverAction::Remove { id, cluster }),
             ..
@@ -30,7 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }),
             ..
         } => {
-            let wait = wait.then(|| timeout.map(std::time::Duration::from_secs));
+            let wait = wait.then(|| timeout.map(Duration::from_secs));
             chunkserver_admin::drain(&cluster, id, !cancel, wait).await
         }
         Command::Chunkserver {

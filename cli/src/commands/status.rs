@@ -35,8 +35,10 @@ pub async fn run(args: &ClusterArgs, json: bool) -> anyhow::Result<()> {
     for m in &s.meta_nodes {
         let role = if Some(m.id) == s.leader {
             "leader"
-        } else {
+        } else if m.voter {
             "follower"
+        } else {
+            "learner"
         };
         let progress = match (m.matched_index, m.lag) {
             (Some(i), Some(lag)) => format!("log index {i}, {lag} behind"),
