@@ -3,7 +3,8 @@
 //!
 //! * Throughput: `clients` independent clients (16 by default) create empty
 //!   files (one commit each) and then stat them, all at once; files/s and
-//!   stats/s for each group size.
+//!   stats/s for each group size; with 3 nodes, stats again with follower
+//!   reads (any node answers from its own state).
 //! * Failover (3 nodes, `runs` times): kill -9 the leader while a client
 //!   keeps creating directories, and time from the kill to the first
 //!   acknowledged create; then restart the node and wait until it has
@@ -58,15 +59,7 @@ async fn throughput(
     }))
     .await?;
     let creates = (per * clients) as f64 / t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    try_join_all(cs.iter().enumerate().map(|(k, c)| async move {
-        for i in 0..per {
-            c.stat(&format!("/t/c{k}-{i}")).await?;
-        }
-        Ok::<_, cairn_client::ClientError>(())
-    }))
-    .await?;
-    let stats = (per * clients) as f64 / t.elapsed().as_secs_f64();
+    let stats = stat_all(&cs, per).await?;
     rows.push(figure(
         format!("file creates, {clients} clients, {meta} metadata node(s)"),
         "ops/s",
@@ -77,7 +70,38 @@ async fn throughput(
         "ops/s",
         stats,
     ));
+    if meta > 1 {
+        let meta_addrs = cluster
+            .meta_names()
+            .iter()
+            .map(|n| cluster.listen_addr(n).map(|a| a.to_string()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let path = cluster.client_config_for("bench-follower-reads.toml", &meta_addrs, true)?;
+        let mut readers = Vec::new();
+        for _ in 0..clients {
+            readers.push(cluster.client_from(&path).await?);
+        }
+        let stats = stat_all(&readers, per).await?;
+        rows.push(figure(
+            format!("stats, follower reads, {clients} clients, {meta} metadata node(s)"),
+            "ops/s",
+            stats,
+        ));
+    }
     Ok(())
+}
+
+/// Each client stats the `per` files it created; returns stats/s.
+async fn stat_all(clients: &[Client], per: usize) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    try_join_all(clients.iter().enumerate().map(|(k, c)| async move {
+        for i in 0..per {
+            c.stat(&format!("/t/c{k}-{i}")).await?;
+        }
+        Ok::<_, cairn_client::ClientError>(())
+    }))
+    .await?;
+    Ok((per * clients.len()) as f64 / t.elapsed().as_secs_f64())
 }
 
 async fn failover(mut cluster: DevCluster, runs: usize, rows: &mut Vec<Row>) -> anyhow::Result<()> {

@@ -378,6 +378,14 @@ mod tests {
         (kv, sm)
     }
 
+    async fn snapshot_of(sm: &mut StateMachine) -> Snapshot<TypeConfig> {
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap()
+    }
+
     fn names(kv: &RocksKv) -> Vec<String> {
         let (entries, _) = namespace::read_dir(kv, InodeId::ROOT, None, 100).unwrap();
         entries.into_iter().map(|e| e.name).collect()
@@ -389,12 +397,7 @@ mod tests {
         let (a_kv, mut a) = open_sm(a_dir.path());
         let cmds = (0..50).map(|i| entry(i + 1, mkdir(&format!("d{i:02}"))));
         a.apply(cmds.collect::<Vec<_>>()).await.unwrap();
-        let snap = a
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        let snap = snapshot_of(&mut a).await;
         assert_eq!(snap.meta.last_log_id.map(|l| l.index), Some(50));
 
         // B has state of its own, which the snapshot must replace whole.
@@ -431,12 +434,7 @@ mod tests {
         let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (_a_kv, mut a) = open_sm(a_dir.path());
         a.apply(vec![entry(1, mkdir("fresh"))]).await.unwrap();
-        let snap = a
-            .get_snapshot_builder()
-            .await
-            .build_snapshot()
-            .await
-            .unwrap();
+        let snap = snapshot_of(&mut a).await;
         let (b_kv, mut b) = open_sm(b_dir.path());
         b.apply(vec![entry(1, mkdir("mine"))]).await.unwrap();
         let mut bytes = std::fs::read(

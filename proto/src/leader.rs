@@ -31,9 +31,14 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// moved (see [`MetaCaller::call`]); a leader killed mid-request is left
 /// after about an election, not after [`ATTEMPT_TIMEOUT`].
 const LEADER_CHECK_AFTER: Duration = Duration::from_millis(150);
+/// Then how often it checks again while the answer is still missing (one
+/// small probe each): a new leader is found within this of its election.
+const LEADER_CHECK_EVERY: Duration = Duration::from_millis(40);
 /// How long asking every node at once who leads may take (first contact,
 /// or no leader known).
 const DISCOVER_TIMEOUT: Duration = Duration::from_millis(600);
+/// While discovering, how soon a node that knew no leader is asked again.
+const DISCOVER_REASK: Duration = Duration::from_millis(40);
 /// How long one "who leads?" probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long a node that failed at the network level is asked last (and not
@@ -322,7 +327,7 @@ impl MetaCaller {
                         self.set_hint(Some(now));
                         return Err(NetError::Timeout(LEADER_CHECK_AFTER));
                     }
-                    check = Box::pin(tokio::time::sleep(LEADER_CHECK_AFTER));
+                    check = Box::pin(tokio::time::sleep(LEADER_CHECK_EVERY));
                 }
             }
         }
@@ -342,19 +347,27 @@ impl MetaCaller {
     }
 
     /// Asks every node but `skip` at once, for at most [`DISCOVER_TIMEOUT`],
-    /// who leads. Returns the node that answered as the leader itself, if
-    /// any (a follower's word is not taken: right after a crash it still
-    /// names the dead leader), and the nodes that did not answer at all.
+    /// who leads; a node that answers without being the leader (an
+    /// election is on) is asked again every [`DISCOVER_REASK`]. Returns as
+    /// soon as a node answers as the leader itself (a follower's word is
+    /// not taken: right after a crash it still names the dead leader), with
+    /// the nodes that did not answer at all.
     async fn discover(&self, skip: &[String]) -> (Option<String>, Vec<String>) {
         let mut asks = tokio::task::JoinSet::new();
         let mut silent: Vec<String> = Vec::new();
-        for addr in self.addrs.iter().filter(|a| !skip.contains(a)) {
-            let (pool, addr) = (self.pool.clone(), addr.clone());
-            silent.push(addr.clone());
+        let started = Instant::now();
+        let ask = |asks: &mut tokio::task::JoinSet<_>, addr: String, after: Duration| {
+            let pool = self.pool.clone();
+            let limit = DISCOVER_TIMEOUT.saturating_sub(started.elapsed() + after);
             asks.spawn(async move {
-                let heard = ask_leader(&pool, &addr, DISCOVER_TIMEOUT).await;
+                tokio::time::sleep(after).await;
+                let heard = ask_leader(&pool, &addr, limit).await;
                 (addr, heard)
             });
+        };
+        for addr in self.addrs.iter().filter(|a| !skip.contains(a)) {
+            silent.push(addr.clone());
+            ask(&mut asks, addr.clone(), Duration::ZERO);
         }
         let deadline = tokio::time::sleep(DISCOVER_TIMEOUT);
         tokio::pin!(deadline);
@@ -366,6 +379,9 @@ impl MetaCaller {
                         silent.retain(|a| *a != addr);
                         if named.as_deref() == Some(addr.as_str()) {
                             return (Some(addr), silent);
+                        }
+                        if started.elapsed() + DISCOVER_REASK < DISCOVER_TIMEOUT {
+                            ask(&mut asks, addr, DISCOVER_REASK);
                         }
                     }
                     Some(_) => {}

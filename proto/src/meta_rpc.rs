@@ -343,18 +343,13 @@ impl MetaRequest {
     /// True for requests that change nothing, which are safe to send again
     /// when an answer was lost.
     pub fn is_read_only(&self) -> bool {
-        matches!(
-            self,
-            MetaRequest::Lookup { .. }
-                | MetaRequest::ResolvePath { .. }
-                | MetaRequest::GetAttr { .. }
-                | MetaRequest::ReadDir { .. }
-                | MetaRequest::GetExtents { .. }
-                | MetaRequest::ChunksExist { .. }
-                | MetaRequest::GetRing
-                | MetaRequest::Status
-                | MetaRequest::Heartbeat { .. }
-        )
+        self.serves_follower_reads()
+            || matches!(
+                self,
+                MetaRequest::ChunksExist { .. }
+                    | MetaRequest::Status
+                    | MetaRequest::Heartbeat { .. }
+            )
     }
 
     /// True for reads a follower may answer from its own state when the

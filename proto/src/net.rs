@@ -88,6 +88,33 @@ fn client_config(id: &TlsIdentity) -> Result<quinn::ClientConfig, NetError> {
     Ok(cfg)
 }
 
+/// The endpoint's stateless-reset key, derived from the server's private
+/// key so that it survives a restart: a peer still holding a connection
+/// to this server's previous run gets a valid reset on its first packet
+/// and reconnects at once, instead of waiting out the idle timeout.
+/// Connection ids carry a keyed check (packets naming a forged id are
+/// dropped unanswered); that key is derived the same way, or the restarted
+/// server would drop the old connection's packets instead of resetting.
+fn endpoint_config(id: &TlsIdentity) -> quinn::EndpointConfig {
+    let key = blake3::derive_key(
+        "cairn 2026-11 QUIC stateless reset key",
+        id.key_pem.as_bytes(),
+    );
+    let hmac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key);
+    let cid_key = blake3::derive_key(
+        "cairn 2026-11 QUIC connection id key",
+        id.key_pem.as_bytes(),
+    );
+    let mut k = [0u8; 8];
+    k.copy_from_slice(&cid_key[..8]);
+    let cid_key = u64::from_le_bytes(k);
+    let mut cfg = quinn::EndpointConfig::new(Arc::new(hmac));
+    cfg.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    cfg
+}
+
 /// A server endpoint bound to `addr`; it also dials out (Raft, registration)
 /// with the same identity.
 pub fn server_endpoint(addr: SocketAddr, id: &TlsIdentity) -> Result<quinn::Endpoint, NetError> {
@@ -96,7 +123,10 @@ pub fn server_endpoint(addr: SocketAddr, id: &TlsIdentity) -> Result<quinn::Endp
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
     cfg.transport_config(Arc::new(transport_config()));
-    let mut ep = quinn::Endpoint::server(cfg, addr)?;
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))?;
+    let mut ep = quinn::Endpoint::new(endpoint_config(id), Some(cfg), socket, runtime)?;
     ep.set_default_client_config(client_config(id)?);
     Ok(ep)
 }
@@ -160,15 +190,31 @@ impl ConnPool {
     }
 
     /// A live connection to `addr`, reusing an open one.
+    ///
+    /// A new connection is set up by a task of its own and kept even if
+    /// the caller stops waiting: callers with short deadlines (Raft's vote
+    /// and heartbeat RPCs) then find it ready on their next try, rather
+    /// than abandoning every handshake on a slow, loaded machine.
     pub async fn get(&self, addr: &str) -> Result<quinn::Connection, NetError> {
         if let Some(c) = self.lock().get(addr) {
             if c.close_reason().is_none() {
                 return Ok(c.clone());
             }
         }
-        let conn = connect(&self.endpoint, addr).await?;
-        self.lock().insert(addr.to_string(), conn.clone());
-        Ok(conn)
+        let pool = self.clone();
+        let (addr, self_addr) = (addr.to_string(), addr.to_string());
+        let setup = tokio::spawn(async move {
+            let conn = connect(&pool.endpoint, &addr).await?;
+            pool.lock().insert(addr, conn.clone());
+            Ok(conn)
+        });
+        match setup.await {
+            Ok(r) => r,
+            Err(e) => Err(NetError::Connect {
+                addr: self_addr,
+                reason: format!("connection set-up task failed: {e}"),
+            }),
+        }
     }
 
     /// Forgets the connection to `addr` (after an error on it).
@@ -290,4 +336,79 @@ pub async fn answer<A: Serialize>(
     }
     send.finish()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::{CertificateAuthority, Role};
+
+    fn identity(ca: &CertificateAuthority, role: Role, name: &str) -> TlsIdentity {
+        let (cert_pem, key_pem) = ca.issue(role, name).expect("issue");
+        TlsIdentity {
+            ca_pem: ca.cert_pem.clone(),
+            cert_pem,
+            key_pem,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restarted_server_resets_its_previous_runs_connections() {
+        let ca = CertificateAuthority::generate().expect("CA");
+        let server_id = identity(&ca, Role::Meta, "meta-1");
+        let client = client_endpoint(&identity(&ca, Role::Client, "c")).expect("client");
+        // The first run of the server lives on its own runtime, so that it
+        // can "crash": its socket closes without a word to the client.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let first_id = TlsIdentity {
+            ca_pem: server_id.ca_pem.clone(),
+            cert_pem: server_id.cert_pem.clone(),
+            key_pem: server_id.key_pem.clone(),
+        };
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let first = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let (ep, conn) = rt.block_on(async {
+                let ep =
+                    server_endpoint("127.0.0.1:0".parse().unwrap(), &first_id).expect("server");
+                tx.send(ep.local_addr().expect("addr")).expect("send addr");
+                let conn = ep
+                    .accept()
+                    .await
+                    .expect("incoming")
+                    .await
+                    .expect("handshake");
+                (ep, conn)
+            });
+            let _ = wait.recv();
+            drop(rt);
+            drop(conn);
+            drop(ep);
+        });
+        let addr = rx.recv().expect("server address");
+        let conn = client
+            .connect(addr, SERVER_NAME)
+            .expect("connect")
+            .await
+            .expect("handshake");
+        go.send(()).expect("crash the server");
+        first.join().expect("server thread");
+        let _second = server_endpoint(addr, &server_id).expect("restarted server");
+        // The client's next packet draws a stateless reset: the old
+        // connection ends long before the idle timeout.
+        let started = std::time::Instant::now();
+        if let Ok((mut s, _r)) = conn.open_bi().await {
+            let _ = s.write_all(b"hello").await;
+        }
+        let closed = tokio::time::timeout(IDLE_TIMEOUT / 2, conn.closed()).await;
+        assert!(
+            closed.is_ok(),
+            "the old connection lingered past {:?}",
+            IDLE_TIMEOUT / 2
+        );
+        assert!(started.elapsed() < IDLE_TIMEOUT / 2);
+    }
 }

@@ -110,10 +110,30 @@ impl DevCluster {
         match rx.recv_timeout(START_TIMEOUT) {
             Ok(()) => Ok(()),
             Err(_) => bail!(
-                "cairn dev did not report the cluster up within {START_TIMEOUT:?}; logs in {}",
-                self.dir.path().join("logs").display()
+                "cairn dev did not report the cluster up within {START_TIMEOUT:?}; the servers' \
+                 last log lines (the directory goes when the test ends):\n{}",
+                self.log_tails(12)
             ),
         }
+    }
+
+    /// The last `n` lines of every server's log, each under its name.
+    pub fn log_tails(&self, n: usize) -> String {
+        let mut out = String::new();
+        let mut logs: Vec<_> = std::fs::read_dir(self.dir.path().join("logs"))
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        logs.sort();
+        for path in logs {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("== {}\n", path.display()));
+            for line in &lines[lines.len().saturating_sub(n)..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// Stops `cairn dev` with SIGTERM and waits for it (and its servers).

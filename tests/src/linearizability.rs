@@ -121,6 +121,7 @@ pub fn check(history: &[Event], max_steps: u64) -> Result<(), CheckError> {
     let mut state: State = 0;
     let mut j = 0usize;
     let mut steps = 0u64;
+    let mut backtrack = false;
     loop {
         steps += 1;
         if steps > max_steps {
@@ -135,6 +136,10 @@ pub fn check(history: &[Event], max_steps: u64) -> Result<(), CheckError> {
             }
             // Only unknown operations remain unplaced, and none could go
             // here: backtrack.
+            backtrack = true;
+        }
+        if backtrack {
+            backtrack = false;
             let Some((call, before)) = stack.pop() else {
                 return Err(CheckError::NotLinearizable);
             };
@@ -172,23 +177,9 @@ pub fn check(history: &[Event], max_steps: u64) -> Result<(), CheckError> {
                     j += 1;
                 }
             }
-            Kind::Return => {
-                // An operation returned before being placed: undo the
-                // last choice and try the next one.
-                let Some((call, before)) = stack.pop() else {
-                    return Err(CheckError::NotLinearizable);
-                };
-                undo(
-                    &events,
-                    &mut live,
-                    &return_of,
-                    &mut done,
-                    &mut done_bits,
-                    call,
-                );
-                state = before;
-                j = call + 1;
-            }
+            // An operation returned before being placed: undo the last
+            // choice and try the next one.
+            Kind::Return => backtrack = true,
         }
     }
 }

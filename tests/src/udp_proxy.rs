@@ -35,67 +35,92 @@ impl Partition {
 }
 
 /// Relays datagrams between any sender and one target, while the
-/// [`Partition`] allows. Stops when dropped.
+/// [`Partition`] allows. Runs on a thread and runtime of its own (so a test
+/// blocking its own runtime cannot stall the relay); stops when dropped.
 pub struct UdpProxy {
     pub addr: SocketAddr,
-    tasks: JoinSet<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Largest datagram relayed (QUIC stays well below).
 const MAX_DATAGRAM: usize = 65_536;
 
 impl UdpProxy {
-    pub async fn start(target: SocketAddr, partition: Partition) -> std::io::Result<Self> {
-        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
-        let addr = front.local_addr()?;
-        let mut tasks = JoinSet::new();
-        let front2 = front.clone();
-        tasks.spawn(async move {
-            // One upstream socket per sender, so replies find their way back.
-            let mut upstream: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
-            let mut relays = JoinSet::new();
-            let mut buf = vec![0u8; MAX_DATAGRAM];
-            loop {
-                let Ok((n, from)) = front2.recv_from(&mut buf).await else {
+    pub fn start(target: SocketAddr, partition: Partition) -> std::io::Result<Self> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        socket.set_nonblocking(true)?;
+        let addr = socket.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let Ok(front) = UdpSocket::from_std(socket) else {
                     return;
                 };
-                if partition.cut(target.port()) || partition.cut(from.port()) {
+                tokio::select! {
+                    _ = relay(Arc::new(front), target, partition) => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+        Ok(UdpProxy {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+async fn relay(front: Arc<UdpSocket>, target: SocketAddr, partition: Partition) {
+    // One upstream socket per sender, so replies find their way back.
+    let mut upstream: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let mut relays = JoinSet::new();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let Ok((n, from)) = front.recv_from(&mut buf).await else {
+            return;
+        };
+        if partition.cut(target.port()) || partition.cut(from.port()) {
+            continue;
+        }
+        let up = match upstream.get(&from) {
+            Some(u) => u.clone(),
+            None => {
+                let Ok(u) = UdpSocket::bind("127.0.0.1:0").await else {
+                    continue;
+                };
+                if u.connect(target).await.is_err() {
                     continue;
                 }
-                let up = match upstream.get(&from) {
-                    Some(u) => u.clone(),
-                    None => {
-                        let Ok(u) = UdpSocket::bind("127.0.0.1:0").await else {
-                            continue;
-                        };
-                        if u.connect(target).await.is_err() {
+                let u = Arc::new(u);
+                upstream.insert(from, u.clone());
+                let (back, front, partition) = (u.clone(), front.clone(), partition.clone());
+                relays.spawn(async move {
+                    let mut buf = vec![0u8; MAX_DATAGRAM];
+                    while let Ok(n) = back.recv(&mut buf).await {
+                        if partition.cut(target.port()) || partition.cut(from.port()) {
                             continue;
                         }
-                        let u = Arc::new(u);
-                        upstream.insert(from, u.clone());
-                        let (back, front, partition) =
-                            (u.clone(), front2.clone(), partition.clone());
-                        relays.spawn(async move {
-                            let mut buf = vec![0u8; MAX_DATAGRAM];
-                            while let Ok(n) = back.recv(&mut buf).await {
-                                if partition.cut(target.port()) || partition.cut(from.port()) {
-                                    continue;
-                                }
-                                let _ = front.send_to(&buf[..n], from).await;
-                            }
-                        });
-                        u
+                        let _ = front.send_to(&buf[..n], from).await;
                     }
-                };
-                let _ = up.send(&buf[..n]).await;
+                });
+                u
             }
-        });
-        Ok(UdpProxy { addr, tasks })
+        };
+        let _ = up.send(&buf[..n]).await;
     }
 }
 
 impl Drop for UdpProxy {
     fn drop(&mut self) {
-        self.tasks.abort_all();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

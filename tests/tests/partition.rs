@@ -31,9 +31,7 @@ async fn relayed_cluster() -> Relayed {
     let mut addrs = BTreeMap::new();
     for id in 1..=3u64 {
         let real = cluster.listen_addr(&format!("meta-{id}")).expect("addr");
-        let proxy = UdpProxy::start(real, partition.clone())
-            .await
-            .expect("relay");
+        let proxy = UdpProxy::start(real, partition.clone()).expect("relay");
         peers.insert(id, proxy.addr.to_string());
         addrs.insert(id, real.to_string());
         proxies.push(proxy);
