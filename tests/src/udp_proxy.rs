@@ -43,6 +43,9 @@ pub struct UdpProxy {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// Pause after a socket error before reading again.
+const ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Largest datagram relayed (QUIC stays well below).
 const MAX_DATAGRAM: usize = 65_536;
 
@@ -81,7 +84,8 @@ async fn relay(front: Arc<UdpSocket>, target: SocketAddr, partition: Partition) 
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let Ok((n, from)) = front.recv_from(&mut buf).await else {
-            return;
+            tokio::time::sleep(ERROR_PAUSE).await;
+            continue;
         };
         if partition.cut(target.port()) || partition.cut(from.port()) {
             continue;
@@ -100,7 +104,14 @@ async fn relay(front: Arc<UdpSocket>, target: SocketAddr, partition: Partition) 
                 let (back, front, partition) = (u.clone(), front.clone(), partition.clone());
                 relays.spawn(async move {
                     let mut buf = vec![0u8; MAX_DATAGRAM];
-                    while let Ok(n) = back.recv(&mut buf).await {
+                    loop {
+                        // A datagram sent while the target was not yet
+                        // listening comes back as an error (ICMP port
+                        // unreachable) on this connected socket: keep going.
+                        let Ok(n) = back.recv(&mut buf).await else {
+                            tokio::time::sleep(ERROR_PAUSE).await;
+                            continue;
+                        };
                         if partition.cut(target.port()) || partition.cut(from.port()) {
                             continue;
                         }
@@ -122,5 +133,54 @@ impl Drop for UdpProxy {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn free_port() -> SocketAddr {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free port")
+    }
+
+    #[test]
+    fn relays_both_ways_even_if_the_target_started_late_and_cuts_on_demand() {
+        let target = free_port();
+        let partition = Partition::default();
+        let proxy = UdpProxy::start(target, partition.clone()).expect("proxy");
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("client");
+        client
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        // Nobody listens yet: the relay sees "port unreachable".
+        client.send_to(b"early", proxy.addr).expect("send");
+        std::thread::sleep(Duration::from_millis(50));
+        let server = std::net::UdpSocket::bind(target).expect("target binds");
+        server
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        let mut buf = [0u8; 64];
+        let echo = |buf: &mut [u8]| {
+            client.send_to(b"ping", proxy.addr).expect("send");
+            let (n, from) = server.recv_from(buf).ok()?;
+            server.send_to(&buf[..n], from).expect("reply");
+            client.recv(buf).ok()
+        };
+        let mut answered = false;
+        for _ in 0..10 {
+            if echo(&mut buf) == Some(4) {
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "no reply through the relay");
+        partition.isolate(target.port());
+        assert_eq!(echo(&mut buf), None, "a cut relay passed a datagram");
+        partition.heal();
+        assert_eq!(echo(&mut buf), Some(4));
     }
 }
