@@ -205,9 +205,11 @@ pub enum MetaAction {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
-    /// Remove a metadata node from the group, online. Stop it afterwards
-    /// and drop its address from the clients' `meta` lists. Removing the
-    /// leader is allowed: the others elect a new one.
+    /// Remove a metadata node from the group, online.
+    ///
+    /// Stop it afterwards and drop its address from the clients' and
+    /// chunkservers' `meta` lists. Removing the leader is allowed: the
+    /// others elect a new one. The last voter cannot be removed.
     RemoveNode {
         /// The node's id (see `cairn status`).
         id: u64,
