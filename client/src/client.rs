@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use cairn_proto::leader::MetaCaller;
 use cairn_proto::meta_rpc::{
-    ClusterStatus, DirEntry, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner,
+    AttrChange, ClusterStatus, DirEntry, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner,
     ReplicationPolicy, MAX_DIR_PAGE,
 };
 use cairn_proto::net::{client_endpoint, ConnPool};
@@ -191,6 +191,13 @@ impl Client {
         self.expect_ok(MetaRequest::DrainChunkServer { id, drain })
             .await?;
         self.refresh_ring().await
+    }
+
+    /// Changes the attributes of the file or directory at `path` (chmod,
+    /// chown, truncate, mtime); returns the new attributes.
+    pub async fn set_attr(&self, path: &str, change: AttrChange) -> Result<InodeAttr, ClientError> {
+        let ino = self.stat(path).await?.ino;
+        self.attr_of(MetaRequest::SetAttr { ino, change }).await
     }
 
     /// Adds metadata node `id` (started with `join = true`, reachable at

@@ -1,7 +1,7 @@
 //! The Raft command: every namespace or registry change is one of these,
 //! applied atomically by the state machine.
 
-use cairn_proto::meta_rpc::{Extent, InodeAttr, Owner, ReplicationPolicy, Session};
+use cairn_proto::meta_rpc::{AttrChange, Extent, InodeAttr, Owner, ReplicationPolicy, Session};
 use cairn_proto::{InodeId, NodeId, RpcError};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,11 @@ pub enum Command {
         extents: Vec<Extent>,
         size: u64,
         owner: Owner,
+        now_ns: i64,
+    },
+    SetAttr {
+        ino: InodeId,
+        change: AttrChange,
         now_ns: i64,
     },
     RegisterChunkServer {

@@ -45,6 +45,11 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
             ErrorCode::InvalidRequest,
             "a session command cannot nest in another",
         ),
+        Command::SetAttr {
+            ino,
+            change,
+            now_ns,
+        } => attrs::set_attr(t, *ino, change, *now_ns).map(Some),
         Command::RemoveChunkServer { id } => servers::remove(t, *id).map(|()| None),
         Command::SetChunkServerDown { id, down } => {
             servers::set_flags(t, *id, |f| f.down = *down).map(|()| None)
@@ -545,6 +550,7 @@ fn commit_file<R: KvRead>(
     Ok(attr)
 }
 
+mod attrs;
 mod query;
 mod servers;
 pub use query::*;

@@ -306,6 +306,17 @@ impl MetaService {
                 self.write(session, Command::DrainChunkServer { id, drain })
                     .await
             }
+            Q::SetAttr { ino, change } => {
+                self.write(
+                    session,
+                    Command::SetAttr {
+                        ino,
+                        change,
+                        now_ns: now_ns(),
+                    },
+                )
+                .await
+            }
             Q::AddMetaNode { id, addr } => self.add_meta_node(id, addr).await,
             Q::PromoteMetaNode { id } => self.promote_meta_node(id).await,
             Q::RemoveMetaNode { id } => self.remove_meta_node(id).await,

@@ -63,6 +63,19 @@ pub struct Owner {
     pub gid: u32,
 }
 
+/// What a set-attributes request changes (`None`: left as is): chmod,
+/// chown, truncate (a file's size: shrinking drops what lies past it,
+/// growing leaves a hole that reads as zeros) and the modification time.
+/// Every change also sets the change time.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct AttrChange {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub mtime_ns: Option<i64>,
+}
+
 /// A chunkserver as the placement ring sees it.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct RingMember {
@@ -315,6 +328,11 @@ pub enum MetaRequest {
     /// Sets the cluster's replication policy.
     SetReplication {
         policy: ReplicationPolicy,
+    },
+    /// Changes inode `ino`'s attributes; answers the new attributes.
+    SetAttr {
+        ino: InodeId,
+        change: AttrChange,
     },
     /// Adds metadata node `id` (reachable at `addr`, running with
     /// `join = true`) to the group as a learner: it receives the log (or a

@@ -162,3 +162,53 @@ async fn bad_requests_fail_cleanly_and_change_nothing() {
     client.remove("/full", true).await.expect("rm -r");
     assert_eq!(client.list("/").await.unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_and_chmod_through_the_client() {
+    use cairn_proto::meta_rpc::AttrChange;
+    let cluster = DevCluster::start().expect("cluster starts");
+    let client = cluster.client().await.expect("client");
+    let data = cairn_tests::random_bytes(3 << 20, 11);
+    client.put("/f", &data[..]).await.expect("put");
+    let size = |n| AttrChange {
+        size: Some(n),
+        ..AttrChange::default()
+    };
+    // Shrink into the middle of the file: the prefix stays byte-exact.
+    let cut = (1 << 20) + 12_345;
+    let a = client.set_attr("/f", size(cut)).await.expect("truncate");
+    assert_eq!(a.size, cut);
+    let mut out = Vec::new();
+    client.get("/f", &mut out).await.expect("get");
+    assert!(out == data[..cut as usize], "truncated file reads wrong");
+    // Grow: the new tail reads as zeros.
+    client
+        .set_attr("/f", size(cut + 5_000))
+        .await
+        .expect("grow");
+    let mut out = Vec::new();
+    client.get("/f", &mut out).await.expect("get");
+    assert_eq!(out.len() as u64, cut + 5_000);
+    assert!(out[..cut as usize] == data[..cut as usize]);
+    assert!(
+        out[cut as usize..].iter().all(|b| *b == 0),
+        "the hole is not zeros"
+    );
+    let m = client
+        .set_attr(
+            "/f",
+            AttrChange {
+                mode: Some(0o600),
+                ..AttrChange::default()
+            },
+        )
+        .await
+        .expect("chmod");
+    assert_eq!(m.mode, 0o600);
+    assert_eq!(client.stat("/f").await.expect("stat").mode, 0o600);
+    let err = client
+        .set_attr("/", size(0))
+        .await
+        .expect_err("truncate a dir");
+    assert_eq!(err.code(), Some(ErrorCode::IsADirectory));
+}

@@ -1,5 +1,6 @@
 use super::*;
 use crate::kv::MemKv;
+use cairn_proto::meta_rpc::AttrChange;
 
 const OWNER: Owner = Owner {
     mode: 0o644,
@@ -387,6 +388,105 @@ fn down_and_draining_flags_travel_with_the_ring() {
     assert!(server_flags(&ns.kv).unwrap().is_empty());
     assert_eq!(
         Ns::code(ns.run(Command::SetChunkServerDown { id: 9, down: true })),
+        ErrorCode::NotFound
+    );
+}
+
+impl Ns {
+    fn set_attr(&mut self, ino: InodeId, change: AttrChange) -> crate::command::CommandResult {
+        let now_ns = self.now;
+        self.run(Command::SetAttr {
+            ino,
+            change,
+            now_ns,
+        })
+    }
+
+    fn extent_list(&self, ino: InodeId) -> Vec<(u64, u64)> {
+        let (ext, _, _) = extents(&self.kv, ino, 0, 100).unwrap();
+        ext.iter().map(|e| (e.offset, e.len)).collect()
+    }
+}
+
+#[test]
+fn truncate_cuts_and_releases_extents_and_growing_leaves_a_hole() {
+    let mut ns = Ns::new();
+    let f = ns
+        .commit(
+            InodeId::ROOT,
+            "f",
+            &[(b"aaaa", 4), (b"bbbb", 4), (b"cccc", 4)],
+        )
+        .unwrap()
+        .unwrap();
+    // Cut inside the second extent: it is shortened, the third released.
+    let size = |n| AttrChange {
+        size: Some(n),
+        ..AttrChange::default()
+    };
+    let a = ns.set_attr(f.ino, size(6)).unwrap().unwrap();
+    assert_eq!(a.size, 6);
+    assert!(a.version > f.version && a.mtime_ns > f.mtime_ns);
+    assert_eq!(ns.extent_list(f.ino), vec![(0, 4), (4, 2)]);
+    assert_eq!((ns.refs(b"bbbb"), ns.refs(b"cccc")), (1, 0));
+    // Cut exactly at an extent boundary.
+    ns.set_attr(f.ino, size(4)).unwrap().unwrap();
+    assert_eq!(ns.extent_list(f.ino), vec![(0, 4)]);
+    assert_eq!(ns.refs(b"bbbb"), 0);
+    // Grow: a hole, no new extents.
+    let g = ns.set_attr(f.ino, size(1 << 20)).unwrap().unwrap();
+    assert_eq!(g.size, 1 << 20);
+    assert_eq!(ns.extent_list(f.ino), vec![(0, 4)]);
+    // To zero: nothing left, nothing referenced.
+    ns.set_attr(f.ino, size(0)).unwrap().unwrap();
+    assert!(ns.extent_list(f.ino).is_empty());
+    assert_eq!(ns.refs(b"aaaa"), 0);
+}
+
+#[test]
+fn chmod_chown_utimens_and_bad_changes() {
+    let mut ns = Ns::new();
+    let d = ns.mkdir(InodeId::ROOT, "d").unwrap().unwrap();
+    let a = ns
+        .set_attr(
+            d.ino,
+            AttrChange {
+                mode: Some(0o1750),
+                uid: Some(7),
+                gid: Some(8),
+                mtime_ns: Some(42),
+                ..AttrChange::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!((a.mode, a.uid, a.gid, a.mtime_ns), (0o1750, 7, 8, 42));
+    assert!(a.ctime_ns > d.ctime_ns);
+    assert_eq!(get_attr(&ns.kv, d.ino).unwrap(), a);
+    let before = get_attr(&ns.kv, d.ino).unwrap();
+    let bad_mode = AttrChange {
+        mode: Some(0o170000),
+        ..AttrChange::default()
+    };
+    assert_eq!(
+        Ns::code(ns.set_attr(d.ino, bad_mode)),
+        ErrorCode::InvalidRequest
+    );
+    let dir_size = AttrChange {
+        size: Some(0),
+        ..AttrChange::default()
+    };
+    assert_eq!(
+        Ns::code(ns.set_attr(d.ino, dir_size)),
+        ErrorCode::IsADirectory
+    );
+    assert_eq!(
+        get_attr(&ns.kv, d.ino).unwrap(),
+        before,
+        "refusals change nothing"
+    );
+    assert_eq!(
+        Ns::code(ns.set_attr(InodeId(999), AttrChange::default())),
         ErrorCode::NotFound
     );
 }
