@@ -99,17 +99,17 @@ impl MetaService {
     /// entries of the leader's log. A voter already: a no-op.
     pub async fn promote_meta_node(&self, id: NodeId) -> Result<MetaResponse, RpcError> {
         self.ensure_leader()?;
-        let (voters, nodes) = self.members();
-        if voters.contains(&id) {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        if membership.voter_ids().any(|v| v == id) {
             return Ok(MetaResponse::Ok);
         }
-        if !nodes.contains_key(&id) {
+        if membership.get_node(&id).is_none() {
             return Err(RpcError::new(
                 ErrorCode::NotFound,
                 format!("metadata node {id} is not a member; add it first"),
             ));
         }
-        let m = self.raft.metrics().borrow().clone();
         let matched = m
             .replication
             .as_ref()

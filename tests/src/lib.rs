@@ -161,13 +161,11 @@ impl DevCluster {
     pub fn reconfigure_meta(&mut self, settings: &[(&str, i64)]) -> anyhow::Result<()> {
         self.stop_dev()?;
         for name in self.meta_names() {
-            let path = self.dir.path().join(format!("{name}.toml"));
-            let mut cfg: toml::Table = toml::from_str(&std::fs::read_to_string(&path)?)
-                .with_context(|| format!("parsing {}", path.display()))?;
-            for (key, value) in settings {
-                cfg.insert((*key).to_string(), toml::Value::Integer(*value));
-            }
-            std::fs::write(&path, toml::to_string(&cfg)?)?;
+            self.edit_config(&name, |cfg| {
+                for (key, value) in settings {
+                    cfg.insert((*key).to_string(), toml::Value::Integer(*value));
+                }
+            })?;
         }
         self.start_dev()
     }
@@ -535,6 +533,29 @@ fn wait_gone(pid: u32, timeout: Duration) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
+}
+
+/// The metadata leader's id as `client`'s cluster reports it, if any.
+pub async fn current_leader(client: &cairn_client::Client) -> Option<u64> {
+    client.status().await.ok().and_then(|s| s.leader)
+}
+
+/// Waits (30 s at most) until `client` lists `want` entries in `/`;
+/// panics, naming `what`, if it lists more or never gets there.
+pub async fn wait_listing(client: &cairn_client::Client, want: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = client.list("/").await.map(|l| l.len()).unwrap_or(0);
+        if n >= want {
+            assert_eq!(n, want, "{what}: more entries than were created");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: lists {n} of {want} entries after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// `n` bytes of seeded random data.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_tests::DevCluster;
+use cairn_tests::{current_leader, wait_listing, DevCluster};
 
 /// Snapshot often and keep little log, so that catching up needs a snapshot.
 const COMPACT: &[(&str, i64)] = &[
@@ -21,23 +21,6 @@ async fn mkdirs(client: &cairn_client::Client, prefix: &str, n: usize) {
     }
 }
 
-/// Waits (bounded) until `client` lists at least `want` entries in `/`.
-async fn wait_listing(client: &cairn_client::Client, want: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = client.list("/").await.map(|l| l.len()).unwrap_or(0);
-        if n >= want {
-            assert_eq!(n, want, "{what}: more entries than were created");
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: lists {n} of {want} entries after 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 fn log_of(cluster: &DevCluster, name: &str) -> String {
     std::fs::read_to_string(cluster.dir().join("logs").join(format!("{name}.log")))
         .unwrap_or_default()
@@ -50,12 +33,7 @@ async fn a_node_down_while_the_log_was_purged_catches_up_by_snapshot() {
         .reconfigure_meta(COMPACT)
         .expect("compaction settings");
     let client = cluster.client().await.expect("client");
-    let leader = client
-        .status()
-        .await
-        .expect("status")
-        .leader
-        .expect("leader");
+    let leader = current_leader(&client).await.expect("leader");
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
     let name = format!("meta-{follower}");
     let follower_addr = cluster.listen_addr(&name).expect("addr").to_string();

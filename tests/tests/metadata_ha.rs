@@ -5,15 +5,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cairn_tests::{random_bytes, DevCluster};
+use cairn_tests::{current_leader, random_bytes, DevCluster};
 
 /// Puts acknowledged so far: path, bytes, when the acknowledgement came.
 type Acked = Arc<Mutex<Vec<(String, Vec<u8>, Instant)>>>;
-
-/// The current leader's id, as the cluster reports it.
-async fn leader(client: &cairn_client::Client) -> Option<u64> {
-    client.status().await.ok().and_then(|s| s.leader)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_during_puts_loses_no_acknowledged_file() {
@@ -87,7 +82,7 @@ async fn killing_the_leader_during_puts_loses_no_acknowledged_file() {
     }
 
     let fresh = cluster.client().await.expect("client after failover");
-    let new = leader(&fresh).await.expect("a new leader");
+    let new = current_leader(&fresh).await.expect("a new leader");
     assert_ne!(new, old, "the killed node is still reported as leader");
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > before_kill, "no put succeeded after the kill");

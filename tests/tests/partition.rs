@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use cairn_proto::ErrorCode;
 use cairn_tests::linearizability::{check, Event, Op, Outcome};
 use cairn_tests::udp_proxy::{Partition, UdpProxy};
-use cairn_tests::DevCluster;
+use cairn_tests::{current_leader, wait_listing, DevCluster};
 
 /// A 3-node group whose nodes reach each other only through relays.
 struct Relayed {
@@ -63,12 +63,7 @@ async fn a_partitioned_leader_refuses_and_the_majority_serves() {
     let r = relayed_cluster().await;
     let client = r.cluster.client().await.expect("client");
     client.mkdir("/before", false).await.expect("mkdir");
-    let leader = client
-        .status()
-        .await
-        .expect("status")
-        .leader
-        .expect("leader");
+    let leader = current_leader(&client).await.expect("leader");
     let leader_addr = r.addrs[&leader].clone();
     // Clients that reach only the old leader: one linearizable, one
     // accepting its possibly stale state.
@@ -132,18 +127,7 @@ async fn a_partitioned_leader_refuses_and_the_majority_serves() {
 
     // Healed, it catches up, and the write it could not commit is gone.
     r.partition.heal();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = on_old_leader.list("/").await.map(|l| l.len()).unwrap_or(0);
-        if n == 6 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "old leader lists {n} of 6 entries"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_listing(&on_old_leader, 6, "the healed old leader").await;
     let gone = client.stat("/minority").await;
     assert_eq!(
         gone.err().and_then(|e| e.code()),
@@ -231,10 +215,9 @@ async fn histories_under_partitions_and_a_leader_kill_are_linearizable() {
         r.partition.heal();
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let leader = within(Duration::from_secs(10), setup.status())
+    let leader = within(Duration::from_secs(10), current_leader(&setup))
         .await
-        .and_then(|s| s.ok())
-        .and_then(|s| s.leader);
+        .flatten();
     if let Some(leader) = leader {
         r.cluster
             .kill9(&format!("meta-{leader}"))
