@@ -9,6 +9,11 @@ need_pkgs=()
 for p in clang libclang-dev fuse3 pkg-config; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
+# Tools a script needs as commands ("command:package"), e.g. the FUSE tests'
+# sqlite3 and git; scripts list them in CAIRN_NEED_TOOLS before sourcing.
+for t in ${CAIRN_NEED_TOOLS:-}; do
+    command -v "${t%%:*}" >/dev/null 2>&1 || need_pkgs+=("${t#*:}")
+done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "cairn: installing system packages: ${need_pkgs[*]}" >&2
     SUDO=""

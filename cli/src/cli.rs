@@ -82,6 +82,10 @@ pub enum Command {
         /// survives losing a minority (first run only).
         #[arg(long, default_value_t = 1, value_parser = parse_meta_nodes)]
         meta: u16,
+        /// Also mount the cluster as a filesystem at this directory
+        /// (created if missing), unmounted when the cluster stops.
+        #[arg(long, value_name = "DIR")]
+        mount: Option<PathBuf>,
     },
     /// Upload a local file (or `-` for stdin) to REMOTE.
     ///
@@ -166,6 +170,51 @@ pub enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+    /// Mount the cluster as a POSIX filesystem at MOUNTPOINT (FUSE).
+    ///
+    /// Runs in the foreground until Ctrl-C or SIGTERM (or `cairn umount
+    /// MOUNTPOINT`), then unmounts cleanly. Writes are buffered per open
+    /// file and reach the cluster at close or fsync (close-to-open, as
+    /// NFS); fsync returns once they are durable. Needs fusermount3 (the
+    /// fuse3 package).
+    Mount {
+        /// The cluster: a client config file, or a directory holding
+        /// `client.toml` (such as the dev cluster's directory).
+        cluster: PathBuf,
+        /// An existing directory to mount on.
+        mountpoint: PathBuf,
+        /// Detach once mounted; logs go to --log-file.
+        #[arg(long)]
+        daemon: bool,
+        /// With --daemon: where the mount logs. Default: a file named after
+        /// the mountpoint in the temp directory.
+        #[arg(long, value_name = "FILE", requires = "daemon")]
+        log_file: Option<PathBuf>,
+        /// Seconds the kernel caches attributes (size, mode, times).
+        #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_ttl)]
+        attr_ttl: f64,
+        /// Seconds the kernel caches name lookups.
+        #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_ttl)]
+        entry_ttl: f64,
+        /// MiB of verified chunks cached in memory for reads.
+        #[arg(long, value_name = "MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
+        cache_mib: u64,
+        /// MiB of buffered writes per file before they are stored (all files
+        /// together may hold 4 times this).
+        #[arg(long, value_name = "MIB", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=4096))]
+        write_buffer_mib: u64,
+        /// MiB fetched ahead of a sequential reader.
+        #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=4096))]
+        readahead_mib: u64,
+    },
+    /// Unmount a Cairn filesystem mounted with `cairn mount`.
+    Umount {
+        mountpoint: PathBuf,
+        /// Detach now even if files are open (they keep working until
+        /// closed).
+        #[arg(short = 'z', long)]
+        lazy: bool,
+    },
     /// Show cluster health: metadata leader and term, chunkservers, usage.
     Status {
         #[arg(long)]
@@ -173,6 +222,13 @@ pub enum Command {
         #[command(flatten)]
         cluster: ClusterArgs,
     },
+}
+
+fn parse_ttl(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s}: a number of seconds from 0 to 3600")),
+    }
 }
 
 fn parse_meta_nodes(s: &str) -> Result<u16, String> {
@@ -261,6 +317,7 @@ impl Command {
             Command::Meta { action: None, .. }
                 | Command::Chunkserver { action: None, .. }
                 | Command::Dev { .. }
+                | Command::Mount { .. }
         )
     }
 }

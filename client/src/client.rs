@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use cairn_proto::leader::MetaCaller;
 use cairn_proto::meta_rpc::{
     AttrChange, ClusterStatus, DirEntry, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner,
-    ReplicationPolicy, MAX_DIR_PAGE,
+    RenameMode, ReplicationPolicy, MAX_DIR_PAGE,
 };
 use cairn_proto::net::{client_endpoint, ConnPool};
 use cairn_proto::path::split_path;
@@ -30,6 +30,7 @@ use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::placement::RingCache;
 
+mod inodes;
 mod read;
 mod write;
 
@@ -256,7 +257,8 @@ impl Client {
         self.list_ino(dir.ino).await
     }
 
-    async fn list_ino(&self, ino: InodeId) -> Result<Vec<DirEntry>, ClientError> {
+    /// Every entry of directory `ino`, in name order.
+    pub async fn list_ino(&self, ino: InodeId) -> Result<Vec<DirEntry>, ClientError> {
         let mut out: Vec<DirEntry> = Vec::new();
         loop {
             let after = out.last().map(|e| e.name.clone());
@@ -434,6 +436,7 @@ impl Client {
             name: fname,
             new_parent: tp.ino,
             new_name: tname,
+            mode: RenameMode::Replace,
         })
         .await
     }

@@ -1,7 +1,9 @@
 //! The Raft command: every namespace or registry change is one of these,
 //! applied atomically by the state machine.
 
-use cairn_proto::meta_rpc::{AttrChange, Extent, InodeAttr, Owner, ReplicationPolicy, Session};
+use cairn_proto::meta_rpc::{
+    AttrChange, Extent, InodeAttr, Owner, RenameMode, ReplicationPolicy, Session, XattrMode,
+};
 use cairn_proto::{InodeId, NodeId, RpcError};
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +27,8 @@ pub enum Command {
         name: String,
         now_ns: i64,
     },
+    /// A rename that replaces the target (as written by earlier builds;
+    /// new proposals use [`Command::RenameWith`]).
     Rename {
         parent: InodeId,
         name: String,
@@ -73,6 +77,51 @@ pub enum Command {
     /// one fsync (group commit). Each is applied atomically on its own; one
     /// refused command does not affect the others.
     Batch(Vec<Command>),
+    // New variants go last: the log holds commands by variant index.
+    CreateFile {
+        parent: InodeId,
+        name: String,
+        owner: Owner,
+        now_ns: i64,
+    },
+    WriteExtents {
+        ino: InodeId,
+        extents: Vec<Extent>,
+        now_ns: i64,
+    },
+    Symlink {
+        parent: InodeId,
+        name: String,
+        target: String,
+        owner: Owner,
+        now_ns: i64,
+    },
+    Link {
+        ino: InodeId,
+        new_parent: InodeId,
+        new_name: String,
+        now_ns: i64,
+    },
+    SetXattr {
+        ino: InodeId,
+        name: String,
+        value: Vec<u8>,
+        mode: XattrMode,
+        now_ns: i64,
+    },
+    RemoveXattr {
+        ino: InodeId,
+        name: String,
+        now_ns: i64,
+    },
+    RenameWith {
+        parent: InodeId,
+        name: String,
+        new_parent: InodeId,
+        new_name: String,
+        mode: RenameMode,
+        now_ns: i64,
+    },
 }
 
 /// What applying a command produced: the affected inode's new attributes

@@ -31,10 +31,14 @@ pub enum Cf {
     /// Results of writes applied under a session, and their expiry index
     /// (see [`crate::sessions`]).
     Sessions,
+    /// symbolic link ino → its target.
+    Symlinks,
+    /// `(ino, attribute name)` → extended attribute value.
+    Xattrs,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 9] = [
+    pub const ALL: [Cf; 11] = [
         Cf::Inodes,
         Cf::Dentries,
         Cf::Extents,
@@ -44,6 +48,8 @@ impl Cf {
         Cf::SmMeta,
         Cf::Parents,
         Cf::Sessions,
+        Cf::Symlinks,
+        Cf::Xattrs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +63,8 @@ impl Cf {
             Cf::SmMeta => "sm_meta",
             Cf::Parents => "parents",
             Cf::Sessions => "sessions",
+            Cf::Symlinks => "symlinks",
+            Cf::Xattrs => "xattrs",
         }
     }
 

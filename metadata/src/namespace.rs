@@ -6,7 +6,7 @@
 //! A command that is refused (bad name, missing parent, ...) writes nothing:
 //! the caller rolls its transaction back to the savepoint taken before it.
 
-use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, Owner};
+use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, Owner, RenameMode};
 use cairn_proto::path::validate_name;
 use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
 
@@ -89,7 +89,57 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
             new_parent,
             new_name,
             now_ns,
-        } => rename(t, *parent, name, *new_parent, new_name, *now_ns).map(|()| None),
+        } => rename::rename(
+            t,
+            (*parent, name),
+            (*new_parent, new_name),
+            RenameMode::Replace,
+            *now_ns,
+        )
+        .map(|()| None),
+        Command::RenameWith {
+            parent,
+            name,
+            new_parent,
+            new_name,
+            mode,
+            now_ns,
+        } => rename::rename(t, (*parent, name), (*new_parent, new_name), *mode, *now_ns)
+            .map(|()| None),
+        Command::CreateFile {
+            parent,
+            name,
+            owner,
+            now_ns,
+        } => create_file(t, *parent, name, *owner, *now_ns).map(Some),
+        Command::WriteExtents {
+            ino,
+            extents,
+            now_ns,
+        } => partial_write::write_extents(t, *ino, extents, *now_ns).map(Some),
+        Command::Symlink {
+            parent,
+            name,
+            target,
+            owner,
+            now_ns,
+        } => links::symlink(t, *parent, name, target, *owner, *now_ns).map(Some),
+        Command::Link {
+            ino,
+            new_parent,
+            new_name,
+            now_ns,
+        } => links::link(t, *ino, *new_parent, new_name, *now_ns).map(Some),
+        Command::SetXattr {
+            ino,
+            name,
+            value,
+            mode,
+            now_ns,
+        } => xattrs::set(t, *ino, name, value, *mode, *now_ns).map(|()| None),
+        Command::RemoveXattr { ino, name, now_ns } => {
+            xattrs::remove(t, *ino, name, *now_ns).map(|()| None)
+        }
         Command::CommitFile {
             parent,
             name,
@@ -181,6 +231,27 @@ fn update_counters<R: KvRead>(
     Ok(())
 }
 
+/// What a new inode in `parent` gets: in a set-group-id directory, the
+/// directory's group (and a new directory keeps the set-group-id bit), as
+/// POSIX filesystems do.
+fn inherit_group(parent: &InodeAttr, mut owner: Owner, kind: FileKind) -> Owner {
+    if parent.mode & 0o2000 != 0 {
+        owner.gid = parent.gid;
+        if kind == FileKind::Dir {
+            owner.mode |= 0o2000;
+        }
+    }
+    owner
+}
+
+/// Deletes inode `ino`'s record and what hangs off it besides extents (a
+/// symlink's target, extended attributes).
+fn free_inode<R: KvRead>(t: &mut Txn<'_, R>, ino: InodeId) -> Result<(), NsError> {
+    t.delete(Cf::Inodes, inode_key(ino));
+    t.delete(Cf::Symlinks, inode_key(ino));
+    xattrs::remove_all(t, ino)
+}
+
 /// Marks directory `dir` changed; `nlink_delta` for subdirectories added or
 /// removed.
 fn touch_dir<R: KvRead>(
@@ -206,7 +277,7 @@ fn mkdir<R: KvRead>(
     now_ns: i64,
 ) -> Result<InodeAttr, NsError> {
     validate_name(name)?;
-    get_dir(t, parent)?;
+    let owner = inherit_group(&get_dir(t, parent)?, owner, FileKind::Dir);
     if get_dentry(t, parent, name)?.is_some() {
         return refuse(ErrorCode::AlreadyExists, format!("{name:?} already exists"));
     }
@@ -272,7 +343,7 @@ fn drop_link<R: KvRead>(t: &mut Txn<'_, R>, ino: InodeId, now_ns: i64) -> Result
         return Ok(());
     }
     clear_extents(t, ino, now_ns)?;
-    t.delete(Cf::Inodes, inode_key(ino));
+    free_inode(t, ino)?;
     update_counters(t, |c| c.files = c.files.saturating_sub(1))
 }
 
@@ -349,106 +420,10 @@ fn rmdir<R: KvRead>(
         return refuse(ErrorCode::NotEmpty, format!("{name:?} is not empty"));
     }
     t.delete(Cf::Dentries, dentry_key(parent, name));
-    t.delete(Cf::Inodes, inode_key(d.ino));
+    free_inode(t, d.ino)?;
     t.delete(Cf::Parents, inode_key(d.ino));
     touch_dir(t, parent, -1, now_ns)?;
     update_counters(t, |c| c.directories = c.directories.saturating_sub(1))
-}
-
-/// True if `dir` is `ancestor` or lies below it.
-fn is_within<R: KvRead>(
-    t: &Txn<'_, R>,
-    mut dir: InodeId,
-    ancestor: InodeId,
-) -> Result<bool, NsError> {
-    // Depth is bounded by the number of directories; the cap guards against
-    // a corrupt parent chain looping forever.
-    for _ in 0..100_000 {
-        if dir == ancestor {
-            return Ok(true);
-        }
-        if dir == InodeId::ROOT {
-            return Ok(false);
-        }
-        dir = match t.get(Cf::Parents, &inode_key(dir))? {
-            Some(b) => decode(&b)?,
-            None => return Ok(false),
-        };
-    }
-    Err(KvError("directory parent chain does not reach the root".into()).into())
-}
-
-fn rename<R: KvRead>(
-    t: &mut Txn<'_, R>,
-    parent: InodeId,
-    name: &str,
-    new_parent: InodeId,
-    new_name: &str,
-    now_ns: i64,
-) -> Result<(), NsError> {
-    validate_name(name)?;
-    validate_name(new_name)?;
-    get_dir(t, parent)?;
-    get_dir(t, new_parent)?;
-    let Some(src) = get_dentry(t, parent, name)? else {
-        return refuse(
-            ErrorCode::NotFound,
-            format!("{name:?}: no such file or directory"),
-        );
-    };
-    if src.kind == FileKind::Dir && is_within(t, new_parent, src.ino)? {
-        return refuse(
-            ErrorCode::InvalidMove,
-            format!("cannot move directory {name:?} into itself"),
-        );
-    }
-    if let Some(dst) = get_dentry(t, new_parent, new_name)? {
-        if dst.ino == src.ino {
-            return Ok(()); // same file: POSIX says do nothing
-        }
-        match (src.kind == FileKind::Dir, dst.kind == FileKind::Dir) {
-            (false, true) => {
-                return refuse(
-                    ErrorCode::IsADirectory,
-                    format!("{new_name:?} is a directory"),
-                )
-            }
-            (true, false) => {
-                return refuse(
-                    ErrorCode::NotADirectory,
-                    format!("{new_name:?} is not a directory"),
-                )
-            }
-            (true, true) => {
-                if !dir_is_empty(t, dst.ino)? {
-                    return refuse(ErrorCode::NotEmpty, format!("{new_name:?} is not empty"));
-                }
-                t.delete(Cf::Inodes, inode_key(dst.ino));
-                t.delete(Cf::Parents, inode_key(dst.ino));
-                touch_dir(t, new_parent, -1, now_ns)?;
-                update_counters(t, |c| c.directories = c.directories.saturating_sub(1))?;
-            }
-            (false, false) => drop_link(t, dst.ino, now_ns)?,
-        }
-    }
-    t.delete(Cf::Dentries, dentry_key(parent, name));
-    t.put(Cf::Dentries, dentry_key(new_parent, new_name), encode(&src));
-    let moved_dir = src.kind == FileKind::Dir;
-    if moved_dir {
-        t.put(Cf::Parents, inode_key(src.ino), encode(&new_parent));
-    }
-    if parent == new_parent {
-        touch_dir(t, parent, 0, now_ns)?;
-    } else {
-        let d = i32::from(moved_dir);
-        touch_dir(t, parent, -d, now_ns)?;
-        touch_dir(t, new_parent, d, now_ns)?;
-    }
-    let mut attr = get_attr(t, src.ino)?;
-    attr.ctime_ns = now_ns;
-    attr.version += 1;
-    put_inode(t, &attr);
-    Ok(())
 }
 
 /// Checks that extents are ordered, non-empty, non-overlapping and inside
@@ -482,6 +457,58 @@ fn validate_extents(extents: &[Extent], size: u64) -> Result<(), NsError> {
     Ok(())
 }
 
+/// Allocates a non-directory inode and links it as `name` in `parent`
+/// (which the caller checked is a directory without that name); the
+/// caller writes the returned record.
+fn new_inode<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    parent: InodeId,
+    name: &str,
+    owner: Owner,
+    kind: FileKind,
+    now_ns: i64,
+) -> Result<InodeAttr, NsError> {
+    let owner = inherit_group(&get_dir(t, parent)?, owner, kind);
+    let ino = alloc_ino(t)?;
+    t.put(
+        Cf::Dentries,
+        dentry_key(parent, name),
+        encode(&DentryRecord { ino, kind }),
+    );
+    touch_dir(t, parent, 0, now_ns)?;
+    update_counters(t, |c| c.files += 1)?;
+    Ok(InodeAttr {
+        ino,
+        kind,
+        mode: owner.mode & 0o7777,
+        uid: owner.uid,
+        gid: owner.gid,
+        size: 0,
+        nlink: 1,
+        mtime_ns: now_ns,
+        ctime_ns: now_ns,
+        version: 1,
+    })
+}
+
+/// Creates an empty regular file; refuses a taken name.
+fn create_file<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    parent: InodeId,
+    name: &str,
+    owner: Owner,
+    now_ns: i64,
+) -> Result<InodeAttr, NsError> {
+    validate_name(name)?;
+    get_dir(t, parent)?;
+    if get_dentry(t, parent, name)?.is_some() {
+        return refuse(ErrorCode::AlreadyExists, format!("{name:?} already exists"));
+    }
+    let attr = new_inode(t, parent, name, owner, FileKind::File, now_ns)?;
+    put_inode(t, &attr);
+    Ok(attr)
+}
+
 fn commit_file<R: KvRead>(
     t: &mut Txn<'_, R>,
     parent: InodeId,
@@ -498,6 +525,12 @@ fn commit_file<R: KvRead>(
         Some(d) if d.kind == FileKind::Dir => {
             return refuse(ErrorCode::IsADirectory, format!("{name:?} is a directory"))
         }
+        Some(d) if d.kind == FileKind::Symlink => {
+            return refuse(
+                ErrorCode::InvalidRequest,
+                format!("{name:?} is a symbolic link"),
+            )
+        }
         Some(d) => {
             // Replace the contents in place: same inode, new extents.
             let mut attr = get_attr(t, d.ino)?;
@@ -509,29 +542,9 @@ fn commit_file<R: KvRead>(
             attr
         }
         None => {
-            let ino = alloc_ino(t)?;
-            t.put(
-                Cf::Dentries,
-                dentry_key(parent, name),
-                encode(&DentryRecord {
-                    ino,
-                    kind: FileKind::File,
-                }),
-            );
-            touch_dir(t, parent, 0, now_ns)?;
-            update_counters(t, |c| c.files += 1)?;
-            InodeAttr {
-                ino,
-                kind: FileKind::File,
-                mode: owner.mode & 0o7777,
-                uid: owner.uid,
-                gid: owner.gid,
-                size,
-                nlink: 1,
-                mtime_ns: now_ns,
-                ctime_ns: now_ns,
-                version: 1,
-            }
+            let mut attr = new_inode(t, parent, name, owner, FileKind::File, now_ns)?;
+            attr.size = size;
+            attr
         }
     };
     for e in extents {
@@ -551,9 +564,15 @@ fn commit_file<R: KvRead>(
 }
 
 mod attrs;
+mod links;
+mod partial_write;
 mod query;
+mod rename;
 mod servers;
+mod xattrs;
+pub use links::read_link;
 pub use query::*;
+pub use xattrs::{get_xattr, list_xattrs};
 
 #[cfg(test)]
 mod tests;

@@ -177,18 +177,128 @@ impl MetaService {
                 name,
                 new_parent,
                 new_name,
+                mode,
             } => {
                 self.write(
                     session,
-                    Command::Rename {
+                    Command::RenameWith {
                         parent,
                         name,
+                        new_parent,
+                        new_name,
+                        mode,
+                        now_ns: now_ns(),
+                    },
+                )
+                .await
+            }
+            Q::CreateFile {
+                parent,
+                name,
+                owner,
+            } => {
+                self.write(
+                    session,
+                    Command::CreateFile {
+                        parent,
+                        name,
+                        owner,
+                        now_ns: now_ns(),
+                    },
+                )
+                .await
+            }
+            Q::WriteExtents { ino, extents } => {
+                self.write(
+                    session,
+                    Command::WriteExtents {
+                        ino,
+                        extents,
+                        now_ns: now_ns(),
+                    },
+                )
+                .await
+            }
+            Q::Symlink {
+                parent,
+                name,
+                target,
+                owner,
+            } => {
+                self.write(
+                    session,
+                    Command::Symlink {
+                        parent,
+                        name,
+                        target,
+                        owner,
+                        now_ns: now_ns(),
+                    },
+                )
+                .await
+            }
+            Q::Link {
+                ino,
+                new_parent,
+                new_name,
+            } => {
+                self.write(
+                    session,
+                    Command::Link {
+                        ino,
                         new_parent,
                         new_name,
                         now_ns: now_ns(),
                     },
                 )
                 .await
+            }
+            Q::SetXattr {
+                ino,
+                name,
+                value,
+                mode,
+            } => {
+                self.write(
+                    session,
+                    Command::SetXattr {
+                        ino,
+                        name,
+                        value,
+                        mode,
+                        now_ns: now_ns(),
+                    },
+                )
+                .await
+            }
+            Q::RemoveXattr { ino, name } => {
+                self.write(
+                    session,
+                    Command::RemoveXattr {
+                        ino,
+                        name,
+                        now_ns: now_ns(),
+                    },
+                )
+                .await
+            }
+            Q::ReadLink { ino } => {
+                self.read_barrier(stale_ok).await?;
+                namespace::read_link(&self.kv, ino)
+                    .map(MetaResponse::SymlinkTarget)
+                    .map_err(ns_err)
+            }
+            Q::GetXattr { ino, name } => {
+                self.read_barrier(stale_ok).await?;
+                namespace::get_xattr(&self.kv, ino, &name)
+                    .map(MetaResponse::Xattr)
+                    .map_err(ns_err)
+            }
+            Q::ListXattr { ino } => {
+                self.read_barrier(stale_ok).await?;
+                namespace::list_xattrs(&self.kv, ino)
+                    .map(MetaResponse::XattrNames)
+                    .map_err(ns_err)
             }
             Q::CommitFile {
                 parent,

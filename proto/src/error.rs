@@ -41,6 +41,11 @@ pub enum ErrorCode {
     /// The request does not fit the cluster's current state (for example,
     /// removing a chunkserver that is still up).
     FailedPrecondition = 14,
+    /// The operation is not allowed on this kind of inode (a hard link to
+    /// a directory).
+    NotPermitted = 15,
+    /// No such extended attribute.
+    NoData = 16,
 }
 
 impl ErrorCode {

@@ -10,6 +10,14 @@ pub const MAX_DIR_PAGE: u32 = 4096;
 pub const MAX_EXTENT_PAGE: u32 = 8192;
 /// Most ids one `ChunksExist` query may carry.
 pub const MAX_EXIST_QUERY: usize = 4096;
+/// Longest symbolic link target, in bytes (Linux `PATH_MAX` less the NUL).
+pub const MAX_SYMLINK_TARGET: usize = 4095;
+/// Longest extended attribute name, in bytes (Linux `XATTR_NAME_MAX`).
+pub const MAX_XATTR_NAME: usize = 255;
+/// Largest extended attribute value, in bytes (Linux `XATTR_SIZE_MAX`).
+pub const MAX_XATTR_VALUE: usize = 64 << 10;
+/// Most extended attributes one inode may carry.
+pub const MAX_XATTRS_PER_INODE: usize = 1024;
 
 /// What an inode is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -74,6 +82,34 @@ pub struct AttrChange {
     pub gid: Option<u32>,
     pub size: Option<u64>,
     pub mtime_ns: Option<i64>,
+}
+
+/// What a rename does when the target name exists (Linux `renameat2`
+/// flags).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub enum RenameMode {
+    /// Replace the target (a file, or an empty directory when the source
+    /// is one).
+    #[default]
+    Replace,
+    /// Refuse with `AlreadyExists` (`RENAME_NOREPLACE`).
+    NoReplace,
+    /// Swap the two entries atomically; both must exist
+    /// (`RENAME_EXCHANGE`).
+    Exchange,
+}
+
+/// How setting an extended attribute treats an existing one (`setxattr`
+/// flags).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub enum XattrMode {
+    /// Create or replace.
+    #[default]
+    Upsert,
+    /// Refuse with `AlreadyExists` if it exists (`XATTR_CREATE`).
+    Create,
+    /// Refuse with `NoData` if it does not exist (`XATTR_REPLACE`).
+    Replace,
 }
 
 /// A chunkserver as the placement ring sees it.
@@ -269,13 +305,14 @@ pub enum MetaRequest {
         parent: InodeId,
         name: String,
     },
-    /// Moves an entry; atomically replaces a target file (or empty directory
-    /// when the source is a directory).
+    /// Moves an entry; by default atomically replaces a target file (or
+    /// empty directory when the source is a directory), see [`RenameMode`].
     Rename {
         parent: InodeId,
         name: String,
         new_parent: InodeId,
         new_name: String,
+        mode: RenameMode,
     },
     /// Creates or replaces a regular file with these extents, atomically:
     /// extents, dentry and chunk refcounts change in one Raft command.
@@ -334,6 +371,58 @@ pub enum MetaRequest {
         ino: InodeId,
         change: AttrChange,
     },
+    /// Creates an empty regular file; refused with `AlreadyExists` if the
+    /// name is taken. Answers its attributes.
+    CreateFile {
+        parent: InodeId,
+        name: String,
+        owner: Owner,
+    },
+    /// Writes part of file `ino`: each extent replaces whatever the file
+    /// held at its byte range (older extents are cut around it); the size
+    /// grows to the last extent's end if that lies past it. Answers the new
+    /// attributes.
+    WriteExtents {
+        ino: InodeId,
+        extents: Vec<Extent>,
+    },
+    /// Creates a symbolic link `name` in `parent` pointing at `target`.
+    Symlink {
+        parent: InodeId,
+        name: String,
+        target: String,
+        owner: Owner,
+    },
+    /// The target of symbolic link `ino` (answered with
+    /// [`MetaResponse::SymlinkTarget`]).
+    ReadLink {
+        ino: InodeId,
+    },
+    /// Adds a hard link `new_name` in `new_parent` to non-directory `ino`.
+    Link {
+        ino: InodeId,
+        new_parent: InodeId,
+        new_name: String,
+    },
+    SetXattr {
+        ino: InodeId,
+        name: String,
+        value: Vec<u8>,
+        mode: XattrMode,
+    },
+    /// Answered with [`MetaResponse::Xattr`], or `NoData`.
+    GetXattr {
+        ino: InodeId,
+        name: String,
+    },
+    /// Answered with [`MetaResponse::XattrNames`].
+    ListXattr {
+        ino: InodeId,
+    },
+    RemoveXattr {
+        ino: InodeId,
+        name: String,
+    },
     /// Adds metadata node `id` (reachable at `addr`, running with
     /// `join = true`) to the group as a learner: it receives the log (or a
     /// snapshot) but does not vote yet.
@@ -381,6 +470,9 @@ impl MetaRequest {
                 | MetaRequest::ReadDir { .. }
                 | MetaRequest::GetExtents { .. }
                 | MetaRequest::GetRing
+                | MetaRequest::ReadLink { .. }
+                | MetaRequest::GetXattr { .. }
+                | MetaRequest::ListXattr { .. }
         )
     }
 }
@@ -414,4 +506,7 @@ pub enum MetaResponse {
     },
     Status(ClusterStatus),
     Raft(Vec<u8>),
+    SymlinkTarget(String),
+    Xattr(Vec<u8>),
+    XattrNames(Vec<String>),
 }

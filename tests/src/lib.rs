@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+pub mod fuse_mount;
 pub mod linearizability;
 pub mod udp_proxy;
 
@@ -512,7 +513,7 @@ impl Drop for DevCluster {
     }
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
+pub(crate) fn signal(pid: u32, sig: libc::c_int) {
     // SAFETY: a plain kill(2) on a pid this fixture started.
     unsafe {
         libc::kill(pid as libc::pid_t, sig);

@@ -17,13 +17,20 @@ use crate::signals::Termination;
 const START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long each server may take to stop after SIGTERM before SIGKILL.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
+/// How long `--mount` waits for the filesystem to appear.
+const MOUNT_WAIT: Duration = Duration::from_secs(30);
 
 struct Running {
     name: String,
     child: Child,
 }
 
-pub async fn run(data_dir: Option<PathBuf>, meta: u16, chunkservers: u16) -> anyhow::Result<()> {
+pub async fn run(
+    data_dir: Option<PathBuf>,
+    meta: u16,
+    chunkservers: u16,
+    mount: Option<PathBuf>,
+) -> anyhow::Result<()> {
     // First, so that a signal during start-up stops the servers cleanly.
     let mut termination = Termination::install()?;
     let dir = data_dir.unwrap_or_else(default_dev_dir);
@@ -62,12 +69,76 @@ pub async fn run(data_dir: Option<PathBuf>, meta: u16, chunkservers: u16) -> any
             dir.join("logs").display()
         )));
     }
-    print_summary(&dir, &layout);
+    let mut mounted = Vec::new();
+    if let Some(mp) = &mount {
+        let started = tokio::select! {
+            r = start_mount(&dir, mp) => r,
+            _ = termination.wait() => Err(anyhow::anyhow!("interrupted during start-up")),
+        };
+        match started {
+            Ok(m) => mounted.push(m),
+            Err(e) => {
+                stop_all(&dir, &mut running).await;
+                return Err(e);
+            }
+        }
+    }
+    print_summary(&dir, &layout, mount.as_deref());
 
     let outcome = supervise(&mut running, &mut termination).await;
     eprintln!("cairn dev: stopping");
+    // The mount first: it flushes open files to the servers.
+    stop_all(&dir, &mut mounted).await;
     stop_all(&dir, &mut running).await;
     outcome
+}
+
+/// Mounts the cluster at `mp` with a `cairn mount` child process and waits
+/// until the mount is there.
+async fn start_mount(dir: &Path, mp: &Path) -> anyhow::Result<Running> {
+    fs::create_dir_all(mp).with_context(|| format!("creating {}", mp.display()))?;
+    let mp = mp
+        .canonicalize()
+        .with_context(|| format!("resolving {}", mp.display()))?;
+    let exe = std::env::current_exe().context("locating the cairn binary")?;
+    let log_path = dir.join("logs").join("mount.log");
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let mut child = Command::new(&exe)
+        .arg("mount")
+        .arg(dir)
+        .arg(&mp)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the mount")?;
+    if let Some(pid) = child.id() {
+        write_pid(&dir.join("pids").join("mount.pid"), pid)?;
+    }
+    let deadline = tokio::time::Instant::now() + MOUNT_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if super::mount::is_mounted(&mp) {
+            return Ok(Running {
+                name: "mount".into(),
+                child,
+            });
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the mount on {} exited ({status}):\n{}",
+                mp.display(),
+                last_lines(&log_path, 10)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill().await;
+    bail!("{} was not mounted within {MOUNT_WAIT:?}", mp.display())
 }
 
 async fn start_all(
@@ -234,7 +305,7 @@ fn refuse_if_running(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_summary(dir: &Path, layout: &DevLayout) {
+fn print_summary(dir: &Path, layout: &DevLayout, mount: Option<&Path>) {
     println!("Cairn dev cluster is up ({}).", dir.display());
     for m in &layout.meta {
         println!("  {:<8} {}  (metadata)", m.name, m.addr);
@@ -248,6 +319,9 @@ fn print_summary(dir: &Path, layout: &DevLayout) {
             "  export CAIRN_CONFIG={}",
             dir.join("client.toml").display()
         );
+    }
+    if let Some(mp) = mount {
+        println!("Mounted at {} (a POSIX filesystem).", mp.display());
     }
     println!("Try: cairn put FILE /FILE && cairn ls -l / && cairn status");
     println!("Press Ctrl-C to stop.");

@@ -4,6 +4,7 @@ mod chunkserver_admin;
 mod dev;
 mod files;
 mod meta_admin;
+mod mount;
 mod servers;
 mod status;
 
@@ -67,7 +68,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             chunkservers,
             meta,
-        } => dev::run(data_dir, meta, chunkservers).await,
+            mount,
+        } => dev::run(data_dir, meta, chunkservers, mount).await,
+        Command::Mount {
+            cluster,
+            mountpoint,
+            daemon,
+            log_file,
+            attr_ttl,
+            entry_ttl,
+            cache_mib,
+            write_buffer_mib,
+            readahead_mib,
+        } => {
+            let opts = cairn_fuse::MountOptions {
+                attr_ttl: Duration::from_secs_f64(attr_ttl),
+                entry_ttl: Duration::from_secs_f64(entry_ttl),
+                cache_bytes: (cache_mib << 20) as usize,
+                flush_file_bytes: (write_buffer_mib << 20) as usize,
+                flush_total_bytes: (write_buffer_mib << 22) as usize,
+                readahead_bytes: readahead_mib << 20,
+                ..Default::default()
+            };
+            if daemon {
+                mount::daemonize(&mountpoint, log_file).await
+            } else {
+                mount::mount(&cluster, &mountpoint, opts).await
+            }
+        }
+        Command::Umount { mountpoint, lazy } => mount::umount(&mountpoint, lazy).await,
         Command::Put {
             local,
             remote,

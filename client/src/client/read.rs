@@ -6,7 +6,9 @@ use cairn_proto::ChunkId;
 use futures::stream::{self, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::{unexpected, Client, EXTENT_PAGE};
+use std::sync::Arc;
+
+use super::{unexpected, Client, Inner, EXTENT_PAGE};
 use crate::chunk_io::download;
 use crate::error::ClientError;
 
@@ -52,13 +54,9 @@ impl Client {
                 .map(|(off, len, id, in_chunk)| {
                     let inner = self.inner.clone();
                     async move {
-                        let data = tokio::spawn(async move {
-                            inner.refresh_ring_if_stale().await;
-                            let servers = inner.ring.read_order(&id);
-                            download(&inner.pool, &inner.ring, &inner.suspects, servers, id).await
-                        })
-                        .await
-                        .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+                        let data = tokio::spawn(inner.fetch_chunk(id))
+                            .await
+                            .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
                         let s = in_chunk as usize;
                         let e = s + len as usize;
                         if e > data.len() {
@@ -88,6 +86,16 @@ impl Client {
         write_zeros(w, end.saturating_sub(pos)).await?;
         w.flush().await?;
         Ok(end - start)
+    }
+}
+
+impl Inner {
+    /// Chunk `id` from the first of its owners that returns bytes matching
+    /// its hash.
+    pub(super) async fn fetch_chunk(self: Arc<Self>, id: ChunkId) -> Result<Vec<u8>, ClientError> {
+        self.refresh_ring_if_stale().await;
+        let servers = self.ring.read_order(&id);
+        download(&self.pool, &self.ring, &self.suspects, servers, id).await
     }
 }
 

@@ -92,7 +92,7 @@ impl Client {
         .await
     }
 
-    async fn wait_for_ring(&self) -> Result<(), ClientError> {
+    pub(super) async fn wait_for_ring(&self) -> Result<(), ClientError> {
         let deadline = tokio::time::Instant::now() + RING_WAIT;
         while self.inner.ring.is_empty() {
             if tokio::time::Instant::now() >= deadline {
@@ -107,7 +107,10 @@ impl Client {
 
 impl Inner {
     /// Hashes a chunk and makes sure its primary owner stores it.
-    async fn store_chunk(self: Arc<Self>, data: Vec<u8>) -> Result<ChunkId, ClientError> {
+    pub(super) async fn store_chunk(
+        self: Arc<Self>,
+        data: Vec<u8>,
+    ) -> Result<ChunkId, ClientError> {
         let (id, data) = tokio::task::spawn_blocking(move || (ChunkId::of(&data), data))
             .await
             .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;

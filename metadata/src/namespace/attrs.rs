@@ -8,7 +8,7 @@
 use cairn_proto::meta_rpc::{AttrChange, FileKind, InodeAttr};
 use cairn_proto::{ErrorCode, InodeId};
 
-use super::{decref, get_attr, put_inode, refuse, NsError};
+use super::{decref, extent_offset, get_attr, put_inode, refuse, NsError};
 use crate::kv::{Cf, KvRead, Txn};
 use crate::schema::{decode, encode, extent_key, extent_range, ExtentRecord};
 
@@ -86,11 +86,4 @@ fn cut_extents<R: KvRead>(
         t.delete(Cf::Extents, k);
     }
     Ok(())
-}
-
-fn extent_offset(key: &[u8]) -> Result<u64, NsError> {
-    key.get(8..16)
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-        .ok_or_else(|| crate::kv::KvError(format!("malformed extent key {key:02x?}")).into())
 }

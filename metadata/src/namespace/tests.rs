@@ -490,3 +490,5 @@ fn chmod_chown_utimens_and_bad_changes() {
         ErrorCode::NotFound
     );
 }
+
+mod posix;

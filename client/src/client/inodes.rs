@@ -1,0 +1,270 @@
+//! The inode-level API a filesystem (the FUSE mount) builds on: operations
+//! name a directory inode and an entry name, or an inode, rather than a
+//! path; files are written in parts (each part replaces the bytes it
+//! covers, leaving the rest of the file as it was) and read chunk by chunk.
+
+use std::sync::Arc;
+
+use cairn_proto::meta_rpc::{
+    AttrChange, Extent, InodeAttr, MetaRequest, MetaResponse, Owner, RenameMode, XattrMode,
+};
+use cairn_proto::{ChunkId, InodeId};
+use futures::stream::{self, StreamExt, TryStreamExt};
+
+use super::{unexpected, Client, EXTENT_PAGE};
+use crate::chunker::cut_points;
+use crate::error::ClientError;
+
+/// Tries at reading a file's whole extent list before giving up because
+/// the file keeps changing underneath.
+const EXTENT_LIST_TRIES: usize = 5;
+
+impl Client {
+    /// Attributes of `name` in directory `parent`.
+    pub async fn lookup(&self, parent: InodeId, name: &str) -> Result<InodeAttr, ClientError> {
+        self.attr_of(MetaRequest::Lookup {
+            parent,
+            name: name.to_string(),
+        })
+        .await
+    }
+
+    pub async fn get_attr(&self, ino: InodeId) -> Result<InodeAttr, ClientError> {
+        self.attr_of(MetaRequest::GetAttr { ino }).await
+    }
+
+    pub async fn set_attr_ino(
+        &self,
+        ino: InodeId,
+        change: AttrChange,
+    ) -> Result<InodeAttr, ClientError> {
+        self.attr_of(MetaRequest::SetAttr { ino, change }).await
+    }
+
+    pub async fn mkdir_in(
+        &self,
+        parent: InodeId,
+        name: &str,
+        owner: Owner,
+    ) -> Result<InodeAttr, ClientError> {
+        self.attr_of(MetaRequest::Mkdir {
+            parent,
+            name: name.to_string(),
+            owner,
+        })
+        .await
+    }
+
+    /// Creates an empty file; `AlreadyExists` if the name is taken.
+    pub async fn create_in(
+        &self,
+        parent: InodeId,
+        name: &str,
+        owner: Owner,
+    ) -> Result<InodeAttr, ClientError> {
+        self.attr_of(MetaRequest::CreateFile {
+            parent,
+            name: name.to_string(),
+            owner,
+        })
+        .await
+    }
+
+    pub async fn symlink_in(
+        &self,
+        parent: InodeId,
+        name: &str,
+        target: &str,
+        owner: Owner,
+    ) -> Result<InodeAttr, ClientError> {
+        self.attr_of(MetaRequest::Symlink {
+            parent,
+            name: name.to_string(),
+            target: target.to_string(),
+            owner,
+        })
+        .await
+    }
+
+    pub async fn read_link(&self, ino: InodeId) -> Result<String, ClientError> {
+        match self.meta(MetaRequest::ReadLink { ino }).await? {
+            MetaResponse::SymlinkTarget(t) => Ok(t),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// Adds hard link `new_name` in `new_parent` to `ino`.
+    pub async fn link(
+        &self,
+        ino: InodeId,
+        new_parent: InodeId,
+        new_name: &str,
+    ) -> Result<InodeAttr, ClientError> {
+        self.attr_of(MetaRequest::Link {
+            ino,
+            new_parent,
+            new_name: new_name.to_string(),
+        })
+        .await
+    }
+
+    pub async fn unlink_in(&self, parent: InodeId, name: &str) -> Result<(), ClientError> {
+        self.expect_ok(MetaRequest::Unlink {
+            parent,
+            name: name.to_string(),
+        })
+        .await
+    }
+
+    pub async fn rmdir_in(&self, parent: InodeId, name: &str) -> Result<(), ClientError> {
+        self.expect_ok(MetaRequest::Rmdir {
+            parent,
+            name: name.to_string(),
+        })
+        .await
+    }
+
+    pub async fn rename_in(
+        &self,
+        (parent, name): (InodeId, &str),
+        (new_parent, new_name): (InodeId, &str),
+        mode: RenameMode,
+    ) -> Result<(), ClientError> {
+        self.expect_ok(MetaRequest::Rename {
+            parent,
+            name: name.to_string(),
+            new_parent,
+            new_name: new_name.to_string(),
+            mode,
+        })
+        .await
+    }
+
+    pub async fn set_xattr(
+        &self,
+        ino: InodeId,
+        name: &str,
+        value: &[u8],
+        mode: XattrMode,
+    ) -> Result<(), ClientError> {
+        self.expect_ok(MetaRequest::SetXattr {
+            ino,
+            name: name.to_string(),
+            value: value.to_vec(),
+            mode,
+        })
+        .await
+    }
+
+    /// The value of attribute `name`; `NoData` if there is none.
+    pub async fn get_xattr(&self, ino: InodeId, name: &str) -> Result<Vec<u8>, ClientError> {
+        match self
+            .meta(MetaRequest::GetXattr {
+                ino,
+                name: name.to_string(),
+            })
+            .await?
+        {
+            MetaResponse::Xattr(v) => Ok(v),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    pub async fn list_xattrs(&self, ino: InodeId) -> Result<Vec<String>, ClientError> {
+        match self.meta(MetaRequest::ListXattr { ino }).await? {
+            MetaResponse::XattrNames(v) => Ok(v),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    pub async fn remove_xattr(&self, ino: InodeId, name: &str) -> Result<(), ClientError> {
+        self.expect_ok(MetaRequest::RemoveXattr {
+            ino,
+            name: name.to_string(),
+        })
+        .await
+    }
+
+    /// Every extent of file `ino` and the inode version they belong to
+    /// (all pages read at one version).
+    pub async fn extent_list(&self, ino: InodeId) -> Result<(Vec<Extent>, u64), ClientError> {
+        'again: for _ in 0..EXTENT_LIST_TRIES {
+            let mut out: Vec<Extent> = Vec::new();
+            let mut at_version = None;
+            loop {
+                let from = out.last().map_or(0, |e| e.offset + e.len);
+                match self
+                    .meta(MetaRequest::GetExtents {
+                        ino,
+                        from,
+                        limit: EXTENT_PAGE,
+                    })
+                    .await?
+                {
+                    MetaResponse::Extents {
+                        extents,
+                        more,
+                        version,
+                    } => {
+                        if *at_version.get_or_insert(version) != version {
+                            continue 'again;
+                        }
+                        out.extend(extents);
+                        if !more {
+                            return Ok((out, version));
+                        }
+                    }
+                    r => return Err(unexpected(r)),
+                }
+            }
+        }
+        Err(ClientError::Changed { ino: ino.0 })
+    }
+
+    /// Chunk `id`, verified against its hash.
+    pub async fn fetch_chunk(&self, id: ChunkId) -> Result<Vec<u8>, ClientError> {
+        tokio::spawn(self.inner.clone().fetch_chunk(id))
+            .await
+            .map_err(|e| ClientError::Io(std::io::Error::other(e)))?
+    }
+
+    /// Writes each `(offset, bytes)` part into file `ino`: the parts are
+    /// chunked, stored on their owners (as many in flight as the upload
+    /// concurrency allows), then committed in one metadata command, so
+    /// readers see all of the parts or none. Returns the new attributes.
+    pub async fn write_parts(
+        &self,
+        ino: InodeId,
+        parts: Arc<Vec<(u64, Vec<u8>)>>,
+    ) -> Result<InodeAttr, ClientError> {
+        self.wait_for_ring().await?;
+        // (file offset, part index, start in part, length)
+        let mut pieces: Vec<(u64, usize, usize, usize)> = Vec::new();
+        for (i, (offset, data)) in parts.iter().enumerate() {
+            for (start, len) in cut_points(data) {
+                pieces.push((offset + start as u64, i, start, len));
+            }
+        }
+        let extents: Vec<Extent> = stream::iter(pieces)
+            .map(|(offset, i, start, len)| {
+                let inner = self.inner.clone();
+                let bytes = parts[i].1[start..start + len].to_vec();
+                async move {
+                    let id = tokio::spawn(inner.store_chunk(bytes))
+                        .await
+                        .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+                    Ok::<_, ClientError>(Extent {
+                        offset,
+                        len: len as u64,
+                        chunk: id,
+                        chunk_offset: 0,
+                    })
+                }
+            })
+            .buffered(self.inner.config.upload_concurrency)
+            .try_collect()
+            .await?;
+        self.attr_of(MetaRequest::WriteExtents { ino, extents })
+            .await
+    }
+}

@@ -1,0 +1,55 @@
+//! Cluster errors as the errno a POSIX caller expects.
+
+use cairn_client::ClientError;
+use cairn_proto::ErrorCode;
+use fuser::Errno;
+
+pub fn errno(e: &ClientError) -> Errno {
+    match e {
+        ClientError::Rpc(r) => match r.code {
+            ErrorCode::NotFound => Errno::ENOENT,
+            ErrorCode::AlreadyExists => Errno::EEXIST,
+            ErrorCode::NotADirectory => Errno::ENOTDIR,
+            ErrorCode::IsADirectory => Errno::EISDIR,
+            ErrorCode::NotEmpty => Errno::ENOTEMPTY,
+            ErrorCode::InvalidName | ErrorCode::InvalidRequest | ErrorCode::InvalidMove => {
+                Errno::EINVAL
+            }
+            ErrorCode::NotPermitted => Errno::EPERM,
+            ErrorCode::NoData => Errno::NO_XATTR,
+            ErrorCode::FailedPrecondition => Errno::EBUSY,
+            ErrorCode::NotLeader
+            | ErrorCode::Unavailable
+            | ErrorCode::Internal
+            | ErrorCode::ChunkMissing
+            | ErrorCode::HashMismatch => Errno::EIO,
+        },
+        ClientError::TooFewServers { .. } | ClientError::NoChunkservers => Errno::ENOSPC,
+        ClientError::Changed { .. } => Errno::EAGAIN,
+        ClientError::Unreachable(_)
+        | ClientError::ChunkUnavailable { .. }
+        | ClientError::Upload { .. }
+        | ClientError::Config(_)
+        | ClientError::Io(_)
+        | ClientError::Net(_)
+        | ClientError::Protocol(_) => Errno::EIO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_proto::RpcError;
+
+    #[test]
+    fn refusals_map_to_their_errno() {
+        let e = |c| errno(&ClientError::Rpc(RpcError::new(c, "x")));
+        assert_eq!(e(ErrorCode::NotFound), Errno::ENOENT);
+        assert_eq!(e(ErrorCode::NotEmpty), Errno::ENOTEMPTY);
+        assert_eq!(e(ErrorCode::AlreadyExists), Errno::EEXIST);
+        assert_eq!(e(ErrorCode::IsADirectory), Errno::EISDIR);
+        assert_eq!(e(ErrorCode::NotADirectory), Errno::ENOTDIR);
+        assert_eq!(e(ErrorCode::NoData), Errno::ENODATA);
+        assert_eq!(e(ErrorCode::Unavailable), Errno::EIO);
+    }
+}

@@ -1,0 +1,926 @@
+//! The FUSE operations. Each request is answered from a task on the tokio
+//! runtime, so slow ones (a flush uploading chunks) do not hold up the
+//! others. Permission checks are the kernel's (`default_permissions`),
+//! against the mode, owner and group this filesystem reports.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use cairn_client::ClientError;
+use cairn_proto::meta_rpc::{AttrChange, FileKind, InodeAttr, Owner, RenameMode, XattrMode};
+use cairn_proto::path::MAX_NAME_LEN;
+use cairn_proto::{ErrorCode, InodeId};
+use fuser::{
+    AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
+    IoctlFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+use crate::attr::{file_type, ns_of, to_file_attr};
+use crate::errno::errno;
+use crate::open_file::{FileIo, OpenFile};
+
+/// How long cached statfs numbers are reused.
+const STATFS_TTL: Duration = Duration::from_secs(2);
+/// Block size statfs reports in.
+const STATFS_BLOCK: u64 = 4096;
+/// Largest single read or write the kernel sends us.
+const MAX_IO: u32 = 1 << 20;
+
+pub struct CairnFs {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub io: FileIo,
+    rt: tokio::runtime::Handle,
+    attr_ttl: Duration,
+    entry_ttl: Duration,
+    files: Mutex<OpenFiles>,
+    dirs: Mutex<HashMap<u64, Arc<Vec<DirItem>>>>,
+    next_fh: AtomicU64,
+    /// The inode version whose bytes the kernel's page cache holds.
+    cached_versions: Mutex<HashMap<InodeId, u64>>,
+    statfs: Mutex<Option<(Instant, [u64; 4])>>,
+    /// Tells the kernel to drop what it cached (set once mounted).
+    pub notifier: OnceLock<Notifier>,
+}
+
+#[derive(Default)]
+struct OpenFiles {
+    /// Open files and how many handles each has.
+    by_ino: HashMap<InodeId, (Arc<OpenFile>, usize)>,
+    handles: HashMap<u64, InodeId>,
+}
+
+struct DirItem {
+    ino: u64,
+    kind: FileKind,
+    name: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A name from the kernel: at most 255 bytes of UTF-8.
+fn entry_name(name: &OsStr) -> Result<String, Errno> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    name.to_str().map(str::to_string).ok_or(Errno::EINVAL)
+}
+
+fn owner(req: &Request, mode: u32, umask: u32) -> Owner {
+    Owner {
+        mode: mode & !umask & 0o7777,
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+fn ino(i: INodeNo) -> InodeId {
+    InodeId(i.0)
+}
+
+fn now_ns() -> i64 {
+    ns_of(SystemTime::now())
+}
+
+impl Shared {
+    fn open_file(&self, ino: InodeId) -> Option<Arc<OpenFile>> {
+        lock(&self.files).by_ino.get(&ino).map(|(f, _)| f.clone())
+    }
+
+    /// Attributes as the kernel should see them: an open file's size
+    /// includes its buffered writes.
+    async fn file_attr(&self, a: &InodeAttr) -> fuser::FileAttr {
+        let size = match self.open_file(a.ino) {
+            Some(f) => {
+                f.refresh(a).await;
+                f.size().await
+            }
+            None => a.size,
+        };
+        to_file_attr(a, size)
+    }
+
+    fn register(&self, attr: &InodeAttr) -> (u64, Arc<OpenFile>) {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let mut files = lock(&self.files);
+        let entry = files
+            .by_ino
+            .entry(attr.ino)
+            .or_insert_with(|| (Arc::new(OpenFile::new(attr)), 0));
+        entry.1 += 1;
+        let file = entry.0.clone();
+        files.handles.insert(fh, attr.ino);
+        (fh, file)
+    }
+
+    /// Whether the page cache may be kept for `attr` (it holds this very
+    /// version), remembering that it now will. If not, the kernel's cached
+    /// attributes go too, so the opener sees the new size at once.
+    fn keep_cache(&self, attr: &InodeAttr) -> bool {
+        let keep = lock(&self.cached_versions).insert(attr.ino, attr.version) == Some(attr.version);
+        if !keep {
+            if let Some(n) = self.notifier.get() {
+                // Offset -1: attributes only (the open reply drops pages).
+                if let Err(e) = n.inval_inode(INodeNo(attr.ino.0), -1, 0) {
+                    tracing::debug!(ino = %attr.ino, error = %e, "attribute invalidation failed");
+                }
+            }
+        }
+        keep
+    }
+
+    async fn flush(&self, file: &OpenFile) -> Result<(), Errno> {
+        if let Some(attr) = file.flush(&self.io).await? {
+            // The page cache already holds what this mount wrote.
+            lock(&self.cached_versions).insert(attr.ino, attr.version);
+        }
+        Ok(())
+    }
+
+    async fn release(&self, fh: u64) -> Result<(), Errno> {
+        let last = {
+            let mut files = lock(&self.files);
+            let Some(ino) = files.handles.remove(&fh) else {
+                return Ok(());
+            };
+            match files.by_ino.get_mut(&ino) {
+                Some((f, n)) if *n > 1 => {
+                    *n -= 1;
+                    let _ = f;
+                    None
+                }
+                Some(_) => files.by_ino.remove(&ino).map(|(f, _)| f),
+                None => None,
+            }
+        };
+        match last {
+            Some(f) => self.flush(&f).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn set_attr(
+        &self,
+        ino: InodeId,
+        change: AttrChange,
+        size: Option<u64>,
+    ) -> Result<InodeAttr, ClientError> {
+        let open = self.open_file(ino);
+        if let Some(f) = &open {
+            // Buffered writes land first, so a later mtime or cut applies
+            // after them.
+            if let Err(e) = self.flush(f).await {
+                return Err(ClientError::Io(std::io::Error::from_raw_os_error(e.code())));
+            }
+        }
+        let mut attr = None;
+        if let Some(size) = size {
+            attr = Some(match &open {
+                Some(f) => f
+                    .set_size(&self.io, size)
+                    .await
+                    .map_err(|e| ClientError::Io(std::io::Error::from_raw_os_error(e.code())))?,
+                None => {
+                    self.io
+                        .client
+                        .set_attr_ino(
+                            ino,
+                            AttrChange {
+                                size: Some(size),
+                                ..Default::default()
+                            },
+                        )
+                        .await?
+                }
+            });
+        }
+        if change != AttrChange::default() || attr.is_none() {
+            attr = Some(self.io.client.set_attr_ino(ino, change).await?);
+        }
+        Ok(attr.expect("set above"))
+    }
+
+    async fn statfs(&self) -> Result<[u64; 4], ClientError> {
+        if let Some((at, v)) = *lock(&self.statfs) {
+            if at.elapsed() < STATFS_TTL {
+                return Ok(v);
+            }
+        }
+        let s = self.io.client.status().await?;
+        let capacity: u64 = s.chunkservers.iter().map(|c| c.capacity_bytes).sum();
+        let used: u64 = s.chunkservers.iter().map(|c| c.used_bytes).sum();
+        let copies = u64::from(s.policy.copies.max(1));
+        // Space as a user sees it: every byte is stored N times.
+        let blocks = capacity / copies / STATFS_BLOCK;
+        let free = capacity.saturating_sub(used) / copies / STATFS_BLOCK;
+        let files = s.files + s.directories;
+        let v = [
+            blocks,
+            free,
+            files,
+            u64::from(u32::MAX).saturating_sub(files),
+        ];
+        *lock(&self.statfs) = Some((Instant::now(), v));
+        Ok(v)
+    }
+
+    async fn create(
+        &self,
+        parent: InodeId,
+        name: &str,
+        owner: Owner,
+        flags: i32,
+    ) -> Result<(InodeAttr, u64), ClientError> {
+        let attr = match self.io.client.create_in(parent, name, owner).await {
+            Ok(a) => a,
+            // Created by someone else since the kernel looked: open theirs
+            // unless the caller asked for a new file.
+            Err(e) if e.code() == Some(ErrorCode::AlreadyExists) && flags & libc::O_EXCL == 0 => {
+                let a = self.io.client.lookup(parent, name).await?;
+                if a.kind == FileKind::Dir {
+                    return Err(e);
+                }
+                if flags & libc::O_TRUNC != 0 && a.size > 0 {
+                    self.set_attr(a.ino, AttrChange::default(), Some(0)).await?
+                } else {
+                    a
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        self.keep_cache(&attr);
+        let (fh, _) = self.register(&attr);
+        Ok((attr, fh))
+    }
+}
+
+impl CairnFs {
+    pub(crate) fn new(
+        io: FileIo,
+        rt: tokio::runtime::Handle,
+        attr_ttl: Duration,
+        entry_ttl: Duration,
+    ) -> Self {
+        CairnFs {
+            shared: Arc::new(Shared {
+                io,
+                rt,
+                attr_ttl,
+                entry_ttl,
+                files: Mutex::default(),
+                dirs: Mutex::default(),
+                next_fh: AtomicU64::new(1),
+                cached_versions: Mutex::default(),
+                statfs: Mutex::new(None),
+                notifier: OnceLock::new(),
+            }),
+        }
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    fn run<F, Fut>(&self, f: F)
+    where
+        F: FnOnce(Arc<Shared>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.shared.rt.spawn(f(self.shared.clone()));
+    }
+}
+
+/// Replies to an entry-creating request.
+async fn reply_entry(s: &Shared, r: Result<InodeAttr, ClientError>, reply: ReplyEntry) {
+    match r {
+        Ok(a) => {
+            let fa = s.file_attr(&a).await;
+            reply.entry(&s.entry_ttl, &fa, Generation(0));
+        }
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+fn reply_empty(r: Result<(), ClientError>, reply: ReplyEmpty) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(&e)),
+    }
+}
+
+impl Filesystem for CairnFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_write(MAX_IO);
+        let _ = config.set_max_readahead(MAX_IO);
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        // The kernel is done with us: whatever is still buffered goes out.
+        let files: Vec<Arc<OpenFile>> = lock(&self.shared.files)
+            .by_ino
+            .values()
+            .map(|(f, _)| f.clone())
+            .collect();
+        let s = self.shared.clone();
+        self.shared.rt.block_on(async move {
+            for f in files {
+                if let Err(e) = s.flush(&f).await {
+                    tracing::error!(ino = %f.ino, error = ?e, "buffered writes lost at unmount");
+                }
+            }
+        });
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = match entry_name(name) {
+            Ok(n) => n,
+            Err(e) if e == Errno::EINVAL => return reply.error(Errno::ENOENT),
+            Err(e) => return reply.error(e),
+        };
+        self.run(|s| async move {
+            let r = s.io.client.lookup(ino(parent), &name).await;
+            reply_entry(&s, r, reply).await
+        });
+    }
+
+    fn getattr(&self, _req: &Request, i: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.run(|s| async move {
+            match s.io.client.get_attr(ino(i)).await {
+                Ok(a) => {
+                    let fa = s.file_attr(&a).await;
+                    reply.attr(&s.attr_ttl, &fa);
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let change = AttrChange {
+            mode: mode.map(|m| m & 0o7777),
+            uid,
+            gid,
+            size: None,
+            mtime_ns: mtime.map(|t| match t {
+                TimeOrNow::Now => now_ns(),
+                TimeOrNow::SpecificTime(t) => ns_of(t),
+            }),
+        };
+        self.run(|s| async move {
+            match s.set_attr(ino(i), change, size).await {
+                Ok(a) => {
+                    let fa = s.file_attr(&a).await;
+                    reply.attr(&s.attr_ttl, &fa);
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn readlink(&self, _req: &Request, i: INodeNo, reply: ReplyData) {
+        self.run(|s| async move {
+            match s.io.client.read_link(ino(i)).await {
+                Ok(t) => reply.data(t.as_bytes()),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        if mode & libc::S_IFMT != libc::S_IFREG && mode & libc::S_IFMT != 0 {
+            // Devices, FIFOs and sockets are not stored.
+            return reply.error(Errno::EOPNOTSUPP);
+        }
+        let name = match entry_name(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let owner = owner(req, mode, umask);
+        self.run(|s| async move {
+            let r = s.io.client.create_in(ino(parent), &name, owner).await;
+            reply_entry(&s, r, reply).await
+        });
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let name = match entry_name(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let owner = owner(req, mode, umask);
+        self.run(|s| async move {
+            let r = s.io.client.mkdir_in(ino(parent), &name, owner).await;
+            reply_entry(&s, r, reply).await
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = match entry_name(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        self.run(
+            |s| async move { reply_empty(s.io.client.unlink_in(ino(parent), &name).await, reply) },
+        );
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = match entry_name(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        self.run(
+            |s| async move { reply_empty(s.io.client.rmdir_in(ino(parent), &name).await, reply) },
+        );
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let name = match entry_name(link_name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let Some(target) = target.to_str().map(str::to_string) else {
+            return reply.error(Errno::EINVAL);
+        };
+        if target.len() > cairn_proto::meta_rpc::MAX_SYMLINK_TARGET {
+            return reply.error(Errno::ENAMETOOLONG);
+        }
+        let owner = owner(req, 0o777, 0);
+        self.run(|s| async move {
+            let r =
+                s.io.client
+                    .symlink_in(ino(parent), &name, &target, owner)
+                    .await;
+            reply_entry(&s, r, reply).await
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let (name, newname) = match (entry_name(name), entry_name(newname)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
+        };
+        let mode = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+            RenameMode::Exchange
+        } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+            RenameMode::NoReplace
+        } else if flags.is_empty() {
+            RenameMode::Replace
+        } else {
+            return reply.error(Errno::EINVAL);
+        };
+        self.run(|s| async move {
+            let r =
+                s.io.client
+                    .rename_in((ino(parent), &name), (ino(newparent), &newname), mode)
+                    .await;
+            reply_empty(r, reply)
+        });
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let name = match entry_name(newname) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        self.run(|s| async move {
+            let r = s.io.client.link(ino(i), ino(newparent), &name).await;
+            reply_entry(&s, r, reply).await
+        });
+    }
+
+    fn open(&self, _req: &Request, i: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.run(|s| async move {
+            // Close-to-open: every open sees the cluster's latest version.
+            match s.io.client.get_attr(ino(i)).await {
+                Ok(a) if a.kind == FileKind::Dir => reply.error(Errno::EISDIR),
+                Ok(a) => {
+                    let keep = s.keep_cache(&a);
+                    let (fh, file) = s.register(&a);
+                    file.refresh(&a).await;
+                    let flags = if keep {
+                        FopenFlags::FOPEN_KEEP_CACHE
+                    } else {
+                        FopenFlags::empty()
+                    };
+                    reply.opened(FileHandle(fh), flags);
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        self.run(|s| async move {
+            let Some(f) = s.open_file(ino(i)) else {
+                return reply.error(Errno::EBADF);
+            };
+            match f.read(&s.io, offset, size).await {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let data = data.to_vec();
+        self.run(|s| async move {
+            let Some(f) = s.open_file(ino(i)) else {
+                return reply.error(Errno::EBADF);
+            };
+            match f.write(&s.io, offset, &data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        self.run(|s| async move {
+            match s.open_file(ino(i)) {
+                Some(f) => match s.flush(&f).await {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(e),
+                },
+                None => reply.ok(),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.run(|s| async move {
+            match s.release(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // A flush returns once the chunks hold their synchronous copies and
+        // the extents are committed through Raft: both durable.
+        self.flush(_req, i, _fh, LockOwner(0), reply);
+    }
+
+    fn opendir(&self, _req: &Request, i: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.run(|s| async move {
+            match s.io.client.list_ino(ino(i)).await {
+                Ok(entries) => {
+                    let mut items = vec![
+                        DirItem {
+                            ino: i.0,
+                            kind: FileKind::Dir,
+                            name: ".".into(),
+                        },
+                        DirItem {
+                            ino: i.0,
+                            kind: FileKind::Dir,
+                            name: "..".into(),
+                        },
+                    ];
+                    items.extend(entries.into_iter().map(|e| DirItem {
+                        ino: e.ino.0,
+                        kind: e.kind,
+                        name: e.name,
+                    }));
+                    let fh = s.next_fh.fetch_add(1, Ordering::Relaxed);
+                    lock(&s.dirs).insert(fh, Arc::new(items));
+                    reply.opened(FileHandle(fh), FopenFlags::empty());
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(items) = lock(&self.shared.dirs).get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        for (n, item) in items.iter().enumerate().skip(offset as usize) {
+            if reply.add(
+                INodeNo(item.ino),
+                n as u64 + 1,
+                file_type(item.kind),
+                &item.name,
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        lock(&self.shared.dirs).remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Namespace changes are committed through Raft before they are
+        // answered: nothing is pending.
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _i: INodeNo, reply: ReplyStatfs) {
+        self.run(|s| async move {
+            match s.statfs().await {
+                Ok([blocks, free, files, ffree]) => reply.statfs(
+                    blocks,
+                    free,
+                    free,
+                    files,
+                    ffree,
+                    STATFS_BLOCK as u32,
+                    MAX_NAME_LEN as u32,
+                    STATFS_BLOCK as u32,
+                ),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        i: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let Some(name) = name.to_str().map(str::to_string) else {
+            return reply.error(Errno::EINVAL);
+        };
+        if !stored_xattr(&name) {
+            return reply.error(Errno::EOPNOTSUPP);
+        }
+        if name.len() > cairn_proto::meta_rpc::MAX_XATTR_NAME {
+            return reply.error(Errno::ERANGE);
+        }
+        if value.len() > cairn_proto::meta_rpc::MAX_XATTR_VALUE {
+            return reply.error(Errno::E2BIG);
+        }
+        let mode = match flags {
+            0 => XattrMode::Upsert,
+            libc::XATTR_CREATE => XattrMode::Create,
+            libc::XATTR_REPLACE => XattrMode::Replace,
+            _ => return reply.error(Errno::EINVAL),
+        };
+        let value = value.to_vec();
+        self.run(|s| async move {
+            let r = s.io.client.set_xattr(ino(i), &name, &value, mode).await;
+            reply_empty(r, reply)
+        });
+    }
+
+    fn getxattr(&self, _req: &Request, i: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let Some(name) = name.to_str().map(str::to_string) else {
+            return reply.error(Errno::NO_XATTR);
+        };
+        if !stored_xattr(&name) {
+            // Asked by the kernel on every write (security.capability):
+            // answered here, without a round trip.
+            return reply.error(Errno::NO_XATTR);
+        }
+        self.run(|s| async move {
+            match s.io.client.get_xattr(ino(i), &name).await {
+                Ok(v) => reply_xattr(&v, size, reply),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, i: INodeNo, size: u32, reply: ReplyXattr) {
+        self.run(|s| async move {
+            match s.io.client.list_xattrs(ino(i)).await {
+                Ok(names) => {
+                    let mut buf = Vec::new();
+                    for n in names {
+                        buf.extend_from_slice(n.as_bytes());
+                        buf.push(0);
+                    }
+                    reply_xattr(&buf, size, reply);
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, i: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(name) = name.to_str().map(str::to_string) else {
+            return reply.error(Errno::NO_XATTR);
+        };
+        if !stored_xattr(&name) {
+            return reply.error(Errno::NO_XATTR);
+        }
+        self.run(
+            |s| async move { reply_empty(s.io.client.remove_xattr(ino(i), &name).await, reply) },
+        );
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        // Terminal and filesystem-specific ioctls: none apply.
+        reply.error(Errno::ENOTTY);
+    }
+
+    fn access(&self, _req: &Request, i: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // Permission bits are checked by the kernel (default_permissions);
+        // this only confirms the inode exists.
+        self.run(
+            |s| async move { reply_empty(s.io.client.get_attr(ino(i)).await.map(|_| ()), reply) },
+        );
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let name = match entry_name(name) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let owner = owner(req, mode, umask);
+        self.run(|s| async move {
+            match s.create(ino(parent), &name, owner, flags).await {
+                Ok((a, fh)) => {
+                    let fa = s.file_attr(&a).await;
+                    reply.created(
+                        &s.entry_ttl,
+                        &fa,
+                        Generation(0),
+                        FileHandle(fh),
+                        FopenFlags::FOPEN_KEEP_CACHE,
+                    );
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+}
+
+/// User and trusted attributes are stored; `security.*` and `system.*`
+/// (capabilities, ACLs, SELinux labels) are not supported.
+fn stored_xattr(name: &str) -> bool {
+    name.starts_with("user.") || name.starts_with("trusted.")
+}
+
+fn reply_xattr(value: &[u8], size: u32, reply: ReplyXattr) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if value.len() > size as usize {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(value);
+    }
+}

@@ -1,0 +1,21 @@
+//! Cairn as a POSIX filesystem, through FUSE (the `fuser` crate) on top of
+//! cairn-client.
+//!
+//! Semantics (DESIGN.md "FUSE semantics"): close-to-open consistency —
+//! writes are buffered per open file and become visible to other clients
+//! at `close` or `fsync`, and `fsync` returns once data and metadata are
+//! durable under the replication policy; each open sees the cluster's
+//! latest version. A random write stores only the bytes it covers.
+//! Sequential reads fetch chunks ahead in parallel. The kernel caches
+//! attributes and names for the mount's short TTLs and checks permissions
+//! itself (`default_permissions`).
+
+mod attr;
+mod chunk_cache;
+mod errno;
+mod filesystem;
+mod mount;
+mod open_file;
+mod write_buffer;
+
+pub use mount::{mount, MountOptions, Mounted};

@@ -1,0 +1,301 @@
+//! One file open in this mount (shared by every handle on it): the write
+//! buffer, the size as this mount sees it, and the committed extents that
+//! reads fill from. Close-to-open: writes stay here until `flush` (close)
+//! or `fsync`, which store the dirty ranges as new chunks and commit them as
+//! extents keyed by offset — a random write replaces only what it covers.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use cairn_client::Client;
+use cairn_proto::meta_rpc::{AttrChange, Extent, InodeAttr};
+use cairn_proto::InodeId;
+use fuser::Errno;
+
+use crate::chunk_cache::ChunkCache;
+use crate::errno::errno;
+use crate::write_buffer::WriteBuffer;
+
+/// What every open file of one mount shares.
+pub struct FileIo {
+    pub client: Client,
+    pub cache: Arc<ChunkCache>,
+    /// Dirty bytes over all open files.
+    pub dirty_total: AtomicUsize,
+    /// A file flushes once it holds this many dirty bytes.
+    pub flush_file_bytes: usize,
+    /// Any file flushes once all together hold this many.
+    pub flush_total_bytes: usize,
+    /// Bytes of chunks fetched ahead of a sequential reader.
+    pub readahead_bytes: u64,
+}
+
+pub struct OpenFile {
+    pub ino: InodeId,
+    state: tokio::sync::Mutex<FileState>,
+    /// One flush at a time.
+    flushing: tokio::sync::Mutex<()>,
+}
+
+/// Dirty ranges taken out of the buffer for one flush: (offset, bytes).
+type Parts = Arc<Vec<(u64, Vec<u8>)>>;
+
+struct FileState {
+    dirty: WriteBuffer,
+    /// Ranges being stored and committed by a flush: still what reads
+    /// must see until the commit lands.
+    inflight: Option<Parts>,
+    /// Size as this mount sees it (committed size, grown by buffered
+    /// writes, cut by truncates).
+    size: u64,
+    /// Committed extents (`None`: fetch before the next read).
+    extents: Option<Arc<Vec<Extent>>>,
+    /// Bumped when a commit changes what `extents` should be.
+    generation: u64,
+    /// Where the last read ended (sequential reads trigger read-ahead).
+    last_read_end: u64,
+}
+
+impl OpenFile {
+    pub fn new(attr: &InodeAttr) -> Self {
+        OpenFile {
+            ino: attr.ino,
+            state: tokio::sync::Mutex::new(FileState {
+                dirty: WriteBuffer::default(),
+                inflight: None,
+                size: attr.size,
+                extents: None,
+                generation: 0,
+                last_read_end: u64::MAX,
+            }),
+            flushing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The size as this mount sees it.
+    pub async fn size(&self) -> u64 {
+        self.state.lock().await.size
+    }
+
+    /// Picks up attributes fetched from the cluster (another client may
+    /// have changed the file): without buffered writes, their size wins.
+    pub async fn refresh(&self, attr: &InodeAttr) {
+        let mut st = self.state.lock().await;
+        if st.dirty.is_empty() && st.inflight.is_none() {
+            if st.size != attr.size {
+                st.extents = None;
+                st.generation += 1;
+            }
+            st.size = attr.size;
+        }
+    }
+
+    pub async fn write(&self, io: &FileIo, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|e| *e <= MAX_FILE_SIZE)
+            .ok_or(Errno::EFBIG)?;
+        let over = {
+            let mut st = self.state.lock().await;
+            let before = st.dirty.bytes();
+            st.dirty.write(offset, data);
+            let after = st.dirty.bytes();
+            let total = if after >= before {
+                io.dirty_total.fetch_add(after - before, Ordering::Relaxed) + (after - before)
+            } else {
+                io.dirty_total.fetch_sub(before - after, Ordering::Relaxed) - (before - after)
+            };
+            st.size = st.size.max(end);
+            after >= io.flush_file_bytes || total >= io.flush_total_bytes
+        };
+        if over {
+            self.flush(io).await?;
+        }
+        Ok(data.len() as u32)
+    }
+
+    /// Stores and commits every buffered write. On failure the writes stay
+    /// buffered (under any newer ones) for the next flush.
+    /// Answers the attributes the commit produced, if there was anything
+    /// to commit.
+    pub async fn flush(&self, io: &FileIo) -> Result<Option<InodeAttr>, Errno> {
+        let _one = self.flushing.lock().await;
+        let parts = {
+            let mut st = self.state.lock().await;
+            if st.dirty.is_empty() {
+                return Ok(None);
+            }
+            let taken = st.dirty.take();
+            let n: usize = taken.iter().map(|(_, d)| d.len()).sum();
+            io.dirty_total.fetch_sub(n, Ordering::Relaxed);
+            let parts = Arc::new(taken);
+            st.inflight = Some(parts.clone());
+            parts
+        };
+        let written = io.client.write_parts(self.ino, parts.clone()).await;
+        let mut st = self.state.lock().await;
+        st.inflight = None;
+        match written {
+            Ok(attr) => {
+                st.extents = None;
+                st.generation += 1;
+                st.size = st.size.max(attr.size);
+                Ok(Some(attr))
+            }
+            Err(e) => {
+                tracing::warn!(ino = %self.ino, error = %e, "flushing buffered writes failed");
+                let newer = st.dirty.take();
+                for (o, d) in parts.iter().chain(newer.iter()) {
+                    st.dirty.write(*o, d);
+                }
+                io.dirty_total
+                    .fetch_add(st.dirty.bytes(), Ordering::Relaxed);
+                Err(errno(&e))
+            }
+        }
+    }
+
+    /// Truncates (or extends with a hole) to `size`: buffered writes are
+    /// committed first, so the cut applies to them too.
+    pub async fn set_size(&self, io: &FileIo, size: u64) -> Result<InodeAttr, Errno> {
+        self.flush(io).await?;
+        let attr = io
+            .client
+            .set_attr_ino(
+                self.ino,
+                AttrChange {
+                    size: Some(size),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| errno(&e))?;
+        let mut st = self.state.lock().await;
+        let before = st.dirty.bytes();
+        st.dirty.truncate(size);
+        io.dirty_total
+            .fetch_sub(before - st.dirty.bytes(), Ordering::Relaxed);
+        st.size = size;
+        st.extents = None;
+        st.generation += 1;
+        Ok(attr)
+    }
+
+    /// Up to `len` bytes at `offset` (fewer at the end of the file): the
+    /// committed bytes, under what a flush is committing, under what is
+    /// buffered. Holes read as zeros.
+    pub async fn read(&self, io: &FileIo, offset: u64, len: u32) -> Result<Vec<u8>, Errno> {
+        for _ in 0..READ_TRIES {
+            let (mut out, extents, generation) = {
+                let mut st = self.state.lock().await;
+                if offset >= st.size {
+                    return Ok(Vec::new());
+                }
+                let n = u64::from(len).min(st.size - offset);
+                let mut out = vec![0u8; n as usize];
+                let sequential = st.last_read_end == offset;
+                st.last_read_end = offset + n;
+                if st.dirty.covers(offset, n) {
+                    st.dirty.overlay(offset, &mut out);
+                    return Ok(out);
+                }
+                let extents = match &st.extents {
+                    Some(e) => e.clone(),
+                    None => {
+                        let (list, _) = io
+                            .client
+                            .extent_list(self.ino)
+                            .await
+                            .map_err(|e| errno(&e))?;
+                        let list = Arc::new(list);
+                        st.extents = Some(list.clone());
+                        list
+                    }
+                };
+                if sequential {
+                    self.read_ahead(io, &extents, offset + n);
+                }
+                (out, extents, st.generation)
+            };
+            fill_from_extents(io, &extents, offset, &mut out).await?;
+            let st = self.state.lock().await;
+            if st.generation != generation {
+                continue; // a commit landed meanwhile: read again
+            }
+            if let Some(parts) = &st.inflight {
+                let mut tmp = WriteBuffer::default();
+                for (o, d) in parts.iter() {
+                    tmp.write(*o, d);
+                }
+                tmp.overlay(offset, &mut out);
+            }
+            st.dirty.overlay(offset, &mut out);
+            return Ok(out);
+        }
+        Err(Errno::EAGAIN)
+    }
+
+    /// Starts fetching the chunks after `from` into the cache.
+    fn read_ahead(&self, io: &FileIo, extents: &[Extent], from: u64) {
+        let first = extents.partition_point(|e| e.offset + e.len <= from);
+        let limit = from.saturating_add(io.readahead_bytes);
+        for e in extents[first..].iter().take_while(|e| e.offset < limit) {
+            if io.cache.contains(&e.chunk) {
+                continue;
+            }
+            let (client, id, cache) = (io.client.clone(), e.chunk, io.cache.clone());
+            tokio::spawn(async move {
+                let fetched = cache
+                    .get(id, || async { client.fetch_chunk(id).await })
+                    .await;
+                if let Err(e) = fetched {
+                    tracing::debug!(chunk = %id, error = %e, "read-ahead failed");
+                }
+            });
+        }
+    }
+}
+
+/// Largest file this mount writes (as the metadata service allows).
+const MAX_FILE_SIZE: u64 = 1 << 62;
+/// Reads retried when commits keep landing underneath them.
+const READ_TRIES: usize = 5;
+
+/// Copies the committed bytes of `offset..offset + out.len()` into `out`
+/// (holes stay zero), fetching the chunks in parallel through the cache.
+async fn fill_from_extents(
+    io: &FileIo,
+    extents: &[Extent],
+    offset: u64,
+    out: &mut [u8],
+) -> Result<(), Errno> {
+    let end = offset + out.len() as u64;
+    let first = extents.partition_point(|e| e.offset + e.len <= offset);
+    let wanted: Vec<&Extent> = extents[first..]
+        .iter()
+        .take_while(|e| e.offset < end)
+        .collect();
+    let fetches = wanted.iter().map(|e| {
+        let id = e.chunk;
+        let client = io.client.clone();
+        io.cache
+            .get(id, move || async move { client.fetch_chunk(id).await })
+    });
+    let chunks = futures::future::join_all(fetches).await;
+    for (e, chunk) in wanted.iter().zip(chunks) {
+        let data = chunk.map_err(|err| {
+            tracing::warn!(chunk = %e.chunk, error = %err, "reading a chunk failed");
+            errno(&err)
+        })?;
+        let lo = e.offset.max(offset);
+        let hi = (e.offset + e.len).min(end);
+        let from = (e.chunk_offset + (lo - e.offset)) as usize;
+        let to = from + (hi - lo) as usize;
+        let Some(src) = data.get(from..to) else {
+            tracing::error!(chunk = %e.chunk, "extent reaches past the end of its chunk");
+            return Err(Errno::EIO);
+        };
+        out[(lo - offset) as usize..(hi - offset) as usize].copy_from_slice(src);
+    }
+    Ok(())
+}
