@@ -20,10 +20,14 @@
 //! stats/s from 16 clients against a 1-node and a 3-node metadata group,
 //! and the 3-node group's failover time over 20 leader kills.
 //!
+//! `cairn-bench fuse` ([`fuse`]) measures the FUSE mount against local
+//! disk: dd write and cold read, small files, stat, fio random reads.
+//!
 //! Each prints its numbers as a table, and `--json FILE` writes them for
 //! scripts.
 
 mod foundation;
+mod fuse;
 mod metadata;
 mod replication;
 
@@ -64,6 +68,28 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
         /// Where to put the local-disk copies and the cluster (same disk).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// The FUSE mount vs local disk: dd write/read, small files, stat,
+    /// fio random reads.
+    Fuse {
+        /// Size of the dd / fio file, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        big_mib: u64,
+        /// Number of small files.
+        #[arg(long, default_value_t = 2_000)]
+        small_files: usize,
+        /// Size of each small file, in bytes.
+        #[arg(long, default_value_t = 4096)]
+        small_size: usize,
+        /// Seconds each fio run lasts.
+        #[arg(long, default_value_t = 20)]
+        fio_secs: u64,
+        /// Where to put the local-disk files and the cluster (same disk).
         #[arg(long)]
         work_dir: Option<PathBuf>,
         /// Also write the results as JSON here.
@@ -121,6 +147,24 @@ async fn main() -> anyhow::Result<()> {
                 work_dir,
                 json,
             )
+            .await
+        }
+        Cmd::Fuse {
+            big_mib,
+            small_files,
+            small_size,
+            fio_secs,
+            work_dir,
+            json,
+        } => {
+            fuse::run(fuse::Params {
+                big_mib,
+                small_files,
+                small_size,
+                fio_secs,
+                work_dir,
+                json,
+            })
             .await
         }
         Cmd::Metadata {

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod forward;
 pub mod membership;
+pub mod outboards;
 pub mod pacer;
 pub mod peer;
 pub mod repair;
@@ -31,11 +32,16 @@ use tokio_util::sync::CancellationToken;
 pub use config::ChunkServerConfig;
 
 use crate::membership::{KnownEpoch, Membership};
+use crate::outboards::Outboards;
 use crate::pacer::Pacer;
 use crate::repair::Repairer;
 use crate::replication_queue::{AsyncReplicator, ReplicationQueue};
 use crate::service::ChunkService;
 use crate::store::FileStore;
+
+/// Memory for the trees of range-read chunks (1/16 of the chunk bytes:
+/// 64 MiB covers random reads over about 1 GiB of chunks).
+const OUTBOARD_CACHE_BYTES: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -85,6 +91,7 @@ pub async fn start(
         pool: pool.clone(),
         put_slots: Semaphore::new(config.max_concurrent_puts),
         ring_epoch: ring_epoch.clone(),
+        outboards: Arc::new(Outboards::new(OUTBOARD_CACHE_BYTES)),
     });
     let replicator = Arc::new(AsyncReplicator {
         queue,

@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 
 use crate::forward;
 use crate::membership::KnownEpoch;
+use crate::outboards::Outboards;
 use crate::replication_queue::ReplicationQueue;
 use crate::store::FileStore;
 
@@ -26,6 +27,8 @@ pub struct ChunkService {
     pub put_slots: Semaphore,
     /// The newest ring epoch this server has heard of; sent in every reply.
     pub ring_epoch: Arc<KnownEpoch>,
+    /// Trees for verifiable range reads.
+    pub outboards: Arc<Outboards>,
 }
 
 fn internal(e: impl std::fmt::Display) -> RpcError {
@@ -130,6 +133,68 @@ impl ChunkService {
                         format!("chunk {id} not stored here"),
                     )),
                 }
+            }
+            ChunkRequest::GetRange { id, start, len } => {
+                if len > MAX_CHUNK_LEN || start > MAX_CHUNK_LEN {
+                    return Err(RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("range {start}+{len} is beyond any chunk ({MAX_CHUNK_LEN} bytes)"),
+                    ));
+                }
+                let store = self.store.clone();
+                let outboards = self.outboards.clone();
+                let slice = tokio::task::spawn_blocking(move || {
+                    let path = store.path_of(&id);
+                    let slicing = |e| crate::store::StoreError::new("slicing", &path, e);
+                    // With the tree at hand, only the touched leaves are read.
+                    if let Some(tree) = outboards.cached(&id) {
+                        match std::fs::File::open(&path) {
+                            Ok(f) => {
+                                let slice = cairn_proto::chunk_slice::extract_from(
+                                    std::io::BufReader::new(f),
+                                    &tree,
+                                    u64::from(start),
+                                    u64::from(len),
+                                )
+                                .map_err(slicing)?;
+                                return Ok(Ok(slice));
+                            }
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(slicing(e)),
+                        }
+                    }
+                    let Some(data) = store.get(&id)? else {
+                        return Ok(Err(RpcError::new(
+                            ErrorCode::ChunkMissing,
+                            format!("chunk {id} not stored here"),
+                        )));
+                    };
+                    let Some(tree) = outboards.tree(&id, &data) else {
+                        tracing::warn!(chunk = %id, "stored chunk fails its hash; quarantining");
+                        let _ = store.check(&id);
+                        return Ok(Err(RpcError::new(
+                            ErrorCode::HashMismatch,
+                            format!("stored copy of chunk {id} is corrupt"),
+                        )));
+                    };
+                    let slice = cairn_proto::chunk_slice::extract(
+                        &data,
+                        &tree,
+                        u64::from(start),
+                        u64::from(len),
+                    )
+                    .map_err(slicing)?;
+                    Ok::<_, crate::store::StoreError>(Ok(slice))
+                })
+                .await
+                .map_err(internal)?
+                .map_err(internal)??;
+                Ok((
+                    ChunkResponse::Slice {
+                        len: slice.len() as u32,
+                    },
+                    slice,
+                ))
             }
             ChunkRequest::Have { ids } => {
                 if ids.len() > MAX_HAVE_QUERY {

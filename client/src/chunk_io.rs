@@ -6,6 +6,7 @@
 //! [`RingCache`] so a stale ring is noticed.
 
 use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse, MAX_CHUNK_LEN};
+use cairn_proto::chunk_slice;
 use cairn_proto::meta_rpc::RingMember;
 use cairn_proto::net::ConnPool;
 use std::collections::HashMap;
@@ -178,6 +179,104 @@ pub async fn download(
         chunk: id,
         detail: errors.join("; "),
     })
+}
+
+/// Reads bytes `start..start + len` of chunk `id` from the first of
+/// `servers` whose answer verifies against `id` (a BLAKE3 slice: the bytes
+/// plus the tree nodes linking them to the id), trying recent failures
+/// last. Fails unless exactly `len` verified bytes come back.
+pub async fn download_range(
+    pool: &ConnPool,
+    ring: &RingCache,
+    suspects: &Suspects,
+    servers: Vec<RingMember>,
+    id: ChunkId,
+    start: u32,
+    len: u32,
+) -> Result<Vec<u8>, ClientError> {
+    let servers = suspects.order(servers);
+    let mut errors = Vec::new();
+    for server in &servers {
+        let fetched = match tokio::time::timeout(
+            TRANSFER_TIMEOUT,
+            fetch_range_from(pool, ring, server, id, start, len),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => {
+                pool.forget(&server.addr);
+                Err(Fetch::Failed(format!(
+                    "no answer within {TRANSFER_TIMEOUT:?}"
+                )))
+            }
+        };
+        match fetched {
+            Ok(slice) => match chunk_slice::verify(&slice, &id, u64::from(start), u64::from(len)) {
+                Ok(data) if data.len() == len as usize => {
+                    suspects.clear(&server.addr);
+                    return Ok(data);
+                }
+                _ => {
+                    tracing::warn!(chunk = %id, server = %server.addr, "range read failed verification");
+                    report_corrupt(pool, &server.addr, id);
+                    errors.push(format!("{}: corrupt or short slice", server.addr));
+                }
+            },
+            Err(Fetch::Missing(e)) => errors.push(format!("{}: {e}", server.addr)),
+            Err(Fetch::Failed(e)) => {
+                suspects.mark(&server.addr);
+                errors.push(format!("{}: {e}", server.addr));
+            }
+        }
+    }
+    if errors.is_empty() {
+        errors.push("no chunkserver to ask".into());
+    }
+    Err(ClientError::ChunkUnavailable {
+        chunk: id,
+        detail: errors.join("; "),
+    })
+}
+
+async fn fetch_range_from(
+    pool: &ConnPool,
+    ring: &RingCache,
+    server: &RingMember,
+    id: ChunkId,
+    start: u32,
+    len: u32,
+) -> Result<Vec<u8>, Fetch> {
+    let failed = |e: String| {
+        pool.forget(&server.addr);
+        Fetch::Failed(e)
+    };
+    let conn = pool
+        .get(&server.addr)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let req = ChunkRequest::GetRange { id, start, len };
+    let (reply, mut recv) = call_chunk(&conn, &req, &[])
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    ring.observe(reply.ring_epoch);
+    match reply.result {
+        Ok(ChunkResponse::Slice { len: n })
+            if u64::from(n) <= chunk_slice::max_slice_len(u64::from(len)) =>
+        {
+            let mut slice = vec![0u8; n as usize];
+            recv.read_exact(&mut slice)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            Ok(slice)
+        }
+        Ok(other) => Err(Fetch::Failed(format!("unexpected reply {other:?}"))),
+        // A copy the server found corrupt is as good as missing here.
+        Err(e) if matches!(e.code, ErrorCode::ChunkMissing | ErrorCode::HashMismatch) => {
+            Err(Fetch::Missing(e.to_string()))
+        }
+        Err(e) => Err(Fetch::Failed(e.to_string())),
+    }
 }
 
 /// Why one server did not return a chunk.

@@ -164,10 +164,60 @@ impl Shared {
                 None => None,
             }
         };
-        match last {
-            Some(f) => self.flush(&f).await,
-            None => Ok(()),
+        let Some(f) = last else {
+            return Ok(());
+        };
+        let flushed = self.flush(&f).await;
+        if let Some((dir, name)) = f.take_hidden() {
+            if let Err(e) = self.io.client.unlink_in(dir, &name).await {
+                tracing::warn!(ino = %f.ino, name, error = %e, "removing an unlinked file at its last close failed");
+            }
         }
+        flushed
+    }
+
+    /// Buffers a write; past the buffer bound, stores the buffered bytes in
+    /// the background while the writer goes on filling a new buffer (one
+    /// flush in flight per file: a second waits for the first).
+    async fn write(
+        self: &Arc<Self>,
+        file: Arc<OpenFile>,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<(), Errno> {
+        if !file.write(&self.io, offset, data).await? {
+            return Ok(());
+        }
+        if file.is_flushing() {
+            file.wait_flushing().await;
+        }
+        let s = self.clone();
+        tokio::spawn(async move {
+            // A failure leaves the bytes buffered; close or fsync retries
+            // them and reports the error.
+            let _ = s.flush(&file).await;
+        });
+        Ok(())
+    }
+
+    /// Unlinks `name`; a file open in this mount and losing its last name
+    /// is renamed to a hidden name instead and removed at its last close,
+    /// so that it stays readable and writable through the open handles (as
+    /// POSIX asks).
+    async fn unlink(&self, parent: InodeId, name: &str) -> Result<(), ClientError> {
+        if !lock(&self.files).by_ino.is_empty() {
+            let a = self.io.client.lookup(parent, name).await?;
+            if let (FileKind::File, 1, Some(f)) = (a.kind, a.nlink, self.open_file(a.ino)) {
+                let hidden = format!(".cairn-unlinked-{}", a.ino.0);
+                self.io
+                    .client
+                    .rename_in((parent, name), (parent, &hidden), RenameMode::Replace)
+                    .await?;
+                f.set_hidden(parent, hidden);
+                return Ok(());
+            }
+        }
+        self.io.client.unlink_in(parent, name).await
     }
 
     async fn set_attr(
@@ -466,9 +516,7 @@ impl Filesystem for CairnFs {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        self.run(
-            |s| async move { reply_empty(s.io.client.unlink_in(ino(parent), &name).await, reply) },
-        );
+        self.run(|s| async move { reply_empty(s.unlink(ino(parent), &name).await, reply) });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -619,8 +667,8 @@ impl Filesystem for CairnFs {
             let Some(f) = s.open_file(ino(i)) else {
                 return reply.error(Errno::EBADF);
             };
-            match f.write(&s.io, offset, &data).await {
-                Ok(n) => reply.written(n),
+            match s.write(f, offset, &data).await {
+                Ok(()) => reply.written(data.len() as u32),
                 Err(e) => reply.error(e),
             }
         });

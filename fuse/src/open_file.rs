@@ -7,7 +7,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use cairn_client::Client;
+use bytes::Bytes;
+use cairn_client::{Client, ClientError};
 use cairn_proto::meta_rpc::{AttrChange, Extent, InodeAttr};
 use cairn_proto::InodeId;
 use fuser::Errno;
@@ -35,10 +36,13 @@ pub struct OpenFile {
     state: tokio::sync::Mutex<FileState>,
     /// One flush at a time.
     flushing: tokio::sync::Mutex<()>,
+    /// Where the file lives on after an unlink while open (see
+    /// [`OpenFile::set_hidden`]).
+    hidden: std::sync::Mutex<Option<(InodeId, String)>>,
 }
 
 /// Dirty ranges taken out of the buffer for one flush: (offset, bytes).
-type Parts = Arc<Vec<(u64, Vec<u8>)>>;
+type Parts = Arc<Vec<(u64, Bytes)>>;
 
 struct FileState {
     dirty: WriteBuffer,
@@ -66,9 +70,10 @@ impl OpenFile {
                 size: attr.size,
                 extents: None,
                 generation: 0,
-                last_read_end: u64::MAX,
+                last_read_end: 0,
             }),
             flushing: tokio::sync::Mutex::new(()),
+            hidden: std::sync::Mutex::new(None),
         }
     }
 
@@ -90,7 +95,9 @@ impl OpenFile {
         }
     }
 
-    pub async fn write(&self, io: &FileIo, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+    /// Buffers a write. Answers whether the buffers grew past their bound
+    /// (the caller then starts a flush).
+    pub async fn write(&self, io: &FileIo, offset: u64, data: &[u8]) -> Result<bool, Errno> {
         let end = offset
             .checked_add(data.len() as u64)
             .filter(|e| *e <= MAX_FILE_SIZE)
@@ -108,10 +115,27 @@ impl OpenFile {
             st.size = st.size.max(end);
             after >= io.flush_file_bytes || total >= io.flush_total_bytes
         };
-        if over {
-            self.flush(io).await?;
-        }
-        Ok(data.len() as u32)
+        Ok(over)
+    }
+
+    /// Waits for a flush in progress, if any, to finish.
+    pub async fn wait_flushing(&self) {
+        drop(self.flushing.lock().await);
+    }
+
+    /// True while a flush is storing or committing.
+    pub fn is_flushing(&self) -> bool {
+        self.flushing.try_lock().is_err()
+    }
+
+    /// Remembers that the file's last name was replaced by `hidden` in
+    /// `dir` (it was unlinked while open here): removed at the last close.
+    pub fn set_hidden(&self, dir: InodeId, hidden: String) {
+        *self.hidden.lock().unwrap_or_else(|p| p.into_inner()) = Some((dir, hidden));
+    }
+
+    pub fn take_hidden(&self) -> Option<(InodeId, String)> {
+        self.hidden.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Stores and commits every buffered write. On failure the writes stay
@@ -128,11 +152,16 @@ impl OpenFile {
             let taken = st.dirty.take();
             let n: usize = taken.iter().map(|(_, d)| d.len()).sum();
             io.dirty_total.fetch_sub(n, Ordering::Relaxed);
-            let parts = Arc::new(taken);
+            let parts: Parts = Arc::new(
+                taken
+                    .into_iter()
+                    .map(|(o, d)| (o, Bytes::from(d)))
+                    .collect(),
+            );
             st.inflight = Some(parts.clone());
             parts
         };
-        let written = io.client.write_parts(self.ino, parts.clone()).await;
+        let written = io.client.write_parts(self.ino, &parts).await;
         let mut st = self.state.lock().await;
         st.inflight = None;
         match written {
@@ -145,7 +174,10 @@ impl OpenFile {
             Err(e) => {
                 tracing::warn!(ino = %self.ino, error = %e, "flushing buffered writes failed");
                 let newer = st.dirty.take();
-                for (o, d) in parts.iter().chain(newer.iter()) {
+                for (o, d) in parts.iter() {
+                    st.dirty.write(*o, d);
+                }
+                for (o, d) in &newer {
                     st.dirty.write(*o, d);
                 }
                 io.dirty_total
@@ -186,14 +218,16 @@ impl OpenFile {
     /// buffered. Holes read as zeros.
     pub async fn read(&self, io: &FileIo, offset: u64, len: u32) -> Result<Vec<u8>, Errno> {
         for _ in 0..READ_TRIES {
-            let (mut out, extents, generation) = {
+            let (mut out, extents, generation, sequential) = {
                 let mut st = self.state.lock().await;
                 if offset >= st.size {
                     return Ok(Vec::new());
                 }
                 let n = u64::from(len).min(st.size - offset);
                 let mut out = vec![0u8; n as usize];
-                let sequential = st.last_read_end == offset;
+                // Near where the last read ended: kernel read-ahead sends
+                // several reads at once, not always in order.
+                let sequential = offset.abs_diff(st.last_read_end) <= SEQUENTIAL_SLACK;
                 st.last_read_end = offset + n;
                 if st.dirty.covers(offset, n) {
                     st.dirty.overlay(offset, &mut out);
@@ -215,19 +249,15 @@ impl OpenFile {
                 if sequential {
                     self.read_ahead(io, &extents, offset + n);
                 }
-                (out, extents, st.generation)
+                (out, extents, st.generation, sequential)
             };
-            fill_from_extents(io, &extents, offset, &mut out).await?;
+            fill_from_extents(io, &extents, offset, &mut out, sequential).await?;
             let st = self.state.lock().await;
             if st.generation != generation {
                 continue; // a commit landed meanwhile: read again
             }
             if let Some(parts) = &st.inflight {
-                let mut tmp = WriteBuffer::default();
-                for (o, d) in parts.iter() {
-                    tmp.write(*o, d);
-                }
-                tmp.overlay(offset, &mut out);
+                overlay_parts(parts, offset, &mut out);
             }
             st.dirty.overlay(offset, &mut out);
             return Ok(out);
@@ -256,46 +286,90 @@ impl OpenFile {
     }
 }
 
+/// Copies the bytes of `parts` that fall in `offset..offset + out.len()`
+/// over `out` (parts neither overlap nor touch: they came out of a
+/// [`WriteBuffer`]).
+fn overlay_parts(parts: &[(u64, Bytes)], offset: u64, out: &mut [u8]) {
+    let end = offset + out.len() as u64;
+    for (s, d) in parts {
+        let e = s + d.len() as u64;
+        let (lo, hi) = ((*s).max(offset), e.min(end));
+        if lo < hi {
+            out[(lo - offset) as usize..(hi - offset) as usize]
+                .copy_from_slice(&d[(lo - s) as usize..(hi - s) as usize]);
+        }
+    }
+}
+
 /// Largest file this mount writes (as the metadata service allows).
 const MAX_FILE_SIZE: u64 = 1 << 62;
+/// How far from the previous read's end a read may start and still count
+/// as part of a sequential scan.
+const SEQUENTIAL_SLACK: u64 = 2 << 20;
 /// Reads retried when commits keep landing underneath them.
 const READ_TRIES: usize = 5;
 
 /// Copies the committed bytes of `offset..offset + out.len()` into `out`
-/// (holes stay zero), fetching the chunks in parallel through the cache.
+/// (holes stay zero), fetching in parallel: whole chunks through the cache
+/// for a sequential reader (read-ahead fills the same cache), only the
+/// bytes asked for (verified slices) for a random one.
 async fn fill_from_extents(
     io: &FileIo,
     extents: &[Extent],
     offset: u64,
     out: &mut [u8],
+    sequential: bool,
 ) -> Result<(), Errno> {
     let end = offset + out.len() as u64;
     let first = extents.partition_point(|e| e.offset + e.len <= offset);
-    let wanted: Vec<&Extent> = extents[first..]
+    // (extent, file range lo..hi, where that range starts in the chunk)
+    let wanted: Vec<(&Extent, u64, u64, u64)> = extents[first..]
         .iter()
         .take_while(|e| e.offset < end)
+        .map(|e| {
+            let lo = e.offset.max(offset);
+            let hi = (e.offset + e.len).min(end);
+            (e, lo, hi, e.chunk_offset + (lo - e.offset))
+        })
         .collect();
-    let fetches = wanted.iter().map(|e| {
+    let fetches = wanted.iter().map(|&(e, lo, hi, in_chunk)| {
         let id = e.chunk;
         let client = io.client.clone();
-        io.cache
-            .get(id, move || async move { client.fetch_chunk(id).await })
+        let whole = sequential || io.cache.contains(&id);
+        async move {
+            if whole {
+                let data = io
+                    .cache
+                    .get(id, move || async move { client.fetch_chunk(id).await })
+                    .await?;
+                let from = in_chunk as usize;
+                let to = from + (hi - lo) as usize;
+                return data.get(from..to).map(<[u8]>::to_vec).ok_or_else(|| {
+                    ClientError::ChunkUnavailable {
+                        chunk: id,
+                        detail: "extent reaches past the end of its chunk".into(),
+                    }
+                });
+            }
+            let (start, len) = match (u32::try_from(in_chunk), u32::try_from(hi - lo)) {
+                (Ok(s), Ok(l)) => (s, l),
+                _ => {
+                    return Err(ClientError::ChunkUnavailable {
+                        chunk: id,
+                        detail: "range beyond any chunk".into(),
+                    })
+                }
+            };
+            client.fetch_chunk_range(id, start, len).await
+        }
     });
-    let chunks = futures::future::join_all(fetches).await;
-    for (e, chunk) in wanted.iter().zip(chunks) {
-        let data = chunk.map_err(|err| {
+    let pieces = futures::future::join_all(fetches).await;
+    for ((e, lo, hi, _), piece) in wanted.iter().zip(pieces) {
+        let data = piece.map_err(|err| {
             tracing::warn!(chunk = %e.chunk, error = %err, "reading a chunk failed");
             errno(&err)
         })?;
-        let lo = e.offset.max(offset);
-        let hi = (e.offset + e.len).min(end);
-        let from = (e.chunk_offset + (lo - e.offset)) as usize;
-        let to = from + (hi - lo) as usize;
-        let Some(src) = data.get(from..to) else {
-            tracing::error!(chunk = %e.chunk, "extent reaches past the end of its chunk");
-            return Err(Errno::EIO);
-        };
-        out[(lo - offset) as usize..(hi - offset) as usize].copy_from_slice(src);
+        out[(lo - offset) as usize..(hi - offset) as usize].copy_from_slice(&data);
     }
     Ok(())
 }

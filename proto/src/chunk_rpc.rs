@@ -39,6 +39,9 @@ pub enum ChunkRequest {
     /// server re-checks its copy and quarantines it if it is corrupt, so
     /// that repair restores a good copy.
     ReportCorrupt { id: ChunkId },
+    /// Read bytes `start..start + len` of a chunk as a verifiable slice
+    /// (see [`crate::chunk_slice`]); answered with [`ChunkResponse::Slice`].
+    GetRange { id: ChunkId, start: u32, len: u32 },
 }
 
 /// A successful answer from a chunkserver.
@@ -57,6 +60,10 @@ pub enum ChunkResponse {
     /// Whether the reported copy was corrupt (and is now quarantined).
     Checked {
         corrupt: bool,
+    },
+    /// `len` bytes of a verifiable slice follow.
+    Slice {
+        len: u32,
     },
 }
 

@@ -11,6 +11,7 @@
 //! both link it, and it must never pull in RocksDB or fuser.
 
 pub mod chunk_rpc;
+pub mod chunk_slice;
 pub mod error;
 pub mod frame;
 pub mod ids;

@@ -377,3 +377,34 @@ fn error_paths_return_the_posix_errno() {
     let readable = as_nobody(&format!("cat '{}'", m.join("g").display()));
     assert!(readable.status.success());
 }
+
+#[test]
+fn an_unlinked_open_file_stays_usable_until_its_last_close() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let m = FuseMount::start(&cluster, &[]).expect("mounted");
+    let data = random_bytes(3 << 20, 21);
+    fs::write(m.join("tmp"), &data).unwrap();
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(m.join("tmp"))
+        .unwrap();
+    fs::remove_file(m.join("tmp")).unwrap();
+    assert!(matches!(fs::metadata(m.join("tmp")), Err(e) if e.kind() == ErrorKind::NotFound));
+    // Committed bytes still read; new ones still write and read back.
+    let mut buf = vec![0u8; 4096];
+    f.read_exact_at(&mut buf, 1 << 20).unwrap();
+    assert_eq!(buf, data[1 << 20..(1 << 20) + 4096]);
+    f.write_all_at(b"more", 3 << 20).unwrap();
+    f.sync_all().unwrap();
+    let mut tail = [0u8; 4];
+    f.read_exact_at(&mut tail, 3 << 20).unwrap();
+    assert_eq!(&tail, b"more");
+    drop(f);
+    // Gone for good at the last close: nothing left in the directory.
+    let left: Vec<_> = fs::read_dir(m.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

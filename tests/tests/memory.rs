@@ -102,3 +102,55 @@ fn put_and_get_of_1gib_stay_under_256mib_rss() {
         get_peak >> 20
     );
 }
+
+#[test]
+fn writing_2gib_through_the_mount_stays_under_512mib_rss() {
+    use cairn_tests::fuse_mount::FuseMount;
+    use std::os::unix::fs::FileExt;
+
+    const MOUNT_LIMIT: u64 = 512 << 20;
+    const MOUNT_SIZE: u64 = 2 << 30;
+    let cluster = DevCluster::start().expect("cluster starts");
+    let mount = FuseMount::start(&cluster, &[]).expect("mounted");
+    let pid = mount.pid().expect("mount pid");
+    let path = mount.join("big");
+    let block_of = |i: u64| -> Vec<u8> {
+        let mut block = vec![0u8; 1 << 20];
+        for (j, b) in block.iter_mut().enumerate() {
+            *b = (j as u64 ^ i.wrapping_mul(0x9e37_79b9)).wrapping_mul(31) as u8 ^ (i as u8);
+        }
+        block[..8].copy_from_slice(&i.to_le_bytes());
+        block
+    };
+    let writer = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::create(&path).expect("create on the mount");
+            for i in 0..(MOUNT_SIZE >> 20) {
+                f.write_all(&block_of(i)).expect("write");
+            }
+            f.sync_all().expect("fsync");
+        })
+    };
+    let mut peak = 0;
+    while !writer.is_finished() {
+        peak = peak.max(peak_rss(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    writer.join().expect("writer");
+    peak = peak.max(peak_rss(pid).unwrap_or(0));
+    assert!(peak > 0, "could not sample the mount's memory");
+    assert!(
+        peak < MOUNT_LIMIT,
+        "mount peak RSS {} MiB writing 2 GiB",
+        peak >> 20
+    );
+    // Spot-check what landed: size, and blocks at both ends and the middle.
+    let f = std::fs::File::open(&path).expect("open");
+    assert_eq!(f.metadata().expect("stat").len(), MOUNT_SIZE);
+    for i in [0, (MOUNT_SIZE >> 21), (MOUNT_SIZE >> 20) - 1] {
+        let mut got = vec![0u8; 1 << 20];
+        f.read_exact_at(&mut got, i << 20).expect("read");
+        assert!(got == block_of(i), "block {i} differs");
+    }
+}

@@ -3,8 +3,7 @@
 //! path; files are written in parts (each part replaces the bytes it
 //! covers, leaving the rest of the file as it was) and read chunk by chunk.
 
-use std::sync::Arc;
-
+use bytes::Bytes;
 use cairn_proto::meta_rpc::{
     AttrChange, Extent, InodeAttr, MetaRequest, MetaResponse, Owner, RenameMode, XattrMode,
 };
@@ -12,6 +11,7 @@ use cairn_proto::{ChunkId, InodeId};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::{unexpected, Client, EXTENT_PAGE};
+use crate::chunk_io::download_range;
 use crate::chunker::cut_points;
 use crate::error::ClientError;
 
@@ -228,6 +228,33 @@ impl Client {
             .map_err(|e| ClientError::Io(std::io::Error::other(e)))?
     }
 
+    /// Bytes `start..start + len` of chunk `id`, verified against its hash
+    /// without fetching the rest of the chunk.
+    pub async fn fetch_chunk_range(
+        &self,
+        id: ChunkId,
+        start: u32,
+        len: u32,
+    ) -> Result<Vec<u8>, ClientError> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            inner.refresh_ring_if_stale().await;
+            let servers = inner.ring.read_order(&id);
+            download_range(
+                &inner.pool,
+                &inner.ring,
+                &inner.suspects,
+                servers,
+                id,
+                start,
+                len,
+            )
+            .await
+        })
+        .await
+        .map_err(|e| ClientError::Io(std::io::Error::other(e)))?
+    }
+
     /// Writes each `(offset, bytes)` part into file `ino`: the parts are
     /// chunked, stored on their owners (as many in flight as the upload
     /// concurrency allows), then committed in one metadata command, so
@@ -235,20 +262,20 @@ impl Client {
     pub async fn write_parts(
         &self,
         ino: InodeId,
-        parts: Arc<Vec<(u64, Vec<u8>)>>,
+        parts: &[(u64, Bytes)],
     ) -> Result<InodeAttr, ClientError> {
         self.wait_for_ring().await?;
-        // (file offset, part index, start in part, length)
-        let mut pieces: Vec<(u64, usize, usize, usize)> = Vec::new();
-        for (i, (offset, data)) in parts.iter().enumerate() {
+        // (file offset, the chunk's bytes: a view into its part, no copy)
+        let mut pieces: Vec<(u64, Bytes)> = Vec::new();
+        for (offset, data) in parts {
             for (start, len) in cut_points(data) {
-                pieces.push((offset + start as u64, i, start, len));
+                pieces.push((offset + start as u64, data.slice(start..start + len)));
             }
         }
         let extents: Vec<Extent> = stream::iter(pieces)
-            .map(|(offset, i, start, len)| {
+            .map(|(offset, bytes)| {
                 let inner = self.inner.clone();
-                let bytes = parts[i].1[start..start + len].to_vec();
+                let len = bytes.len();
                 async move {
                     let id = tokio::spawn(inner.store_chunk(bytes))
                         .await

@@ -3,6 +3,8 @@
 //! the file's extents in one metadata command.
 
 use std::sync::Arc;
+
+use bytes::Bytes;
 use std::time::Duration;
 
 use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner};
@@ -62,7 +64,7 @@ impl Client {
                         other => ClientError::Io(std::io::Error::other(other.to_string())),
                     })?;
                     let (offset, len) = (chunk.offset, chunk.length as u64);
-                    let id = tokio::spawn(inner.store_chunk(chunk.data))
+                    let id = tokio::spawn(inner.store_chunk(Bytes::from(chunk.data)))
                         .await
                         .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
                     Ok::<_, ClientError>(Extent {
@@ -107,10 +109,7 @@ impl Client {
 
 impl Inner {
     /// Hashes a chunk and makes sure its primary owner stores it.
-    pub(super) async fn store_chunk(
-        self: Arc<Self>,
-        data: Vec<u8>,
-    ) -> Result<ChunkId, ClientError> {
+    pub(super) async fn store_chunk(self: Arc<Self>, data: Bytes) -> Result<ChunkId, ClientError> {
         let (id, data) = tokio::task::spawn_blocking(move || (ChunkId::of(&data), data))
             .await
             .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;
