@@ -476,17 +476,24 @@ impl Filesystem for CairnFs {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        if mode & libc::S_IFMT != libc::S_IFREG && mode & libc::S_IFMT != 0 {
-            // Devices, FIFOs and sockets are not stored.
-            return reply.error(Errno::EOPNOTSUPP);
-        }
+        let kind = match mode & libc::S_IFMT {
+            0 | libc::S_IFREG => FileKind::File,
+            libc::S_IFIFO => FileKind::Fifo,
+            libc::S_IFSOCK => FileKind::Socket,
+            // Device nodes are not stored.
+            _ => return reply.error(Errno::EOPNOTSUPP),
+        };
         let name = match entry_name(name) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
         let owner = owner(req, mode, umask);
         self.run(|s| async move {
-            let r = s.io.client.create_in(ino(parent), &name, owner).await;
+            let c = &s.io.client;
+            let r = match kind {
+                FileKind::File => c.create_in(ino(parent), &name, owner).await,
+                _ => c.mknod_in(ino(parent), &name, kind, owner).await,
+            };
             reply_entry(&s, r, reply).await
         });
     }

@@ -2,7 +2,8 @@
 //! applied atomically by the state machine.
 
 use cairn_proto::meta_rpc::{
-    AttrChange, Extent, InodeAttr, Owner, RenameMode, ReplicationPolicy, Session, XattrMode,
+    AttrChange, Extent, FileKind, InodeAttr, Owner, RenameMode, ReplicationPolicy, Session,
+    XattrMode,
 };
 use cairn_proto::{InodeId, NodeId, RpcError};
 use serde::{Deserialize, Serialize};
@@ -120,6 +121,13 @@ pub enum Command {
         new_parent: InodeId,
         new_name: String,
         mode: RenameMode,
+        now_ns: i64,
+    },
+    Mknod {
+        parent: InodeId,
+        name: String,
+        kind: FileKind,
+        owner: Owner,
         now_ns: i64,
     },
 }

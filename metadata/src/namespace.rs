@@ -111,7 +111,22 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
             name,
             owner,
             now_ns,
-        } => create_file(t, *parent, name, *owner, *now_ns).map(Some),
+        } => create_node(t, *parent, name, FileKind::File, *owner, *now_ns).map(Some),
+        Command::Mknod {
+            parent,
+            name,
+            kind,
+            owner,
+            now_ns,
+        } => {
+            if !matches!(kind, FileKind::Fifo | FileKind::Socket) {
+                return refuse(
+                    ErrorCode::InvalidRequest,
+                    format!("mknod makes fifos and sockets, not {kind:?}"),
+                );
+            }
+            create_node(t, *parent, name, *kind, *owner, *now_ns).map(Some)
+        }
         Command::WriteExtents {
             ino,
             extents,
@@ -491,11 +506,12 @@ fn new_inode<R: KvRead>(
     })
 }
 
-/// Creates an empty regular file; refuses a taken name.
-fn create_file<R: KvRead>(
+/// Creates an empty regular file, fifo or socket; refuses a taken name.
+fn create_node<R: KvRead>(
     t: &mut Txn<'_, R>,
     parent: InodeId,
     name: &str,
+    kind: FileKind,
     owner: Owner,
     now_ns: i64,
 ) -> Result<InodeAttr, NsError> {
@@ -504,7 +520,7 @@ fn create_file<R: KvRead>(
     if get_dentry(t, parent, name)?.is_some() {
         return refuse(ErrorCode::AlreadyExists, format!("{name:?} already exists"));
     }
-    let attr = new_inode(t, parent, name, owner, FileKind::File, now_ns)?;
+    let attr = new_inode(t, parent, name, owner, kind, now_ns)?;
     put_inode(t, &attr);
     Ok(attr)
 }
@@ -525,10 +541,10 @@ fn commit_file<R: KvRead>(
         Some(d) if d.kind == FileKind::Dir => {
             return refuse(ErrorCode::IsADirectory, format!("{name:?} is a directory"))
         }
-        Some(d) if d.kind == FileKind::Symlink => {
+        Some(d) if d.kind != FileKind::File => {
             return refuse(
                 ErrorCode::InvalidRequest,
-                format!("{name:?} is a symbolic link"),
+                format!("{name:?} is not a regular file"),
             )
         }
         Some(d) => {

@@ -208,6 +208,24 @@ impl MetaService {
                 )
                 .await
             }
+            Q::Mknod {
+                parent,
+                name,
+                kind,
+                owner,
+            } => {
+                self.write(
+                    session,
+                    Command::Mknod {
+                        parent,
+                        name,
+                        kind,
+                        owner,
+                        now_ns: now_ns(),
+                    },
+                )
+                .await
+            }
             Q::WriteExtents { ino, extents } => {
                 self.write(
                     session,

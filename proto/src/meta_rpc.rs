@@ -25,6 +25,11 @@ pub enum FileKind {
     File,
     Dir,
     Symlink,
+    /// A named pipe: no data of its own (the kernel of whoever opens it
+    /// makes the pipe).
+    Fifo,
+    /// A Unix domain socket's name: no data of its own.
+    Socket,
 }
 
 /// An inode's attributes, POSIX-shaped.
@@ -385,6 +390,13 @@ pub enum MetaRequest {
     WriteExtents {
         ino: InodeId,
         extents: Vec<Extent>,
+    },
+    /// Creates a named pipe or socket node (`kind` is `Fifo` or `Socket`).
+    Mknod {
+        parent: InodeId,
+        name: String,
+        kind: FileKind,
+        owner: Owner,
     },
     /// Creates a symbolic link `name` in `parent` pointing at `target`.
     Symlink {

@@ -408,3 +408,31 @@ fn an_unlinked_open_file_stays_usable_until_its_last_close() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn named_pipes_and_sockets_live_on_the_mount() {
+    use std::os::unix::fs::FileTypeExt;
+
+    let cluster = DevCluster::start().expect("cluster starts");
+    let m = FuseMount::start(&cluster, &[]).expect("mounted");
+    run(Command::new("mkfifo").arg(m.join("fifo")));
+    assert!(fs::symlink_metadata(m.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    // The pipe itself is the kernel's: bytes pass through it.
+    let path = m.join("fifo");
+    let writer = std::thread::spawn(move || fs::write(path, b"through the pipe"));
+    assert_eq!(fs::read(m.join("fifo")).unwrap(), b"through the pipe");
+    writer.join().unwrap().unwrap();
+
+    let listener = std::os::unix::net::UnixListener::bind(m.join("sock")).unwrap();
+    assert!(fs::symlink_metadata(m.join("sock"))
+        .unwrap()
+        .file_type()
+        .is_socket());
+    drop(listener);
+    fs::remove_file(m.join("sock")).unwrap();
+    fs::remove_file(m.join("fifo")).unwrap();
+    assert_eq!(fs::read_dir(m.path()).unwrap().count(), 0);
+}

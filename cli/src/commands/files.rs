@@ -170,6 +170,8 @@ fn mode_string(kind: FileKind, mode: u32) -> String {
         FileKind::Dir => 'd',
         FileKind::Symlink => 'l',
         FileKind::File => '-',
+        FileKind::Fifo => 'p',
+        FileKind::Socket => 's',
     };
     let mut s = String::from(t);
     for shift in [6, 3, 0] {

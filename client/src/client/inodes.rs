@@ -5,7 +5,8 @@
 
 use bytes::Bytes;
 use cairn_proto::meta_rpc::{
-    AttrChange, Extent, InodeAttr, MetaRequest, MetaResponse, Owner, RenameMode, XattrMode,
+    AttrChange, Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner, RenameMode,
+    XattrMode,
 };
 use cairn_proto::{ChunkId, InodeId};
 use futures::stream::{self, StreamExt, TryStreamExt};
@@ -65,6 +66,23 @@ impl Client {
         self.attr_of(MetaRequest::CreateFile {
             parent,
             name: name.to_string(),
+            owner,
+        })
+        .await
+    }
+
+    /// Creates a fifo or socket node.
+    pub async fn mknod_in(
+        &self,
+        parent: InodeId,
+        name: &str,
+        kind: FileKind,
+        owner: Owner,
+    ) -> Result<InodeAttr, ClientError> {
+        self.attr_of(MetaRequest::Mknod {
+            parent,
+            name: name.to_string(),
+            kind,
             owner,
         })
         .await

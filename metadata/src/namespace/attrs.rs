@@ -38,11 +38,20 @@ pub(super) fn set_attr<R: KvRead>(
         attr.gid = gid;
     }
     if let Some(size) = change.size {
-        if attr.kind == FileKind::Dir {
-            return refuse(
-                ErrorCode::IsADirectory,
-                format!("inode {ino} is a directory"),
-            );
+        match attr.kind {
+            FileKind::File => {}
+            FileKind::Dir => {
+                return refuse(
+                    ErrorCode::IsADirectory,
+                    format!("inode {ino} is a directory"),
+                )
+            }
+            FileKind::Symlink | FileKind::Fifo | FileKind::Socket => {
+                return refuse(
+                    ErrorCode::InvalidRequest,
+                    format!("inode {ino} has no data to truncate"),
+                )
+            }
         }
         if size < attr.size {
             cut_extents(t, ino, size, now_ns)?;

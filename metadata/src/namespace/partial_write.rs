@@ -40,10 +40,10 @@ pub(super) fn write_extents<R: KvRead>(
                 format!("inode {ino} is a directory"),
             )
         }
-        FileKind::Symlink => {
+        FileKind::Symlink | FileKind::Fifo | FileKind::Socket => {
             return refuse(
                 ErrorCode::InvalidRequest,
-                format!("inode {ino} is a symbolic link"),
+                format!("inode {ino} is not a regular file"),
             )
         }
     }

@@ -352,3 +352,41 @@ fn new_entries_in_a_setgid_directory_take_its_group() {
     let sub = ns.mkdir(d, "sub").unwrap().unwrap();
     assert_eq!((sub.gid, sub.mode & 0o2000), (50, 0o2000));
 }
+
+#[test]
+fn mknod_makes_fifos_and_sockets_only() {
+    let mut ns = Ns::new();
+    for (name, kind) in [("p", FileKind::Fifo), ("s", FileKind::Socket)] {
+        let now_ns = ns.now;
+        let a = ns
+            .run(Command::Mknod {
+                parent: InodeId::ROOT,
+                name: name.into(),
+                kind,
+                owner: OWNER,
+                now_ns,
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.kind, kind);
+        assert_eq!(lookup(&ns.kv, InodeId::ROOT, name).unwrap().kind, kind);
+    }
+    let now_ns = ns.now;
+    let dir = ns.run(Command::Mknod {
+        parent: InodeId::ROOT,
+        name: "d".into(),
+        kind: FileKind::Dir,
+        owner: OWNER,
+        now_ns,
+    });
+    assert_eq!(Ns::code(dir), ErrorCode::InvalidRequest);
+    let p = lookup(&ns.kv, InodeId::ROOT, "p").unwrap().ino;
+    let cut = ns.set_attr(
+        p,
+        AttrChange {
+            size: Some(0),
+            ..Default::default()
+        },
+    );
+    assert_eq!(Ns::code(cut), ErrorCode::InvalidRequest);
+}
