@@ -35,13 +35,12 @@ pub fn ns_of(t: SystemTime) -> i64 {
 }
 
 /// `size` overrides the committed size (a file with buffered writes).
-/// Access time is not kept: it reads as the modification time.
 pub fn to_file_attr(a: &InodeAttr, size: u64) -> FileAttr {
     FileAttr {
         ino: INodeNo(a.ino.0),
         size,
         blocks: size.div_ceil(512),
-        atime: time_of(a.mtime_ns),
+        atime: time_of(a.atime_ns),
         mtime: time_of(a.mtime_ns),
         ctime: time_of(a.ctime_ns),
         crtime: time_of(a.ctime_ns),

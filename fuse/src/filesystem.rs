@@ -426,7 +426,7 @@ impl Filesystem for CairnFs {
         uid: Option<u32>,
         gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         _fh: Option<FileHandle>,
@@ -436,15 +436,17 @@ impl Filesystem for CairnFs {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let time = |t: TimeOrNow| match t {
+            TimeOrNow::Now => now_ns(),
+            TimeOrNow::SpecificTime(t) => ns_of(t),
+        };
         let change = AttrChange {
             mode: mode.map(|m| m & 0o7777),
             uid,
             gid,
             size: None,
-            mtime_ns: mtime.map(|t| match t {
-                TimeOrNow::Now => now_ns(),
-                TimeOrNow::SpecificTime(t) => ns_of(t),
-            }),
+            mtime_ns: mtime.map(time),
+            atime_ns: atime.map(time),
         };
         self.run(|s| async move {
             match s.set_attr(ino(i), change, size).await {

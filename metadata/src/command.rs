@@ -45,9 +45,11 @@ pub enum Command {
         owner: Owner,
         now_ns: i64,
     },
+    /// As written by earlier builds (no access time); new proposals use
+    /// [`Command::SetAttrs`].
     SetAttr {
         ino: InodeId,
-        change: AttrChange,
+        change: AttrChangeV1,
         now_ns: i64,
     },
     RegisterChunkServer {
@@ -130,6 +132,34 @@ pub enum Command {
         owner: Owner,
         now_ns: i64,
     },
+    SetAttrs {
+        ino: InodeId,
+        change: AttrChange,
+        now_ns: i64,
+    },
+}
+
+/// [`AttrChange`] as earlier builds logged it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttrChangeV1 {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub mtime_ns: Option<i64>,
+}
+
+impl From<AttrChangeV1> for AttrChange {
+    fn from(c: AttrChangeV1) -> Self {
+        AttrChange {
+            mode: c.mode,
+            uid: c.uid,
+            gid: c.gid,
+            size: c.size,
+            mtime_ns: c.mtime_ns,
+            atime_ns: None,
+        }
+    }
 }
 
 /// What applying a command produced: the affected inode's new attributes

@@ -13,8 +13,8 @@ use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
 use crate::command::Command;
 use crate::kv::{Cf, KvError, KvRead, Txn};
 use crate::schema::{
-    chunk_key, decode, dentry_key, dentry_range, encode, extent_key, extent_range, inode_key,
-    meta_keys, ChunkRecord, Counters, DentryRecord, ExtentRecord, ServerRecord,
+    chunk_key, decode, dentry_key, dentry_range, encode, encode_inode, extent_key, extent_range,
+    inode_key, meta_keys, ChunkRecord, Counters, DentryRecord, ExtentRecord, ServerRecord,
 };
 
 /// Most extents one file may have in one commit.
@@ -46,6 +46,11 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
             "a session command cannot nest in another",
         ),
         Command::SetAttr {
+            ino,
+            change,
+            now_ns,
+        } => attrs::set_attr(t, *ino, &(*change).into(), *now_ns).map(Some),
+        Command::SetAttrs {
             ino,
             change,
             now_ns,
@@ -220,7 +225,7 @@ pub fn ensure_root<R: KvRead>(t: &mut Txn<'_, R>) -> Result<(), NsError> {
 // ---- commands ------------------------------------------------------------
 
 fn put_inode<R: KvRead>(t: &mut Txn<'_, R>, attr: &InodeAttr) {
-    t.put(Cf::Inodes, inode_key(attr.ino), encode(attr));
+    t.put(Cf::Inodes, inode_key(attr.ino), encode_inode(attr));
 }
 
 fn alloc_ino<R: KvRead>(t: &mut Txn<'_, R>) -> Result<InodeId, NsError> {
@@ -308,6 +313,7 @@ fn mkdir<R: KvRead>(
         mtime_ns: now_ns,
         ctime_ns: now_ns,
         version: 1,
+        atime_ns: now_ns,
     };
     put_inode(t, &attr);
     t.put(
@@ -503,6 +509,7 @@ fn new_inode<R: KvRead>(
         mtime_ns: now_ns,
         ctime_ns: now_ns,
         version: 1,
+        atime_ns: now_ns,
     })
 }
 

@@ -31,6 +31,63 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, KvError> {
     }
 }
 
+/// Format byte of inode records (and of session results holding inode
+/// attributes) since access times were added; records of format
+/// [`RECORD_V1`] are read as [`InodeAttrV1`].
+pub const INODE_V2: u8 = 2;
+
+/// An inode record as the first release wrote it (no access time).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InodeAttrV1 {
+    pub ino: InodeId,
+    pub kind: FileKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub nlink: u32,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub version: u64,
+}
+
+impl From<InodeAttrV1> for InodeAttr {
+    fn from(a: InodeAttrV1) -> Self {
+        InodeAttr {
+            ino: a.ino,
+            kind: a.kind,
+            mode: a.mode,
+            uid: a.uid,
+            gid: a.gid,
+            size: a.size,
+            nlink: a.nlink,
+            mtime_ns: a.mtime_ns,
+            ctime_ns: a.ctime_ns,
+            version: a.version,
+            // Never recorded: the modification time is the best guess.
+            atime_ns: a.mtime_ns,
+        }
+    }
+}
+
+pub fn encode_inode(a: &InodeAttr) -> Vec<u8> {
+    postcard::to_extend(a, vec![INODE_V2]).expect("in-memory postcard encoding cannot fail")
+}
+
+pub fn decode_inode(bytes: &[u8]) -> Result<InodeAttr, KvError> {
+    let corrupt = |e: postcard::Error| KvError(format!("corrupt inode record: {e}"));
+    match bytes.split_first() {
+        Some((&RECORD_V1, rest)) => Ok(postcard::from_bytes::<InodeAttrV1>(rest)
+            .map_err(corrupt)?
+            .into()),
+        Some((&INODE_V2, rest)) => postcard::from_bytes(rest).map_err(corrupt),
+        Some((v, _)) => Err(KvError(format!(
+            "inode record format {v} is newer than this build"
+        ))),
+        None => Err(KvError("empty inode record".into())),
+    }
+}
+
 pub fn inode_key(ino: InodeId) -> Vec<u8> {
     ino.0.to_be_bytes().to_vec()
 }
@@ -146,8 +203,6 @@ pub struct Counters {
     pub chunks_referenced: u64,
 }
 
-pub type InodeRecord = InodeAttr;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +231,31 @@ mod tests {
                 kind: FileKind::Dir
             }
         );
+    }
+
+    #[test]
+    fn inode_records_of_both_formats_decode() {
+        let v1 = InodeAttrV1 {
+            ino: InodeId(9),
+            kind: FileKind::File,
+            mode: 0o644,
+            uid: 1,
+            gid: 2,
+            size: 3,
+            nlink: 1,
+            mtime_ns: 44,
+            ctime_ns: 55,
+            version: 6,
+        };
+        let old = encode(&v1); // format byte 1, as the first release wrote
+        let a = decode_inode(&old).unwrap();
+        assert_eq!(
+            (a.ino, a.size, a.mtime_ns, a.atime_ns),
+            (InodeId(9), 3, 44, 44)
+        );
+        let new = InodeAttr { atime_ns: 7, ..a };
+        assert_eq!(decode_inode(&encode_inode(&new)).unwrap(), new);
+        assert!(decode_inode(&[3, 0]).is_err());
     }
 
     #[test]

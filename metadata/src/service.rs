@@ -437,7 +437,7 @@ impl MetaService {
             Q::SetAttr { ino, change } => {
                 self.write(
                     session,
-                    Command::SetAttr {
+                    Command::SetAttrs {
                         ino,
                         change,
                         now_ns: now_ns(),

@@ -17,7 +17,7 @@ use cairn_proto::RpcError;
 use crate::command::{Command, CommandResult};
 use crate::kv::{Cf, KvError, KvRead, Txn};
 use crate::namespace;
-use crate::schema::{decode, encode};
+use crate::schema::{InodeAttrV1, INODE_V2, RECORD_V1};
 
 /// Most expired records dropped per command (bounds the work of one apply;
 /// expiry keeps up since each command writes one record).
@@ -57,12 +57,35 @@ pub fn apply_once<R: KvRead>(
     }
     let key = result_key(session);
     if let Some(kept) = t.get(Cf::Sessions, &key)? {
-        return decode(&kept);
+        return decode_result(&kept);
     }
     let result = namespace::apply_one(t, cmd)?;
-    t.put(Cf::Sessions, key, encode(&result));
+    t.put(Cf::Sessions, key, encode_result(&result));
     t.put(Cf::Sessions, time_key(now_ns, session), Vec::new());
     Ok(result)
+}
+
+/// A kept result: format byte [`INODE_V2`], then the result.
+fn encode_result(r: &CommandResult) -> Vec<u8> {
+    postcard::to_extend(r, vec![INODE_V2]).expect("in-memory postcard encoding cannot fail")
+}
+
+/// Reads a kept result, also as earlier builds wrote it (format 1, inode
+/// attributes without an access time).
+fn decode_result(bytes: &[u8]) -> Result<CommandResult, KvError> {
+    let corrupt = |e: postcard::Error| KvError(format!("corrupt session record: {e}"));
+    match bytes.split_first() {
+        Some((&RECORD_V1, rest)) => {
+            let old: Result<Option<InodeAttrV1>, RpcError> =
+                postcard::from_bytes(rest).map_err(corrupt)?;
+            Ok(old.map(|a| a.map(Into::into)))
+        }
+        Some((&INODE_V2, rest)) => postcard::from_bytes(rest).map_err(corrupt),
+        Some((v, _)) => Err(KvError(format!(
+            "session record format {v} is newer than this build"
+        ))),
+        None => Err(KvError("empty session record".into())),
+    }
 }
 
 /// Drops records written more than the retention period before `now_ns`.
@@ -108,6 +131,27 @@ mod tests {
             now_ns,
             cmd: Box::new(cmd),
         }
+    }
+
+    #[test]
+    fn results_kept_by_earlier_builds_still_decode() {
+        let v1: Result<Option<InodeAttrV1>, RpcError> = Ok(Some(InodeAttrV1 {
+            ino: cairn_proto::InodeId(4),
+            kind: cairn_proto::meta_rpc::FileKind::Dir,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            nlink: 2,
+            mtime_ns: 12,
+            ctime_ns: 12,
+            version: 1,
+        }));
+        let old = crate::schema::encode(&v1);
+        let got = decode_result(&old).unwrap().unwrap().unwrap();
+        assert_eq!((got.ino.0, got.atime_ns), (4, 12));
+        let refused: CommandResult = Err(RpcError::new(ErrorCode::NotFound, "x"));
+        assert_eq!(decode_result(&encode_result(&refused)).unwrap(), refused);
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub use ids::{ChunkId, InodeId, NodeId};
 
 /// ALPN protocol id; a peer speaking another version fails the TLS handshake,
 /// so the protocol version is checked once, when the connection opens.
-pub const ALPN: &[u8] = b"cairn/1";
+pub const ALPN: &[u8] = b"cairn/2";
 
 /// Version byte carried by every frame header (see [`frame`]).
 pub const FRAME_VERSION: u8 = 1;

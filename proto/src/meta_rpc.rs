@@ -48,6 +48,9 @@ pub struct InodeAttr {
     pub ctime_ns: i64,
     /// Bumped on every change to the inode or its extents; caches key on it.
     pub version: u64,
+    /// Access time: set at creation and by an explicit change (utimensat);
+    /// reads do not update it (as a `noatime` mount).
+    pub atime_ns: i64,
 }
 
 /// One stretch of a file: `len` bytes at `offset`, stored in `chunk` starting
@@ -87,6 +90,7 @@ pub struct AttrChange {
     pub gid: Option<u32>,
     pub size: Option<u64>,
     pub mtime_ns: Option<i64>,
+    pub atime_ns: Option<i64>,
 }
 
 /// What a rename does when the target name exists (Linux `renameat2`

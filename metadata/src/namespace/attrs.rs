@@ -64,6 +64,9 @@ pub(super) fn set_attr<R: KvRead>(
     if let Some(mtime) = change.mtime_ns {
         attr.mtime_ns = mtime;
     }
+    if let Some(atime) = change.atime_ns {
+        attr.atime_ns = atime;
+    }
     attr.ctime_ns = now_ns;
     attr.version += 1;
     put_inode(t, &attr);

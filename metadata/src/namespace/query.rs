@@ -13,8 +13,9 @@ use cairn_proto::{ChunkId, ErrorCode, InodeId};
 use super::{refuse, NsError};
 use crate::kv::{Cf, KvError, KvRead};
 use crate::schema::{
-    chunk_key, decode, dentry_key, dentry_name, dentry_range, extent_key, extent_range, inode_key,
-    meta_keys, Counters, DentryRecord, ExtentRecord, ServerFlagsMap, ServerRecord,
+    chunk_key, decode, decode_inode, dentry_key, dentry_name, dentry_range, extent_key,
+    extent_range, inode_key, meta_keys, Counters, DentryRecord, ExtentRecord, ServerFlagsMap,
+    ServerRecord,
 };
 
 /// The root directory as first created (at `version`).
@@ -30,12 +31,13 @@ pub(crate) fn root_attr(version: u64) -> InodeAttr {
         mtime_ns: 0,
         ctime_ns: 0,
         version,
+        atime_ns: 0,
     }
 }
 
 pub fn get_attr(kv: &impl KvRead, ino: InodeId) -> Result<InodeAttr, NsError> {
     match kv.get(Cf::Inodes, &inode_key(ino))? {
-        Some(b) => Ok(decode(&b)?),
+        Some(b) => Ok(decode_inode(&b)?),
         // Before the first command creates it, the root reads as new.
         None if ino == InodeId::ROOT => Ok(root_attr(0)),
         None => refuse(ErrorCode::NotFound, format!("no inode {ino}")),

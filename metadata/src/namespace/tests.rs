@@ -395,7 +395,7 @@ fn down_and_draining_flags_travel_with_the_ring() {
 impl Ns {
     fn set_attr(&mut self, ino: InodeId, change: AttrChange) -> crate::command::CommandResult {
         let now_ns = self.now;
-        self.run(Command::SetAttr {
+        self.run(Command::SetAttrs {
             ino,
             change,
             now_ns,

@@ -390,3 +390,38 @@ fn mknod_makes_fifos_and_sockets_only() {
     );
     assert_eq!(Ns::code(cut), ErrorCode::InvalidRequest);
 }
+
+#[test]
+fn access_times_are_set_at_creation_and_by_request_and_old_commands_still_apply() {
+    let mut ns = Ns::new();
+    let f = ns.create(InodeId::ROOT, "f").unwrap().unwrap();
+    assert_eq!(f.atime_ns, f.mtime_ns);
+    let a = ns
+        .set_attr(
+            f.ino,
+            AttrChange {
+                atime_ns: Some(-5),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!((a.atime_ns, a.mtime_ns), (-5, f.mtime_ns));
+    // A SetAttr logged by an earlier build (no access time field).
+    let now_ns = ns.now;
+    let old = ns
+        .run(Command::SetAttr {
+            ino: f.ino,
+            change: crate::command::AttrChangeV1 {
+                mode: Some(0o600),
+                uid: None,
+                gid: None,
+                size: None,
+                mtime_ns: Some(9),
+            },
+            now_ns,
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!((old.mode, old.mtime_ns, old.atime_ns), (0o600, 9, -5));
+}
