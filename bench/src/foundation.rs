@@ -40,14 +40,14 @@ pub async fn run(
     let back = base.path().join("big.back");
 
     drop_caches();
-    let local_w = timed(dd(&src, &local_copy, true))?;
+    let local_w = timed(dd(&src, &local_copy, "4M", true))?;
     drop_caches();
     let cairn_w = timed(cairn(
         &cluster,
         &["put", src.to_str().unwrap_or_default(), "/big"],
     ))?;
     drop_caches();
-    let local_r = timed(dd(&local_copy, Path::new("/dev/null"), false))?;
+    let local_r = timed(dd(&local_copy, Path::new("/dev/null"), "4M", false))?;
     drop_caches();
     // Timed to /dev/null, as the dd read is; then fetched again to compare.
     let cairn_r = timed({

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use cairn_tests::fuse_mount::FuseMount;
-use cairn_tests::DevCluster;
+use cairn_tests::{peak_rss, DevCluster};
 
 use crate::{drop_caches, figure, mbps, print_rows, row, scratch_dir, timed, write_random_file};
 
@@ -24,23 +24,9 @@ pub struct Params {
     pub json: Option<PathBuf>,
 }
 
+/// dd in 1 MiB blocks, as the workload.
 fn dd(input: &Path, output: &Path, fsync: bool) -> Command {
-    let mut c = Command::new("dd");
-    c.arg(format!("if={}", input.display()))
-        .arg(format!("of={}", output.display()))
-        .arg("bs=1M");
-    if fsync {
-        c.arg("conv=fsync");
-    }
-    c
-}
-
-/// Peak resident set (VmHWM) of a process, in bytes.
-fn peak_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    crate::dd(input, output, "1M", fsync)
 }
 
 /// `fio` 4 KiB random reads, one at a time, for `secs`: (IOPS, MB/s).

@@ -260,11 +260,12 @@ pub fn timed(mut cmd: Command) -> anyhow::Result<Duration> {
     Ok(t.elapsed())
 }
 
-pub fn dd(input: &Path, output: &Path, fsync: bool) -> Command {
+/// `dd` from `input` to `output` in blocks of `bs` (as dd spells it: 4M).
+pub fn dd(input: &Path, output: &Path, bs: &str, fsync: bool) -> Command {
     let mut c = Command::new("dd");
     c.arg(format!("if={}", input.display()))
         .arg(format!("of={}", output.display()))
-        .arg("bs=4M");
+        .arg(format!("bs={bs}"));
     if fsync {
         c.arg("conv=fsync");
     }

@@ -138,47 +138,15 @@ pub async fn download(
     servers: Vec<RingMember>,
     id: ChunkId,
 ) -> Result<Vec<u8>, ClientError> {
-    let servers = suspects.order(servers);
-    let mut errors = Vec::new();
-    for server in &servers {
-        let fetched = match tokio::time::timeout(
-            TRANSFER_TIMEOUT,
-            fetch_from(pool, ring, server, id),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => {
-                pool.forget(&server.addr);
-                Err(Fetch::Failed(format!(
-                    "no answer within {TRANSFER_TIMEOUT:?}"
-                )))
-            }
-        };
-        match fetched {
-            Ok(data) if id.matches(&data) => {
-                suspects.clear(&server.addr);
-                return Ok(data);
-            }
-            Ok(_) => {
-                tracing::warn!(chunk = %id, server = %server.addr, "replica failed hash verification");
-                report_corrupt(pool, &server.addr, id);
-                errors.push(format!("{}: corrupt replica (hash mismatch)", server.addr));
-            }
-            Err(Fetch::Missing(e)) => errors.push(format!("{}: {e}", server.addr)),
-            Err(Fetch::Failed(e)) => {
-                suspects.mark(&server.addr);
-                errors.push(format!("{}: {e}", server.addr));
-            }
+    first_verified(pool, suspects, servers, id, |server| async move {
+        let data = fetch_from(pool, ring, &server, id).await?;
+        if id.matches(&data) {
+            Ok(data)
+        } else {
+            Err(Fetch::Corrupt("hash mismatch".into()))
         }
-    }
-    if errors.is_empty() {
-        errors.push("no chunkserver to ask".into());
-    }
-    Err(ClientError::ChunkUnavailable {
-        chunk: id,
-        detail: errors.join("; "),
     })
+    .await
 }
 
 /// Reads bytes `start..start + len` of chunk `id` from the first of
@@ -194,39 +162,57 @@ pub async fn download_range(
     start: u32,
     len: u32,
 ) -> Result<Vec<u8>, ClientError> {
-    let servers = suspects.order(servers);
+    first_verified(pool, suspects, servers, id, |server| async move {
+        let slice = fetch_range_from(pool, ring, &server, id, start, len).await?;
+        match chunk_slice::verify(&slice, &id, u64::from(start), u64::from(len)) {
+            Ok(data) if data.len() == len as usize => Ok(data),
+            Ok(_) => Err(Fetch::Corrupt("short slice".into())),
+            Err(e) => Err(Fetch::Corrupt(format!("slice fails verification: {e}"))),
+        }
+    })
+    .await
+}
+
+/// Asks each of `servers` in turn (recent failures last, each within the
+/// transfer timeout) until `fetch` returns verified bytes. A server whose
+/// bytes fail verification is told so, so that it quarantines its copy.
+async fn first_verified<F, Fut>(
+    pool: &ConnPool,
+    suspects: &Suspects,
+    servers: Vec<RingMember>,
+    id: ChunkId,
+    fetch: F,
+) -> Result<Vec<u8>, ClientError>
+where
+    F: Fn(RingMember) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<u8>, Fetch>>,
+{
     let mut errors = Vec::new();
-    for server in &servers {
-        let fetched = match tokio::time::timeout(
-            TRANSFER_TIMEOUT,
-            fetch_range_from(pool, ring, server, id, start, len),
-        )
-        .await
-        {
+    for server in suspects.order(servers) {
+        let addr = server.addr.clone();
+        let fetched = match tokio::time::timeout(TRANSFER_TIMEOUT, fetch(server)).await {
             Ok(r) => r,
             Err(_) => {
-                pool.forget(&server.addr);
+                pool.forget(&addr);
                 Err(Fetch::Failed(format!(
                     "no answer within {TRANSFER_TIMEOUT:?}"
                 )))
             }
         };
         match fetched {
-            Ok(slice) => match chunk_slice::verify(&slice, &id, u64::from(start), u64::from(len)) {
-                Ok(data) if data.len() == len as usize => {
-                    suspects.clear(&server.addr);
-                    return Ok(data);
-                }
-                _ => {
-                    tracing::warn!(chunk = %id, server = %server.addr, "range read failed verification");
-                    report_corrupt(pool, &server.addr, id);
-                    errors.push(format!("{}: corrupt or short slice", server.addr));
-                }
-            },
-            Err(Fetch::Missing(e)) => errors.push(format!("{}: {e}", server.addr)),
+            Ok(data) => {
+                suspects.clear(&addr);
+                return Ok(data);
+            }
+            Err(Fetch::Corrupt(e)) => {
+                tracing::warn!(chunk = %id, server = %addr, error = %e, "replica failed verification");
+                report_corrupt(pool, &addr, id);
+                errors.push(format!("{addr}: corrupt replica ({e})"));
+            }
+            Err(Fetch::Missing(e)) => errors.push(format!("{addr}: {e}")),
             Err(Fetch::Failed(e)) => {
-                suspects.mark(&server.addr);
-                errors.push(format!("{}: {e}", server.addr));
+                suspects.mark(&addr);
+                errors.push(format!("{addr}: {e}"));
             }
         }
     }
@@ -285,6 +271,8 @@ enum Fetch {
     Missing(String),
     /// It could not be reached or failed mid-way.
     Failed(String),
+    /// Its bytes did not verify against the chunk id.
+    Corrupt(String),
 }
 
 async fn fetch_from(

@@ -447,6 +447,21 @@ fn rmdir<R: KvRead>(
     update_counters(t, |c| c.directories = c.directories.saturating_sub(1))
 }
 
+/// Refuses unless `attr` is a regular file (only those hold data).
+fn require_file(attr: &InodeAttr) -> Result<(), NsError> {
+    match attr.kind {
+        FileKind::File => Ok(()),
+        FileKind::Dir => refuse(
+            ErrorCode::IsADirectory,
+            format!("inode {} is a directory", attr.ino),
+        ),
+        FileKind::Symlink | FileKind::Fifo | FileKind::Socket => refuse(
+            ErrorCode::InvalidRequest,
+            format!("inode {} is not a regular file", attr.ino),
+        ),
+    }
+}
+
 /// Checks that extents are ordered, non-empty, non-overlapping and inside
 /// the file.
 fn validate_extents(extents: &[Extent], size: u64) -> Result<(), NsError> {

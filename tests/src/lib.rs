@@ -560,6 +560,14 @@ pub async fn wait_listing(client: &cairn_client::Client, want: usize, what: &str
 }
 
 /// `n` bytes of seeded random data.
+/// Peak resident set (VmHWM) of a running process, in bytes.
+pub fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     use rand::{Rng, SeedableRng};
     let mut v = vec![0u8; n];

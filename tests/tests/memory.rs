@@ -4,15 +4,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use cairn_tests::{cairn_bin, DevCluster};
-
-/// Peak resident set (VmHWM) of a running process, in bytes.
-fn peak_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
+use cairn_tests::{cairn_bin, peak_rss, DevCluster};
 
 const LIMIT: u64 = 256 << 20;
 const SIZE: u64 = 1 << 30;

@@ -5,10 +5,10 @@
 //! straddling it is shortened (it keeps its chunk), and growing adds
 //! nothing — the hole reads as zeros.
 
-use cairn_proto::meta_rpc::{AttrChange, FileKind, InodeAttr};
+use cairn_proto::meta_rpc::{AttrChange, InodeAttr};
 use cairn_proto::{ErrorCode, InodeId};
 
-use super::{decref, extent_offset, get_attr, put_inode, refuse, NsError};
+use super::{decref, extent_offset, get_attr, put_inode, refuse, require_file, NsError};
 use crate::kv::{Cf, KvRead, Txn};
 use crate::schema::{decode, encode, extent_key, extent_range, ExtentRecord};
 
@@ -38,21 +38,7 @@ pub(super) fn set_attr<R: KvRead>(
         attr.gid = gid;
     }
     if let Some(size) = change.size {
-        match attr.kind {
-            FileKind::File => {}
-            FileKind::Dir => {
-                return refuse(
-                    ErrorCode::IsADirectory,
-                    format!("inode {ino} is a directory"),
-                )
-            }
-            FileKind::Symlink | FileKind::Fifo | FileKind::Socket => {
-                return refuse(
-                    ErrorCode::InvalidRequest,
-                    format!("inode {ino} has no data to truncate"),
-                )
-            }
-        }
+        require_file(&attr)?;
         if size < attr.size {
             cut_extents(t, ino, size, now_ns)?;
         }

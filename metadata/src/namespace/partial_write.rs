@@ -5,12 +5,12 @@
 //! when one extent becomes two) — so a random write into a large file
 //! rewrites only the extents it touches.
 
-use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr};
+use cairn_proto::meta_rpc::{Extent, InodeAttr};
 use cairn_proto::{ErrorCode, InodeId};
 
 use super::{
-    decref, extent_offset, get_attr, incref, put_inode, refuse, validate_extents, NsError,
-    MAX_EXTENTS_PER_COMMIT,
+    decref, extent_offset, get_attr, incref, put_inode, refuse, require_file, validate_extents,
+    NsError, MAX_EXTENTS_PER_COMMIT,
 };
 use crate::kv::{Cf, KvRead, Txn};
 use crate::schema::{decode, encode, extent_key, extent_range, ExtentRecord};
@@ -32,21 +32,7 @@ pub(super) fn write_extents<R: KvRead>(
     }
     validate_extents(extents, MAX_FILE_SIZE)?;
     let mut attr = get_attr(t, ino)?;
-    match attr.kind {
-        FileKind::File => {}
-        FileKind::Dir => {
-            return refuse(
-                ErrorCode::IsADirectory,
-                format!("inode {ino} is a directory"),
-            )
-        }
-        FileKind::Symlink | FileKind::Fifo | FileKind::Socket => {
-            return refuse(
-                ErrorCode::InvalidRequest,
-                format!("inode {ino} is not a regular file"),
-            )
-        }
-    }
+    require_file(&attr)?;
     for e in extents {
         punch(t, ino, e.offset, e.offset + e.len, now_ns)?;
         incref(t, &e.chunk)?;
