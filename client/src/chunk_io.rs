@@ -139,7 +139,8 @@ pub async fn download(
     id: ChunkId,
 ) -> Result<Vec<u8>, ClientError> {
     first_verified(pool, suspects, servers, id, |server| async move {
-        let data = fetch_from(pool, ring, &server, id).await?;
+        let req = ChunkRequest::Get { id };
+        let data = fetch_bytes(pool, ring, &server, &req, u64::from(MAX_CHUNK_LEN)).await?;
         if id.matches(&data) {
             Ok(data)
         } else {
@@ -163,7 +164,9 @@ pub async fn download_range(
     len: u32,
 ) -> Result<Vec<u8>, ClientError> {
     first_verified(pool, suspects, servers, id, |server| async move {
-        let slice = fetch_range_from(pool, ring, &server, id, start, len).await?;
+        let req = ChunkRequest::GetRange { id, start, len };
+        let max = chunk_slice::max_slice_len(u64::from(len));
+        let slice = fetch_bytes(pool, ring, &server, &req, max).await?;
         match chunk_slice::verify(&slice, &id, u64::from(start), u64::from(len)) {
             Ok(data) if data.len() == len as usize => Ok(data),
             Ok(_) => Err(Fetch::Corrupt("short slice".into())),
@@ -225,46 +228,6 @@ where
     })
 }
 
-async fn fetch_range_from(
-    pool: &ConnPool,
-    ring: &RingCache,
-    server: &RingMember,
-    id: ChunkId,
-    start: u32,
-    len: u32,
-) -> Result<Vec<u8>, Fetch> {
-    let failed = |e: String| {
-        pool.forget(&server.addr);
-        Fetch::Failed(e)
-    };
-    let conn = pool
-        .get(&server.addr)
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    let req = ChunkRequest::GetRange { id, start, len };
-    let (reply, mut recv) = call_chunk(&conn, &req, &[])
-        .await
-        .map_err(|e| failed(e.to_string()))?;
-    ring.observe(reply.ring_epoch);
-    match reply.result {
-        Ok(ChunkResponse::Slice { len: n })
-            if u64::from(n) <= chunk_slice::max_slice_len(u64::from(len)) =>
-        {
-            let mut slice = vec![0u8; n as usize];
-            recv.read_exact(&mut slice)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            Ok(slice)
-        }
-        Ok(other) => Err(Fetch::Failed(format!("unexpected reply {other:?}"))),
-        // A copy the server found corrupt is as good as missing here.
-        Err(e) if matches!(e.code, ErrorCode::ChunkMissing | ErrorCode::HashMismatch) => {
-            Err(Fetch::Missing(e.to_string()))
-        }
-        Err(e) => Err(Fetch::Failed(e.to_string())),
-    }
-}
-
 /// Why one server did not return a chunk.
 enum Fetch {
     /// It answered: it does not have it.
@@ -275,11 +238,14 @@ enum Fetch {
     Corrupt(String),
 }
 
-async fn fetch_from(
+/// Sends `req` (a `Get` or `GetRange`) to `server` and reads the bytes
+/// its answer announces, at most `max`. Unverified: the caller checks them.
+async fn fetch_bytes(
     pool: &ConnPool,
     ring: &RingCache,
     server: &RingMember,
-    id: ChunkId,
+    req: &ChunkRequest,
+    max: u64,
 ) -> Result<Vec<u8>, Fetch> {
     let failed = |e: String| {
         pool.forget(&server.addr);
@@ -289,12 +255,12 @@ async fn fetch_from(
         .get(&server.addr)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    let (reply, mut recv) = call_chunk(&conn, &ChunkRequest::Get { id }, &[])
+    let (reply, mut recv) = call_chunk(&conn, req, &[])
         .await
         .map_err(|e| failed(e.to_string()))?;
     ring.observe(reply.ring_epoch);
     match reply.result {
-        Ok(ChunkResponse::Data { len }) if len <= MAX_CHUNK_LEN => {
+        Ok(ChunkResponse::Data { len } | ChunkResponse::Slice { len }) if u64::from(len) <= max => {
             let mut data = vec![0u8; len as usize];
             recv.read_exact(&mut data)
                 .await
@@ -302,7 +268,10 @@ async fn fetch_from(
             Ok(data)
         }
         Ok(other) => Err(Fetch::Failed(format!("unexpected reply {other:?}"))),
-        Err(e) if e.code == ErrorCode::ChunkMissing => Err(Fetch::Missing(e.to_string())),
+        // A copy the server found corrupt is as good as missing here.
+        Err(e) if matches!(e.code, ErrorCode::ChunkMissing | ErrorCode::HashMismatch) => {
+            Err(Fetch::Missing(e.to_string()))
+        }
         Err(e) => Err(Fetch::Failed(e.to_string())),
     }
 }

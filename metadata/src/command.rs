@@ -2,8 +2,8 @@
 //! applied atomically by the state machine.
 
 use cairn_proto::meta_rpc::{
-    AttrChange, Extent, FileKind, InodeAttr, Owner, RenameMode, ReplicationPolicy, Session,
-    XattrMode,
+    AttrChange, Extent, FileKind, InodeAttr, MetaRequest, Owner, RenameMode, ReplicationPolicy,
+    Session, XattrMode,
 };
 use cairn_proto::{InodeId, NodeId, RpcError};
 use serde::{Deserialize, Serialize};
@@ -159,6 +159,132 @@ impl From<AttrChangeV1> for AttrChange {
             mtime_ns: c.mtime_ns,
             atime_ns: None,
         }
+    }
+}
+
+impl Command {
+    /// The command a namespace-changing request becomes, stamped with
+    /// `now_ns`; any other request comes back as it was.
+    pub fn from_namespace_request(req: MetaRequest, now_ns: i64) -> Result<Command, MetaRequest> {
+        use MetaRequest as Q;
+        Ok(match req {
+            Q::Mkdir {
+                parent,
+                name,
+                owner,
+            } => Command::Mkdir {
+                parent,
+                name,
+                owner,
+                now_ns,
+            },
+            Q::Unlink { parent, name } => Command::Unlink {
+                parent,
+                name,
+                now_ns,
+            },
+            Q::Rmdir { parent, name } => Command::Rmdir {
+                parent,
+                name,
+                now_ns,
+            },
+            Q::Rename {
+                parent,
+                name,
+                new_parent,
+                new_name,
+                mode,
+            } => Command::RenameWith {
+                parent,
+                name,
+                new_parent,
+                new_name,
+                mode,
+                now_ns,
+            },
+            Q::CreateFile {
+                parent,
+                name,
+                owner,
+            } => Command::CreateFile {
+                parent,
+                name,
+                owner,
+                now_ns,
+            },
+            Q::Mknod {
+                parent,
+                name,
+                kind,
+                owner,
+            } => Command::Mknod {
+                parent,
+                name,
+                kind,
+                owner,
+                now_ns,
+            },
+            Q::WriteExtents { ino, extents } => Command::WriteExtents {
+                ino,
+                extents,
+                now_ns,
+            },
+            Q::Symlink {
+                parent,
+                name,
+                target,
+                owner,
+            } => Command::Symlink {
+                parent,
+                name,
+                target,
+                owner,
+                now_ns,
+            },
+            Q::Link {
+                ino,
+                new_parent,
+                new_name,
+            } => Command::Link {
+                ino,
+                new_parent,
+                new_name,
+                now_ns,
+            },
+            Q::SetXattr {
+                ino,
+                name,
+                value,
+                mode,
+            } => Command::SetXattr {
+                ino,
+                name,
+                value,
+                mode,
+                now_ns,
+            },
+            Q::RemoveXattr { ino, name } => Command::RemoveXattr { ino, name, now_ns },
+            Q::CommitFile {
+                parent,
+                name,
+                extents,
+                size,
+                owner,
+            } => Command::CommitFile {
+                parent,
+                name,
+                extents,
+                size,
+                owner,
+                now_ns,
+            },
+            Q::SetAttr { ino, change } => Command::SetAttrs {
+                ino,
+                change,
+                now_ns,
+            },
+            other => return Err(other),
+        })
     }
 }
 

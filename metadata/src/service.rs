@@ -77,6 +77,10 @@ impl MetaService {
     ) -> Result<MetaResponse, RpcError> {
         use MetaRequest as Q;
         let stale_ok = follower_read && req.serves_follower_reads();
+        let req = match Command::from_namespace_request(req, now_ns()) {
+            Ok(cmd) => return self.write(session, cmd).await,
+            Err(other) => other,
+        };
         match req {
             Q::Raft { kind, payload } => handle_raft(&self.raft, kind, &payload)
                 .await
@@ -134,172 +138,6 @@ impl MetaService {
                     .map(MetaResponse::Ring)
                     .map_err(ns_err)
             }
-            Q::Mkdir {
-                parent,
-                name,
-                owner,
-            } => {
-                self.write(
-                    session,
-                    Command::Mkdir {
-                        parent,
-                        name,
-                        owner,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
-            }
-            Q::Unlink { parent, name } => {
-                self.write(
-                    session,
-                    Command::Unlink {
-                        parent,
-                        name,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
-            }
-            Q::Rmdir { parent, name } => {
-                self.write(
-                    session,
-                    Command::Rmdir {
-                        parent,
-                        name,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
-            }
-            Q::Rename {
-                parent,
-                name,
-                new_parent,
-                new_name,
-                mode,
-            } => {
-                self.write(
-                    session,
-                    Command::RenameWith {
-                        parent,
-                        name,
-                        new_parent,
-                        new_name,
-                        mode,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
-            }
-            Q::CreateFile {
-                parent,
-                name,
-                owner,
-            } => {
-                self.write(
-                    session,
-                    Command::CreateFile {
-                        parent,
-                        name,
-                        owner,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
-            }
-            Q::Mknod {
-                parent,
-                name,
-                kind,
-                owner,
-            } => {
-                self.write(
-                    session,
-                    Command::Mknod {
-                        parent,
-                        name,
-                        kind,
-                        owner,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
-            }
-            Q::WriteExtents { ino, extents } => {
-                self.write(
-                    session,
-                    Command::WriteExtents {
-                        ino,
-                        extents,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
-            }
-            Q::Symlink {
-                parent,
-                name,
-                target,
-                owner,
-            } => {
-                self.write(
-                    session,
-                    Command::Symlink {
-                        parent,
-                        name,
-                        target,
-                        owner,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
-            }
-            Q::Link {
-                ino,
-                new_parent,
-                new_name,
-            } => {
-                self.write(
-                    session,
-                    Command::Link {
-                        ino,
-                        new_parent,
-                        new_name,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
-            }
-            Q::SetXattr {
-                ino,
-                name,
-                value,
-                mode,
-            } => {
-                self.write(
-                    session,
-                    Command::SetXattr {
-                        ino,
-                        name,
-                        value,
-                        mode,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
-            }
-            Q::RemoveXattr { ino, name } => {
-                self.write(
-                    session,
-                    Command::RemoveXattr {
-                        ino,
-                        name,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
-            }
             Q::ReadLink { ino } => {
                 self.read_barrier(stale_ok).await?;
                 namespace::read_link(&self.kv, ino)
@@ -317,26 +155,6 @@ impl MetaService {
                 namespace::list_xattrs(&self.kv, ino)
                     .map(MetaResponse::XattrNames)
                     .map_err(ns_err)
-            }
-            Q::CommitFile {
-                parent,
-                name,
-                extents,
-                size,
-                owner,
-            } => {
-                self.write(
-                    session,
-                    Command::CommitFile {
-                        parent,
-                        name,
-                        extents,
-                        size,
-                        owner,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
             }
             Q::RegisterChunkServer {
                 id,
@@ -434,20 +252,25 @@ impl MetaService {
                 self.write(session, Command::DrainChunkServer { id, drain })
                     .await
             }
-            Q::SetAttr { ino, change } => {
-                self.write(
-                    session,
-                    Command::SetAttrs {
-                        ino,
-                        change,
-                        now_ns: now_ns(),
-                    },
-                )
-                .await
-            }
             Q::AddMetaNode { id, addr } => self.add_meta_node(id, addr).await,
             Q::PromoteMetaNode { id } => self.promote_meta_node(id).await,
             Q::RemoveMetaNode { id } => self.remove_meta_node(id).await,
+            Q::Mkdir { .. }
+            | Q::Unlink { .. }
+            | Q::Rmdir { .. }
+            | Q::Rename { .. }
+            | Q::CreateFile { .. }
+            | Q::Mknod { .. }
+            | Q::WriteExtents { .. }
+            | Q::Symlink { .. }
+            | Q::Link { .. }
+            | Q::SetXattr { .. }
+            | Q::RemoveXattr { .. }
+            | Q::CommitFile { .. }
+            | Q::SetAttr { .. } => Err(RpcError::new(
+                ErrorCode::Internal,
+                "a namespace request was not turned into a command",
+            )),
         }
     }
 
