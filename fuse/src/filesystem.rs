@@ -30,6 +30,8 @@ use crate::open_file::{FileIo, OpenFile};
 const STATFS_TTL: Duration = Duration::from_secs(2);
 /// Block size statfs reports in.
 const STATFS_BLOCK: u64 = 4096;
+/// Inodes whose page-cache version is remembered, at most.
+const MAX_KNOWN_VERSIONS: usize = 1 << 20;
 /// Largest single read or write the kernel sends us.
 const MAX_IO: u32 = 1 << 20;
 
@@ -128,7 +130,14 @@ impl Shared {
     /// version), remembering that it now will. If not, the kernel's cached
     /// attributes go too, so the opener sees the new size at once.
     fn keep_cache(&self, attr: &InodeAttr) -> bool {
-        let keep = lock(&self.cached_versions).insert(attr.ino, attr.version) == Some(attr.version);
+        let keep = {
+            let mut known = lock(&self.cached_versions);
+            if known.len() >= MAX_KNOWN_VERSIONS {
+                // Forgetting only costs re-reading pages the kernel had.
+                known.clear();
+            }
+            known.insert(attr.ino, attr.version) == Some(attr.version)
+        };
         if !keep {
             if let Some(n) = self.notifier.get() {
                 // Offset -1: attributes only (the open reply drops pages).

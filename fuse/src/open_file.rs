@@ -52,6 +52,8 @@ struct FileState {
     /// Size as this mount sees it (committed size, grown by buffered
     /// writes, cut by truncates).
     size: u64,
+    /// The inode version `size` and `extents` reflect.
+    version: u64,
     /// Committed extents (`None`: fetch before the next read).
     extents: Option<Arc<Vec<Extent>>>,
     /// Bumped when a commit changes what `extents` should be.
@@ -68,6 +70,7 @@ impl OpenFile {
                 dirty: WriteBuffer::default(),
                 inflight: None,
                 size: attr.size,
+                version: attr.version,
                 extents: None,
                 generation: 0,
                 last_read_end: 0,
@@ -86,12 +89,13 @@ impl OpenFile {
     /// have changed the file): without buffered writes, their size wins.
     pub async fn refresh(&self, attr: &InodeAttr) {
         let mut st = self.state.lock().await;
-        if st.dirty.is_empty() && st.inflight.is_none() {
-            if st.size != attr.size {
-                st.extents = None;
-                st.generation += 1;
-            }
+        // Newer than what this mount knows (another client committed):
+        // its size and extents win, unless writes here are pending.
+        if st.dirty.is_empty() && st.inflight.is_none() && attr.version > st.version {
+            st.extents = None;
+            st.generation += 1;
             st.size = attr.size;
+            st.version = attr.version;
         }
     }
 
@@ -169,6 +173,7 @@ impl OpenFile {
                 st.extents = None;
                 st.generation += 1;
                 st.size = st.size.max(attr.size);
+                st.version = st.version.max(attr.version);
                 Ok(Some(attr))
             }
             Err(e) => {
@@ -208,6 +213,7 @@ impl OpenFile {
         io.dirty_total
             .fetch_sub(before - st.dirty.bytes(), Ordering::Relaxed);
         st.size = size;
+        st.version = st.version.max(attr.version);
         st.extents = None;
         st.generation += 1;
         Ok(attr)

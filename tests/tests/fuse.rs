@@ -156,6 +156,16 @@ fn a_file_closed_in_one_mount_reads_back_exactly_in_another() {
     want.extend_from_slice(b"tail");
     assert_eq!(fs::read(b.join("f")).unwrap(), want, "second version");
 
+    // Same again with the file held open in b meanwhile and the size
+    // unchanged: b's next open still sees the new bytes.
+    let held = File::open(b.join("f")).unwrap();
+    let f = OpenOptions::new().write(true).open(a.join("f")).unwrap();
+    f.write_all_at(b"ABCD", 0).unwrap();
+    drop(f);
+    want[..4].copy_from_slice(b"ABCD");
+    assert_eq!(fs::read(b.join("f")).unwrap(), want, "third version");
+    drop(held);
+
     // Writes not yet closed are not visible elsewhere; fsync publishes.
     let mut g = File::create(a.join("g")).unwrap();
     g.write_all(b"pending").unwrap();
