@@ -17,6 +17,7 @@ pub fn errno(e: &ClientError) -> Errno {
             }
             ErrorCode::NotPermitted => Errno::EPERM,
             ErrorCode::NoData => Errno::NO_XATTR,
+            ErrorCode::FileTooLarge => Errno::EFBIG,
             ErrorCode::FailedPrecondition => Errno::EBUSY,
             ErrorCode::NotLeader
             | ErrorCode::Unavailable

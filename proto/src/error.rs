@@ -46,6 +46,8 @@ pub enum ErrorCode {
     NotPermitted = 15,
     /// No such extended attribute.
     NoData = 16,
+    /// A file would grow past the largest size the cluster keeps.
+    FileTooLarge = 17,
 }
 
 impl ErrorCode {

@@ -8,6 +8,7 @@
 use cairn_proto::meta_rpc::{AttrChange, InodeAttr};
 use cairn_proto::{ErrorCode, InodeId};
 
+use super::partial_write::MAX_FILE_SIZE;
 use super::{decref, extent_offset, get_attr, put_inode, refuse, require_file, NsError};
 use crate::kv::{Cf, KvRead, Txn};
 use crate::schema::{decode, encode, extent_key, extent_range, ExtentRecord};
@@ -39,6 +40,12 @@ pub(super) fn set_attr<R: KvRead>(
     }
     if let Some(size) = change.size {
         require_file(&attr)?;
+        if size > MAX_FILE_SIZE {
+            return refuse(
+                ErrorCode::FileTooLarge,
+                format!("{size} bytes is past the largest file size ({MAX_FILE_SIZE})"),
+            );
+        }
         if size < attr.size {
             cut_extents(t, ino, size, now_ns)?;
         }

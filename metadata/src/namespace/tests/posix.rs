@@ -117,6 +117,21 @@ proptest! {
 }
 
 #[test]
+fn sizes_past_the_largest_file_are_refused() {
+    let mut ns = Ns::new();
+    let f = ns.create(InodeId::ROOT, "f").unwrap().unwrap().ino;
+    let cut = ns.set_attr(
+        f,
+        AttrChange {
+            size: Some(u64::MAX),
+            ..Default::default()
+        },
+    );
+    assert_eq!(Ns::code(cut), ErrorCode::FileTooLarge);
+    assert_eq!(get_attr(&ns.kv, f).unwrap().size, 0);
+}
+
+#[test]
 fn write_into_the_middle_of_an_extent_splits_it() {
     let mut ns = Ns::new();
     let ino = ns.create(InodeId::ROOT, "f").unwrap().unwrap().ino;
