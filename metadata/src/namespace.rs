@@ -302,19 +302,7 @@ fn mkdir<R: KvRead>(
         return refuse(ErrorCode::AlreadyExists, format!("{name:?} already exists"));
     }
     let ino = alloc_ino(t)?;
-    let attr = InodeAttr {
-        ino,
-        kind: FileKind::Dir,
-        mode: owner.mode & 0o7777,
-        uid: owner.uid,
-        gid: owner.gid,
-        size: 0,
-        nlink: 2,
-        mtime_ns: now_ns,
-        ctime_ns: now_ns,
-        version: 1,
-        atime_ns: now_ns,
-    };
+    let attr = fresh_attr(ino, FileKind::Dir, owner, now_ns);
     put_inode(t, &attr);
     t.put(
         Cf::Dentries,
@@ -493,6 +481,24 @@ fn validate_extents(extents: &[Extent], size: u64) -> Result<(), NsError> {
     Ok(())
 }
 
+/// A new inode's attributes: empty, one link (two for a directory: its
+/// entry and its `.`), every time `now_ns`.
+fn fresh_attr(ino: InodeId, kind: FileKind, owner: Owner, now_ns: i64) -> InodeAttr {
+    InodeAttr {
+        ino,
+        kind,
+        mode: owner.mode & 0o7777,
+        uid: owner.uid,
+        gid: owner.gid,
+        size: 0,
+        nlink: if kind == FileKind::Dir { 2 } else { 1 },
+        mtime_ns: now_ns,
+        ctime_ns: now_ns,
+        version: 1,
+        atime_ns: now_ns,
+    }
+}
+
 /// Allocates a non-directory inode and links it as `name` in `parent`
 /// (which the caller checked is a directory without that name); the
 /// caller writes the returned record.
@@ -513,19 +519,7 @@ fn new_inode<R: KvRead>(
     );
     touch_dir(t, parent, 0, now_ns)?;
     update_counters(t, |c| c.files += 1)?;
-    Ok(InodeAttr {
-        ino,
-        kind,
-        mode: owner.mode & 0o7777,
-        uid: owner.uid,
-        gid: owner.gid,
-        size: 0,
-        nlink: 1,
-        mtime_ns: now_ns,
-        ctime_ns: now_ns,
-        version: 1,
-        atime_ns: now_ns,
-    })
+    Ok(fresh_attr(ino, kind, owner, now_ns))
 }
 
 /// Creates an empty regular file, fifo or socket; refuses a taken name.
