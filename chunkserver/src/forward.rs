@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use cairn_proto::chunk_rpc::{ChunkReply, ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME};
 use cairn_proto::frame::{read_frame, write_frame};
-use cairn_proto::net::ConnPool;
+use cairn_proto::net::{ConnPool, REQUEST_TIMEOUT};
 use cairn_proto::{ChunkId, ErrorCode, RpcError};
+
+use crate::peer::connect_chunkserver;
 
 /// Bytes read from the client (and forwarded) at a time.
 const PIECE: usize = 256 << 10;
@@ -28,8 +30,9 @@ fn backup_failed(addr: &str, e: impl std::fmt::Display) -> RpcError {
 }
 
 /// Reads `len` bytes of chunk `id` from the client, forwarding every piece
-/// to each of `backups` as it arrives. Fails if a backup cannot keep up or
-/// the client sends too few or too many bytes.
+/// to each of `backups` as it arrives. Fails if a backup cannot keep up,
+/// the client sends too few or too many bytes, or it stalls for
+/// [`REQUEST_TIMEOUT`] between two pieces.
 pub async fn receive_and_forward(
     pool: &ConnPool,
     id: ChunkId,
@@ -40,17 +43,11 @@ pub async fn receive_and_forward(
     let mut sends = Vec::with_capacity(backups.len());
     let mut acks = Vec::with_capacity(backups.len());
     for addr in backups {
-        let conn = pool.get(addr).await.map_err(|e| {
-            pool.forget(addr);
-            backup_failed(addr, e)
-        })?;
+        let conn = connect_chunkserver(pool, addr)
+            .await
+            .map_err(|e| backup_failed(addr, e))?;
         let (mut send, recv) = conn.open_bi().await.map_err(|e| backup_failed(addr, e))?;
-        let req = ChunkRequest::Put {
-            id,
-            len,
-            backups: Vec::new(),
-            async_copies: Vec::new(),
-        };
+        let req = ChunkRequest::Replicate { id, len };
         write_frame(&mut send, &req)
             .await
             .map_err(|e| backup_failed(addr, e))?;
@@ -62,9 +59,14 @@ pub async fn receive_and_forward(
     let mut filled = 0;
     while filled < len {
         let end = (filled + PIECE).min(len);
-        let n = recv
-            .read(&mut data[filled..end])
+        let n = tokio::time::timeout(REQUEST_TIMEOUT, recv.read(&mut data[filled..end]))
             .await
+            .map_err(|_| {
+                RpcError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("chunk body stalled after {filled} of {len} bytes"),
+                )
+            })?
             .map_err(|e| RpcError::new(ErrorCode::InvalidRequest, format!("chunk body: {e}")))?
             .ok_or_else(|| {
                 RpcError::new(
@@ -80,9 +82,9 @@ pub async fn receive_and_forward(
         filled += n;
     }
     let mut extra = [0u8; 1];
-    let trailing = recv
-        .read(&mut extra)
+    let trailing = tokio::time::timeout(REQUEST_TIMEOUT, recv.read(&mut extra))
         .await
+        .map_err(|_| RpcError::new(ErrorCode::InvalidRequest, "chunk body not finished"))?
         .map_err(|e| RpcError::new(ErrorCode::InvalidRequest, e.to_string()))?;
     if trailing.is_some_and(|n| n > 0) {
         return Err(RpcError::new(

@@ -125,7 +125,7 @@ pub async fn start(
     let serve_task = tokio::spawn(serve(
         endpoint,
         shutdown.clone().cancelled_owned(),
-        move |_conn, send, recv| service.clone().serve_stream(send, recv),
+        move |peer, send, recv| service.clone().serve_stream(peer, send, recv),
     ));
     let replicate_task = tokio::spawn(replicator.run(shutdown.clone()));
     let repair_task = tokio::spawn(repairer.run(shutdown.clone()));

@@ -4,7 +4,31 @@ use std::time::Duration;
 
 use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse};
 use cairn_proto::net::ConnPool;
+use cairn_proto::tls::{PeerIdentity, Role};
 use cairn_proto::ChunkId;
+
+/// A connection to the chunkserver at `addr`, refused unless the peer's
+/// certificate says it is a chunkserver: chunk copies go only to
+/// chunkservers, whatever address a client named.
+pub async fn connect_chunkserver(pool: &ConnPool, addr: &str) -> Result<quinn::Connection, String> {
+    let conn = pool.get(addr).await.map_err(|e| {
+        pool.forget(addr);
+        e.to_string()
+    })?;
+    match PeerIdentity::of_connection(&conn) {
+        Ok(id) if id.role == Role::ChunkServer => Ok(conn),
+        Ok(id) => {
+            pool.forget(addr);
+            Err(format!(
+                "{addr} is not a chunkserver (its certificate: {id})"
+            ))
+        }
+        Err(e) => {
+            pool.forget(addr);
+            Err(format!("{addr}: {e}"))
+        }
+    }
+}
 
 /// How long one push of one chunk may take.
 pub const PUSH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -17,14 +41,12 @@ pub async fn push_chunk(
     id: ChunkId,
     data: &[u8],
 ) -> Result<(), String> {
-    let req = ChunkRequest::Put {
+    let req = ChunkRequest::Replicate {
         id,
         len: data.len() as u32,
-        backups: Vec::new(),
-        async_copies: Vec::new(),
     };
     let attempt = async {
-        let conn = pool.get(addr).await.map_err(|e| e.to_string())?;
+        let conn = connect_chunkserver(pool, addr).await?;
         let (reply, _) = call_chunk(&conn, &req, data)
             .await
             .map_err(|e| e.to_string())?;

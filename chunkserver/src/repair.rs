@@ -189,7 +189,7 @@ impl Repairer {
 
     async fn have(&self, addr: &str, ids: Vec<ChunkId>) -> Result<Vec<bool>, String> {
         let n = ids.len();
-        let conn = self.pool.get(addr).await.map_err(|e| e.to_string())?;
+        let conn = crate::peer::connect_chunkserver(&self.pool, addr).await?;
         let req = ChunkRequest::Have { ids };
         let answer =
             tokio::time::timeout(Duration::from_secs(10), call_chunk(&conn, &req, &[])).await;

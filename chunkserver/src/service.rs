@@ -1,15 +1,16 @@
 //! Answers [`ChunkRequest`]s: store (hash verified, durable before the
-//! answer), read, "have?" and stat.
+//! answer), read, "have?" and stat — each only for the roles
+//! [`cairn_proto::access`] allows.
 
 use std::sync::Arc;
 
+use cairn_proto::access::check_chunk;
 use cairn_proto::chunk_rpc::{
     ChunkReply, ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_CHUNK_LEN, MAX_COPY_TARGETS,
     MAX_HAVE_QUERY,
 };
-use cairn_proto::frame::read_frame;
-use cairn_proto::net::{answer, ConnPool};
-use cairn_proto::{ErrorCode, RpcError};
+use cairn_proto::net::{answer, read_request, ConnPool, Peer};
+use cairn_proto::{ChunkId, ErrorCode, RpcError};
 use tokio::sync::Semaphore;
 
 use crate::forward;
@@ -36,18 +37,106 @@ fn internal(e: impl std::fmt::Display) -> RpcError {
     RpcError::new(ErrorCode::Internal, e.to_string())
 }
 
+/// Longest copy-target address accepted (`host:port`).
+const MAX_TARGET_ADDR: usize = 261;
+
+/// Checks the copy targets a client names in a put: few enough, and each
+/// a plausible `host:port` (the primary then dials only peers that prove a
+/// chunkserver certificate, see [`forward`]).
+fn check_copy_targets(backups: &[String], async_copies: &[String]) -> Result<(), RpcError> {
+    if backups.len() + async_copies.len() > MAX_COPY_TARGETS {
+        return Err(RpcError::new(
+            ErrorCode::InvalidRequest,
+            format!("more than {MAX_COPY_TARGETS} copy targets"),
+        ));
+    }
+    for addr in backups.iter().chain(async_copies) {
+        let plausible = addr.len() <= MAX_TARGET_ADDR
+            && addr
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !plausible {
+            return Err(RpcError::new(
+                ErrorCode::InvalidRequest,
+                format!("copy target {addr:.64?} is not host:port"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl ChunkService {
+    /// Receives chunk `id` (`len` bytes following on `recv`), forwarding it
+    /// to `backups` as it arrives; answers once it is durable here and on
+    /// every backup, then queues `async_copies`.
+    async fn store_chunk(
+        &self,
+        id: ChunkId,
+        len: u32,
+        backups: &[String],
+        async_copies: &[String],
+        peer: &Peer,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<(ChunkResponse, Vec<u8>), RpcError> {
+        if len > MAX_CHUNK_LEN {
+            return Err(RpcError::new(
+                ErrorCode::InvalidRequest,
+                format!("chunk of {len} bytes exceeds the limit of {MAX_CHUNK_LEN}"),
+            ));
+        }
+        // The body's memory counts against the sender's connection first,
+        // then against the server's upload slots.
+        let _held = peer.reserve(len as usize).await;
+        let _slot = self
+            .put_slots
+            .acquire()
+            .await
+            .map_err(|_| RpcError::new(ErrorCode::Unavailable, "shutting down"))?;
+        let (data, forwarding) =
+            forward::receive_and_forward(&self.pool, id, len, backups, recv).await?;
+        let store = self.store.clone();
+        let local = tokio::task::spawn_blocking(move || {
+            if !id.matches(&data) {
+                return Err(RpcError::new(
+                    ErrorCode::HashMismatch,
+                    format!("uploaded bytes do not hash to {id}"),
+                ));
+            }
+            store.put(&id, &data).map_err(internal)
+        });
+        let (local, remote) = tokio::join!(local, forwarding.acknowledged());
+        local.map_err(internal)??;
+        remote?;
+        if !async_copies.is_empty() {
+            let queue = self.queue.clone();
+            let targets = async_copies.to_vec();
+            tokio::task::spawn_blocking(move || queue.enqueue(&id, &targets))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?;
+        }
+        Ok((ChunkResponse::Stored, Vec::new()))
+    }
+
     /// Serves one stream: one request, one answer.
     pub async fn serve_stream(
         self: Arc<Self>,
+        peer: Arc<Peer>,
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) {
-        let (result, body) = match read_frame::<_, ChunkRequest>(&mut recv, MAX_CHUNK_FRAME).await {
-            Ok(req) => match self.handle(req, &mut recv).await {
-                Ok((r, body)) => (Ok(r), body),
-                Err(e) => (Err(e), Vec::new()),
-            },
+        let request = read_request::<ChunkRequest>(&mut recv, MAX_CHUNK_FRAME, &peer).await;
+        let (result, body) = match request {
+            Ok((req, _held)) => {
+                let handled = match check_chunk(&peer.identity, &req) {
+                    Ok(()) => self.handle(req, &peer, &mut recv).await,
+                    Err(refused) => Err(refused),
+                };
+                match handled {
+                    Ok((r, body)) => (Ok(r), body),
+                    Err(e) => (Err(e), Vec::new()),
+                }
+            }
             Err(e) => (
                 Err(RpcError::new(ErrorCode::InvalidRequest, e.to_string())),
                 Vec::new(),
@@ -65,6 +154,7 @@ impl ChunkService {
     async fn handle(
         &self,
         req: ChunkRequest,
+        peer: &Peer,
         recv: &mut quinn::RecvStream,
     ) -> Result<(ChunkResponse, Vec<u8>), RpcError> {
         match req {
@@ -74,46 +164,12 @@ impl ChunkService {
                 backups,
                 async_copies,
             } => {
-                if len > MAX_CHUNK_LEN {
-                    return Err(RpcError::new(
-                        ErrorCode::InvalidRequest,
-                        format!("chunk of {len} bytes exceeds the limit of {MAX_CHUNK_LEN}"),
-                    ));
-                }
-                if backups.len() + async_copies.len() > MAX_COPY_TARGETS {
-                    return Err(RpcError::new(
-                        ErrorCode::InvalidRequest,
-                        format!("more than {MAX_COPY_TARGETS} copy targets"),
-                    ));
-                }
-                let _slot = self
-                    .put_slots
-                    .acquire()
+                check_copy_targets(&backups, &async_copies)?;
+                self.store_chunk(id, len, &backups, &async_copies, peer, recv)
                     .await
-                    .map_err(|_| RpcError::new(ErrorCode::Unavailable, "shutting down"))?;
-                let (data, forwarding) =
-                    forward::receive_and_forward(&self.pool, id, len, &backups, recv).await?;
-                let store = self.store.clone();
-                let local = tokio::task::spawn_blocking(move || {
-                    if !id.matches(&data) {
-                        return Err(RpcError::new(
-                            ErrorCode::HashMismatch,
-                            format!("uploaded bytes do not hash to {id}"),
-                        ));
-                    }
-                    store.put(&id, &data).map_err(internal)
-                });
-                let (local, remote) = tokio::join!(local, forwarding.acknowledged());
-                local.map_err(internal)??;
-                remote?;
-                if !async_copies.is_empty() {
-                    let queue = self.queue.clone();
-                    tokio::task::spawn_blocking(move || queue.enqueue(&id, &async_copies))
-                        .await
-                        .map_err(internal)?
-                        .map_err(internal)?;
-                }
-                Ok((ChunkResponse::Stored, Vec::new()))
+            }
+            ChunkRequest::Replicate { id, len } => {
+                self.store_chunk(id, len, &[], &[], peer, recv).await
             }
             ChunkRequest::Get { id } => {
                 let store = self.store.clone();

@@ -87,6 +87,28 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         mount: Option<PathBuf>,
     },
+    /// Create a cluster CA in DIR: `ca.pem` (the certificate every server
+    /// and client trusts) and `ca.key` (its private key, 0600; keep it
+    /// offline once the certificates are issued).
+    ///
+    /// Then issue one certificate per server and client with `cairn cert
+    /// issue`. `cairn dev` does all of this by itself.
+    Init {
+        /// Directory for the CA (created 0700 if missing; must not hold a
+        /// CA already).
+        dir: PathBuf,
+        /// How long the CA certificate is valid, in days.
+        #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        days: u32,
+        /// Print what was written as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue and inspect certificates signed by the cluster CA.
+    Cert {
+        #[command(subcommand)]
+        action: CertAction,
+    },
     /// Upload a local file (or `-` for stdin) to REMOTE.
     ///
     /// If REMOTE is an existing directory or ends in `/`, the file keeps its
@@ -271,6 +293,49 @@ pub enum MetaAction {
         id: u64,
         #[command(flatten)]
         cluster: ClusterArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertAction {
+    /// Issue a certificate: writes NAME.pem and NAME.key (0600) to --out.
+    ///
+    /// The role decides what its holder may do: `meta` runs Raft between
+    /// metadata nodes, `chunkserver` registers and copies chunks between
+    /// servers, `client` changes the namespace, uploads and administers.
+    /// Servers refuse every request a role may not make. Point the
+    /// component's config (`tls.ca`, `tls.cert`, `tls.key`) at the files.
+    Issue {
+        /// meta, chunkserver or client.
+        #[arg(long)]
+        role: cairn_proto::tls::Role,
+        /// The holder's name (letters, digits, '.', '_', '-'; at most 64):
+        /// names the files and shows in the servers' logs.
+        #[arg(long)]
+        name: String,
+        /// The directory `cairn init` made (ca.pem and ca.key).
+        #[arg(long, value_name = "DIR", default_value = ".", env = "CAIRN_CA_DIR")]
+        ca_dir: PathBuf,
+        /// Where to write the certificate and key. Default: the CA directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// How long the certificate is valid, in days.
+        #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        days: u32,
+        /// Print what was written as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a certificate's role, name, validity and whether the CA in
+    /// --ca-dir signed it.
+    Show {
+        /// The certificate (PEM).
+        file: PathBuf,
+        /// The directory `cairn init` made, to check the signature against.
+        #[arg(long, value_name = "DIR", env = "CAIRN_CA_DIR")]
+        ca_dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use cairn_chunkserver::ChunkServerConfig;
 use cairn_client::ClientConfig;
 use cairn_metadata::MetaConfig;
-use cairn_proto::tls::{CertificateAuthority, Role, TlsPaths};
+use cairn_proto::tls::{CertificateAuthority, Role, TlsPaths, Validity};
 use serde::{Deserialize, Serialize};
 
 /// One server of the dev cluster.
@@ -49,17 +49,36 @@ pub fn config_path(dir: &Path, name: &str) -> PathBuf {
 
 /// Writes `contents` to `path`, readable by the owner only when `secret`.
 fn write_file(path: &Path, contents: &str, secret: bool) -> anyhow::Result<()> {
+    write_with(path, contents, secret, false)
+}
+
+/// Creates `path` with `contents`, readable by the owner only when
+/// `secret`, and syncs it; refuses to replace an existing file.
+pub fn write_new_file(path: &Path, contents: &str, secret: bool) -> anyhow::Result<()> {
+    write_with(path, contents, secret, true)
+}
+
+fn write_with(path: &Path, contents: &str, secret: bool, new: bool) -> anyhow::Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create(!new)
+        .create_new(new)
+        .truncate(!new)
         .mode(if secret { 0o600 } else { 0o644 })
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(contents.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
+    if new {
+        f.sync_all()
+            .with_context(|| format!("syncing {}", path.display()))?;
+    }
     Ok(())
 }
+
+/// Dev certificates do not expire in practice: a dev cluster kept for
+/// years must still start.
+const DEV_CERT_DAYS: u32 = 36_500;
 
 /// A free UDP port on 127.0.0.1 (free now; the server binds it shortly).
 fn free_port(taken: &[u16]) -> anyhow::Result<u16> {
@@ -83,12 +102,13 @@ pub fn create(dir: &Path, meta: u16, chunkservers: u16) -> anyhow::Result<DevLay
             .with_context(|| format!("creating {}", dir.join(sub).display()))?;
     }
     let tls_dir = dir.join("tls");
-    let ca = CertificateAuthority::generate().context("creating the cluster CA")?;
+    let ca = CertificateAuthority::generate(Validity::days(DEV_CERT_DAYS))
+        .context("creating the cluster CA")?;
     write_file(&tls_dir.join("ca.pem"), &ca.cert_pem, false)?;
     write_file(&tls_dir.join("ca.key"), &ca.key_pem, true)?;
     let issue = |role: Role, name: &str| -> anyhow::Result<TlsPaths> {
         let (cert, key) = ca
-            .issue(role, name)
+            .issue(role, name, Validity::days(DEV_CERT_DAYS))
             .with_context(|| format!("issuing a certificate for {name}"))?;
         let paths = TlsPaths {
             ca: tls_dir.join("ca.pem"),

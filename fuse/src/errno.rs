@@ -16,6 +16,7 @@ pub fn errno(e: &ClientError) -> Errno {
                 Errno::EINVAL
             }
             ErrorCode::NotPermitted => Errno::EPERM,
+            ErrorCode::PermissionDenied => Errno::EACCES,
             ErrorCode::NoData => Errno::NO_XATTR,
             ErrorCode::FileTooLarge => Errno::EFBIG,
             ErrorCode::FailedPrecondition => Errno::EBUSY,

@@ -29,9 +29,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_proto::frame::read_frame;
+use cairn_proto::access::check_meta;
+use cairn_proto::frame::MAX_FRAME_LEN;
 use cairn_proto::meta_rpc::{MetaCall, MetaResponse};
-use cairn_proto::net::{reply, serve, server_endpoint, ConnPool, NetError};
+use cairn_proto::net::{read_request, reply, serve, server_endpoint, ConnPool, NetError};
+use cairn_proto::tls::Role;
 use cairn_proto::{ErrorCode, RpcError};
 use openraft::BasicNode;
 use tokio_util::sync::CancellationToken;
@@ -160,15 +162,24 @@ pub async fn start(
     let serve_task = tokio::spawn(serve(
         endpoint,
         shutdown.cancelled_owned(),
-        move |_conn, mut send, mut recv| {
+        move |peer, mut send, mut recv| {
             let service = service.clone();
             async move {
-                let resp = match read_frame::<_, MetaCall>(&mut recv, MAX_RAFT_FRAME).await {
-                    Ok(call) => {
-                        service
-                            .handle(call.req, call.session, call.follower_read)
-                            .await
-                    }
+                // Only Raft traffic carries large batches of entries.
+                let limit = if peer.identity.role == Role::Meta {
+                    MAX_RAFT_FRAME
+                } else {
+                    MAX_FRAME_LEN
+                };
+                let resp = match read_request::<MetaCall>(&mut recv, limit, &peer).await {
+                    Ok((call, _held)) => match check_meta(&peer.identity, &call.req) {
+                        Ok(()) => {
+                            service
+                                .handle(call.req, call.session, call.follower_read)
+                                .await
+                        }
+                        Err(refused) => Err(refused),
+                    },
                     Err(e) => Err(RpcError::new(ErrorCode::InvalidRequest, e.to_string())),
                 };
                 if let Err(e) = reply::<MetaResponse>(&mut send, &resp, &[]).await {

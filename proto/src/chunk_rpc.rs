@@ -42,6 +42,25 @@ pub enum ChunkRequest {
     /// Read bytes `start..start + len` of a chunk as a verifiable slice
     /// (see [`crate::chunk_slice`]); answered with [`ChunkResponse::Slice`].
     GetRange { id: ChunkId, start: u32, len: u32 },
+    /// Store a copy of a chunk for another chunkserver (a synchronous
+    /// backup, an async copy, repair or rebalance); `len` raw bytes follow.
+    /// Only chunkservers may send it (see [`crate::access`]).
+    Replicate { id: ChunkId, len: u32 },
+}
+
+impl ChunkRequest {
+    /// The request's name, for logs and refusals.
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            ChunkRequest::Put { .. } => "Put",
+            ChunkRequest::Get { .. } => "Get",
+            ChunkRequest::Have { .. } => "Have",
+            ChunkRequest::Stat => "Stat",
+            ChunkRequest::ReportCorrupt { .. } => "ReportCorrupt",
+            ChunkRequest::GetRange { .. } => "GetRange",
+            ChunkRequest::Replicate { .. } => "Replicate",
+        }
+    }
 }
 
 /// A successful answer from a chunkserver.

@@ -48,6 +48,9 @@ pub enum ErrorCode {
     NoData = 16,
     /// A file would grow past the largest size the cluster keeps.
     FileTooLarge = 17,
+    /// The caller's certificate role may not make this request (a client
+    /// sending Raft RPCs, a chunkserver changing the namespace).
+    PermissionDenied = 18,
 }
 
 impl ErrorCode {

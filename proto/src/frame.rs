@@ -38,6 +38,9 @@ pub enum FrameError {
     /// The stream failed underneath.
     #[error("stream error: {0}")]
     Io(#[from] std::io::Error),
+    /// The peer did not send the frame in time.
+    #[error("no complete frame within {0:?}")]
+    TimedOut(std::time::Duration),
 }
 
 /// Encodes `msg` as one frame.
@@ -119,9 +122,27 @@ where
     R: AsyncRead + Unpin,
     T: DeserializeOwned,
 {
+    let len = read_header(r, limit).await?;
+    read_body(r, len).await
+}
+
+/// Reads and checks a frame header; returns the body length it announces
+/// (at most `limit`).
+pub async fn read_header<R>(r: &mut R, limit: usize) -> Result<usize, FrameError>
+where
+    R: AsyncRead + Unpin,
+{
     let mut header = [0u8; HEADER_LEN];
     read_exact_or_truncated(r, &mut header, 0).await?;
-    let len = parse_header(header, limit)?;
+    parse_header(header, limit)
+}
+
+/// Reads a body of `len` bytes (as [`read_header`] announced) and decodes it.
+pub async fn read_body<R, T>(r: &mut R, len: usize) -> Result<T, FrameError>
+where
+    R: AsyncRead + Unpin,
+    T: DeserializeOwned,
+{
     let mut body = vec![0u8; len];
     read_exact_or_truncated(r, &mut body, HEADER_LEN).await?;
     decode_body(&body)

@@ -2,7 +2,7 @@
 //!
 //! Owns the ids ([`ChunkId`], [`InodeId`], [`NodeId`]), one request and one
 //! response type per service ([`meta_rpc`], [`chunk_rpc`]), the stable error
-//! codes ([`error`]), the framing of one request per bidirectional QUIC
+//! codes ([`error`]), who may call what ([`access`]), the framing of one request per bidirectional QUIC
 //! stream ([`frame`], [`net`]), the TLS helpers ([`tls`]), path-component
 //! validation ([`path`]) and the pure placement ring ([`ring`]), which client,
 //! chunkservers and metadata must all compute identically.
@@ -10,6 +10,7 @@
 //! It depends on nothing of ours and must stay that way: client and servers
 //! both link it, and it must never pull in RocksDB or fuser.
 
+pub mod access;
 pub mod chunk_rpc;
 pub mod chunk_slice;
 pub mod error;
@@ -27,7 +28,7 @@ pub use ids::{ChunkId, InodeId, NodeId};
 
 /// ALPN protocol id; a peer speaking another version fails the TLS handshake,
 /// so the protocol version is checked once, when the connection opens.
-pub const ALPN: &[u8] = b"cairn/2";
+pub const ALPN: &[u8] = b"cairn/3";
 
 /// Version byte carried by every frame header (see [`frame`]).
 pub const FRAME_VERSION: u8 = 1;

@@ -463,6 +463,45 @@ pub enum MetaRequest {
 }
 
 impl MetaRequest {
+    /// The request's name, for logs and refusals (never its payload).
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            MetaRequest::Lookup { .. } => "Lookup",
+            MetaRequest::ResolvePath { .. } => "ResolvePath",
+            MetaRequest::GetAttr { .. } => "GetAttr",
+            MetaRequest::ReadDir { .. } => "ReadDir",
+            MetaRequest::Mkdir { .. } => "Mkdir",
+            MetaRequest::Unlink { .. } => "Unlink",
+            MetaRequest::Rmdir { .. } => "Rmdir",
+            MetaRequest::Rename { .. } => "Rename",
+            MetaRequest::CommitFile { .. } => "CommitFile",
+            MetaRequest::GetExtents { .. } => "GetExtents",
+            MetaRequest::ChunksExist { .. } => "ChunksExist",
+            MetaRequest::GetRing => "GetRing",
+            MetaRequest::RegisterChunkServer { .. } => "RegisterChunkServer",
+            MetaRequest::Heartbeat { .. } => "Heartbeat",
+            MetaRequest::Status => "Status",
+            MetaRequest::RemoveChunkServer { .. } => "RemoveChunkServer",
+            MetaRequest::DrainChunkServer { .. } => "DrainChunkServer",
+            MetaRequest::SetReplication { .. } => "SetReplication",
+            MetaRequest::SetAttr { .. } => "SetAttr",
+            MetaRequest::CreateFile { .. } => "CreateFile",
+            MetaRequest::WriteExtents { .. } => "WriteExtents",
+            MetaRequest::Mknod { .. } => "Mknod",
+            MetaRequest::Symlink { .. } => "Symlink",
+            MetaRequest::ReadLink { .. } => "ReadLink",
+            MetaRequest::Link { .. } => "Link",
+            MetaRequest::SetXattr { .. } => "SetXattr",
+            MetaRequest::GetXattr { .. } => "GetXattr",
+            MetaRequest::ListXattr { .. } => "ListXattr",
+            MetaRequest::RemoveXattr { .. } => "RemoveXattr",
+            MetaRequest::AddMetaNode { .. } => "AddMetaNode",
+            MetaRequest::PromoteMetaNode { .. } => "PromoteMetaNode",
+            MetaRequest::RemoveMetaNode { .. } => "RemoveMetaNode",
+            MetaRequest::Raft { .. } => "Raft",
+        }
+    }
+
     /// True for requests that change nothing, which are safe to send again
     /// when an answer was lost.
     pub fn is_read_only(&self) -> bool {

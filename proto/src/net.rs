@@ -3,6 +3,13 @@
 //! One request per bidirectional stream: the caller writes a request frame
 //! (plus raw bytes for chunk data) and finishes its side; the server answers
 //! with one frame holding `Result<Response, RpcError>` (plus raw bytes).
+//!
+//! A server keeps any one peer from exhausting it: at most
+//! [`MAX_CONNECTIONS`] connections, [`MAX_STREAMS_PER_CONNECTION`] open
+//! streams and [`CONNECTION_INFLIGHT_BYTES`] of requests being handled per
+//! connection ([`Peer::reserve`]); a request must arrive within
+//! [`REQUEST_TIMEOUT`] and its answer be taken within [`REPLY_TIMEOUT`], or
+//! the stream is dropped.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,8 +19,12 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::frame::{read_frame, write_frame, FrameError};
-use crate::tls::{rustls_client_config, rustls_server_config, TlsError, TlsIdentity, SERVER_NAME};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::frame::{read_body, read_frame, read_header, write_frame, FrameError, HEADER_LEN};
+use crate::tls::{
+    rustls_client_config, rustls_server_config, PeerIdentity, TlsError, TlsIdentity, SERVER_NAME,
+};
 use crate::RpcError;
 
 /// How long a connection attempt may take before the peer counts as
@@ -25,6 +36,20 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Keep-alive period: a silent dead peer is noticed within [`IDLE_TIMEOUT`]
 /// while a live but busy one keeps its connections.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// How long a peer may take to send a request frame (and, for chunk data,
+/// between two pieces of the body); a stream stalled longer is dropped and
+/// its slot freed.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a peer may take to accept an answer (8 MiB at ~280 KB/s).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections a server serves at once; more are refused until some close.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Streams one peer may have open to us at once (QUIC flow control: the
+/// peer waits for a slot, it does not fail).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// Request bytes (frames and chunk bodies) one connection may have in
+/// memory on a server at once; further requests wait for room.
+pub const CONNECTION_INFLIGHT_BYTES: usize = 64 << 20;
 
 /// Why an exchange with a peer failed below the application level.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +99,7 @@ fn transport_config() -> quinn::TransportConfig {
     t.stream_receive_window((16u32 << 20).into());
     t.receive_window((128u32 << 20).into());
     t.send_window(128 << 20);
-    t.max_concurrent_bidi_streams(512u32.into());
+    t.max_concurrent_bidi_streams(MAX_STREAMS_PER_CONNECTION.into());
     t.max_concurrent_uni_streams(0u32.into());
     t
 }
@@ -266,21 +291,70 @@ where
     Ok((answer, recv))
 }
 
+/// The verified peer of a served connection, and its share of the
+/// server's memory.
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub identity: PeerIdentity,
+    inflight: Arc<Semaphore>,
+}
+
+/// Room reserved in a connection's in-flight budget; freed on drop.
+pub struct InFlight(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
+
+impl Peer {
+    pub fn new(addr: SocketAddr, identity: PeerIdentity) -> Self {
+        Peer {
+            addr,
+            identity,
+            inflight: Arc::new(Semaphore::new(CONNECTION_INFLIGHT_BYTES)),
+        }
+    }
+
+    /// Reserves `bytes` of this connection's in-flight budget, waiting
+    /// while its other requests hold it. A request larger than the whole
+    /// budget takes all of it.
+    pub async fn reserve(&self, bytes: usize) -> InFlight {
+        let n = bytes.clamp(1, CONNECTION_INFLIGHT_BYTES) as u32;
+        InFlight(self.inflight.clone().acquire_many_owned(n).await.ok())
+    }
+}
+
+/// Reads one request frame from a served stream: the header within
+/// [`REQUEST_TIMEOUT`], room for the body reserved from the peer's budget,
+/// then the body within [`REQUEST_TIMEOUT`]. The returned reservation is
+/// held while the request is handled.
+pub async fn read_request<T: DeserializeOwned>(
+    recv: &mut quinn::RecvStream,
+    limit: usize,
+    peer: &Peer,
+) -> Result<(T, InFlight), FrameError> {
+    let timed_out = |_| FrameError::TimedOut(REQUEST_TIMEOUT);
+    let len = tokio::time::timeout(REQUEST_TIMEOUT, read_header(recv, limit))
+        .await
+        .map_err(timed_out)??;
+    let held = peer.reserve(HEADER_LEN + len).await;
+    let msg = tokio::time::timeout(REQUEST_TIMEOUT, read_body(recv, len))
+        .await
+        .map_err(timed_out)??;
+    Ok((msg, held))
+}
+
 /// Accepts connections on `ep` until `shutdown` resolves, handing each
-/// bidirectional stream to `handle` on its own task.
+/// bidirectional stream to `handle` on its own task with the connection's
+/// verified [`Peer`]. A handshake that fails (no certificate, one from
+/// another CA, an expired one) or a certificate naming no role is refused
+/// and logged.
 pub async fn serve<H, Fut>(
     ep: quinn::Endpoint,
     shutdown: impl std::future::Future<Output = ()>,
     handle: H,
 ) where
-    H: Fn(quinn::Connection, quinn::SendStream, quinn::RecvStream) -> Fut
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    H: Fn(Arc<Peer>, quinn::SendStream, quinn::RecvStream) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     tokio::pin!(shutdown);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let incoming = tokio::select! {
             _ = &mut shutdown => break,
@@ -289,23 +363,43 @@ pub async fn serve<H, Fut>(
                 None => break,
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                peer = %incoming.remote_address(),
+                limit = MAX_CONNECTIONS,
+                "refused connection: too many connections"
+            );
+            incoming.refuse();
+            continue;
+        };
         let handle = handle.clone();
         tokio::spawn(async move {
+            let _slot = slot;
+            let addr = incoming.remote_address();
             let conn = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::info!(error = %e, "refused connection");
+                    tracing::warn!(peer = %addr, error = %e, "refused connection");
                     return;
                 }
             };
-            let peer = conn.remote_address();
+            let identity = match PeerIdentity::of_connection(&conn) {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::warn!(peer = %addr, error = %e, "refused connection");
+                    conn.close(1u32.into(), b"certificate names no role");
+                    return;
+                }
+            };
+            tracing::debug!(peer = %addr, identity = %identity, "connection accepted");
+            let peer = Arc::new(Peer::new(addr, identity));
             loop {
                 match conn.accept_bi().await {
                     Ok((send, recv)) => {
-                        tokio::spawn(handle.clone()(conn.clone(), send, recv));
+                        tokio::spawn(handle.clone()(peer.clone(), send, recv));
                     }
                     Err(e) => {
-                        tracing::debug!(%peer, error = %e, "connection ended");
+                        tracing::debug!(peer = %addr, error = %e, "connection ended");
                         break;
                     }
                 }
@@ -324,15 +418,26 @@ pub async fn reply<R: Serialize>(
     answer(send, resp, body).await
 }
 
-/// [`reply`] with any answer frame (see [`exchange`]).
+/// [`reply`] with any answer frame (see [`exchange`]). A peer that does
+/// not take the answer within [`REPLY_TIMEOUT`] gets its stream reset.
 pub async fn answer<A: Serialize>(
     send: &mut quinn::SendStream,
     frame: &A,
     body: &[u8],
 ) -> Result<(), NetError> {
-    write_frame(send, frame).await?;
-    if !body.is_empty() {
-        send.write_all(body).await?;
+    let write = async {
+        write_frame(send, frame).await?;
+        if !body.is_empty() {
+            send.write_all(body).await?;
+        }
+        Ok::<_, NetError>(())
+    };
+    match tokio::time::timeout(REPLY_TIMEOUT, write).await {
+        Ok(r) => r?,
+        Err(_) => {
+            let _ = send.reset(1u32.into());
+            return Err(NetError::Timeout(REPLY_TIMEOUT));
+        }
     }
     send.finish()?;
     Ok(())
@@ -344,7 +449,9 @@ mod tests {
     use crate::tls::{CertificateAuthority, Role};
 
     fn identity(ca: &CertificateAuthority, role: Role, name: &str) -> TlsIdentity {
-        let (cert_pem, key_pem) = ca.issue(role, name).expect("issue");
+        let (cert_pem, key_pem) = ca
+            .issue(role, name, crate::tls::Validity::days(1))
+            .expect("issue");
         TlsIdentity {
             ca_pem: ca.cert_pem.clone(),
             cert_pem,
@@ -354,7 +461,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_restarted_server_resets_its_previous_runs_connections() {
-        let ca = CertificateAuthority::generate().expect("CA");
+        let ca = CertificateAuthority::generate(crate::tls::Validity::days(1)).expect("CA");
         let server_id = identity(&ca, Role::Meta, "meta-1");
         let client = client_endpoint(&identity(&ca, Role::Client, "c")).expect("client");
         // The first run of the server lives on its own runtime, so that it

@@ -2,12 +2,19 @@
 //!
 //! Every Cairn endpoint presents a certificate signed by the cluster CA and
 //! verifies its peer's against the same CA (mutual TLS): nothing is served
-//! to a peer without a certificate from this cluster. Server certificates
-//! carry the DNS name [`SERVER_NAME`], which clients verify, so a client
-//! reaches servers by IP address and still authenticates them.
+//! to a peer without a certificate from this cluster, and an expired one is
+//! refused like a forged one. Server certificates carry the DNS name
+//! [`SERVER_NAME`], which clients verify, so a client reaches servers by IP
+//! address and still authenticates them.
+//!
+//! A certificate names its holder's [`Role`] in the subject's
+//! organizational unit; the CA signs it, so a server reads the role of a
+//! verified peer ([`PeerIdentity`]) and decides what it may call
+//! ([`crate::access`]).
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -21,19 +28,85 @@ use crate::ALPN;
 pub const SERVER_NAME: &str = "cairn-server";
 
 /// What a certificate's holder is allowed to be.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// A metadata node: Raft RPCs, and reads.
     Meta,
+    /// A chunkserver: registration, heartbeats, chunk copies between
+    /// servers, and reads.
     ChunkServer,
+    /// A user or the mount: namespace changes, chunk uploads and reads,
+    /// cluster administration.
     Client,
 }
 
 impl Role {
+    pub const ALL: [Role; 3] = [Role::Meta, Role::ChunkServer, Role::Client];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Meta => "meta",
             Role::ChunkServer => "chunkserver",
             Role::Client => "client",
+        }
+    }
+
+    /// The role named `s` (as [`Role::as_str`] writes it).
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::parse(s).ok_or_else(|| format!("unknown role {s:?} (meta, chunkserver or client)"))
+    }
+}
+
+/// The longest certificate name accepted (it names files too).
+pub const MAX_CERT_NAME: usize = 64;
+
+/// Checks a certificate holder's name: 1 to [`MAX_CERT_NAME`] bytes of
+/// ASCII letters, digits, `.`, `_` and `-`, not starting with `.` (it
+/// becomes a file name).
+pub fn validate_cert_name(name: &str) -> Result<(), TlsError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_CERT_NAME
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(TlsError::BadName(name.to_string()))
+    }
+}
+
+/// When a certificate is valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Validity {
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
+impl Validity {
+    /// Valid from an hour ago (for clocks a little behind this one) for
+    /// `days` days from now.
+    pub fn days(days: u32) -> Self {
+        let now = SystemTime::now();
+        Validity {
+            not_before: now - Duration::from_secs(3600),
+            not_after: now + Duration::from_secs(u64::from(days) * 86_400),
         }
     }
 }
@@ -59,6 +132,16 @@ pub enum TlsError {
     Verifier(#[from] rustls::server::VerifierBuilderError),
     #[error("QUIC crypto configuration: {0}")]
     Quic(String),
+    #[error(
+        "bad certificate name {0:?}: use 1 to {MAX_CERT_NAME} letters, digits, '.', '_' or '-'"
+    )]
+    BadName(String),
+    #[error("the peer presented no certificate")]
+    NoPeerCertificate,
+    #[error("unreadable peer certificate: {0}")]
+    BadPeerCertificate(String),
+    #[error("the peer's certificate names no known role (organizational unit {0:?})")]
+    UnknownRole(String),
 }
 
 /// The cluster CA: signs every server and client certificate.
@@ -68,33 +151,36 @@ pub struct CertificateAuthority {
 }
 
 impl CertificateAuthority {
-    /// The CA's parameters. Every cluster's CA has the same name; what makes
-    /// it this cluster's is its key. Signing rebuilds the issuer from these
-    /// and the key, so they must not change.
-    fn params() -> Result<CertificateParams, TlsError> {
+    /// Creates a new CA with a fresh key, valid for `validity`.
+    pub fn generate(validity: Validity) -> Result<Self, TlsError> {
+        let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, "cairn cluster CA");
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        Ok(params)
-    }
-
-    /// Creates a new CA with a fresh key.
-    pub fn generate() -> Result<Self, TlsError> {
-        let key = KeyPair::generate()?;
-        let cert = Self::params()?.self_signed(&key)?;
+        params.not_before = validity.not_before.into();
+        params.not_after = validity.not_after.into();
+        let cert = params.self_signed(&key)?;
         Ok(CertificateAuthority {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
         })
     }
 
-    /// Issues a certificate for `name` in `role`; returns (cert, key) PEM.
-    pub fn issue(&self, role: Role, name: &str) -> Result<(String, String), TlsError> {
+    /// Issues a certificate for `name` in `role`, valid for `validity`;
+    /// returns (cert, key) PEM. The role goes in the subject's
+    /// organizational unit, where [`PeerIdentity`] reads it.
+    pub fn issue(
+        &self,
+        role: Role,
+        name: &str,
+        validity: Validity,
+    ) -> Result<(String, String), TlsError> {
+        validate_cert_name(name)?;
         let ca_key = KeyPair::from_pem(&self.key_pem)?;
-        let issuer = Issuer::new(Self::params()?, ca_key);
+        let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, ca_key)?;
         let key = KeyPair::generate()?;
         let sans = match role {
             Role::Meta | Role::ChunkServer => vec![SERVER_NAME.to_string()],
@@ -113,8 +199,100 @@ impl CertificateAuthority {
                 ExtendedKeyUsagePurpose::ClientAuth,
             ],
         };
+        params.not_before = validity.not_before.into();
+        params.not_after = validity.not_after.into();
         let cert = params.signed_by(&key, &issuer)?;
         Ok((cert.pem(), key.serialize_pem()))
+    }
+}
+
+/// A subject attribute's text ("" when missing or not a string).
+fn attr_text(attr: Option<&x509_parser::x509::AttributeTypeAndValue<'_>>) -> String {
+    attr.and_then(|a| a.as_str().ok()).unwrap_or("").to_string()
+}
+
+/// Who is at the other end of a verified connection, as its certificate
+/// says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerIdentity {
+    pub role: Role,
+    /// The certificate's common name (`meta-1`, `client`, ...).
+    pub name: String,
+}
+
+impl PeerIdentity {
+    /// Reads the identity from a leaf certificate (DER) that TLS has
+    /// already verified against the cluster CA.
+    pub fn from_cert_der(der: &[u8]) -> Result<Self, TlsError> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| TlsError::BadPeerCertificate(e.to_string()))?;
+        let subject = cert.subject();
+        let ou = attr_text(subject.iter_organizational_unit().next());
+        let role = Role::parse(&ou).ok_or(TlsError::UnknownRole(ou))?;
+        let name = attr_text(subject.iter_common_name().next());
+        Ok(PeerIdentity { role, name })
+    }
+
+    /// The identity of the peer of an established QUIC connection.
+    pub fn of_connection(conn: &quinn::Connection) -> Result<Self, TlsError> {
+        let certs = conn
+            .peer_identity()
+            .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
+            .ok_or(TlsError::NoPeerCertificate)?;
+        let leaf = certs.first().ok_or(TlsError::NoPeerCertificate)?;
+        Self::from_cert_der(leaf)
+    }
+}
+
+/// What a certificate says about itself, for `cairn cert show`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CertInfo {
+    /// The role in its organizational unit, if it names one.
+    pub role: Option<Role>,
+    pub name: String,
+    pub issuer: String,
+    /// Validity, in seconds since the Unix epoch.
+    pub not_before: i64,
+    pub not_after: i64,
+    pub is_ca: bool,
+    /// Whether the given CA's key signed it (`None`: no CA given).
+    pub signed_by_ca: Option<bool>,
+}
+
+impl CertInfo {
+    /// Reads the first certificate in `pem`; checks its signature against
+    /// the first certificate in `ca_pem` when given.
+    pub fn read(pem: &str, ca_pem: Option<&str>) -> Result<Self, TlsError> {
+        let der = parse_certs(pem, "certificate")?.remove(0);
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| TlsError::BadPeerCertificate(e.to_string()))?;
+        let signed_by_ca = match ca_pem {
+            None => None,
+            Some(ca_pem) => {
+                let ca_der = parse_certs(ca_pem, "CA certificate")?.remove(0);
+                let (_, ca) = x509_parser::parse_x509_certificate(&ca_der)
+                    .map_err(|e| TlsError::BadPeerCertificate(e.to_string()))?;
+                Some(cert.verify_signature(Some(ca.public_key())).is_ok())
+            }
+        };
+        let subject = cert.subject();
+        let role = Role::parse(&attr_text(subject.iter_organizational_unit().next()));
+        let name = attr_text(subject.iter_common_name().next());
+        Ok(CertInfo {
+            role,
+            name,
+            issuer: cert.issuer().to_string(),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+            is_ca: cert.is_ca(),
+            signed_by_ca,
+        })
+    }
+}
+
+impl std::fmt::Display for PeerIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?}", self.role, self.name)
     }
 }
 
@@ -234,8 +412,8 @@ mod tests {
 
     #[test]
     fn issue_and_build_configs() {
-        let ca = CertificateAuthority::generate().unwrap();
-        let (cert, key) = ca.issue(Role::Meta, "meta-1").unwrap();
+        let ca = CertificateAuthority::generate(Validity::days(1)).unwrap();
+        let (cert, key) = ca.issue(Role::Meta, "meta-1", Validity::days(1)).unwrap();
         let id = TlsIdentity {
             ca_pem: ca.cert_pem.clone(),
             cert_pem: cert,
@@ -243,6 +421,58 @@ mod tests {
         };
         rustls_server_config(&id).unwrap();
         rustls_client_config(&id).unwrap();
+    }
+
+    #[test]
+    fn the_role_and_name_are_read_back_from_the_certificate() {
+        let ca = CertificateAuthority::generate(Validity::days(1)).unwrap();
+        for role in Role::ALL {
+            let (cert, _) = ca.issue(role, "node-7", Validity::days(1)).unwrap();
+            let der = parse_certs(&cert, "cert").unwrap().remove(0);
+            let id = PeerIdentity::from_cert_der(&der).unwrap();
+            assert_eq!(id.role, role);
+            assert_eq!(id.name, "node-7");
+        }
+        assert!(matches!(
+            PeerIdentity::from_cert_der(b"not a certificate"),
+            Err(TlsError::BadPeerCertificate(_))
+        ));
+    }
+
+    #[test]
+    fn a_certificate_without_a_role_is_refused() {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["x".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        assert!(matches!(
+            PeerIdentity::from_cert_der(cert.der()),
+            Err(TlsError::UnknownRole(_))
+        ));
+    }
+
+    #[test]
+    fn certificate_names_are_checked() {
+        let ca = CertificateAuthority::generate(Validity::days(1)).unwrap();
+        for bad in [
+            "",
+            ".hidden",
+            "a/b",
+            "a b",
+            "x\0",
+            &"n".repeat(MAX_CERT_NAME + 1),
+        ] {
+            assert!(
+                ca.issue(Role::Client, bad, Validity::days(1)).is_err(),
+                "{bad:?} was accepted"
+            );
+        }
+        for good in ["client", "meta-1", "chunk_2.example"] {
+            validate_cert_name(good).unwrap();
+        }
+        assert_eq!("chunkserver".parse::<Role>(), Ok(Role::ChunkServer));
+        assert!("admin".parse::<Role>().is_err());
     }
 
     #[test]

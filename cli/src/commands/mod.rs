@@ -1,5 +1,6 @@
 //! One module per family of commands; [`run`] dispatches.
 
+mod certs;
 mod chunkserver_admin;
 mod dev;
 mod files;
@@ -10,7 +11,7 @@ mod status;
 
 use std::time::Duration;
 
-use crate::cli::{ChunkserverAction, Cli, Command, MetaAction};
+use crate::cli::{CertAction, ChunkserverAction, Cli, Command, MetaAction};
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -96,6 +97,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 mount::mount(&cluster, &mountpoint, opts).await
             }
         }
+        Command::Init { dir, days, json } => certs::init(&dir, days, json),
+        Command::Cert {
+            action:
+                CertAction::Issue {
+                    role,
+                    name,
+                    ca_dir,
+                    out,
+                    days,
+                    json,
+                },
+        } => certs::issue(&ca_dir, out.as_deref(), role, &name, days, json),
+        Command::Cert {
+            action: CertAction::Show { file, ca_dir, json },
+        } => certs::show(&file, ca_dir.as_deref(), json),
         Command::Umount { mountpoint, lazy } => mount::umount(&mountpoint, lazy).await,
         Command::Put {
             local,

@@ -1,0 +1,137 @@
+//! Writes the fuzz targets' seed corpus: one valid example of each kind of
+//! message, so libFuzzer starts from real encodings.
+//!
+//! `cargo run -p cairn-proto --example fuzz_seeds -- fuzz/corpus`
+
+use std::path::Path;
+
+use cairn_proto::chunk_rpc::{ChunkReply, ChunkRequest, ChunkResponse};
+use cairn_proto::chunk_slice::{extract, outboard};
+use cairn_proto::frame::encode_frame;
+use cairn_proto::meta_rpc::{MetaCall, MetaRequest, MetaResponse, Owner, RaftRpcKind, Session};
+use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
+
+fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let d = dir.join(target);
+    std::fs::create_dir_all(&d)?;
+    std::fs::write(d.join(name), bytes)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = std::env::args().nth(1).ok_or("usage: fuzz_seeds DIR")?;
+    let dir = Path::new(&dir);
+    let id = ChunkId::of(b"seed");
+    let owner = Owner {
+        mode: 0o644,
+        uid: 1000,
+        gid: 1000,
+    };
+    let metas = [
+        (
+            "lookup",
+            MetaRequest::Lookup {
+                parent: InodeId::ROOT,
+                name: "hello.txt".into(),
+            },
+        ),
+        (
+            "mkdir",
+            MetaRequest::Mkdir {
+                parent: InodeId::ROOT,
+                name: "dir".into(),
+                owner,
+            },
+        ),
+        (
+            "rename",
+            MetaRequest::Rename {
+                parent: InodeId::ROOT,
+                name: "a".into(),
+                new_parent: InodeId::ROOT,
+                new_name: "b".into(),
+                mode: Default::default(),
+            },
+        ),
+        ("exist", MetaRequest::ChunksExist { ids: vec![id, id] }),
+        (
+            "raft",
+            MetaRequest::Raft {
+                kind: RaftRpcKind::AppendEntries,
+                payload: vec![1, 2, 3, 4],
+            },
+        ),
+        ("ring", MetaRequest::GetRing),
+    ];
+    for (name, req) in metas {
+        let call = MetaCall {
+            session: Some(Session { client: 7, seq: 9 }),
+            req,
+            follower_read: false,
+        };
+        write(dir, "meta_request", name, &postcard::to_stdvec(&call)?)?;
+        write(dir, "frame", &format!("meta_{name}"), &encode_frame(&call)?)?;
+    }
+    let answer: Result<MetaResponse, RpcError> =
+        Err(RpcError::not_leader(Some((2, "127.0.0.1:7000".into()))));
+    write(dir, "frame", "meta_answer", &encode_frame(&answer)?)?;
+    let chunks = [
+        (
+            "put",
+            ChunkRequest::Put {
+                id,
+                len: 4096,
+                backups: vec!["127.0.0.1:7001".into()],
+                async_copies: vec!["127.0.0.1:7002".into()],
+            },
+        ),
+        ("replicate", ChunkRequest::Replicate { id, len: 4096 }),
+        (
+            "range",
+            ChunkRequest::GetRange {
+                id,
+                start: 1024,
+                len: 4096,
+            },
+        ),
+        ("have", ChunkRequest::Have { ids: vec![id] }),
+    ];
+    for (name, req) in chunks {
+        write(dir, "chunk_request", name, &postcard::to_stdvec(&req)?)?;
+        write(dir, "frame", &format!("chunk_{name}"), &encode_frame(&req)?)?;
+    }
+    let reply = ChunkReply {
+        ring_epoch: 3,
+        result: Err(RpcError::new(ErrorCode::HashMismatch, "bad")),
+    };
+    write(dir, "chunk_request", "reply", &postcard::to_stdvec(&reply)?)?;
+    let reply = ChunkReply {
+        ring_epoch: 3,
+        result: Ok(ChunkResponse::Data { len: 10 }),
+    };
+    write(dir, "frame", "chunk_reply", &encode_frame(&reply)?)?;
+    for (name, text) in [
+        ("plain", "/a/b/c.txt"),
+        ("dots", "./a//b/./c"),
+        ("dotdot", "/a/../b"),
+        ("nul", "a\0b"),
+        ("long", &"x".repeat(300)),
+    ] {
+        write(dir, "path", name, text.as_bytes())?;
+    }
+    // The chunk_slice target's chunk (same as in the target) and a genuine
+    // slice of it: start = 2 * u16, len = u16, mode 1 = flip bytes.
+    let data: Vec<u8> = (0..40_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let (tree, _) = outboard(&data);
+    let (start, len) = (2 * 5000u16, 4096u16);
+    let mut genuine = Vec::new();
+    genuine.extend_from_slice(&5000u16.to_le_bytes());
+    genuine.extend_from_slice(&len.to_le_bytes());
+    genuine.push(0);
+    genuine.extend(extract(&data, &tree, u64::from(start), u64::from(len))?);
+    write(dir, "chunk_slice", "genuine", &genuine)?;
+    let mut flip = genuine[..4].to_vec();
+    flip.extend_from_slice(&[1, 10, 0, 0x40]);
+    write(dir, "chunk_slice", "flip", &flip)?;
+    println!("seeds written under {}", dir.display());
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! Who may call what: the rule servers apply to every request, by the
+//! [`Role`] in the caller's verified certificate.
+//!
+//! * Raft RPCs come only from metadata nodes.
+//! * Registration and heartbeats come only from chunkservers, and so do
+//!   chunk copies between chunkservers ([`ChunkRequest::Replicate`]).
+//! * Namespace changes, chunk uploads ([`ChunkRequest::Put`]) and cluster
+//!   administration come only from clients.
+//! * Reads of the namespace, the ring and the status are open to every
+//!   role; chunk reads to clients and chunkservers.
+//!
+//! Pure functions of (role, request), so the whole matrix is tested here
+//! and the servers only call [`check_meta`] / [`check_chunk`].
+
+use crate::chunk_rpc::ChunkRequest;
+use crate::meta_rpc::MetaRequest;
+use crate::tls::{PeerIdentity, Role};
+use crate::{ErrorCode, RpcError};
+
+/// Whether `role` may send `req` to a metadata node.
+pub fn meta_allowed(role: Role, req: &MetaRequest) -> bool {
+    use MetaRequest as Q;
+    match req {
+        Q::Raft { .. } => role == Role::Meta,
+        Q::RegisterChunkServer { .. } | Q::Heartbeat { .. } => role == Role::ChunkServer,
+        Q::ChunksExist { .. } | Q::Status => true,
+        _ if req.serves_follower_reads() => true,
+        // Every other request changes the namespace or the cluster.
+        _ => role == Role::Client,
+    }
+}
+
+/// Whether `role` may send `req` to a chunkserver.
+pub fn chunk_allowed(role: Role, req: &ChunkRequest) -> bool {
+    use ChunkRequest as Q;
+    match req {
+        Q::Put { .. } => role == Role::Client,
+        Q::Replicate { .. } => role == Role::ChunkServer,
+        Q::Get { .. } | Q::GetRange { .. } | Q::Have { .. } | Q::Stat | Q::ReportCorrupt { .. } => {
+            matches!(role, Role::Client | Role::ChunkServer)
+        }
+    }
+}
+
+fn refuse(peer: &PeerIdentity, op: &str) -> RpcError {
+    tracing::warn!(peer = %peer, op, "refused a request the peer's role may not make");
+    RpcError::new(
+        ErrorCode::PermissionDenied,
+        format!(
+            "a {} certificate may not call {op} (certificate {:?})",
+            peer.role, peer.name
+        ),
+    )
+}
+
+/// [`meta_allowed`] as a result; a refusal is logged.
+pub fn check_meta(peer: &PeerIdentity, req: &MetaRequest) -> Result<(), RpcError> {
+    if meta_allowed(peer.role, req) {
+        Ok(())
+    } else {
+        Err(refuse(peer, req.op_name()))
+    }
+}
+
+/// [`chunk_allowed`] as a result; a refusal is logged.
+pub fn check_chunk(peer: &PeerIdentity, req: &ChunkRequest) -> Result<(), RpcError> {
+    if chunk_allowed(peer.role, req) {
+        Ok(())
+    } else {
+        Err(refuse(peer, req.op_name()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta_rpc::RaftRpcKind;
+    use crate::{ChunkId, InodeId};
+
+    fn mkdir() -> MetaRequest {
+        MetaRequest::Mkdir {
+            parent: InodeId::ROOT,
+            name: "d".into(),
+            owner: crate::meta_rpc::Owner {
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn raft_only_from_metadata_nodes() {
+        let raft = MetaRequest::Raft {
+            kind: RaftRpcKind::Vote,
+            payload: vec![],
+        };
+        assert!(meta_allowed(Role::Meta, &raft));
+        assert!(!meta_allowed(Role::Client, &raft));
+        assert!(!meta_allowed(Role::ChunkServer, &raft));
+    }
+
+    #[test]
+    fn namespace_changes_only_from_clients() {
+        assert!(meta_allowed(Role::Client, &mkdir()));
+        assert!(!meta_allowed(Role::ChunkServer, &mkdir()));
+        assert!(!meta_allowed(Role::Meta, &mkdir()));
+        let drain = MetaRequest::DrainChunkServer { id: 1, drain: true };
+        assert!(meta_allowed(Role::Client, &drain));
+        assert!(!meta_allowed(Role::ChunkServer, &drain));
+    }
+
+    #[test]
+    fn heartbeats_only_from_chunkservers() {
+        let beat = MetaRequest::Heartbeat {
+            id: 1,
+            capacity_bytes: 0,
+            used_bytes: 0,
+            chunks: 0,
+            under_replicated: 0,
+        };
+        assert!(meta_allowed(Role::ChunkServer, &beat));
+        assert!(!meta_allowed(Role::Client, &beat));
+        assert!(!meta_allowed(Role::Meta, &beat));
+    }
+
+    #[test]
+    fn reads_are_open_to_every_role() {
+        for role in Role::ALL {
+            assert!(meta_allowed(role, &MetaRequest::GetRing));
+            assert!(meta_allowed(role, &MetaRequest::Status));
+            assert!(meta_allowed(
+                role,
+                &MetaRequest::GetAttr { ino: InodeId::ROOT }
+            ));
+        }
+    }
+
+    #[test]
+    fn chunk_copies_between_servers_only_from_chunkservers() {
+        let id = ChunkId::of(b"x");
+        let copy = ChunkRequest::Replicate { id, len: 1 };
+        let put = ChunkRequest::Put {
+            id,
+            len: 1,
+            backups: vec![],
+            async_copies: vec![],
+        };
+        assert!(chunk_allowed(Role::ChunkServer, &copy));
+        assert!(!chunk_allowed(Role::Client, &copy));
+        assert!(!chunk_allowed(Role::Meta, &copy));
+        assert!(chunk_allowed(Role::Client, &put));
+        assert!(!chunk_allowed(Role::ChunkServer, &put));
+        assert!(!chunk_allowed(Role::Meta, &put));
+        let get = ChunkRequest::Get { id };
+        assert!(chunk_allowed(Role::Client, &get));
+        assert!(chunk_allowed(Role::ChunkServer, &get));
+        assert!(!chunk_allowed(Role::Meta, &get));
+    }
+
+    #[test]
+    fn a_refusal_names_the_role_and_the_operation() {
+        let peer = PeerIdentity {
+            role: Role::ChunkServer,
+            name: "chunk-1".into(),
+        };
+        let err = check_meta(&peer, &mkdir()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::PermissionDenied);
+        assert!(err.message.contains("chunkserver"), "{}", err.message);
+        assert!(err.message.contains("Mkdir"), "{}", err.message);
+    }
+}
