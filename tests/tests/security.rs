@@ -12,7 +12,7 @@ use cairn_proto::meta_rpc::{MetaCall, MetaRequest, MetaResponse, Owner, RaftRpcK
 use cairn_proto::net::{call, client_endpoint, connect, REQUEST_TIMEOUT};
 use cairn_proto::tls::{CertificateAuthority, Role, TlsIdentity, Validity};
 use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError, ALPN, FRAME_VERSION};
-use cairn_tests::{random_bytes, DevCluster};
+use cairn_tests::{cairn_bin, random_bytes, DevCluster};
 
 /// How long one probe may take before it counts as hanging.
 const PROBE: Duration = Duration::from_secs(8);
@@ -92,6 +92,14 @@ fn endpoint_without_certificate(trust: &CertificateAuthority) -> quinn::Endpoint
     let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).expect("endpoint");
     ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));
     ep
+}
+
+/// Panics unless `r` is a `PermissionDenied` refusal.
+fn assert_denied<T: std::fmt::Debug>(r: &Result<T, RpcError>, what: &str) {
+    match r {
+        Err(e) if e.code == ErrorCode::PermissionDenied => {}
+        other => panic!("{what}: expected PermissionDenied, got {other:?}"),
+    }
 }
 
 fn count_in_log(cluster: &DevCluster, server: &str, needle: &str) -> usize {
@@ -231,10 +239,6 @@ async fn each_role_may_call_only_its_own_requests() {
             (ep, m, c)
         }
     };
-    let denied_meta = |r: Result<MetaResponse, RpcError>, what: &str| match r {
-        Err(e) if e.code == ErrorCode::PermissionDenied => {}
-        other => panic!("{what}: expected PermissionDenied, got {other:?}"),
-    };
     let ask = |conn: quinn::Connection, req: MetaRequest| async move {
         call::<_, MetaResponse>(&conn, &meta_call(req), &[], 1 << 20)
             .await
@@ -247,7 +251,7 @@ async fn each_role_may_call_only_its_own_requests() {
         kind: RaftRpcKind::Vote,
         payload: vec![0; 16],
     };
-    denied_meta(ask(client_meta.clone(), raft).await, "client sending Raft");
+    assert_denied(&ask(client_meta.clone(), raft).await, "client sending Raft");
     let beat = MetaRequest::Heartbeat {
         id: 1,
         capacity_bytes: 1,
@@ -255,16 +259,12 @@ async fn each_role_may_call_only_its_own_requests() {
         chunks: 0,
         under_replicated: 0,
     };
-    denied_meta(ask(client_meta.clone(), beat).await, "client heartbeat");
+    assert_denied(&ask(client_meta.clone(), beat).await, "client heartbeat");
     let id = ChunkId::of(b"x");
     let (reply, _) = call_chunk(&client_chunk, &ChunkRequest::Replicate { id, len: 1 }, b"x")
         .await
         .expect("an answer");
-    assert!(
-        matches!(&reply.result, Err(e) if e.code == ErrorCode::PermissionDenied),
-        "client sending a chunkserver copy: {:?}",
-        reply.result
-    );
+    assert_denied(&reply.result, "client sending a chunkserver copy");
 
     let (_cs_ep, cs_meta, cs_chunk) = conn_as(Role::ChunkServer).await;
     let mkdir = MetaRequest::Mkdir {
@@ -276,7 +276,7 @@ async fn each_role_may_call_only_its_own_requests() {
             gid: 0,
         },
     };
-    denied_meta(ask(cs_meta.clone(), mkdir).await, "chunkserver mkdir");
+    assert_denied(&ask(cs_meta.clone(), mkdir).await, "chunkserver mkdir");
     assert!(
         matches!(
             ask(cs_meta.clone(), MetaRequest::GetRing).await,
@@ -291,21 +291,13 @@ async fn each_role_may_call_only_its_own_requests() {
         async_copies: vec![],
     };
     let (reply, _) = call_chunk(&cs_chunk, &put, b"x").await.expect("an answer");
-    assert!(
-        matches!(&reply.result, Err(e) if e.code == ErrorCode::PermissionDenied),
-        "chunkserver sending a client put: {:?}",
-        reply.result
-    );
+    assert_denied(&reply.result, "chunkserver sending a client put");
 
     let (_meta_ep, _, meta_chunk) = conn_as(Role::Meta).await;
     let (reply, _) = call_chunk(&meta_chunk, &ChunkRequest::Get { id }, &[])
         .await
         .expect("an answer");
-    assert!(
-        matches!(&reply.result, Err(e) if e.code == ErrorCode::PermissionDenied),
-        "metadata node reading a chunk: {:?}",
-        reply.result
-    );
+    assert_denied(&reply.result, "metadata node reading a chunk");
 
     // Nothing changed, and the refusals were logged.
     let client = cluster.client().await.expect("client");
@@ -463,4 +455,123 @@ async fn a_misbehaving_client_does_not_disturb_others() {
     assert!(out == data);
     drop(conns);
     bad_ep.close(0u32.into(), b"done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_made_with_the_cli_are_private_and_carry_their_role() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = DevCluster::start().expect("cluster starts");
+    let tmp = tempfile::tempdir().unwrap();
+    let ca_dir = tmp.path().join("ca");
+    let ca = ca_dir.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(cairn_bin())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("running cairn");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    let (ok, _, err) = run(&["init", ca]);
+    assert!(ok, "cairn init failed: {err}");
+    assert_eq!(mode(&ca_dir), 0o700, "CA directory mode");
+    assert_eq!(mode(&ca_dir.join("ca.key")), 0o600, "CA key mode");
+    let (ok, _, err) = run(&["init", ca]);
+    assert!(!ok && err.contains("already holds"), "second init: {err}");
+
+    let (ok, out, err) = run(&[
+        "cert", "issue", "--role", "client", "--name", "alice", "--ca-dir", ca, "--json",
+    ]);
+    assert!(ok, "cert issue failed: {err}");
+    let written: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let key = std::path::PathBuf::from(written["key"].as_str().expect("key path"));
+    assert_eq!(mode(&key), 0o600, "client key mode");
+    let (ok, _, err) = run(&[
+        "cert", "issue", "--role", "client", "--name", "alice", "--ca-dir", ca,
+    ]);
+    assert!(!ok && err.contains("exists"), "re-issue over a key: {err}");
+    for bad in ["../evil", ".hidden", ""] {
+        let (ok, _, err) = run(&[
+            "cert", "issue", "--role", "client", "--name", bad, "--ca-dir", ca,
+        ]);
+        assert!(!ok, "name {bad:?} accepted");
+        assert!(err.contains("certificate name"), "name {bad:?}: {err}");
+    }
+    let (ok, out, err) = run(&[
+        "cert",
+        "show",
+        ca_dir.join("alice.pem").to_str().unwrap(),
+        "--ca-dir",
+        ca,
+        "--json",
+    ]);
+    assert!(ok, "cert show failed: {err}");
+    let shown: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(shown["role"], "client");
+    assert_eq!(shown["name"], "alice");
+    assert_eq!(shown["signed_by_ca"], true);
+    assert_eq!(shown["valid_now"], true);
+    // The dev cluster's own client certificate was not signed by this CA.
+    let dev_client = cluster.dir().join("tls").join("client.pem");
+    let (_, out, _) = run(&[
+        "cert",
+        "show",
+        dev_client.to_str().unwrap(),
+        "--ca-dir",
+        ca,
+        "--json",
+    ]);
+    let shown: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(shown["signed_by_ca"], false);
+
+    // A chunkserver certificate issued by the CLI from the cluster's CA is
+    // accepted by the cluster as a chunkserver, and only as one.
+    let dev_ca = cluster.dir().join("tls");
+    let out_dir = tmp.path().join("issued");
+    let (ok, _, err) = run(&[
+        "cert",
+        "issue",
+        "--role",
+        "chunkserver",
+        "--name",
+        "rogue",
+        "--ca-dir",
+        dev_ca.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "issuing from the cluster CA failed: {err}");
+    let id = TlsIdentity::load(
+        &dev_ca.join("ca.pem"),
+        &out_dir.join("rogue.pem"),
+        &out_dir.join("rogue.key"),
+    )
+    .expect("load");
+    let ep = client_endpoint(&id).expect("endpoint");
+    let meta = cluster.listen_addr("meta-1").unwrap().to_string();
+    let conn = connect(&ep, &meta).await.expect("connects");
+    assert!(matches!(
+        get_ring(&conn).await,
+        Ok(Ok(MetaResponse::Ring(_)))
+    ));
+    let mkdir = MetaRequest::Mkdir {
+        parent: InodeId::ROOT,
+        name: "rogue".into(),
+        owner: Owner {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        },
+    };
+    let (answer, _) = call::<_, MetaResponse>(&conn, &meta_call(mkdir), &[], 1 << 20)
+        .await
+        .expect("an answer");
+    assert_denied(&answer, "a chunkserver certificate making a directory");
+    ep.close(0u32.into(), b"done");
 }
