@@ -39,6 +39,14 @@ pub struct ChunkServerConfig {
     /// Most chunk uploads handled at once (each holds up to 8 MiB).
     #[serde(default = "defaults::max_concurrent_puts")]
     pub max_concurrent_puts: usize,
+    /// Time between the starts of two scrub passes, which re-hash every
+    /// stored chunk (0: no scrubbing). The first pass starts within 10
+    /// minutes of start.
+    #[serde(default = "defaults::scrub_interval_ms")]
+    pub scrub_interval_ms: u64,
+    /// Byte rate the scrubber may read at (must be non-zero).
+    #[serde(default = "defaults::scrub_max_bytes_per_sec")]
+    pub scrub_max_bytes_per_sec: u64,
 }
 
 mod defaults {
@@ -57,6 +65,12 @@ mod defaults {
     pub fn max_concurrent_puts() -> usize {
         64
     }
+    pub fn scrub_interval_ms() -> u64 {
+        24 * 3600 * 1000
+    }
+    pub fn scrub_max_bytes_per_sec() -> u64 {
+        16 << 20
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +83,10 @@ pub enum ConfigError {
     Heartbeat,
     #[error("max_concurrent_puts must be at least 1")]
     Puts,
+    #[error(
+        "scrub_max_bytes_per_sec must be non-zero (set scrub_interval_ms = 0 to stop scrubbing)"
+    )]
+    ScrubRate,
 }
 
 impl ChunkServerConfig {
@@ -92,6 +110,8 @@ impl ChunkServerConfig {
             repair_interval_ms: defaults::repair_interval_ms(),
             repair_max_bytes_per_sec: defaults::repair_max_bytes_per_sec(),
             max_concurrent_puts: defaults::max_concurrent_puts(),
+            scrub_interval_ms: defaults::scrub_interval_ms(),
+            scrub_max_bytes_per_sec: defaults::scrub_max_bytes_per_sec(),
         }
     }
 
@@ -107,6 +127,9 @@ impl ChunkServerConfig {
         }
         if self.max_concurrent_puts == 0 {
             return Err(ConfigError::Puts);
+        }
+        if self.scrub_max_bytes_per_sec == 0 {
+            return Err(ConfigError::ScrubRate);
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! ([`service`]), replication — pipelined synchronous copies ([`forward`]),
 //! the durable async-copy queue ([`replication_queue`]), the repair and
 //! rebalance loop ([`repair`], pure rules in [`repair_plan`], paced by
-//! [`pacer`]) — and cluster membership (registration, heartbeats and the
+//! [`pacer`]), the [`scrubber`] that re-hashes stored chunks — and cluster membership (registration, heartbeats and the
 //! known ring epoch, [`membership`]). Depends on
 //! cairn-proto only; never on the metadata code, the client, or fuser.
 
@@ -17,6 +17,7 @@ pub mod peer;
 pub mod repair;
 pub mod repair_plan;
 pub mod replication_queue;
+pub mod scrubber;
 pub mod service;
 pub mod store;
 
@@ -36,6 +37,7 @@ use crate::outboards::Outboards;
 use crate::pacer::Pacer;
 use crate::repair::Repairer;
 use crate::replication_queue::{AsyncReplicator, ReplicationQueue};
+use crate::scrubber::{ScrubCounters, Scrubber};
 use crate::service::ChunkService;
 use crate::store::FileStore;
 
@@ -115,12 +117,23 @@ pub async fn start(
             std::time::Instant::now(),
         )),
     });
+    let scrub_counters = Arc::new(ScrubCounters::default());
+    let scrubber = Arc::new(Scrubber {
+        store: store.clone(),
+        interval: std::time::Duration::from_millis(config.scrub_interval_ms),
+        pacer: Mutex::new(Pacer::new(
+            config.scrub_max_bytes_per_sec,
+            std::time::Instant::now(),
+        )),
+        counters: scrub_counters.clone(),
+    });
     let membership = Arc::new(Membership {
         meta,
         config: config.clone(),
         store: store.clone(),
         ring_epoch,
         under_replicated,
+        scrub: scrub_counters,
     });
     let serve_task = tokio::spawn(serve(
         endpoint,
@@ -129,11 +142,15 @@ pub async fn start(
     ));
     let replicate_task = tokio::spawn(replicator.run(shutdown.clone()));
     let repair_task = tokio::spawn(repairer.run(shutdown.clone()));
-    let member_task = tokio::spawn(membership.run(shutdown));
+    let mut tasks = vec![serve_task, replicate_task, repair_task];
+    if config.scrub_interval_ms > 0 {
+        tasks.push(tokio::spawn(scrubber.run(shutdown.clone())));
+    }
+    tasks.push(tokio::spawn(membership.run(shutdown)));
     tracing::info!(id = config.id, addr = %local_addr, "chunkserver serving");
     Ok(ChunkServerHandle {
         local_addr,
         store,
-        tasks: vec![serve_task, member_task, replicate_task, repair_task],
+        tasks,
     })
 }

@@ -14,6 +14,7 @@ use cairn_proto::ErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ChunkServerConfig;
+use crate::scrubber::ScrubCounters;
 use crate::store::{disk_space, FileStore};
 
 /// The newest placement-ring epoch this server has heard of.
@@ -38,6 +39,8 @@ pub struct Membership {
     pub ring_epoch: Arc<KnownEpoch>,
     /// Written by the repair loop after each pass.
     pub under_replicated: Arc<AtomicU64>,
+    /// The scrubber's progress.
+    pub scrub: Arc<ScrubCounters>,
 }
 
 impl Membership {
@@ -71,6 +74,7 @@ impl Membership {
                 used_bytes: used,
                 chunks,
                 under_replicated: self.under_replicated.load(Ordering::Relaxed),
+                scrub: self.scrub.report(),
             })
             .await?;
         if let MetaResponse::Beat { ring_epoch } = answer {

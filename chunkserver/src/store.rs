@@ -184,11 +184,18 @@ impl FileStore {
     /// Re-hashes chunk `id`; a corrupt copy is moved to `quarantine/` (out
     /// of service, kept for inspection). Returns whether it was corrupt.
     pub fn check(&self, id: &ChunkId) -> Result<bool, StoreError> {
+        Ok(self.check_sized(id)?.is_some_and(|(corrupt, _)| corrupt))
+    }
+
+    /// [`Self::check`], also saying how many bytes were read; `None` if
+    /// the chunk is not stored here.
+    pub fn check_sized(&self, id: &ChunkId) -> Result<Option<(bool, u64)>, StoreError> {
         let Some(data) = self.get(id)? else {
-            return Ok(false);
+            return Ok(None);
         };
+        let len = data.len() as u64;
         if id.matches(&data) {
-            return Ok(false);
+            return Ok(Some((false, len)));
         }
         let qdir = self.inner.root.join("quarantine");
         fs::create_dir_all(&qdir).map_err(err("create", &qdir))?;
@@ -200,7 +207,7 @@ impl FileStore {
             .bytes
             .fetch_sub(data.len() as u64, Ordering::Relaxed);
         tracing::warn!(chunk = %id, "corrupt copy quarantined");
-        Ok(true)
+        Ok(Some((true, len)))
     }
 
     /// Removes chunk `id` (no-op if absent).

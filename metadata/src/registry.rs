@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use cairn_proto::meta_rpc::ScrubReport;
 use cairn_proto::NodeId;
 
 #[derive(Clone, Copy, Debug)]
@@ -17,6 +18,7 @@ pub struct Beat {
     pub used_bytes: u64,
     pub chunks: u64,
     pub under_replicated: u64,
+    pub scrub: ScrubReport,
 }
 
 #[derive(Default)]
@@ -115,6 +117,7 @@ mod tests {
             used_bytes: 0,
             chunks: 0,
             under_replicated: 0,
+            scrub: ScrubReport::default(),
         };
         let w = Duration::from_secs(10);
         assert!(Liveness::is_up(Some(beat), t0 + Duration::from_secs(9), w));

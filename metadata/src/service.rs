@@ -184,6 +184,7 @@ impl MetaService {
                         used_bytes: last.map_or(0, |b| b.used_bytes),
                         chunks: last.map_or(0, |b| b.chunks),
                         under_replicated: last.map_or(0, |b| b.under_replicated),
+                        scrub: last.map_or_else(Default::default, |b| b.scrub),
                     },
                 );
                 Ok(done)
@@ -194,6 +195,7 @@ impl MetaService {
                 used_bytes,
                 chunks,
                 under_replicated,
+                scrub,
             } => {
                 self.ensure_leader()?;
                 if self
@@ -215,6 +217,7 @@ impl MetaService {
                         used_bytes,
                         chunks,
                         under_replicated,
+                        scrub,
                     },
                 );
                 let ring_epoch = namespace::ring_epoch(&self.kv).map_err(ns_err)?;
@@ -373,6 +376,7 @@ impl MetaService {
                 down: f.down,
                 draining: f.draining,
                 under_replicated: beat.map_or(0, |b| b.under_replicated),
+                scrub: beat.map_or_else(Default::default, |b| b.scrub),
             });
         }
         let under_replicated = chunkservers.iter().map(|c| c.under_replicated).sum();

@@ -118,6 +118,7 @@ mod tests {
             used_bytes: 0,
             chunks: 0,
             under_replicated: 0,
+            scrub: Default::default(),
         };
         assert!(meta_allowed(Role::ChunkServer, &beat));
         assert!(!meta_allowed(Role::Client, &beat));

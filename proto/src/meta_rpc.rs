@@ -206,6 +206,20 @@ pub struct ChunkServerStatus {
     /// Chunks with fewer than N confirmed copies that this server is
     /// responsible for repairing, as of its last repair pass.
     pub under_replicated: u64,
+    /// Its scrubber's progress, as of its last heartbeat.
+    pub scrub: ScrubReport,
+}
+
+/// What a chunkserver's scrubber has done since it started.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct ScrubReport {
+    /// Full passes over the store finished.
+    pub passes: u64,
+    /// Chunks and bytes re-hashed.
+    pub chunks: u64,
+    pub bytes: u64,
+    /// Copies found corrupt and quarantined (repair replaces them).
+    pub corrupt: u64,
 }
 
 /// One metadata node as `cairn status` shows it.
@@ -359,6 +373,7 @@ pub enum MetaRequest {
         chunks: u64,
         /// Chunks its last repair pass found short of N copies.
         under_replicated: u64,
+        scrub: ScrubReport,
     },
     Status,
     /// Takes chunkserver `id` out of the ring. Refused while it is up:

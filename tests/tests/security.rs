@@ -258,6 +258,7 @@ async fn each_role_may_call_only_its_own_requests() {
         used_bytes: 0,
         chunks: 0,
         under_replicated: 0,
+        scrub: Default::default(),
     };
     assert_denied(&ask(client_meta.clone(), beat).await, "client heartbeat");
     let id = ChunkId::of(b"x");

@@ -87,6 +87,18 @@ pub async fn run(args: &ClusterArgs, json: bool) -> anyhow::Result<()> {
             human(c.capacity_bytes)
         );
     }
+    let scrubbed: u64 = s.chunkservers.iter().map(|c| c.scrub.chunks).sum();
+    let corrupt: u64 = s.chunkservers.iter().map(|c| c.scrub.corrupt).sum();
+    let passes: Vec<String> = s
+        .chunkservers
+        .iter()
+        .map(|c| format!("{}:{}", c.id, c.scrub.passes))
+        .collect();
+    println!(
+        "Scrub: {scrubbed} chunks re-hashed, {corrupt} corrupt copies quarantined (since each \
+         server started; passes per server {})",
+        passes.join(" ")
+    );
     println!(
         "Namespace: {} files, {} directories, {} chunks referenced",
         s.files, s.directories, s.chunks_referenced
