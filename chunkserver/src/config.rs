@@ -25,6 +25,10 @@ pub struct ChunkServerConfig {
     /// Failure domain; owners of a chunk are spread across zones.
     #[serde(default = "defaults::zone")]
     pub zone: String,
+    /// Where to serve Prometheus metrics over plain HTTP (`GET /metrics`);
+    /// none when unset. Use a private address.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Capacity to announce; defaults to the size of the data disk.
     #[serde(default)]
     pub capacity_bytes: Option<u64>,
@@ -106,6 +110,7 @@ impl ChunkServerConfig {
             meta,
             zone: defaults::zone(),
             capacity_bytes: None,
+            metrics_listen: None,
             heartbeat_ms: defaults::heartbeat_ms(),
             repair_interval_ms: defaults::repair_interval_ms(),
             repair_max_bytes_per_sec: defaults::repair_max_bytes_per_sec(),

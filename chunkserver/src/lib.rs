@@ -11,6 +11,7 @@
 pub mod config;
 pub mod forward;
 pub mod membership;
+pub mod metrics;
 pub mod outboards;
 pub mod pacer;
 pub mod peer;
@@ -35,7 +36,7 @@ pub use config::ChunkServerConfig;
 use crate::membership::{KnownEpoch, Membership};
 use crate::outboards::Outboards;
 use crate::pacer::Pacer;
-use crate::repair::Repairer;
+use crate::repair::{RepairCounters, Repairer};
 use crate::replication_queue::{AsyncReplicator, ReplicationQueue};
 use crate::scrubber::{ScrubCounters, Scrubber};
 use crate::service::ChunkService;
@@ -55,6 +56,11 @@ pub enum StartError {
     Net(#[from] NetError),
     #[error("TLS: {0}")]
     Tls(#[from] cairn_proto::tls::TlsError),
+    #[error("metrics endpoint {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running chunkserver.
@@ -87,7 +93,31 @@ pub async fn start(
     let pool = ConnPool::new(endpoint.clone());
     let ring_epoch = Arc::new(KnownEpoch::default());
     let under_replicated = Arc::new(AtomicU64::new(0));
+    let repair_counters = Arc::new(RepairCounters::default());
+    let scrub_counters = Arc::new(ScrubCounters::default());
+    let (exposition, service_metrics) = metrics::exposition(metrics::Sources {
+        store: store.clone(),
+        queue: queue.clone(),
+        under_replicated: under_replicated.clone(),
+        repair: repair_counters.clone(),
+        scrub: scrub_counters.clone(),
+    });
+    let metrics_task = match config.metrics_listen {
+        Some(addr) => {
+            let listener = cairn_proto::metrics::bind(addr)
+                .await
+                .map_err(|source| StartError::Metrics { addr, source })?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            Some(tokio::spawn(cairn_proto::metrics::serve(
+                listener,
+                exposition,
+                shutdown.clone().cancelled_owned(),
+            )))
+        }
+        None => None,
+    };
     let service = Arc::new(ChunkService {
+        metrics: service_metrics,
         store: store.clone(),
         queue: queue.clone(),
         pool: pool.clone(),
@@ -116,8 +146,8 @@ pub async fn start(
             config.repair_max_bytes_per_sec,
             std::time::Instant::now(),
         )),
+        counters: repair_counters,
     });
-    let scrub_counters = Arc::new(ScrubCounters::default());
     let scrubber = Arc::new(Scrubber {
         store: store.clone(),
         interval: std::time::Duration::from_millis(config.scrub_interval_ms),
@@ -146,6 +176,7 @@ pub async fn start(
     if config.scrub_interval_ms > 0 {
         tasks.push(tokio::spawn(scrubber.run(shutdown.clone())));
     }
+    tasks.extend(metrics_task);
     tasks.push(tokio::spawn(membership.run(shutdown)));
     tracing::info!(id = config.id, addr = %local_addr, "chunkserver serving");
     Ok(ChunkServerHandle {

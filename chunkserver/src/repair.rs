@@ -44,6 +44,15 @@ pub struct PassStats {
     pub under_replicated: u64,
 }
 
+/// What the repair loop has done since the server started (for metrics).
+#[derive(Debug, Default)]
+pub struct RepairCounters {
+    pub passes: AtomicU64,
+    pub pushed: AtomicU64,
+    pub dropped: AtomicU64,
+    pub failed: AtomicU64,
+}
+
 pub struct Repairer {
     pub id: NodeId,
     pub store: FileStore,
@@ -55,6 +64,7 @@ pub struct Repairer {
     pub under_replicated: Arc<AtomicU64>,
     /// Paces repair pushes to the configured byte rate.
     pub pacer: Mutex<Pacer>,
+    pub counters: Arc<RepairCounters>,
 }
 
 impl Repairer {
@@ -68,6 +78,11 @@ impl Repairer {
                 Ok(s) => {
                     self.under_replicated
                         .store(s.under_replicated, Ordering::Relaxed);
+                    let c = &self.counters;
+                    c.passes.fetch_add(1, Ordering::Relaxed);
+                    c.pushed.fetch_add(s.pushed, Ordering::Relaxed);
+                    c.dropped.fetch_add(s.dropped, Ordering::Relaxed);
+                    c.failed.fetch_add(s.failed, Ordering::Relaxed);
                     if s.pushed + s.dropped + s.failed > 0 {
                         tracing::info!(
                             examined = s.examined,

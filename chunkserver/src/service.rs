@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::forward;
 use crate::membership::KnownEpoch;
+use crate::metrics::ServiceMetrics;
 use crate::outboards::Outboards;
 use crate::replication_queue::ReplicationQueue;
 use crate::store::FileStore;
@@ -30,6 +31,7 @@ pub struct ChunkService {
     pub ring_epoch: Arc<KnownEpoch>,
     /// Trees for verifiable range reads.
     pub outboards: Arc<Outboards>,
+    pub metrics: ServiceMetrics,
 }
 
 fn internal(e: impl std::fmt::Display) -> RpcError {
@@ -107,6 +109,7 @@ impl ChunkService {
         let (local, remote) = tokio::join!(local, forwarding.acknowledged());
         local.map_err(internal)??;
         remote?;
+        self.metrics.bytes_in.inc_by(u64::from(len));
         if !async_copies.is_empty() {
             let queue = self.queue.clone();
             let targets = async_copies.to_vec();
@@ -125,9 +128,12 @@ impl ChunkService {
         mut send: quinn::SendStream,
         mut recv: quinn::RecvStream,
     ) {
+        let started = std::time::Instant::now();
         let request = read_request::<ChunkRequest>(&mut recv, MAX_CHUNK_FRAME, &peer).await;
+        let mut op = "Unreadable";
         let (result, body) = match request {
             Ok((req, _held)) => {
+                op = req.op_name();
                 let handled = match check_chunk(&peer.identity, &req) {
                     Ok(()) => self.handle(req, &peer, &mut recv).await,
                     Err(refused) => Err(refused),
@@ -146,8 +152,16 @@ impl ChunkService {
             ring_epoch: self.ring_epoch.get(),
             result,
         };
-        if let Err(e) = answer(&mut send, &reply, &body).await {
-            tracing::debug!(error = %e, "reply not delivered");
+        self.metrics.requests.observe(
+            op,
+            cairn_proto::metrics::outcome::of(&reply.result),
+            started.elapsed(),
+        );
+        match answer(&mut send, &reply, &body).await {
+            Ok(()) => {
+                self.metrics.bytes_out.inc_by(body.len() as u64);
+            }
+            Err(e) => tracing::debug!(error = %e, "reply not delivered"),
         }
     }
 

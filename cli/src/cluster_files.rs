@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +21,9 @@ pub struct DevServer {
     pub name: String,
     pub id: u64,
     pub addr: SocketAddr,
+    /// Its Prometheus endpoint (HTTP), if the cluster was made with one.
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// What `cairn dev` created, saved as `DIR/dev.toml`.
@@ -80,18 +83,19 @@ fn write_with(path: &Path, contents: &str, secret: bool, new: bool) -> anyhow::R
 /// years must still start.
 const DEV_CERT_DAYS: u32 = 36_500;
 
-/// A free UDP port on 127.0.0.1 (free now; the server binds it shortly).
+/// A port on 127.0.0.1 free now for both UDP (QUIC) and TCP (metrics),
+/// and not in `taken`; the server binds it shortly.
 fn free_port(taken: &[u16]) -> anyhow::Result<u16> {
     for _ in 0..64 {
         let port = UdpSocket::bind("127.0.0.1:0")
             .context("finding a free port")?
             .local_addr()?
             .port();
-        if !taken.contains(&port) {
+        if !taken.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return Ok(port);
         }
     }
-    bail!("could not find a free UDP port on 127.0.0.1")
+    bail!("could not find a free port on 127.0.0.1")
 }
 
 /// Creates a new dev cluster in `dir` (which must not hold one yet): `meta`
@@ -124,10 +128,13 @@ pub fn create(dir: &Path, meta: u16, chunkservers: u16) -> anyhow::Result<DevLay
     let mut server = |name: String, id: u64| -> anyhow::Result<DevServer> {
         let port = free_port(&ports)?;
         ports.push(port);
+        let metrics_port = free_port(&ports)?;
+        ports.push(metrics_port);
         Ok(DevServer {
             name,
             id,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            metrics: Some(SocketAddr::from(([127, 0, 0, 1], metrics_port))),
         })
     };
     let layout = DevLayout {
@@ -155,6 +162,7 @@ pub fn create(dir: &Path, meta: u16, chunkservers: u16) -> anyhow::Result<DevLay
         let tls = issue(Role::Meta, &m.name)?;
         let mut cfg = MetaConfig::single(m.id, m.addr, dir.join("data").join(&m.name), tls);
         cfg.peers = peers.clone();
+        cfg.metrics_listen = m.metrics;
         write_file(
             &config_path(dir, &m.name),
             &toml::to_string_pretty(&cfg)?,
@@ -163,13 +171,14 @@ pub fn create(dir: &Path, meta: u16, chunkservers: u16) -> anyhow::Result<DevLay
     }
     for c in &layout.chunkservers {
         let tls = issue(Role::ChunkServer, &c.name)?;
-        let cfg = ChunkServerConfig::new(
+        let mut cfg = ChunkServerConfig::new(
             c.id,
             c.addr,
             dir.join("data").join(&c.name),
             tls,
             meta_addrs.clone(),
         );
+        cfg.metrics_listen = c.metrics;
         write_file(
             &config_path(dir, &c.name),
             &toml::to_string_pretty(&cfg)?,

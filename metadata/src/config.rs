@@ -30,6 +30,10 @@ pub struct MetaConfig {
     /// then be empty.
     #[serde(default)]
     pub join: bool,
+    /// Where to serve Prometheus metrics over plain HTTP (`GET /metrics`);
+    /// none when unset. Use a private address.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Leader heartbeat period.
     #[serde(default = "defaults::heartbeat_ms")]
     pub raft_heartbeat_ms: u64,
@@ -114,6 +118,7 @@ impl MetaConfig {
             tls,
             peers: BTreeMap::new(),
             join: false,
+            metrics_listen: None,
             raft_heartbeat_ms: defaults::heartbeat_ms(),
             election_timeout_min_ms: defaults::election_min_ms(),
             election_timeout_max_ms: defaults::election_max_ms(),

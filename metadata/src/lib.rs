@@ -14,6 +14,7 @@ pub mod failure_detector;
 pub mod group_membership;
 pub mod kv;
 pub mod log_store;
+pub mod metrics;
 pub mod namespace;
 pub mod network;
 pub mod raft_types;
@@ -32,6 +33,7 @@ use std::time::Duration;
 use cairn_proto::access::check_meta;
 use cairn_proto::frame::MAX_FRAME_LEN;
 use cairn_proto::meta_rpc::{MetaCall, MetaResponse};
+use cairn_proto::metrics::outcome;
 use cairn_proto::net::{read_request, reply, serve, server_endpoint, ConnPool, NetError};
 use cairn_proto::tls::Role;
 use cairn_proto::{ErrorCode, RpcError};
@@ -66,6 +68,11 @@ pub enum StartError {
     Tls(#[from] cairn_proto::tls::TlsError),
     #[error("raft: {0}")]
     Raft(String),
+    #[error("metrics endpoint {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Snapshots travel to followers in pieces of this size (one RPC each).
@@ -77,6 +84,7 @@ pub struct MetaHandle {
     pub local_addr: SocketAddr,
     serve_task: tokio::task::JoinHandle<()>,
     detector_task: tokio::task::JoinHandle<()>,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl MetaHandle {
@@ -85,6 +93,9 @@ impl MetaHandle {
     pub async fn join(self) {
         let _ = self.serve_task.await;
         let _ = self.detector_task.await;
+        if let Some(t) = self.metrics_task {
+            let _ = t.await;
+        }
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
@@ -158,30 +169,55 @@ pub async fn start(
         down_after: Duration::from_millis(config.chunkserver_down_after_ms),
         remove_after: Duration::from_millis(config.chunkserver_remove_after_ms),
     });
+    let (exposition, requests) = metrics::exposition(config.id, raft.clone(), service.kv.clone());
+    let metrics_task = match config.metrics_listen {
+        Some(addr) => {
+            let listener = cairn_proto::metrics::bind(addr)
+                .await
+                .map_err(|source| StartError::Metrics { addr, source })?;
+            tracing::info!(%addr, "metrics at http://{addr}/metrics");
+            Some(tokio::spawn(cairn_proto::metrics::serve(
+                listener,
+                exposition,
+                shutdown.clone().cancelled_owned(),
+            )))
+        }
+        None => None,
+    };
     let detector_task = tokio::spawn(failure_detector::run(service.clone(), shutdown.clone()));
     let serve_task = tokio::spawn(serve(
         endpoint,
         shutdown.cancelled_owned(),
         move |peer, mut send, mut recv| {
             let service = service.clone();
+            let requests = requests.clone();
             async move {
+                let started = std::time::Instant::now();
                 // Only Raft traffic carries large batches of entries.
                 let limit = if peer.identity.role == Role::Meta {
                     MAX_RAFT_FRAME
                 } else {
                     MAX_FRAME_LEN
                 };
-                let resp = match read_request::<MetaCall>(&mut recv, limit, &peer).await {
-                    Ok((call, _held)) => match check_meta(&peer.identity, &call.req) {
-                        Ok(()) => {
-                            service
-                                .handle(call.req, call.session, call.follower_read)
-                                .await
-                        }
-                        Err(refused) => Err(refused),
-                    },
-                    Err(e) => Err(RpcError::new(ErrorCode::InvalidRequest, e.to_string())),
+                let (op, resp) = match read_request::<MetaCall>(&mut recv, limit, &peer).await {
+                    Ok((call, _held)) => {
+                        let op = call.req.op_name();
+                        let resp = match check_meta(&peer.identity, &call.req) {
+                            Ok(()) => {
+                                service
+                                    .handle(call.req, call.session, call.follower_read)
+                                    .await
+                            }
+                            Err(refused) => Err(refused),
+                        };
+                        (op, resp)
+                    }
+                    Err(e) => (
+                        "Unreadable",
+                        Err(RpcError::new(ErrorCode::InvalidRequest, e.to_string())),
+                    ),
                 };
+                requests.observe(op, outcome::of(&resp), started.elapsed());
                 if let Err(e) = reply::<MetaResponse>(&mut send, &resp, &[]).await {
                     tracing::debug!(error = %e, "reply not delivered");
                 }
@@ -194,5 +230,6 @@ pub async fn start(
         local_addr,
         serve_task,
         detector_task,
+        metrics_task,
     })
 }

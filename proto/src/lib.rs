@@ -18,6 +18,8 @@ pub mod frame;
 pub mod ids;
 pub mod leader;
 pub mod meta_rpc;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod net;
 pub mod path;
 pub mod ring;

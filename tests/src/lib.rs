@@ -238,6 +238,8 @@ impl DevCluster {
             );
             cfg.remove("peers");
             cfg.remove("advertise");
+            // meta-1's metrics port is taken.
+            cfg.remove("metrics_listen");
             cfg.insert("join".into(), toml::Value::Boolean(true));
         })?;
         self.restart_server(&name)?;
@@ -378,6 +380,8 @@ impl DevCluster {
         cfg.id = id;
         cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         cfg.data_dir = self.dir.path().join("data").join(name);
+        // chunk-1's metrics port is taken.
+        cfg.metrics_listen = None;
         std::fs::write(
             self.dir.path().join(format!("{name}.toml")),
             toml::to_string(&cfg)?,

@@ -307,11 +307,16 @@ fn refuse_if_running(dir: &Path) -> anyhow::Result<()> {
 
 fn print_summary(dir: &Path, layout: &DevLayout, mount: Option<&Path>) {
     println!("Cairn dev cluster is up ({}).", dir.display());
+    let metrics = |s: &crate::cluster_files::DevServer| {
+        s.metrics
+            .map(|a| format!(", metrics http://{a}/metrics"))
+            .unwrap_or_default()
+    };
     for m in &layout.meta {
-        println!("  {:<8} {}  (metadata)", m.name, m.addr);
+        println!("  {:<8} {}  (metadata{})", m.name, m.addr, metrics(m));
     }
     for c in &layout.chunkservers {
-        println!("  {:<8} {}  (chunkserver)", c.name, c.addr);
+        println!("  {:<8} {}  (chunkserver{})", c.name, c.addr, metrics(c));
     }
     println!("Client config: {}", dir.join("client.toml").display());
     if dir != default_dev_dir().canonicalize().unwrap_or_default() {
