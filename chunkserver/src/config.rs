@@ -48,6 +48,10 @@ pub struct ChunkServerConfig {
     /// minutes of start.
     #[serde(default = "defaults::scrub_interval_ms")]
     pub scrub_interval_ms: u64,
+    /// Time between garbage-collection passes (what is collected, and
+    /// after how long, is the metadata group's `gc_grace_ms`).
+    #[serde(default = "defaults::gc_interval_ms")]
+    pub gc_interval_ms: u64,
     /// Byte rate the scrubber may read at (must be non-zero).
     #[serde(default = "defaults::scrub_max_bytes_per_sec")]
     pub scrub_max_bytes_per_sec: u64,
@@ -72,6 +76,9 @@ mod defaults {
     pub fn scrub_interval_ms() -> u64 {
         24 * 3600 * 1000
     }
+    pub fn gc_interval_ms() -> u64 {
+        600_000
+    }
     pub fn scrub_max_bytes_per_sec() -> u64 {
         16 << 20
     }
@@ -91,6 +98,8 @@ pub enum ConfigError {
         "scrub_max_bytes_per_sec must be non-zero (set scrub_interval_ms = 0 to stop scrubbing)"
     )]
     ScrubRate,
+    #[error("gc_interval_ms must be at least 100")]
+    GcInterval,
 }
 
 impl ChunkServerConfig {
@@ -116,6 +125,7 @@ impl ChunkServerConfig {
             repair_max_bytes_per_sec: defaults::repair_max_bytes_per_sec(),
             max_concurrent_puts: defaults::max_concurrent_puts(),
             scrub_interval_ms: defaults::scrub_interval_ms(),
+            gc_interval_ms: defaults::gc_interval_ms(),
             scrub_max_bytes_per_sec: defaults::scrub_max_bytes_per_sec(),
         }
     }
@@ -132,6 +142,9 @@ impl ChunkServerConfig {
         }
         if self.max_concurrent_puts == 0 {
             return Err(ConfigError::Puts);
+        }
+        if self.gc_interval_ms < 100 {
+            return Err(ConfigError::GcInterval);
         }
         if self.scrub_max_bytes_per_sec == 0 {
             return Err(ConfigError::ScrubRate);

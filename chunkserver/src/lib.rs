@@ -4,12 +4,14 @@
 //! ([`service`]), replication — pipelined synchronous copies ([`forward`]),
 //! the durable async-copy queue ([`replication_queue`]), the repair and
 //! rebalance loop ([`repair`], pure rules in [`repair_plan`], paced by
-//! [`pacer`]), the [`scrubber`] that re-hashes stored chunks — and cluster membership (registration, heartbeats and the
+//! [`pacer`]), the [`scrubber`] that re-hashes stored chunks, the garbage
+//! collector ([`gc`], its rule in `cairn_proto::gc_rule`) — and cluster membership (registration, heartbeats and the
 //! known ring epoch, [`membership`]). Depends on
 //! cairn-proto only; never on the metadata code, the client, or fuser.
 
 pub mod config;
 pub mod forward;
+pub mod gc;
 pub mod membership;
 pub mod metrics;
 pub mod outboards;
@@ -33,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::ChunkServerConfig;
 
+use crate::gc::Collector;
 use crate::membership::{KnownEpoch, Membership};
 use crate::outboards::Outboards;
 use crate::pacer::Pacer;
@@ -116,8 +119,19 @@ pub async fn start(
         }
         None => None,
     };
+    let meta = Arc::new(MetaCaller::new(
+        ConnPool::new(endpoint.clone()),
+        config.meta.clone(),
+    ));
+    let collector = Arc::new(Collector {
+        store: store.clone(),
+        meta: meta.clone(),
+        interval: std::time::Duration::from_millis(config.gc_interval_ms),
+        running: tokio::sync::Mutex::new(()),
+    });
     let service = Arc::new(ChunkService {
         metrics: service_metrics,
+        gc: collector.clone(),
         store: store.clone(),
         queue: queue.clone(),
         pool: pool.clone(),
@@ -130,10 +144,6 @@ pub async fn start(
         store: store.clone(),
         pool,
     });
-    let meta = Arc::new(MetaCaller::new(
-        ConnPool::new(endpoint.clone()),
-        config.meta.clone(),
-    ));
     let repairer = Arc::new(Repairer {
         id: config.id,
         store: store.clone(),
@@ -172,7 +182,8 @@ pub async fn start(
     ));
     let replicate_task = tokio::spawn(replicator.run(shutdown.clone()));
     let repair_task = tokio::spawn(repairer.run(shutdown.clone()));
-    let mut tasks = vec![serve_task, replicate_task, repair_task];
+    let gc_task = tokio::spawn(collector.run(shutdown.clone()));
+    let mut tasks = vec![serve_task, replicate_task, repair_task, gc_task];
     if config.scrub_interval_ms > 0 {
         tasks.push(tokio::spawn(scrubber.run(shutdown.clone())));
     }

@@ -14,6 +14,7 @@ use cairn_proto::{ChunkId, ErrorCode, RpcError};
 use tokio::sync::Semaphore;
 
 use crate::forward;
+use crate::gc::Collector;
 use crate::membership::KnownEpoch;
 use crate::metrics::ServiceMetrics;
 use crate::outboards::Outboards;
@@ -32,6 +33,7 @@ pub struct ChunkService {
     /// Trees for verifiable range reads.
     pub outboards: Arc<Outboards>,
     pub metrics: ServiceMetrics,
+    pub gc: Arc<Collector>,
 }
 
 fn internal(e: impl std::fmt::Display) -> RpcError {
@@ -184,6 +186,12 @@ impl ChunkService {
             }
             ChunkRequest::Replicate { id, len } => {
                 self.store_chunk(id, len, &[], &[], peer, recv).await
+            }
+            ChunkRequest::Gc { dry_run } => {
+                let report = self.gc.pass(dry_run).await.map_err(|e| {
+                    RpcError::new(ErrorCode::Unavailable, format!("garbage collection: {e}"))
+                })?;
+                Ok((ChunkResponse::Gc(report), Vec::new()))
             }
             ChunkRequest::Get { id } => {
                 let store = self.store.clone();

@@ -26,7 +26,8 @@ use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use cairn_proto::ChunkId;
 
@@ -68,7 +69,12 @@ struct Inner {
     chunks: AtomicU64,
     bytes: AtomicU64,
     tmp_seq: AtomicU64,
+    /// Striped by chunk id: a store of a chunk and the garbage collector's
+    /// delete of it never interleave (see [`FileStore::delete_if_idle`]).
+    stripes: Vec<Mutex<()>>,
 }
+
+const STRIPES: usize = 64;
 
 impl FileStore {
     /// Opens (creating if needed) the store at `root` and counts its chunks.
@@ -97,6 +103,7 @@ impl FileStore {
                 chunks: AtomicU64::new(n),
                 bytes: AtomicU64::new(b),
                 tmp_seq: AtomicU64::new(0),
+                stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             }),
         })
     }
@@ -116,12 +123,31 @@ impl FileStore {
             .join(hex)
     }
 
+    fn stripe(&self, id: &ChunkId) -> std::sync::MutexGuard<'_, ()> {
+        // Nothing is kept under these locks: a poisoned one is still fine.
+        self.inner.stripes[usize::from(id.0[0]) % STRIPES]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Stores `data` as chunk `id` durably. The caller has verified the hash.
-    /// Storing a chunk that is already present is a no-op.
+    /// Storing a chunk that is already present only marks it as stored
+    /// now (its modification time, synced), so that the garbage collector
+    /// gives it a full grace period again before its commit.
     pub fn put(&self, id: &ChunkId, data: &[u8]) -> Result<(), StoreError> {
         let path = self.path_of(id);
-        if path.exists() {
-            return Ok(());
+        {
+            let _stripe = self.stripe(id);
+            match fs::OpenOptions::new().write(true).open(&path) {
+                Ok(f) => {
+                    f.set_modified(SystemTime::now())
+                        .and_then(|()| f.sync_all())
+                        .map_err(err("touch", &path))?;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(err("open", &path)(e)),
+            }
         }
         let dir = path.parent().expect("chunk paths have a parent");
         fs::create_dir_all(dir).map_err(err("create", dir))?;
@@ -135,7 +161,12 @@ impl FileStore {
         f.write_all(data).map_err(err("write", &tmp))?;
         f.sync_data().map_err(err("fsync", &tmp))?;
         drop(f);
-        fs::rename(&tmp, &path).map_err(err("rename", &path))?;
+        {
+            // A new file: its modification time is now, so a collector
+            // that looked at an older copy leaves it alone.
+            let _stripe = self.stripe(id);
+            fs::rename(&tmp, &path).map_err(err("rename", &path))?;
+        }
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(err("fsync dir", dir))?;
@@ -208,6 +239,59 @@ impl FileStore {
             .fetch_sub(data.len() as u64, Ordering::Relaxed);
         tracing::warn!(chunk = %id, "corrupt copy quarantined");
         Ok(Some((true, len)))
+    }
+
+    /// Chunks last stored before `cutoff` (by their modification time),
+    /// with that time and their size.
+    pub fn stored_before(
+        &self,
+        cutoff: SystemTime,
+    ) -> Result<Vec<(ChunkId, SystemTime, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for id in self.list()? {
+            let path = self.path_of(&id);
+            match fs::metadata(&path) {
+                Ok(m) => {
+                    let mtime = m.modified().map_err(err("stat", &path))?;
+                    if mtime < cutoff {
+                        out.push((id, mtime, m.len()));
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(err("stat", &path)(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes chunk `id` if it was last stored before `cutoff`, checked
+    /// under the chunk's lock so that a concurrent store (which would
+    /// renew it) cannot slip in between. Returns the bytes freed, or None
+    /// if the chunk is absent or was stored since.
+    pub fn delete_if_idle(
+        &self,
+        id: &ChunkId,
+        cutoff: SystemTime,
+    ) -> Result<Option<u64>, StoreError> {
+        let path = self.path_of(id);
+        let _stripe = self.stripe(id);
+        let meta = match fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(err("stat", &path)(e)),
+        };
+        if meta.modified().map_err(err("stat", &path))? >= cutoff {
+            return Ok(None);
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                self.inner.chunks.fetch_sub(1, Ordering::Relaxed);
+                self.inner.bytes.fetch_sub(meta.len(), Ordering::Relaxed);
+                Ok(Some(meta.len()))
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(err("remove", &path)(e)),
+        }
     }
 
     /// Removes chunk `id` (no-op if absent).

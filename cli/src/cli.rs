@@ -87,6 +87,23 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         mount: Option<PathBuf>,
     },
+    /// Collect garbage now: every chunkserver deletes the chunks no file
+    /// has referenced for the grace period (`gc_grace_ms` in the metadata
+    /// config, a day by default) and uploads never committed that old.
+    ///
+    /// Chunkservers also do this by themselves every `gc_interval_ms`.
+    /// With --dry-run nothing is deleted: the chunks that would be are
+    /// listed.
+    Gc {
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+    },
     /// Create a cluster CA in DIR: `ca.pem` (the certificate every server
     /// and client trusts) and `ca.key` (its private key, 0600; keep it
     /// offline once the certificates are issued).

@@ -30,7 +30,9 @@ use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::placement::RingCache;
 
+mod gc;
 mod inodes;
+pub use gc::ServerGc;
 mod read;
 mod write;
 

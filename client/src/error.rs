@@ -40,6 +40,17 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
     #[error("connecting: {0}")]
     Net(#[from] NetError),
+    /// The write stored its chunks too long before it could commit them:
+    /// the garbage collector may take chunks that long unreferenced, so it
+    /// was not committed. Write it again (faster, or in smaller pieces).
+    #[error(
+        "the write took {elapsed:?} from its first chunk to its commit, more than half the \
+         cluster's garbage-collection grace period ({grace:?}); nothing was committed: write it again"
+    )]
+    CommitTooLate {
+        elapsed: std::time::Duration,
+        grace: std::time::Duration,
+    },
     /// A reply of the wrong kind: a bug or a version mismatch.
     #[error("unexpected reply from the cluster: {0}")]
     Protocol(String),

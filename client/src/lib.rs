@@ -13,6 +13,6 @@ pub mod config;
 pub mod error;
 pub mod placement;
 
-pub use client::{Client, EntryInfo};
+pub use client::{Client, EntryInfo, ServerGc};
 pub use config::ClientConfig;
 pub use error::ClientError;

@@ -52,6 +52,12 @@ impl RingCache {
         self.read().policy()
     }
 
+    /// The cluster's garbage-collection grace period (zero: none, or not
+    /// announced).
+    pub fn gc_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.read().state().gc_grace_ms)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.read().members().is_empty()
     }

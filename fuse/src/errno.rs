@@ -28,6 +28,7 @@ pub fn errno(e: &ClientError) -> Errno {
         },
         ClientError::TooFewServers { .. } | ClientError::NoChunkservers => Errno::ENOSPC,
         ClientError::Changed { .. } => Errno::EAGAIN,
+        ClientError::CommitTooLate { .. } => Errno::ETIMEDOUT,
         ClientError::Unreachable(_)
         | ClientError::ChunkUnavailable { .. }
         | ClientError::Upload { .. }

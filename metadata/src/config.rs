@@ -58,6 +58,14 @@ pub struct MetaConfig {
     /// catches up from the log rather than by a whole snapshot.
     #[serde(default = "defaults::log_kept_behind_snapshot")]
     pub log_kept_behind_snapshot: u64,
+    /// Garbage-collection grace period: chunkservers delete a chunk once
+    /// no file has referenced it for this long (or, never referenced, once
+    /// it has been stored this long), and clients give up on a write whose
+    /// chunks they stored more than half of it ago. 0 turns collection
+    /// off. Must be the same on every metadata node, and exceed twice the
+    /// clock difference between any two of them.
+    #[serde(default = "defaults::gc_grace_ms")]
+    pub gc_grace_ms: u64,
 }
 
 mod defaults {
@@ -87,6 +95,9 @@ mod defaults {
     }
     pub fn log_kept_behind_snapshot() -> u64 {
         1_000
+    }
+    pub fn gc_grace_ms() -> u64 {
+        24 * 3600 * 1000
     }
 }
 
@@ -126,6 +137,7 @@ impl MetaConfig {
             chunkserver_remove_after_ms: defaults::chunkserver_remove_ms(),
             snapshot_every_entries: defaults::snapshot_every_entries(),
             log_kept_behind_snapshot: defaults::log_kept_behind_snapshot(),
+            gc_grace_ms: defaults::gc_grace_ms(),
         }
     }
 

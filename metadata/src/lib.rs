@@ -168,6 +168,7 @@ pub async fn start(
         batcher: batcher::WriteBatcher::spawn(raft.clone()),
         down_after: Duration::from_millis(config.chunkserver_down_after_ms),
         remove_after: Duration::from_millis(config.chunkserver_remove_after_ms),
+        gc_grace: Duration::from_millis(config.gc_grace_ms),
     });
     let (exposition, requests) = metrics::exposition(config.id, raft.clone(), service.kv.clone());
     let metrics_task = match config.metrics_listen {

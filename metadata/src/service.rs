@@ -42,6 +42,8 @@ pub struct MetaService {
     pub down_after: Duration,
     /// Silence after which a chunkserver is removed from the ring.
     pub remove_after: Duration,
+    /// The garbage-collection grace period (zero: no collection).
+    pub gc_grace: Duration,
 }
 
 fn now_ns() -> i64 {
@@ -134,9 +136,26 @@ impl MetaService {
             }
             Q::GetRing => {
                 self.read_barrier(stale_ok).await?;
-                namespace::ring(&self.kv)
-                    .map(MetaResponse::Ring)
-                    .map_err(ns_err)
+                let mut ring = namespace::ring(&self.kv).map_err(ns_err)?;
+                ring.gc_grace_ms = self.gc_grace.as_millis() as u64;
+                Ok(MetaResponse::Ring(ring))
+            }
+            Q::ChunkStates { ids } => {
+                if ids.len() > MAX_EXIST_QUERY {
+                    return Err(RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("{} ids exceed the limit of {MAX_EXIST_QUERY}", ids.len()),
+                    ));
+                }
+                // Linearizable, whatever the caller asked: a collector must
+                // see every commit that happened before it asks.
+                self.read_barrier(false).await?;
+                let states = namespace::chunk_states(&self.kv, &ids).map_err(ns_err)?;
+                Ok(MetaResponse::ChunkStates {
+                    states,
+                    now_ns: now_ns(),
+                    gc_grace_ms: self.gc_grace.as_millis() as u64,
+                })
             }
             Q::ReadLink { ino } => {
                 self.read_barrier(stale_ok).await?;

@@ -39,6 +39,7 @@ fn bench(c: &mut Criterion) {
 
     let ring = Ring::new(RingState {
         policy: Default::default(),
+        gc_grace_ms: 0,
         epoch: 1,
         members: (1..=12)
             .map(|id| RingMember {

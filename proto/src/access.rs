@@ -23,7 +23,7 @@ pub fn meta_allowed(role: Role, req: &MetaRequest) -> bool {
     match req {
         Q::Raft { .. } => role == Role::Meta,
         Q::RegisterChunkServer { .. } | Q::Heartbeat { .. } => role == Role::ChunkServer,
-        Q::ChunksExist { .. } | Q::Status => true,
+        Q::ChunksExist { .. } | Q::ChunkStates { .. } | Q::Status => true,
         _ if req.serves_follower_reads() => true,
         // Every other request changes the namespace or the cluster.
         _ => role == Role::Client,
@@ -34,7 +34,7 @@ pub fn meta_allowed(role: Role, req: &MetaRequest) -> bool {
 pub fn chunk_allowed(role: Role, req: &ChunkRequest) -> bool {
     use ChunkRequest as Q;
     match req {
-        Q::Put { .. } => role == Role::Client,
+        Q::Put { .. } | Q::Gc { .. } => role == Role::Client,
         Q::Replicate { .. } => role == Role::ChunkServer,
         Q::Get { .. } | Q::GetRange { .. } | Q::Have { .. } | Q::Stat | Q::ReportCorrupt { .. } => {
             matches!(role, Role::Client | Role::ChunkServer)

@@ -46,6 +46,9 @@ pub enum ChunkRequest {
     /// backup, an async copy, repair or rebalance); `len` raw bytes follow.
     /// Only chunkservers may send it (see [`crate::access`]).
     Replicate { id: ChunkId, len: u32 },
+    /// Run a garbage-collection pass now (`dry_run`: only say what it
+    /// would delete); answered with [`ChunkResponse::Gc`].
+    Gc { dry_run: bool },
 }
 
 impl ChunkRequest {
@@ -59,6 +62,7 @@ impl ChunkRequest {
             ChunkRequest::ReportCorrupt { .. } => "ReportCorrupt",
             ChunkRequest::GetRange { .. } => "GetRange",
             ChunkRequest::Replicate { .. } => "Replicate",
+            ChunkRequest::Gc { .. } => "Gc",
         }
     }
 }
@@ -84,6 +88,35 @@ pub enum ChunkResponse {
     Slice {
         len: u32,
     },
+    Gc(GcReport),
+}
+
+/// Most deleted (or deletable) chunks one [`GcReport`] names.
+pub const MAX_GC_REPORT_ITEMS: usize = 1000;
+
+/// What one garbage-collection pass on a chunkserver did (or, dry, would
+/// do).
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Chunks old enough to be looked at (stored longer than the grace
+    /// period).
+    pub examined: u64,
+    /// Chunks deleted (or, dry, deletable) and their bytes.
+    pub chunks: u64,
+    pub bytes: u64,
+    /// The first [`MAX_GC_REPORT_ITEMS`] of them.
+    pub items: Vec<GcItem>,
+    /// Whether the pass deleted nothing on purpose.
+    pub dry_run: bool,
+}
+
+/// One chunk a GC pass deleted (or would delete).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct GcItem {
+    pub id: ChunkId,
+    pub len: u64,
+    /// Why: no file ever referenced it, or for how long none has.
+    pub reason: String,
 }
 
 /// Every chunkserver answer frame: the ring epoch the server knows (a

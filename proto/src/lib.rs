@@ -15,6 +15,7 @@ pub mod chunk_rpc;
 pub mod chunk_slice;
 pub mod error;
 pub mod frame;
+pub mod gc_rule;
 pub mod ids;
 pub mod leader;
 pub mod meta_rpc;

@@ -185,6 +185,24 @@ pub struct RingState {
     pub epoch: u64,
     pub members: Vec<RingMember>,
     pub policy: ReplicationPolicy,
+    /// The garbage-collection grace period: an unreferenced chunk is
+    /// deleted once it has been unreferenced (or stored unreferenced) this
+    /// long. A client commits the chunks it stored within half of it, or
+    /// gives up (0: not announced).
+    pub gc_grace_ms: u64,
+}
+
+/// What metadata knows of a chunk, for garbage collection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum ChunkState {
+    /// A committed file references it.
+    Referenced,
+    /// Its last reference went away at this time (ns since the epoch, by
+    /// the metadata leader's clock).
+    Unreferenced { since_ns: i64 },
+    /// No file has ever referenced it, or its garbage record is gone: an
+    /// upload never committed (or not yet).
+    Unknown,
 }
 
 /// One chunkserver as `cairn status` shows it.
@@ -475,6 +493,12 @@ pub enum MetaRequest {
         kind: RaftRpcKind,
         payload: Vec<u8>,
     },
+    /// What metadata knows of each of these chunks (at most
+    /// [`MAX_EXIST_QUERY`]), for garbage collection; answered with
+    /// [`MetaResponse::ChunkStates`].
+    ChunkStates {
+        ids: Vec<ChunkId>,
+    },
 }
 
 impl MetaRequest {
@@ -492,6 +516,7 @@ impl MetaRequest {
             MetaRequest::CommitFile { .. } => "CommitFile",
             MetaRequest::GetExtents { .. } => "GetExtents",
             MetaRequest::ChunksExist { .. } => "ChunksExist",
+            MetaRequest::ChunkStates { .. } => "ChunkStates",
             MetaRequest::GetRing => "GetRing",
             MetaRequest::RegisterChunkServer { .. } => "RegisterChunkServer",
             MetaRequest::Heartbeat { .. } => "Heartbeat",
@@ -524,6 +549,7 @@ impl MetaRequest {
             || matches!(
                 self,
                 MetaRequest::ChunksExist { .. }
+                    | MetaRequest::ChunkStates { .. }
                     | MetaRequest::Status
                     | MetaRequest::Heartbeat { .. }
             )
@@ -579,4 +605,11 @@ pub enum MetaResponse {
     SymlinkTarget(String),
     Xattr(Vec<u8>),
     XattrNames(Vec<String>),
+    /// One state per id asked, the leader's clock when it read them, and
+    /// the cluster's grace period.
+    ChunkStates {
+        states: Vec<ChunkState>,
+        now_ns: i64,
+        gc_grace_ms: u64,
+    },
 }

@@ -176,6 +176,7 @@ mod tests {
     fn ring(ids: &[NodeId]) -> Ring {
         Ring::new(RingState {
             policy: Default::default(),
+            gc_grace_ms: 0,
             epoch: 1,
             members: ids.iter().map(|&i| member(i, &format!("z{i}"))).collect(),
         })
@@ -206,6 +207,7 @@ mod tests {
     fn zones_are_spread_when_possible() {
         let r = Ring::new(RingState {
             policy: Default::default(),
+            gc_grace_ms: 0,
             epoch: 1,
             members: vec![
                 member(1, "a"),

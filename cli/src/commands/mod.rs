@@ -97,6 +97,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 mount::mount(&cluster, &mountpoint, opts).await
             }
         }
+        Command::Gc {
+            dry_run,
+            json,
+            cluster,
+        } => status::gc(&cluster, dry_run, json).await,
         Command::Init { dir, days, json } => certs::init(&dir, days, json),
         Command::Cert {
             action:

@@ -106,6 +106,78 @@ pub async fn run(args: &ClusterArgs, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `cairn gc [--dry-run]`: a collection pass on every chunkserver.
+pub async fn gc(args: &ClusterArgs, dry_run: bool, json: bool) -> anyhow::Result<()> {
+    let client = connect(args).await?;
+    let results = client.collect_garbage(dry_run).await?;
+    let failed = results.iter().filter(|r| r.result.is_err()).count();
+    if json {
+        let servers: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| match &r.result {
+                Ok(report) => serde_json::json!({
+                    "id": r.id,
+                    "addr": r.addr,
+                    "examined": report.examined,
+                    "chunks": report.chunks,
+                    "bytes": report.bytes,
+                    "items": report.items.iter().map(|i| serde_json::json!({
+                        "chunk": i.id.to_hex(),
+                        "bytes": i.len,
+                        "reason": i.reason,
+                    })).collect::<Vec<_>>(),
+                }),
+                Err(e) => serde_json::json!({
+                    "id": r.id,
+                    "addr": r.addr,
+                    "error": e.to_string(),
+                }),
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "dry_run": dry_run,
+                "servers": servers,
+            }))?
+        );
+    } else {
+        let verb = if dry_run { "would delete" } else { "deleted" };
+        let (mut chunks, mut bytes) = (0, 0);
+        for r in &results {
+            match &r.result {
+                Ok(report) => {
+                    chunks += report.chunks;
+                    bytes += report.bytes;
+                    println!(
+                        "chunkserver {} ({}): {verb} {} chunks, {} (of {} past the grace period)",
+                        r.id,
+                        r.addr,
+                        report.chunks,
+                        human(report.bytes),
+                        report.examined
+                    );
+                    for item in &report.items {
+                        println!("  {}  {:>10}  {}", item.id, human(item.len), item.reason);
+                    }
+                    if (report.items.len() as u64) < report.chunks {
+                        println!(
+                            "  ... and {} more",
+                            report.chunks - report.items.len() as u64
+                        );
+                    }
+                }
+                Err(e) => println!("chunkserver {} ({}): FAILED: {e}", r.id, r.addr),
+            }
+        }
+        println!("Total: {verb} {chunks} chunk copies, {}", human(bytes));
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} chunkservers could not collect garbage");
+    }
+    Ok(())
+}
+
 /// `cairn replication`: prints the policy, or sets it to (copies, sync).
 pub async fn replication(args: &ClusterArgs, set: Option<(u8, u8)>) -> anyhow::Result<()> {
     let client = connect(args).await?;

@@ -283,6 +283,7 @@ impl Client {
         parts: &[(u64, Bytes)],
     ) -> Result<InodeAttr, ClientError> {
         self.wait_for_ring().await?;
+        let started = std::time::Instant::now();
         // (file offset, the chunk's bytes: a view into its part, no copy)
         let mut pieces: Vec<(u64, Bytes)> = Vec::new();
         for (offset, data) in parts {
@@ -309,6 +310,7 @@ impl Client {
             .buffered(self.inner.config.upload_concurrency)
             .try_collect()
             .await?;
+        self.check_commit_in_time(started)?;
         self.attr_of(MetaRequest::WriteExtents { ino, extents })
             .await
     }

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use std::time::Duration;
 
+use cairn_proto::gc_rule::commit_in_time;
 use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner};
 use cairn_proto::{ChunkId, ErrorCode};
 use futures::stream::{StreamExt, TryStreamExt};
 use tokio::io::AsyncRead;
 
 use super::{parent_and_name, refused, Client, Inner};
+
 use crate::chunk_io::upload;
 use crate::chunker::chunker;
 use crate::error::ClientError;
@@ -53,6 +55,7 @@ impl Client {
             }
         }
         self.wait_for_ring().await?;
+        let started = std::time::Instant::now();
         let mut cdc = chunker(reader);
         let extents: Vec<Extent> = cdc
             .as_stream()
@@ -78,6 +81,7 @@ impl Client {
             .buffered(self.inner.config.upload_concurrency)
             .try_collect()
             .await?;
+        self.check_commit_in_time(started)?;
         let size = extents.last().map_or(0, |e| e.offset + e.len);
         let owner = Owner {
             mode: 0o644,
@@ -92,6 +96,23 @@ impl Client {
             owner,
         })
         .await
+    }
+
+    /// Refuses to commit chunks whose storing began `started` (before the
+    /// first upload or dedup check) more than half the cluster's GC grace
+    /// period ago: the collector may already have taken them
+    /// (`cairn_proto::gc_rule`).
+    pub(super) fn check_commit_in_time(
+        &self,
+        started: std::time::Instant,
+    ) -> Result<(), ClientError> {
+        let grace = self.inner.ring.gc_grace();
+        let elapsed = started.elapsed();
+        if commit_in_time(elapsed, grace) {
+            Ok(())
+        } else {
+            Err(ClientError::CommitTooLate { elapsed, grace })
+        }
     }
 
     pub(super) async fn wait_for_ring(&self) -> Result<(), ClientError> {

@@ -3,8 +3,8 @@
 //! write.
 
 use cairn_proto::meta_rpc::{
-    DirEntry, Extent, FileKind, InodeAttr, ReplicationPolicy, RingMember, RingState, MAX_DIR_PAGE,
-    MAX_EXTENT_PAGE,
+    ChunkState, DirEntry, Extent, FileKind, InodeAttr, ReplicationPolicy, RingMember, RingState,
+    MAX_DIR_PAGE, MAX_EXTENT_PAGE,
 };
 use cairn_proto::path::{split_path, validate_name};
 use cairn_proto::ring::weight_for_capacity;
@@ -190,6 +190,24 @@ pub fn chunks_exist(kv: &impl KvRead, ids: &[ChunkId]) -> Result<Vec<bool>, NsEr
         .collect()
 }
 
+/// What the state machine knows of each chunk, for garbage collection.
+pub fn chunk_states(kv: &impl KvRead, ids: &[ChunkId]) -> Result<Vec<ChunkState>, NsError> {
+    ids.iter()
+        .map(|id| {
+            let key = chunk_key(id);
+            if kv.get(Cf::Chunks, &key)?.is_some() {
+                return Ok(ChunkState::Referenced);
+            }
+            Ok(match kv.get(Cf::Garbage, &key)? {
+                Some(b) => ChunkState::Unreferenced {
+                    since_ns: decode::<i64>(&b)?,
+                },
+                None => ChunkState::Unknown,
+            })
+        })
+        .collect()
+}
+
 /// The placement ring: every registered chunkserver, at the current epoch.
 pub fn ring(kv: &impl KvRead) -> Result<RingState, NsError> {
     let epoch = ring_epoch(kv)?;
@@ -214,6 +232,8 @@ pub fn ring(kv: &impl KvRead) -> Result<RingState, NsError> {
         epoch,
         members,
         policy: replication(kv)?,
+        // Configuration, not state: the service fills it in.
+        gc_grace_ms: 0,
     })
 }
 

@@ -1,0 +1,234 @@
+//! Garbage collection: chunks no file references are deleted once the
+//! grace period has passed, never before, and never while a file still
+//! references them (dedup); uploads never committed go too; a write too
+//! slow to commit within half the grace period is refused.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use cairn_client::ClientError;
+use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse};
+use cairn_proto::net::{client_endpoint, connect};
+use cairn_proto::ChunkId;
+use cairn_tests::{random_bytes, DevCluster};
+
+const GRACE_MS: i64 = 2_000;
+
+/// A cluster whose metadata collects after `GRACE_MS`, with chunkservers
+/// collecting every `interval_ms`.
+fn cluster(interval_ms: i64) -> DevCluster {
+    let mut c = DevCluster::start().expect("cluster starts");
+    c.stop_dev().expect("stop");
+    for name in c.chunkserver_names() {
+        c.edit_config(&name, |cfg| {
+            cfg.insert("gc_interval_ms".into(), toml::Value::Integer(interval_ms));
+        })
+        .expect("edit");
+    }
+    c.reconfigure_meta(&[("gc_grace_ms", GRACE_MS)])
+        .expect("restart with a short grace period");
+    c
+}
+
+/// Chunk ids (file names) stored on any chunkserver, with copies.
+fn stored(cluster: &DevCluster) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in cluster.chunkserver_names() {
+        for (path, _) in cluster.chunk_files(&name) {
+            out.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn distinct(ids: &[String]) -> BTreeSet<String> {
+    ids.iter().cloned().collect()
+}
+
+fn gc_json(cluster: &DevCluster, dry_run: bool) -> serde_json::Value {
+    let mut args = vec!["gc", "--json"];
+    if dry_run {
+        args.push("--dry-run");
+    }
+    let o = cluster.cairn(&args);
+    assert!(
+        o.status.success(),
+        "cairn gc failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("JSON")
+}
+
+/// The chunk ids a `cairn gc --json` report names, with copies.
+fn named(report: &serde_json::Value) -> Vec<String> {
+    let mut out: Vec<String> = report["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .flat_map(|s| s["items"].as_array().cloned().unwrap_or_default())
+        .map(|i| i["chunk"].as_str().expect("chunk id").to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreferenced_chunks_go_after_the_grace_period_and_shared_ones_stay() {
+    let cluster = cluster(600_000);
+    let client = cluster.client().await.expect("client");
+    let shared = random_bytes(3 << 20, 41);
+    client.put("/a", &shared[..]).await.expect("put a");
+    let after_a = distinct(&stored(&cluster));
+    client.put("/b", &shared[..]).await.expect("put b (dedup)");
+    let only_c = random_bytes(2 << 20, 42);
+    client.put("/c", &only_c[..]).await.expect("put c");
+    cluster
+        .wait_replicated(3, Duration::from_secs(30))
+        .expect("3 copies");
+    let c_chunks: BTreeSet<String> = distinct(&stored(&cluster))
+        .difference(&after_a)
+        .cloned()
+        .collect();
+    assert!(!c_chunks.is_empty() && !after_a.is_empty());
+
+    // An upload nobody commits.
+    let orphan = random_bytes(100_000, 43);
+    let orphan_id = ChunkId::of(&orphan);
+    let cfg = cairn_client::ClientConfig::load(&cluster.client_config()).expect("config");
+    let ep = client_endpoint(&cfg.tls.load().expect("tls")).expect("endpoint");
+    let chunk1 = cluster.listen_addr("chunk-1").unwrap().to_string();
+    let conn = connect(&ep, &chunk1).await.expect("connect");
+    let put = ChunkRequest::Put {
+        id: orphan_id,
+        len: orphan.len() as u32,
+        backups: vec![],
+        async_copies: vec![],
+    };
+    let (reply, _) = call_chunk(&conn, &put, &orphan).await.expect("put");
+    assert_eq!(reply.result, Ok(ChunkResponse::Stored));
+
+    client.remove("/a", false).await.expect("rm a");
+    client.remove("/c", false).await.expect("rm c");
+    let rm_done = Instant::now();
+
+    // Within the grace period nothing goes.
+    let report = gc_json(&cluster, false);
+    assert!(named(&report).is_empty(), "deleted early: {report}");
+    assert!(c_chunks.is_subset(&distinct(&stored(&cluster))));
+
+    tokio::time::sleep(Duration::from_millis(GRACE_MS as u64 + 500)).await;
+    assert!(rm_done.elapsed() > Duration::from_millis(GRACE_MS as u64));
+    // A dry run lists exactly c's chunks (every copy) and the orphan.
+    let dry = gc_json(&cluster, true);
+    let listed = named(&dry);
+    let mut want: Vec<String> = stored(&cluster)
+        .into_iter()
+        .filter(|id| c_chunks.contains(id) || *id == orphan_id.to_hex())
+        .collect();
+    want.sort();
+    assert_eq!(listed, want, "dry run: {dry}");
+    assert!(listed.contains(&orphan_id.to_hex()));
+    assert!(
+        c_chunks.is_subset(&distinct(&stored(&cluster))),
+        "a dry run deleted something"
+    );
+
+    // The real pass deletes them, and only them.
+    let report = gc_json(&cluster, false);
+    assert_eq!(named(&report), want, "gc: {report}");
+    let left = distinct(&stored(&cluster));
+    assert!(left.is_disjoint(&c_chunks), "c's chunks survived");
+    assert!(!left.contains(&orphan_id.to_hex()), "the orphan survived");
+    assert!(
+        after_a.is_subset(&left),
+        "a chunk /b references was deleted"
+    );
+    let mut out = Vec::new();
+    client.get("/b", &mut out).await.expect("get b");
+    assert!(out == shared, "/b reads back different bytes");
+    ep.close(0u32.into(), b"done");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_runs_by_itself() {
+    let cluster = cluster(300);
+    let client = cluster.client().await.expect("client");
+    let data = random_bytes(1 << 20, 44);
+    client.put("/gone", &data[..]).await.expect("put");
+    cluster
+        .wait_replicated(3, Duration::from_secs(30))
+        .expect("3 copies");
+    assert!(!stored(&cluster).is_empty());
+    client.remove("/gone", false).await.expect("rm");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !stored(&cluster).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "chunks still stored 30 s after the delete: {:?}",
+            stored(&cluster)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Yields `first`, then nothing for `pause`, then `rest`.
+struct SlowReader {
+    first: Vec<u8>,
+    rest: Vec<u8>,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    pause_for: Duration,
+}
+
+impl tokio::io::AsyncRead for SlowReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.first.is_empty() {
+            let n = self.first.len().min(buf.remaining());
+            let chunk: Vec<u8> = self.first.drain(..n).collect();
+            buf.put_slice(&chunk);
+            return Poll::Ready(Ok(()));
+        }
+        let pause_for = self.pause_for;
+        let sleep = self
+            .pause
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(pause_for)));
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let n = self.rest.len().min(buf.remaining());
+        let chunk: Vec<u8> = self.rest.drain(..n).collect();
+        buf.put_slice(&chunk);
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_slower_than_half_the_grace_period_is_not_committed() {
+    let cluster = cluster(600_000);
+    let client = cluster.client().await.expect("client");
+    let data = random_bytes(6 << 20, 45);
+    let reader = SlowReader {
+        first: data[..5 << 20].to_vec(),
+        rest: data[5 << 20..].to_vec(),
+        pause: None,
+        pause_for: Duration::from_millis(GRACE_MS as u64 / 2 + 200),
+    };
+    let err = client
+        .put("/slow", reader)
+        .await
+        .expect_err("a write past half the grace period must not commit");
+    assert!(
+        matches!(err, ClientError::CommitTooLate { .. }),
+        "unexpected error: {err}"
+    );
+    assert!(client.stat("/slow").await.is_err(), "/slow was committed");
+    // A prompt write of the same bytes commits.
+    client.put("/slow", &data[..]).await.expect("prompt put");
+}
