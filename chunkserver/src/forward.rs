@@ -5,8 +5,10 @@
 
 use std::time::Duration;
 
-use cairn_proto::chunk_rpc::{ChunkReply, ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME};
-use cairn_proto::frame::{read_frame, write_frame};
+use cairn_proto::chunk_rpc::{
+    write_chunk_call, ChunkReply, ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME,
+};
+use cairn_proto::frame::read_frame;
 use cairn_proto::net::{ConnPool, REQUEST_TIMEOUT};
 use cairn_proto::{ChunkId, ErrorCode, RpcError};
 
@@ -48,7 +50,7 @@ pub async fn receive_and_forward(
             .map_err(|e| backup_failed(addr, e))?;
         let (mut send, recv) = conn.open_bi().await.map_err(|e| backup_failed(addr, e))?;
         let req = ChunkRequest::Replicate { id, len };
-        write_frame(&mut send, &req)
+        write_chunk_call(&mut send, &req)
             .await
             .map_err(|e| backup_failed(addr, e))?;
         sends.push((addr.clone(), send));

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use cairn_proto::access::check_chunk;
 use cairn_proto::chunk_rpc::{
-    ChunkReply, ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_CHUNK_LEN, MAX_COPY_TARGETS,
-    MAX_HAVE_QUERY,
+    ChunkCall, ChunkReply, ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_CHUNK_LEN,
+    MAX_COPY_TARGETS, MAX_HAVE_QUERY,
 };
+use cairn_proto::metrics::outcome;
 use cairn_proto::net::{answer, read_request, ConnPool, Peer};
-use cairn_proto::{ChunkId, ErrorCode, RpcError};
+use cairn_proto::{trace, ChunkId, ErrorCode, RpcError};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use crate::forward;
 use crate::gc::Collector;
@@ -131,40 +133,60 @@ impl ChunkService {
         mut recv: quinn::RecvStream,
     ) {
         let started = std::time::Instant::now();
-        let request = read_request::<ChunkRequest>(&mut recv, MAX_CHUNK_FRAME, &peer).await;
-        let mut op = "Unreadable";
-        let (result, body) = match request {
-            Ok((req, _held)) => {
-                op = req.op_name();
-                let handled = match check_chunk(&peer.identity, &req) {
-                    Ok(()) => self.handle(req, &peer, &mut recv).await,
-                    Err(refused) => Err(refused),
+        let request = read_request::<ChunkCall>(&mut recv, MAX_CHUNK_FRAME, &peer).await;
+        let (call, _held) = match request {
+            Ok(read) => read,
+            Err(e) => {
+                let reply = ChunkReply {
+                    ring_epoch: self.ring_epoch.get(),
+                    result: Err(RpcError::new(ErrorCode::InvalidRequest, e.to_string())),
                 };
-                match handled {
-                    Ok((r, body)) => (Ok(r), body),
-                    Err(e) => (Err(e), Vec::new()),
+                self.metrics
+                    .requests
+                    .observe("Unreadable", outcome::ERROR, started.elapsed());
+                if let Err(e) = answer(&mut send, &reply, &[]).await {
+                    tracing::debug!(peer = %peer.addr, error = %e, "reply not delivered");
                 }
+                return;
             }
-            Err(e) => (
-                Err(RpcError::new(ErrorCode::InvalidRequest, e.to_string())),
-                Vec::new(),
-            ),
         };
-        let reply = ChunkReply {
-            ring_epoch: self.ring_epoch.get(),
-            result,
-        };
-        self.metrics.requests.observe(
+        let op = call.req.op_name();
+        let span = tracing::info_span!(
+            "request",
+            id = %trace::show(call.request_id),
             op,
-            cairn_proto::metrics::outcome::of(&reply.result),
-            started.elapsed(),
+            peer = %peer.identity.name
         );
-        match answer(&mut send, &reply, &body).await {
-            Ok(()) => {
-                self.metrics.bytes_out.inc_by(body.len() as u64);
+        let work = async {
+            let handled = match check_chunk(&peer.identity, &call.req) {
+                Ok(()) => self.handle(call.req, &peer, &mut recv).await,
+                Err(refused) => Err(refused),
+            };
+            let (result, body) = match handled {
+                Ok((r, body)) => (Ok(r), body),
+                Err(e) => (Err(e), Vec::new()),
+            };
+            let reply = ChunkReply {
+                ring_epoch: self.ring_epoch.get(),
+                result,
+            };
+            let outcome = outcome::of(&reply.result);
+            self.metrics
+                .requests
+                .observe(op, outcome, started.elapsed());
+            tracing::debug!(
+                outcome,
+                took_us = started.elapsed().as_micros() as u64,
+                "request handled"
+            );
+            match answer(&mut send, &reply, &body).await {
+                Ok(()) => {
+                    self.metrics.bytes_out.inc_by(body.len() as u64);
+                }
+                Err(e) => tracing::debug!(error = %e, "reply not delivered"),
             }
-            Err(e) => tracing::debug!(error = %e, "reply not delivered"),
-        }
+        };
+        trace::scope(call.request_id, work.instrument(span)).await
     }
 
     async fn handle(

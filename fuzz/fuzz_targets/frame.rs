@@ -4,7 +4,7 @@
 //! decodes to the same value.
 #![no_main]
 
-use cairn_proto::chunk_rpc::{ChunkReply, ChunkRequest};
+use cairn_proto::chunk_rpc::{ChunkCall, ChunkReply};
 use cairn_proto::frame::{decode_frame, encode_frame, parse_header, HEADER_LEN, MAX_FRAME_LEN};
 use cairn_proto::meta_rpc::{MetaCall, MetaResponse};
 use cairn_proto::RpcError;
@@ -35,6 +35,6 @@ fuzz_target!(|data: &[u8]| {
     }
     round_trip::<MetaCall>(data);
     round_trip::<Result<MetaResponse, RpcError>>(data);
-    round_trip::<ChunkRequest>(data);
+    round_trip::<ChunkCall>(data);
     round_trip::<ChunkReply>(data);
 });

@@ -36,9 +36,11 @@ use cairn_proto::meta_rpc::{MetaCall, MetaResponse};
 use cairn_proto::metrics::outcome;
 use cairn_proto::net::{read_request, reply, serve, server_endpoint, ConnPool, NetError};
 use cairn_proto::tls::Role;
+use cairn_proto::trace;
 use cairn_proto::{ErrorCode, RpcError};
 use openraft::BasicNode;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use config::MetaConfig;
 
@@ -203,14 +205,32 @@ pub async fn start(
                 let (op, resp) = match read_request::<MetaCall>(&mut recv, limit, &peer).await {
                     Ok((call, _held)) => {
                         let op = call.req.op_name();
-                        let resp = match check_meta(&peer.identity, &call.req) {
-                            Ok(()) => {
-                                service
-                                    .handle(call.req, call.session, call.follower_read)
-                                    .await
+                        let span = tracing::info_span!(
+                            "request",
+                            id = %trace::show(call.request_id),
+                            op,
+                            peer = %peer.identity.name
+                        );
+                        let work = async {
+                            let resp = match check_meta(&peer.identity, &call.req) {
+                                Ok(()) => {
+                                    service
+                                        .handle(call.req, call.session, call.follower_read)
+                                        .await
+                                }
+                                Err(refused) => Err(refused),
+                            };
+                            // Raft's own traffic is too chatty for this.
+                            if op != "Raft" {
+                                tracing::debug!(
+                                    outcome = outcome::of(&resp),
+                                    took_us = started.elapsed().as_micros() as u64,
+                                    "request handled"
+                                );
                             }
-                            Err(refused) => Err(refused),
+                            resp
                         };
+                        let resp = trace::scope(call.request_id, work.instrument(span)).await;
                         (op, resp)
                     }
                     Err(e) => (

@@ -77,6 +77,7 @@ impl QuicPeer {
             session: None,
             req: MetaRequest::Raft { kind, payload },
             follower_read: false,
+            request_id: cairn_proto::trace::current(),
         };
         let (resp, _) = call::<_, MetaResponse>(&conn, &msg, &[], MAX_RAFT_FRAME)
             .await

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use cairn_proto::chunk_rpc::{ChunkReply, ChunkRequest, ChunkResponse};
+use cairn_proto::chunk_rpc::{ChunkCall, ChunkReply, ChunkRequest, ChunkResponse};
 use cairn_proto::chunk_slice::{extract, outboard};
 use cairn_proto::frame::encode_frame;
 use cairn_proto::meta_rpc::{MetaCall, MetaRequest, MetaResponse, Owner, RaftRpcKind, Session};
@@ -67,6 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             session: Some(Session { client: 7, seq: 9 }),
             req,
             follower_read: false,
+            request_id: 0x1234_5678,
         };
         write(dir, "meta_request", name, &postcard::to_stdvec(&call)?)?;
         write(dir, "frame", &format!("meta_{name}"), &encode_frame(&call)?)?;
@@ -96,8 +97,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("have", ChunkRequest::Have { ids: vec![id] }),
     ];
     for (name, req) in chunks {
-        write(dir, "chunk_request", name, &postcard::to_stdvec(&req)?)?;
-        write(dir, "frame", &format!("chunk_{name}"), &encode_frame(&req)?)?;
+        let call = ChunkCall {
+            request_id: 0x1234_5678,
+            req,
+        };
+        write(dir, "chunk_request", name, &postcard::to_stdvec(&call)?)?;
+        write(
+            dir,
+            "frame",
+            &format!("chunk_{name}"),
+            &encode_frame(&call)?,
+        )?;
     }
     let reply = ChunkReply {
         ring_epoch: 3,

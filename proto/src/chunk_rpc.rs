@@ -127,12 +127,44 @@ pub struct ChunkReply {
     pub result: Result<ChunkResponse, RpcError>,
 }
 
-/// Sends `req` (and `body`) to a chunkserver and reads its [`ChunkReply`];
-/// the returned stream holds any chunk bytes that follow.
+/// What travels to a chunkserver: the request, and the operation it
+/// belongs to (see [`crate::trace`]).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ChunkCall {
+    pub request_id: u64,
+    pub req: ChunkRequest,
+}
+
+/// [`ChunkCall`] as sent, borrowing the request (the same bytes).
+#[derive(Serialize)]
+struct ChunkCallRef<'a> {
+    request_id: u64,
+    req: &'a ChunkRequest,
+}
+
+/// Writes `req` as a [`ChunkCall`] frame under the current request id.
+pub async fn write_chunk_call(
+    send: &mut quinn::SendStream,
+    req: &ChunkRequest,
+) -> Result<(), crate::frame::FrameError> {
+    let call = ChunkCallRef {
+        request_id: crate::trace::current(),
+        req,
+    };
+    crate::frame::write_frame(send, &call).await
+}
+
+/// Sends `req` (and `body`) to a chunkserver under the current request id
+/// and reads its [`ChunkReply`]; the returned stream holds any chunk bytes
+/// that follow.
 pub async fn call_chunk(
     conn: &quinn::Connection,
     req: &ChunkRequest,
     body: &[u8],
 ) -> Result<(ChunkReply, quinn::RecvStream), NetError> {
-    exchange(conn, req, body, MAX_CHUNK_FRAME).await
+    let call = ChunkCallRef {
+        request_id: crate::trace::current(),
+        req,
+    };
+    exchange(conn, &call, body, MAX_CHUNK_FRAME).await
 }

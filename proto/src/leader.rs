@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::frame::MAX_FRAME_LEN;
 use crate::meta_rpc::{MetaRequest, MetaResponse, Session};
@@ -81,21 +81,12 @@ struct MetaCallRef<'a> {
     session: Option<Session>,
     req: &'a MetaRequest,
     follower_read: bool,
+    request_id: u64,
 }
 
 /// A session id unlikely to collide with any other caller's.
 fn random_client_id() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = blake3::Hasher::new();
-    h.update(&std::process::id().to_le_bytes());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    h.update(&nanos.to_le_bytes());
-    h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&h.finalize().as_bytes()[..8]);
-    u64::from_le_bytes(b)
+    crate::trace::random_id()
 }
 
 impl MetaCaller {
@@ -168,6 +159,7 @@ impl MetaCaller {
         }
         let call = MetaCallRef {
             follower_read: false,
+            request_id: crate::trace::current(),
             session: (!req.is_read_only()).then(|| Session {
                 client: self.client,
                 seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
@@ -281,6 +273,7 @@ impl MetaCaller {
             session: None,
             req,
             follower_read: true,
+            request_id: crate::trace::current(),
         };
         let n = self.addrs.len();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed) as usize;
@@ -401,6 +394,7 @@ async fn ask_leader(pool: &ConnPool, addr: &str, limit: Duration) -> Option<Opti
         session: None,
         req: &MetaRequest::GetRing,
         follower_read: false,
+        request_id: crate::trace::current(),
     };
     let asked = tokio::time::timeout(limit, async {
         let conn = pool.get(addr).await.ok()?;
@@ -439,6 +433,7 @@ mod tests {
             session,
             req: &req,
             follower_read: true,
+            request_id: 77,
         })
         .expect("encodes");
         let decoded: MetaCall = postcard::from_bytes(&bytes).expect("decodes");
@@ -447,7 +442,8 @@ mod tests {
             MetaCall {
                 session,
                 req,
-                follower_read: true
+                follower_read: true,
+                request_id: 77,
             }
         );
     }

@@ -25,6 +25,7 @@ pub mod net;
 pub mod path;
 pub mod ring;
 pub mod tls;
+pub mod trace;
 
 pub use error::{ErrorCode, RpcError};
 pub use ids::{ChunkId, InodeId, NodeId};

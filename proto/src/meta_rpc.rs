@@ -308,6 +308,8 @@ pub struct MetaCall {
     /// answer may miss the latest writes (by the node's replication lag) but
     /// never shows an uncommitted one.
     pub follower_read: bool,
+    /// The operation this call belongs to (see [`crate::trace`]).
+    pub request_id: u64,
 }
 
 /// A request to a metadata node.

@@ -50,6 +50,8 @@ pub struct DevCluster {
     dir: tempfile::TempDir,
     /// Extra `cairn dev` arguments (used on the first start only).
     args: Vec<String>,
+    /// Environment for `cairn dev` and so its servers (`RUST_LOG`).
+    env: Vec<(String, String)>,
     dev: Option<Child>,
     /// Servers this test started by hand (restarts).
     extra: Vec<Child>,
@@ -67,10 +69,20 @@ impl DevCluster {
     /// Starts a new cluster with extra `cairn dev` arguments (such as
     /// `--meta 3`) and waits until it is healthy.
     pub fn start_with(args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_env(args, &[])
+    }
+
+    /// [`Self::start_with`], with extra environment variables for the
+    /// servers (such as `RUST_LOG`).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("cairn-test-").tempdir()?;
         let mut c = DevCluster {
             dir,
             args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             dev: None,
             extra: Vec::new(),
         };
@@ -86,6 +98,7 @@ impl DevCluster {
             .arg("--data-dir")
             .arg(self.dir.path())
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

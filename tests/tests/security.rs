@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use cairn_proto::chunk_rpc::{call_chunk, ChunkReply, ChunkRequest};
+use cairn_proto::chunk_rpc::{call_chunk, ChunkCall, ChunkReply, ChunkRequest};
 use cairn_proto::frame::encode_frame;
 use cairn_proto::meta_rpc::{MetaCall, MetaRequest, MetaResponse, Owner, RaftRpcKind};
 use cairn_proto::net::{call, client_endpoint, connect, REQUEST_TIMEOUT};
@@ -40,6 +40,7 @@ fn meta_call(req: MetaRequest) -> MetaCall {
         session: None,
         req,
         follower_read: false,
+        request_id: 1,
     }
 }
 
@@ -385,7 +386,11 @@ async fn a_misbehaving_client_does_not_disturb_others() {
                 async_copies: vec![],
             };
             let (mut send, recv) = conn.open_bi().await.expect("stream");
-            send.write_all(&encode_frame(&put).unwrap())
+            let call = ChunkCall {
+                request_id: 2,
+                req: put,
+            };
+            send.write_all(&encode_frame(&call).unwrap())
                 .await
                 .expect("write");
             send.write_all(&[0; 1000]).await.expect("write");

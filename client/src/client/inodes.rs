@@ -8,6 +8,7 @@ use cairn_proto::meta_rpc::{
     AttrChange, Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner, RenameMode,
     XattrMode,
 };
+use cairn_proto::trace;
 use cairn_proto::{ChunkId, InodeId};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
@@ -282,6 +283,14 @@ impl Client {
         ino: InodeId,
         parts: &[(u64, Bytes)],
     ) -> Result<InodeAttr, ClientError> {
+        trace::operation(self.write_parts_traced(ino, parts)).await
+    }
+
+    async fn write_parts_traced(
+        &self,
+        ino: InodeId,
+        parts: &[(u64, Bytes)],
+    ) -> Result<InodeAttr, ClientError> {
         self.wait_for_ring().await?;
         let started = std::time::Instant::now();
         // (file offset, the chunk's bytes: a view into its part, no copy)
@@ -296,7 +305,7 @@ impl Client {
                 let inner = self.inner.clone();
                 let len = bytes.len();
                 async move {
-                    let id = tokio::spawn(inner.store_chunk(bytes))
+                    let id = tokio::spawn(trace::scope(trace::current(), inner.store_chunk(bytes)))
                         .await
                         .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
                     Ok::<_, ClientError>(Extent {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use cairn_proto::gc_rule::commit_in_time;
 use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner};
+use cairn_proto::trace;
 use cairn_proto::{ChunkId, ErrorCode};
 use futures::stream::{StreamExt, TryStreamExt};
 use tokio::io::AsyncRead;
@@ -33,6 +34,15 @@ impl Client {
     /// Stores everything `reader` yields as the file at `path` (created or
     /// replaced). Returns the file's attributes once it is committed.
     pub async fn put<R: AsyncRead + Unpin>(
+        &self,
+        path: &str,
+        reader: R,
+    ) -> Result<InodeAttr, ClientError> {
+        // One request id for every call the put makes (see cairn_proto::trace).
+        trace::operation(self.put_traced(path, reader)).await
+    }
+
+    async fn put_traced<R: AsyncRead + Unpin>(
         &self,
         path: &str,
         reader: R,
@@ -67,7 +77,8 @@ impl Client {
                         other => ClientError::Io(std::io::Error::other(other.to_string())),
                     })?;
                     let (offset, len) = (chunk.offset, chunk.length as u64);
-                    let id = tokio::spawn(inner.store_chunk(Bytes::from(chunk.data)))
+                    let store = inner.store_chunk(Bytes::from(chunk.data));
+                    let id = tokio::spawn(trace::scope(trace::current(), store))
                         .await
                         .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
                     Ok::<_, ClientError>(Extent {
