@@ -4,12 +4,13 @@
 //! its lock, only if nobody stored it again meanwhile. `cairn gc` runs a
 //! pass on demand, or a dry one that only reports.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_proto::chunk_rpc::{GcItem, GcReport, MAX_GC_REPORT_ITEMS};
 use cairn_proto::leader::MetaCaller;
-use cairn_proto::meta_rpc::{MetaRequest, MetaResponse, MAX_EXIST_QUERY};
+use cairn_proto::meta_rpc::{GcTotals, MetaRequest, MetaResponse, MAX_EXIST_QUERY};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +24,10 @@ pub struct Collector {
     pub interval: Duration,
     /// One pass at a time (the loop's, or one asked for by `cairn gc`).
     pub running: Mutex<()>,
+    /// What deleting passes have deleted since start.
+    pub passes: AtomicU64,
+    pub deleted_chunks: AtomicU64,
+    pub deleted_bytes: AtomicU64,
 }
 
 /// Why a pass could not finish.
@@ -37,6 +42,26 @@ pub enum GcError {
 }
 
 impl Collector {
+    pub fn new(store: FileStore, meta: Arc<MetaCaller>, interval: Duration) -> Self {
+        Collector {
+            store,
+            meta,
+            interval,
+            running: Mutex::new(()),
+            passes: AtomicU64::new(0),
+            deleted_chunks: AtomicU64::new(0),
+            deleted_bytes: AtomicU64::new(0),
+        }
+    }
+
+    pub fn totals(&self) -> GcTotals {
+        GcTotals {
+            passes: self.passes.load(Ordering::Relaxed),
+            chunks: self.deleted_chunks.load(Ordering::Relaxed),
+            bytes: self.deleted_bytes.load(Ordering::Relaxed),
+        }
+    }
+
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         loop {
             tokio::select! {
@@ -106,6 +131,13 @@ impl Collector {
                     }
                 }
             }
+        }
+        if !dry_run {
+            self.passes.fetch_add(1, Ordering::Relaxed);
+            self.deleted_chunks
+                .fetch_add(report.chunks, Ordering::Relaxed);
+            self.deleted_bytes
+                .fetch_add(report.bytes, Ordering::Relaxed);
         }
         Ok(report)
     }

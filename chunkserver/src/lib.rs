@@ -123,12 +123,11 @@ pub async fn start(
         ConnPool::new(endpoint.clone()),
         config.meta.clone(),
     ));
-    let collector = Arc::new(Collector {
-        store: store.clone(),
-        meta: meta.clone(),
-        interval: std::time::Duration::from_millis(config.gc_interval_ms),
-        running: tokio::sync::Mutex::new(()),
-    });
+    let collector = Arc::new(Collector::new(
+        store.clone(),
+        meta.clone(),
+        std::time::Duration::from_millis(config.gc_interval_ms),
+    ));
     let service = Arc::new(ChunkService {
         metrics: service_metrics,
         gc: collector.clone(),
@@ -156,7 +155,7 @@ pub async fn start(
             config.repair_max_bytes_per_sec,
             std::time::Instant::now(),
         )),
-        counters: repair_counters,
+        counters: repair_counters.clone(),
     });
     let scrubber = Arc::new(Scrubber {
         store: store.clone(),
@@ -174,6 +173,8 @@ pub async fn start(
         ring_epoch,
         under_replicated,
         scrub: scrub_counters,
+        repair: repair_counters,
+        gc: collector.clone(),
     });
     let serve_task = tokio::spawn(serve(
         endpoint,

@@ -14,6 +14,8 @@ use cairn_proto::ErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ChunkServerConfig;
+use crate::gc::Collector;
+use crate::repair::RepairCounters;
 use crate::scrubber::ScrubCounters;
 use crate::store::{disk_space, FileStore};
 
@@ -39,8 +41,10 @@ pub struct Membership {
     pub ring_epoch: Arc<KnownEpoch>,
     /// Written by the repair loop after each pass.
     pub under_replicated: Arc<AtomicU64>,
-    /// The scrubber's progress.
+    /// The background loops' progress.
     pub scrub: Arc<ScrubCounters>,
+    pub repair: Arc<RepairCounters>,
+    pub gc: Arc<Collector>,
 }
 
 impl Membership {
@@ -75,6 +79,8 @@ impl Membership {
                 chunks,
                 under_replicated: self.under_replicated.load(Ordering::Relaxed),
                 scrub: self.scrub.report(),
+                repair: self.repair.report(),
+                gc: self.gc.totals(),
             })
             .await?;
         if let MetaResponse::Beat { ring_epoch } = answer {

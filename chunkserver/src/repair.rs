@@ -53,6 +53,17 @@ pub struct RepairCounters {
     pub failed: AtomicU64,
 }
 
+impl RepairCounters {
+    pub fn report(&self) -> cairn_proto::meta_rpc::RepairReport {
+        cairn_proto::meta_rpc::RepairReport {
+            passes: self.passes.load(Ordering::Relaxed),
+            pushed: self.pushed.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
 pub struct Repairer {
     pub id: NodeId,
     pub store: FileStore,

@@ -165,6 +165,9 @@ impl From<AttrChangeV1> for AttrChange {
 impl Command {
     /// The command a namespace-changing request becomes, stamped with
     /// `now_ns`; any other request comes back as it was.
+    // The "error" is the request handed back by value, not an error to
+    // propagate: boxing it would only add an allocation per request.
+    #[allow(clippy::result_large_err)]
     pub fn from_namespace_request(req: MetaRequest, now_ns: i64) -> Result<Command, MetaRequest> {
         use MetaRequest as Q;
         Ok(match req {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use cairn_proto::meta_rpc::ScrubReport;
+use cairn_proto::meta_rpc::{GcTotals, RepairReport, ScrubReport};
 use cairn_proto::NodeId;
 
 #[derive(Clone, Copy, Debug)]
@@ -19,6 +19,8 @@ pub struct Beat {
     pub chunks: u64,
     pub under_replicated: u64,
     pub scrub: ScrubReport,
+    pub repair: RepairReport,
+    pub gc: GcTotals,
 }
 
 #[derive(Default)]
@@ -118,6 +120,8 @@ mod tests {
             chunks: 0,
             under_replicated: 0,
             scrub: ScrubReport::default(),
+            repair: RepairReport::default(),
+            gc: GcTotals::default(),
         };
         let w = Duration::from_secs(10);
         assert!(Liveness::is_up(Some(beat), t0 + Duration::from_secs(9), w));

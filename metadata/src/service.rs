@@ -204,6 +204,8 @@ impl MetaService {
                         chunks: last.map_or(0, |b| b.chunks),
                         under_replicated: last.map_or(0, |b| b.under_replicated),
                         scrub: last.map_or_else(Default::default, |b| b.scrub),
+                        repair: last.map_or_else(Default::default, |b| b.repair),
+                        gc: last.map_or_else(Default::default, |b| b.gc),
                     },
                 );
                 Ok(done)
@@ -215,6 +217,8 @@ impl MetaService {
                 chunks,
                 under_replicated,
                 scrub,
+                repair,
+                gc,
             } => {
                 self.ensure_leader()?;
                 if self
@@ -237,6 +241,8 @@ impl MetaService {
                         chunks,
                         under_replicated,
                         scrub,
+                        repair,
+                        gc,
                     },
                 );
                 let ring_epoch = namespace::ring_epoch(&self.kv).map_err(ns_err)?;
@@ -396,6 +402,8 @@ impl MetaService {
                 draining: f.draining,
                 under_replicated: beat.map_or(0, |b| b.under_replicated),
                 scrub: beat.map_or_else(Default::default, |b| b.scrub),
+                repair: beat.map_or_else(Default::default, |b| b.repair),
+                gc: beat.map_or_else(Default::default, |b| b.gc),
             });
         }
         let under_replicated = chunkservers.iter().map(|c| c.under_replicated).sum();

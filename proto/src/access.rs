@@ -119,6 +119,8 @@ mod tests {
             chunks: 0,
             under_replicated: 0,
             scrub: Default::default(),
+            repair: Default::default(),
+            gc: Default::default(),
         };
         assert!(meta_allowed(Role::ChunkServer, &beat));
         assert!(!meta_allowed(Role::Client, &beat));

@@ -226,6 +226,9 @@ pub struct ChunkServerStatus {
     pub under_replicated: u64,
     /// Its scrubber's progress, as of its last heartbeat.
     pub scrub: ScrubReport,
+    /// Its repair loop's and garbage collector's, likewise.
+    pub repair: RepairReport,
+    pub gc: GcTotals,
 }
 
 /// What a chunkserver's scrubber has done since it started.
@@ -238,6 +241,25 @@ pub struct ScrubReport {
     pub bytes: u64,
     /// Copies found corrupt and quarantined (repair replaces them).
     pub corrupt: u64,
+}
+
+/// What a chunkserver's repair loop has done since it started.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct RepairReport {
+    pub passes: u64,
+    /// Copies pushed to owners that lacked them.
+    pub pushed: u64,
+    /// Local copies dropped once every owner held the chunk.
+    pub dropped: u64,
+    pub failed: u64,
+}
+
+/// What a chunkserver's garbage collector has deleted since it started.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct GcTotals {
+    pub passes: u64,
+    pub chunks: u64,
+    pub bytes: u64,
 }
 
 /// One metadata node as `cairn status` shows it.
@@ -394,6 +416,8 @@ pub enum MetaRequest {
         /// Chunks its last repair pass found short of N copies.
         under_replicated: u64,
         scrub: ScrubReport,
+        repair: RepairReport,
+        gc: GcTotals,
     },
     Status,
     /// Takes chunkserver `id` out of the ring. Refused while it is up:

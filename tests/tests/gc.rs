@@ -151,6 +151,28 @@ async fn unreferenced_chunks_go_after_the_grace_period_and_shared_ones_stay() {
     client.get("/b", &mut out).await.expect("get b");
     assert!(out == shared, "/b reads back different bytes");
     ep.close(0u32.into(), b"done");
+
+    // cairn status counts the deletions once heartbeats carry them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = client.status().await.expect("status");
+        let deleted: u64 = status.chunkservers.iter().map(|c| c.gc.chunks).sum();
+        if deleted == want.len() as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "status counts {deleted} deleted copies, expected {}",
+            want.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let text = cluster.cairn(&["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!("{} chunk copies deleted", want.len())),
+        "cairn status says:\n{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,7 +83,7 @@ async fn a_scrub_finds_and_repairs_a_flipped_bit() {
     let text = cluster.cairn(&["status"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
-        text.contains("1 corrupt copies quarantined"),
+        text.contains(", 1 corrupt copies quarantined"),
         "cairn status says:\n{text}"
     );
     let mut out = Vec::new();

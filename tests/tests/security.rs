@@ -260,6 +260,8 @@ async fn each_role_may_call_only_its_own_requests() {
         chunks: 0,
         under_replicated: 0,
         scrub: Default::default(),
+        repair: Default::default(),
+        gc: Default::default(),
     };
     assert_denied(&ask(client_meta.clone(), beat).await, "client heartbeat");
     let id = ChunkId::of(b"x");

@@ -87,17 +87,29 @@ pub async fn run(args: &ClusterArgs, json: bool) -> anyhow::Result<()> {
             human(c.capacity_bytes)
         );
     }
-    let scrubbed: u64 = s.chunkservers.iter().map(|c| c.scrub.chunks).sum();
-    let corrupt: u64 = s.chunkservers.iter().map(|c| c.scrub.corrupt).sum();
-    let passes: Vec<String> = s
-        .chunkservers
-        .iter()
-        .map(|c| format!("{}:{}", c.id, c.scrub.passes))
-        .collect();
+    let sum = |f: fn(&cairn_proto::meta_rpc::ChunkServerStatus) -> u64| -> u64 {
+        s.chunkservers.iter().map(f).sum()
+    };
+    println!("Background work (since each chunkserver started):");
     println!(
-        "Scrub: {scrubbed} chunks re-hashed, {corrupt} corrupt copies quarantined (since each \
-         server started; passes per server {})",
-        passes.join(" ")
+        "  repair  {} passes, {} copies pushed, {} dropped, {} failed",
+        sum(|c| c.repair.passes),
+        sum(|c| c.repair.pushed),
+        sum(|c| c.repair.dropped),
+        sum(|c| c.repair.failed)
+    );
+    println!(
+        "  gc      {} passes, {} chunk copies deleted ({})",
+        sum(|c| c.gc.passes),
+        sum(|c| c.gc.chunks),
+        human(sum(|c| c.gc.bytes))
+    );
+    println!(
+        "  scrub   {} passes, {} chunks re-hashed ({}), {} corrupt copies quarantined",
+        sum(|c| c.scrub.passes),
+        sum(|c| c.scrub.chunks),
+        human(sum(|c| c.scrub.bytes)),
+        sum(|c| c.scrub.corrupt)
     );
     println!(
         "Namespace: {} files, {} directories, {} chunks referenced",
