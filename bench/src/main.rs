@@ -26,9 +26,11 @@
 //! Each prints its numbers as a table, and `--json FILE` writes them for
 //! scripts.
 
+mod compare;
 mod foundation;
 mod fuse;
 mod metadata;
+mod moosefs;
 mod replication;
 
 use std::io::Write;
@@ -90,6 +92,29 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         fio_secs: u64,
         /// Where to put the local-disk files and the cluster (same disk).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Cairn's mount, MooseFS's mount (Debian packages: 1 master, 3
+    /// chunkservers, goal 3) and local disk side by side: dd, fio random
+    /// reads and writes, small files. Needs root.
+    Compare {
+        /// Size of the dd / fio file, in MiB.
+        #[arg(long, default_value_t = 1024)]
+        big_mib: u64,
+        /// Number of small files.
+        #[arg(long, default_value_t = 2_000)]
+        small_files: usize,
+        /// Size of each small file, in bytes.
+        #[arg(long, default_value_t = 4096)]
+        small_size: usize,
+        /// Seconds each fio run lasts.
+        #[arg(long, default_value_t = 20)]
+        fio_secs: u64,
+        /// Where to put everything (same disk for all three).
         #[arg(long)]
         work_dir: Option<PathBuf>,
         /// Also write the results as JSON here.
@@ -158,6 +183,24 @@ async fn main() -> anyhow::Result<()> {
             json,
         } => {
             fuse::run(fuse::Params {
+                big_mib,
+                small_files,
+                small_size,
+                fio_secs,
+                work_dir,
+                json,
+            })
+            .await
+        }
+        Cmd::Compare {
+            big_mib,
+            small_files,
+            small_size,
+            fio_secs,
+            work_dir,
+            json,
+        } => {
+            compare::run(compare::Params {
                 big_mib,
                 small_files,
                 small_size,

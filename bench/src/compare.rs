@@ -1,0 +1,345 @@
+//! `cairn-bench compare`: Cairn's mount, MooseFS's mount and local disk
+//! side by side, in one run on the same machine and disk. Each workload
+//! runs on all three back to back (so machine noise hits all alike), with
+//! the page cache dropped and the network filesystems remounted before
+//! every cold step. Both clusters keep 3 copies of every chunk (MooseFS
+//! goal 3; Cairn's default 3 copies, 2 synchronous).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use cairn_tests::fuse_mount::FuseMount;
+use cairn_tests::DevCluster;
+use serde::Serialize;
+
+use crate::moosefs::MooseFs;
+use crate::{drop_caches, mbps, scratch_dir, timed, write_random_file};
+
+pub struct Params {
+    pub big_mib: u64,
+    pub small_files: usize,
+    pub small_size: usize,
+    pub fio_secs: u64,
+    pub work_dir: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+}
+
+/// One of the three filesystems under test.
+enum Fs<'a> {
+    Cairn {
+        cluster: &'a DevCluster,
+        mount: Option<FuseMount>,
+    },
+    Moose(&'a MooseFs),
+    Local(PathBuf),
+}
+
+impl Fs<'_> {
+    fn root(&self) -> PathBuf {
+        match self {
+            Fs::Cairn { mount, .. } => mount
+                .as_ref()
+                .map(|m| m.path().to_path_buf())
+                .unwrap_or_default(),
+            Fs::Moose(m) => m.path().to_path_buf(),
+            Fs::Local(p) => p.clone(),
+        }
+    }
+
+    /// Empties every cache between the reader and the disks.
+    fn cold(&mut self) -> anyhow::Result<()> {
+        match self {
+            Fs::Cairn { cluster, mount } => {
+                drop(mount.take());
+                drop_caches();
+                *mount = Some(FuseMount::start(cluster, &[])?);
+            }
+            Fs::Moose(m) => {
+                m.remount()?;
+                drop_caches();
+            }
+            Fs::Local(_) => {
+                drop_caches();
+            }
+        }
+        Ok(())
+    }
+
+    /// fio reads with O_DIRECT everywhere, so that no run is served from
+    /// the kernel's page cache (random reads over a file that fits in
+    /// memory would otherwise measure the cache after a few seconds).
+    fn direct(&self) -> bool {
+        true
+    }
+}
+
+/// One line of the table: Cairn, MooseFS, local disk, and Cairn's ratios.
+#[derive(Serialize)]
+struct Line {
+    workload: String,
+    unit: &'static str,
+    cairn: f64,
+    moosefs: f64,
+    local: f64,
+    cairn_vs_moosefs: f64,
+    cairn_vs_local: f64,
+}
+
+fn line(workload: String, unit: &'static str, v: [f64; 3]) -> Line {
+    Line {
+        workload,
+        unit,
+        cairn: v[0],
+        moosefs: v[1],
+        local: v[2],
+        cairn_vs_moosefs: v[0] / v[1],
+        cairn_vs_local: v[0] / v[2],
+    }
+}
+
+/// `fio` for `secs` on `file`: (IOPS, MB/s) of its reads or writes.
+pub fn fio(
+    file: &Path,
+    rw: &str,
+    secs: u64,
+    direct: bool,
+    jobs: u32,
+    extra: &[&str],
+) -> anyhow::Result<(f64, f64)> {
+    let out = Command::new("fio")
+        .arg(format!("--name={rw}"))
+        .arg(format!("--filename={}", file.display()))
+        .arg(format!("--rw={rw}"))
+        .args(["--bs=4k", "--iodepth=1", "--ioengine=psync"])
+        .arg(format!("--direct={}", u8::from(direct)))
+        .arg(format!("--numjobs={jobs}"))
+        .arg(format!("--runtime={secs}"))
+        .args(["--time_based", "--group_reporting", "--output-format=json"])
+        .args(extra)
+        .output()
+        .context("running fio (apt-get install fio)")?;
+    if !out.status.success() {
+        bail!("fio failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("fio's JSON")?;
+    let side = if rw.contains("write") {
+        "write"
+    } else {
+        "read"
+    };
+    let r = &v["jobs"][0][side];
+    let iops = r["iops"].as_f64().context("fio iops")?;
+    let bw = r["bw_bytes"].as_f64().context("fio bw")? / 1e6;
+    Ok((iops, bw))
+}
+
+/// Runs `f` on each filesystem in turn; collects what it measured.
+fn each(
+    fss: &mut [Fs<'_>; 3],
+    mut f: impl FnMut(&mut Fs<'_>) -> anyhow::Result<f64>,
+) -> anyhow::Result<[f64; 3]> {
+    let mut out = [0.0; 3];
+    for (i, fs) in fss.iter_mut().enumerate() {
+        out[i] = f(fs)?;
+    }
+    Ok(out)
+}
+
+pub async fn run(p: Params) -> anyhow::Result<()> {
+    let base = scratch_dir(p.work_dir.clone())?;
+    if !drop_caches() {
+        bail!("compare needs root: it drops the page cache and mounts MooseFS");
+    }
+    std::env::set_var("TMPDIR", base.path());
+    eprintln!("starting MooseFS (1 master, 3 chunkservers, goal 3) ...");
+    let moose = MooseFs::start(base.path())?;
+    eprintln!("starting a cairn dev cluster and mounting it ...");
+    let cluster = DevCluster::start()?;
+    let local = base.path().join("local");
+    std::fs::create_dir(&local)?;
+    let mut fss = [
+        Fs::Cairn {
+            cluster: &cluster,
+            mount: Some(FuseMount::start(&cluster, &[])?),
+        },
+        Fs::Moose(&moose),
+        Fs::Local(local),
+    ];
+    let mut lines = Vec::new();
+
+    // ---- dd: sequential, random data -----------------------------------
+    let big = p.big_mib << 20;
+    let shm = Path::new("/dev/shm");
+    let src_dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)?
+    } else {
+        tempfile::tempdir_in(base.path())?
+    };
+    let src = src_dir.path().join("big.src");
+    eprintln!("dd {} MiB ...", p.big_mib);
+    write_random_file(&src, big, 1)?;
+    let w = each(&mut fss, |fs| {
+        drop_caches();
+        Ok(mbps(
+            big,
+            timed(crate::dd(&src, &fs.root().join("big"), "1M", true))?,
+        ))
+    })?;
+    drop(src_dir);
+    lines.push(line(
+        format!("dd write {} MiB random, bs=1M conv=fsync", p.big_mib),
+        "MB/s",
+        w,
+    ));
+    let r = each(&mut fss, |fs| {
+        fs.cold()?;
+        let t = timed(crate::dd(
+            &fs.root().join("big"),
+            Path::new("/dev/null"),
+            "1M",
+            false,
+        ))?;
+        Ok(mbps(big, t))
+    })?;
+    lines.push(line(format!("dd read {} MiB, cold", p.big_mib), "MB/s", r));
+
+    // ---- fio random reads over the big file -----------------------------
+    for jobs in [1u32, 4] {
+        eprintln!("fio 4 KiB random reads, {jobs} job(s) ...");
+        let v = each(&mut fss, |fs| {
+            fs.cold()?;
+            Ok(fio(
+                &fs.root().join("big"),
+                "randread",
+                p.fio_secs,
+                fs.direct(),
+                jobs,
+                &[],
+            )?
+            .0)
+        })?;
+        lines.push(line(
+            format!(
+                "fio randread 4k O_DIRECT qd1 x {jobs} job{}, {} s",
+                if jobs > 1 { "s" } else { "" },
+                p.fio_secs
+            ),
+            "IOPS",
+            v,
+        ));
+    }
+    each(&mut fss, |fs| {
+        std::fs::remove_file(fs.root().join("big"))?;
+        Ok(0.0)
+    })?;
+
+    // ---- fio random writes with periodic fsync --------------------------
+    eprintln!("fio 4 KiB random writes ...");
+    let v = each(&mut fss, |fs| {
+        let file = fs.root().join("rw");
+        let (iops, _) = fio(
+            &file,
+            "randwrite",
+            p.fio_secs,
+            false,
+            1,
+            &["--size=256M", "--fsync=32"],
+        )?;
+        std::fs::remove_file(&file)?;
+        Ok(iops)
+    })?;
+    lines.push(line(
+        format!(
+            "fio randwrite 4k, fsync every 32, 256 MiB, {} s",
+            p.fio_secs
+        ),
+        "IOPS",
+        v,
+    ));
+
+    // ---- small files ------------------------------------------------------
+    eprintln!("{} small files ...", p.small_files);
+    let data = cairn_tests::random_bytes(p.small_size, 9);
+    let n = p.small_files as f64;
+    let names: Vec<String> = (0..p.small_files).map(|i| format!("f{i:05}")).collect();
+    let per_sec = |t: Duration| n / t.as_secs_f64();
+    let v = each(&mut fss, |fs| {
+        let dir = fs.root().join("small");
+        std::fs::create_dir(&dir)?;
+        let t = Instant::now();
+        for name in &names {
+            std::fs::write(dir.join(name), &data)?;
+        }
+        Ok(per_sec(t.elapsed()))
+    })?;
+    lines.push(line(
+        format!("create+write+close {} x {} B", p.small_files, p.small_size),
+        "files/s",
+        v,
+    ));
+    let v = each(&mut fss, |fs| {
+        fs.cold()?;
+        let dir = fs.root().join("small");
+        let t = Instant::now();
+        for name in &names {
+            let got = std::fs::read(dir.join(name))?;
+            if got.len() != data.len() {
+                bail!("{name} read back {} bytes", got.len());
+            }
+        }
+        Ok(per_sec(t.elapsed()))
+    })?;
+    lines.push(line(
+        format!("read {} small files, cold", p.small_files),
+        "files/s",
+        v,
+    ));
+    let v = each(&mut fss, |fs| {
+        fs.cold()?;
+        let dir = fs.root().join("small");
+        let t = Instant::now();
+        for name in &names {
+            std::fs::metadata(dir.join(name))?;
+        }
+        Ok(per_sec(t.elapsed()))
+    })?;
+    lines.push(line(
+        format!("stat {} files, cold", p.small_files),
+        "ops/s",
+        v,
+    ));
+    let v = each(&mut fss, |fs| {
+        let dir = fs.root().join("small");
+        let t = Instant::now();
+        for name in &names {
+            std::fs::remove_file(dir.join(name))?;
+        }
+        Ok(per_sec(t.elapsed()))
+    })?;
+    lines.push(line(format!("unlink {} files", p.small_files), "ops/s", v));
+
+    drop(fss);
+    print_lines(&lines, p.json.as_deref())?;
+    drop(moose);
+    Ok(())
+}
+
+fn print_lines(lines: &[Line], json: Option<&Path>) -> anyhow::Result<()> {
+    println!(
+        "{:<54} {:>7} {:>10} {:>10} {:>10} {:>8} {:>8}",
+        "workload", "unit", "cairn", "moosefs", "local", "vs mfs", "vs local"
+    );
+    for l in lines {
+        println!(
+            "{:<54} {:>7} {:>10.1} {:>10.1} {:>10.1} {:>7.2}x {:>7.2}x",
+            l.workload, l.unit, l.cairn, l.moosefs, l.local, l.cairn_vs_moosefs, l.cairn_vs_local
+        );
+    }
+    if let Some(path) = json {
+        std::fs::write(path, serde_json::to_string_pretty(lines)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
