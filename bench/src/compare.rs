@@ -15,16 +15,7 @@ use cairn_tests::DevCluster;
 use serde::Serialize;
 
 use crate::moosefs::MooseFs;
-use crate::{drop_caches, mbps, scratch_dir, timed, write_random_file};
-
-pub struct Params {
-    pub big_mib: u64,
-    pub small_files: usize,
-    pub small_size: usize,
-    pub fio_secs: u64,
-    pub work_dir: Option<PathBuf>,
-    pub json: Option<PathBuf>,
-}
+use crate::{drop_caches, mbps, scratch_dir, source_file, timed, MountWorkload};
 
 /// One of the three filesystems under test.
 enum Fs<'a> {
@@ -147,7 +138,7 @@ fn each(
     Ok(out)
 }
 
-pub async fn run(p: Params) -> anyhow::Result<()> {
+pub async fn run(p: MountWorkload) -> anyhow::Result<()> {
     let base = scratch_dir(p.work_dir.clone())?;
     if !drop_caches() {
         bail!("compare needs root: it drops the page cache and mounts MooseFS");
@@ -171,15 +162,8 @@ pub async fn run(p: Params) -> anyhow::Result<()> {
 
     // ---- dd: sequential, random data -----------------------------------
     let big = p.big_mib << 20;
-    let shm = Path::new("/dev/shm");
-    let src_dir = if shm.is_dir() {
-        tempfile::tempdir_in(shm)?
-    } else {
-        tempfile::tempdir_in(base.path())?
-    };
-    let src = src_dir.path().join("big.src");
     eprintln!("dd {} MiB ...", p.big_mib);
-    write_random_file(&src, big, 1)?;
+    let (src_dir, src) = source_file(base.path(), big)?;
     let w = each(&mut fss, |fs| {
         drop_caches();
         Ok(mbps(

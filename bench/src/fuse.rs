@@ -5,24 +5,16 @@
 //! the page cache is dropped and the Cairn mount is remounted (emptying
 //! its chunk cache and the kernel's caches for it).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use cairn_tests::fuse_mount::FuseMount;
 use cairn_tests::{peak_rss, DevCluster};
 
-use crate::{drop_caches, figure, mbps, print_rows, row, scratch_dir, timed, write_random_file};
-
-pub struct Params {
-    pub big_mib: u64,
-    pub small_files: usize,
-    pub small_size: usize,
-    pub fio_secs: u64,
-    pub work_dir: Option<PathBuf>,
-    pub json: Option<PathBuf>,
-}
+use crate::{
+    drop_caches, figure, mbps, print_rows, row, scratch_dir, source_file, timed, MountWorkload,
+};
 
 /// dd in 1 MiB blocks, as the workload.
 fn dd(input: &Path, output: &Path, fsync: bool) -> Command {
@@ -31,28 +23,7 @@ fn dd(input: &Path, output: &Path, fsync: bool) -> Command {
 
 /// `fio` 4 KiB random reads, one at a time, for `secs`: (IOPS, MB/s).
 fn fio_randread(file: &Path, secs: u64, direct: bool) -> anyhow::Result<(f64, f64)> {
-    let out = Command::new("fio")
-        .arg("--name=randread")
-        .arg(format!("--filename={}", file.display()))
-        .args([
-            "--rw=randread",
-            "--bs=4k",
-            "--iodepth=1",
-            "--ioengine=psync",
-        ])
-        .arg(format!("--direct={}", u8::from(direct)))
-        .arg(format!("--runtime={secs}"))
-        .args(["--time_based", "--output-format=json"])
-        .output()
-        .context("running fio (apt-get install fio)")?;
-    if !out.status.success() {
-        bail!("fio failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("fio's JSON")?;
-    let read = &v["jobs"][0]["read"];
-    let iops = read["iops"].as_f64().context("fio iops")?;
-    let bw = read["bw_bytes"].as_f64().context("fio bw")? / 1e6;
-    Ok((iops, bw))
+    crate::compare::fio(file, "randread", secs, direct, 1, &[])
 }
 
 fn remount(cluster: &DevCluster, m: FuseMount) -> anyhow::Result<FuseMount> {
@@ -61,7 +32,7 @@ fn remount(cluster: &DevCluster, m: FuseMount) -> anyhow::Result<FuseMount> {
     FuseMount::start(cluster, &[])
 }
 
-pub async fn run(p: Params) -> anyhow::Result<()> {
+pub async fn run(p: MountWorkload) -> anyhow::Result<()> {
     let base = scratch_dir(p.work_dir.clone())?;
     let cold = drop_caches();
     if !cold {
@@ -77,17 +48,8 @@ pub async fn run(p: Params) -> anyhow::Result<()> {
 
     // ---- dd: 1 GiB sequential ------------------------------------------
     let big = p.big_mib << 20;
-    // The source sits in memory when it fits, so reading it costs neither
-    // side any disk time.
-    let shm = Path::new("/dev/shm");
-    let src_dir = if shm.is_dir() {
-        tempfile::tempdir_in(shm)?
-    } else {
-        tempfile::tempdir_in(base.path())?
-    };
-    let src = src_dir.path().join("big.src");
     eprintln!("writing a {} MiB random source file ...", p.big_mib);
-    write_random_file(&src, big, 1)?;
+    let (src_dir, src) = source_file(base.path(), big)?;
     // (Each remount has a new mountpoint: paths into it are made afresh.)
     let local_big = local.join("big");
     drop_caches();

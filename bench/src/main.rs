@@ -53,6 +53,29 @@ struct Args {
     cmd: Cmd,
 }
 
+/// What the mount benchmarks (`fuse`, `compare`) run.
+#[derive(clap::Args)]
+pub struct MountWorkload {
+    /// Size of the dd / fio file, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub big_mib: u64,
+    /// Number of small files.
+    #[arg(long, default_value_t = 2_000)]
+    pub small_files: usize,
+    /// Size of each small file, in bytes.
+    #[arg(long, default_value_t = 4096)]
+    pub small_size: usize,
+    /// Seconds each fio run lasts.
+    #[arg(long, default_value_t = 20)]
+    pub fio_secs: u64,
+    /// Where to put the local-disk files and the clusters (same disk).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// put/get of one large file and of many small files, Cairn vs local disk.
@@ -79,47 +102,15 @@ enum Cmd {
     /// The FUSE mount vs local disk: dd write/read, small files, stat,
     /// fio random reads.
     Fuse {
-        /// Size of the dd / fio file, in MiB.
-        #[arg(long, default_value_t = 1024)]
-        big_mib: u64,
-        /// Number of small files.
-        #[arg(long, default_value_t = 2_000)]
-        small_files: usize,
-        /// Size of each small file, in bytes.
-        #[arg(long, default_value_t = 4096)]
-        small_size: usize,
-        /// Seconds each fio run lasts.
-        #[arg(long, default_value_t = 20)]
-        fio_secs: u64,
-        /// Where to put the local-disk files and the cluster (same disk).
-        #[arg(long)]
-        work_dir: Option<PathBuf>,
-        /// Also write the results as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
+        #[command(flatten)]
+        w: MountWorkload,
     },
     /// Cairn's mount, MooseFS's mount (Debian packages: 1 master, 3
     /// chunkservers, goal 3) and local disk side by side: dd, fio random
     /// reads and writes, small files. Needs root.
     Compare {
-        /// Size of the dd / fio file, in MiB.
-        #[arg(long, default_value_t = 1024)]
-        big_mib: u64,
-        /// Number of small files.
-        #[arg(long, default_value_t = 2_000)]
-        small_files: usize,
-        /// Size of each small file, in bytes.
-        #[arg(long, default_value_t = 4096)]
-        small_size: usize,
-        /// Seconds each fio run lasts.
-        #[arg(long, default_value_t = 20)]
-        fio_secs: u64,
-        /// Where to put everything (same disk for all three).
-        #[arg(long)]
-        work_dir: Option<PathBuf>,
-        /// Also write the results as JSON here.
-        #[arg(long)]
-        json: Option<PathBuf>,
+        #[command(flatten)]
+        w: MountWorkload,
     },
     /// Metadata throughput (1 and 3 nodes) and failover time (3 nodes).
     Metadata {
@@ -174,42 +165,8 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
-        Cmd::Fuse {
-            big_mib,
-            small_files,
-            small_size,
-            fio_secs,
-            work_dir,
-            json,
-        } => {
-            fuse::run(fuse::Params {
-                big_mib,
-                small_files,
-                small_size,
-                fio_secs,
-                work_dir,
-                json,
-            })
-            .await
-        }
-        Cmd::Compare {
-            big_mib,
-            small_files,
-            small_size,
-            fio_secs,
-            work_dir,
-            json,
-        } => {
-            compare::run(compare::Params {
-                big_mib,
-                small_files,
-                small_size,
-                fio_secs,
-                work_dir,
-                json,
-            })
-            .await
-        }
+        Cmd::Fuse { w } => fuse::run(w).await,
+        Cmd::Compare { w } => compare::run(w).await,
         Cmd::Metadata {
             clients,
             ops,
@@ -319,6 +276,21 @@ pub fn cairn(cluster: &DevCluster, args: &[&str]) -> Command {
     let mut c = Command::new(cairn_bin());
     c.args(args).arg("--config").arg(cluster.client_config());
     c
+}
+
+/// A `bytes`-long random source file for dd, in memory (/dev/shm) when
+/// there is one, so reading it costs no side any disk time; it goes with
+/// the returned directory.
+pub fn source_file(base: &Path, bytes: u64) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm)?
+    } else {
+        tempfile::tempdir_in(base)?
+    };
+    let src = dir.path().join("big.src");
+    write_random_file(&src, bytes, 1)?;
+    Ok((dir, src))
 }
 
 /// Writes `bytes` of random data to `path` and syncs it. Every 16 MiB

@@ -59,11 +59,8 @@ pub enum StartError {
     Net(#[from] NetError),
     #[error("TLS: {0}")]
     Tls(#[from] cairn_proto::tls::TlsError),
-    #[error("metrics endpoint {addr}: {source}")]
-    Metrics {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Metrics(#[from] cairn_proto::metrics::BindError),
 }
 
 /// A running chunkserver.
@@ -105,20 +102,12 @@ pub async fn start(
         repair: repair_counters.clone(),
         scrub: scrub_counters.clone(),
     });
-    let metrics_task = match config.metrics_listen {
-        Some(addr) => {
-            let listener = cairn_proto::metrics::bind(addr)
-                .await
-                .map_err(|source| StartError::Metrics { addr, source })?;
-            tracing::info!(%addr, "metrics at http://{addr}/metrics");
-            Some(tokio::spawn(cairn_proto::metrics::serve(
-                listener,
-                exposition,
-                shutdown.clone().cancelled_owned(),
-            )))
-        }
-        None => None,
-    };
+    let metrics_task = cairn_proto::metrics::spawn(
+        config.metrics_listen,
+        exposition,
+        shutdown.clone().cancelled_owned(),
+    )
+    .await?;
     let meta = Arc::new(MetaCaller::new(
         ConnPool::new(endpoint.clone()),
         config.meta.clone(),

@@ -70,11 +70,8 @@ pub enum StartError {
     Tls(#[from] cairn_proto::tls::TlsError),
     #[error("raft: {0}")]
     Raft(String),
-    #[error("metrics endpoint {addr}: {source}")]
-    Metrics {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Metrics(#[from] cairn_proto::metrics::BindError),
 }
 
 /// Snapshots travel to followers in pieces of this size (one RPC each).
@@ -173,20 +170,12 @@ pub async fn start(
         gc_grace: Duration::from_millis(config.gc_grace_ms),
     });
     let (exposition, requests) = metrics::exposition(config.id, raft.clone(), service.kv.clone());
-    let metrics_task = match config.metrics_listen {
-        Some(addr) => {
-            let listener = cairn_proto::metrics::bind(addr)
-                .await
-                .map_err(|source| StartError::Metrics { addr, source })?;
-            tracing::info!(%addr, "metrics at http://{addr}/metrics");
-            Some(tokio::spawn(cairn_proto::metrics::serve(
-                listener,
-                exposition,
-                shutdown.clone().cancelled_owned(),
-            )))
-        }
-        None => None,
-    };
+    let metrics_task = cairn_proto::metrics::spawn(
+        config.metrics_listen,
+        exposition,
+        shutdown.clone().cancelled_owned(),
+    )
+    .await?;
     let detector_task = tokio::spawn(failure_detector::run(service.clone(), shutdown.clone()));
     let serve_task = tokio::spawn(serve(
         endpoint,

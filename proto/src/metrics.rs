@@ -150,10 +150,30 @@ fn respond(exposition: &Exposition, req: &Request<Incoming>) -> Response<Full<By
     resp
 }
 
-/// Binds the metrics endpoint on `addr` (before serving, so that a port
-/// in use is a start-up error).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
+/// The metrics endpoint could not listen where configured.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics endpoint {addr}: {source}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub source: std::io::Error,
+}
+
+/// Serves `exposition` at `addr` until `shutdown` resolves, on a task of
+/// its own; `None` when no address is configured. Binds before returning,
+/// so that a port in use is a start-up error.
+pub async fn spawn(
+    addr: Option<SocketAddr>,
+    exposition: Arc<Exposition>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Option<tokio::task::JoinHandle<()>>, BindError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })?;
+    tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    Ok(Some(tokio::spawn(serve(listener, exposition, shutdown))))
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown` resolves.

@@ -225,9 +225,11 @@ async fn histories_under_partitions_and_a_leader_kill_are_linearizable() {
             .kill9(&format!("meta-{leader}"))
             .expect("kill the leader");
     }
-    // Let them run past the failover, then stop them; each stops within
-    // one operation (at most 10 s).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Let them run well past the failover (an operation caught on the
+    // killed leader's connection can take the QUIC idle timeout, 4 s), so
+    // that operations are invoked after it; then stop them. Each stops
+    // within one operation (at most 10 s).
+    tokio::time::sleep(Duration::from_secs(6)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for w in workers {
         within(Duration::from_secs(30), w)
