@@ -171,6 +171,16 @@ mod tests {
     use super::*;
     use cairn_proto::ChunkId;
 
+    /// Backdates chunk `id`'s stored time to `when`.
+    fn age(store: &FileStore, id: &ChunkId, when: SystemTime) {
+        std::fs::File::options()
+            .write(true)
+            .open(store.path_of(id))
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+
     fn nanos(t: SystemTime) -> i64 {
         t.duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as i64)
@@ -185,12 +195,7 @@ mod tests {
         let id = ChunkId::of(&data);
         store.put(&id, &data).unwrap();
         let old = SystemTime::now() - Duration::from_secs(7200);
-        std::fs::File::options()
-            .write(true)
-            .open(store.path_of(&id))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        age(&store, &id, old);
         // The collector lists it as old...
         let cutoff = SystemTime::now() - Duration::from_secs(3600);
         let listed = store.stored_before(cutoff).unwrap();
@@ -202,12 +207,7 @@ mod tests {
         assert_eq!(store.delete_if_idle(&id, cutoff).unwrap(), None);
         assert!(store.has(&id));
         // Without the renewal it goes.
-        std::fs::File::options()
-            .write(true)
-            .open(store.path_of(&id))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        age(&store, &id, old);
         assert_eq!(store.delete_if_idle(&id, cutoff).unwrap(), Some(4096));
         assert!(!store.has(&id));
         assert_eq!(store.usage(), (0, 0));

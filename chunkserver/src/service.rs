@@ -13,7 +13,6 @@ use cairn_proto::metrics::outcome;
 use cairn_proto::net::{answer, read_request, ConnPool, Peer};
 use cairn_proto::{trace, ChunkId, ErrorCode, RpcError};
 use tokio::sync::Semaphore;
-use tracing::Instrument;
 
 use crate::forward;
 use crate::gc::Collector;
@@ -151,12 +150,6 @@ impl ChunkService {
             }
         };
         let op = call.req.op_name();
-        let span = tracing::info_span!(
-            "request",
-            id = %trace::show(call.request_id),
-            op,
-            peer = %peer.identity.name
-        );
         let work = async {
             let handled = match check_chunk(&peer.identity, &call.req) {
                 Ok(()) => self.handle(call.req, &peer, &mut recv).await,
@@ -186,7 +179,7 @@ impl ChunkService {
                 Err(e) => tracing::debug!(error = %e, "reply not delivered"),
             }
         };
-        trace::scope(call.request_id, work.instrument(span)).await
+        trace::handle(call.request_id, op, &peer.identity.name, work).await
     }
 
     async fn handle(

@@ -40,7 +40,6 @@ use cairn_proto::trace;
 use cairn_proto::{ErrorCode, RpcError};
 use openraft::BasicNode;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 pub use config::MetaConfig;
 
@@ -194,12 +193,6 @@ pub async fn start(
                 let (op, resp) = match read_request::<MetaCall>(&mut recv, limit, &peer).await {
                     Ok((call, _held)) => {
                         let op = call.req.op_name();
-                        let span = tracing::info_span!(
-                            "request",
-                            id = %trace::show(call.request_id),
-                            op,
-                            peer = %peer.identity.name
-                        );
                         let work = async {
                             let resp = match check_meta(&peer.identity, &call.req) {
                                 Ok(()) => {
@@ -219,7 +212,8 @@ pub async fn start(
                             }
                             resp
                         };
-                        let resp = trace::scope(call.request_id, work.instrument(span)).await;
+                        let resp =
+                            trace::handle(call.request_id, op, &peer.identity.name, work).await;
                         (op, resp)
                     }
                     Err(e) => (

@@ -49,6 +49,15 @@ pub async fn operation<F: Future>(f: F) -> F::Output {
     scope(current(), f).await
 }
 
+/// Runs a server's handling of one request: inside a
+/// `request{id, op, peer}` span, with `id` current (so onward calls carry
+/// it).
+pub async fn handle<F: Future>(id: u64, op: &'static str, peer: &str, f: F) -> F::Output {
+    use tracing::Instrument;
+    let span = tracing::info_span!("request", id = %show(id), op, peer = %peer);
+    scope(id, f.instrument(span)).await
+}
+
 /// How ids are written in logs: 16 hex digits.
 pub fn show(id: u64) -> String {
     format!("{id:016x}")
