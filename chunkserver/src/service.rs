@@ -241,7 +241,7 @@ impl ChunkService {
                     let slicing = |e| crate::store::StoreError::new("slicing", &path, e);
                     // With the tree at hand, only the touched leaves are read.
                     if let Some(tree) = outboards.cached(&id) {
-                        match std::fs::File::open(&path) {
+                        match crate::store::open_for_random_reads(&path) {
                             Ok(f) => {
                                 let slice = cairn_proto::chunk_slice::extract_from(
                                     std::io::BufReader::new(f),

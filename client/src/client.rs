@@ -10,13 +10,14 @@
 //! Memory stays bounded by the concurrency settings, whatever the file size.
 
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_proto::leader::MetaCaller;
 use cairn_proto::meta_rpc::{
-    AttrChange, ClusterStatus, DirEntry, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner,
-    RenameMode, ReplicationPolicy, MAX_DIR_PAGE,
+    AttrChange, ClusterStatus, DirEntry, DirEntryPlus, FileKind, InodeAttr, MetaRequest,
+    MetaResponse, Owner, RenameMode, ReplicationPolicy, MAX_DIR_PAGE, MAX_DIR_PLUS_PAGE,
 };
 use cairn_proto::net::{client_endpoint, ConnPool};
 use cairn_proto::path::split_path;
@@ -86,6 +87,9 @@ struct Inner {
     /// not cost every chunk a fetch.
     ring_refresh: tokio::sync::Mutex<Option<Instant>>,
     suspects: Suspects,
+    /// Namespace changes this client has sent (counted before and after
+    /// each), so a cache of what it read can tell it may be out of date.
+    mutations: AtomicU64,
     config: ClientConfig,
     uid: u32,
     gid: u32,
@@ -132,6 +136,7 @@ impl Client {
                 ring: RingCache::default(),
                 ring_refresh: tokio::sync::Mutex::new(None),
                 suspects: Suspects::default(),
+                mutations: AtomicU64::new(0),
                 config,
                 uid,
                 gid,
@@ -142,7 +147,22 @@ impl Client {
     }
 
     async fn meta(&self, req: MetaRequest) -> Result<MetaResponse, ClientError> {
-        Ok(self.inner.meta.call(&req).await?)
+        if req.is_read_only() {
+            return Ok(self.inner.meta.call(&req).await?);
+        }
+        // Counted on both sides: a read that overlaps the change in any
+        // way sees the count move.
+        self.inner.mutations.fetch_add(1, Ordering::SeqCst);
+        let r = self.inner.meta.call(&req).await;
+        self.inner.mutations.fetch_add(1, Ordering::SeqCst);
+        Ok(r?)
+    }
+
+    /// A count that moves whenever this client sends a change to the
+    /// namespace (and again when it is answered). Anything read while the
+    /// count stayed put reflects every change this client made.
+    pub fn mutation_epoch(&self) -> u64 {
+        self.inner.mutations.load(Ordering::SeqCst)
     }
 
     async fn attr_of(&self, req: MetaRequest) -> Result<InodeAttr, ClientError> {
@@ -277,6 +297,46 @@ impl Client {
                     if !more {
                         return Ok(out);
                     }
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
+    }
+
+    /// Entries of directory `ino` with their attributes, in name order, up
+    /// to `max` of them; the flag says whether that was all of them.
+    pub async fn list_plus(
+        &self,
+        ino: InodeId,
+        max: usize,
+    ) -> Result<(Vec<DirEntryPlus>, bool), ClientError> {
+        let mut out: Vec<DirEntryPlus> = Vec::new();
+        let mut after = None;
+        loop {
+            let room = max.saturating_sub(out.len());
+            if room == 0 {
+                return Ok((out, false));
+            }
+            let limit = MAX_DIR_PLUS_PAGE.min(u32::try_from(room).unwrap_or(u32::MAX));
+            match self
+                .meta(MetaRequest::ReadDirPlus { ino, after, limit })
+                .await?
+            {
+                MetaResponse::DirPlusPage {
+                    entries,
+                    more,
+                    last,
+                } => {
+                    out.extend(entries);
+                    if !more {
+                        return Ok((out, true));
+                    }
+                    if last.is_none() {
+                        return Err(ClientError::Protocol(
+                            "a directory page with more to come named no last entry".into(),
+                        ));
+                    }
+                    after = last;
                 }
                 r => return Err(unexpected(r)),
             }

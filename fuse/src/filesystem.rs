@@ -24,6 +24,7 @@ use fuser::{
 
 use crate::attr::{file_type, ns_of, to_file_attr};
 use crate::errno::errno;
+use crate::lookup_cache::{self, Cached, LookupCache};
 use crate::open_file::{FileIo, OpenFile};
 
 /// How long cached statfs numbers are reused.
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     rt: tokio::runtime::Handle,
     attr_ttl: Duration,
     entry_ttl: Duration,
+    /// Directory listings fetched ahead of lookups.
+    lookups: LookupCache,
     files: Mutex<OpenFiles>,
     dirs: Mutex<HashMap<u64, Arc<Vec<DirItem>>>>,
     next_fh: AtomicU64,
@@ -337,6 +340,7 @@ impl CairnFs {
                 rt,
                 attr_ttl,
                 entry_ttl,
+                lookups: LookupCache::new(entry_ttl),
                 files: Mutex::default(),
                 dirs: Mutex::default(),
                 next_fh: AtomicU64::new(1),
@@ -409,9 +413,25 @@ impl Filesystem for CairnFs {
             Err(e) if e == Errno::EINVAL => return reply.error(Errno::ENOENT),
             Err(e) => return reply.error(e),
         };
+        // A fresh listing answers here, without a hop to the runtime
+        // (unless the file is open here: its size may be buffered).
+        let s = &self.shared;
+        let epoch = s.io.client.mutation_epoch();
+        match s.lookups.get(ino(parent), &name, epoch, Instant::now()) {
+            Cached::Found(a, ttl) if s.open_file(a.ino).is_none() => {
+                return reply.entry(&ttl, &to_file_attr(&a, a.size), Generation(0));
+            }
+            Cached::Absent => return reply.error(Errno::ENOENT),
+            _ => {}
+        }
         self.run(|s| async move {
-            let r = s.io.client.lookup(ino(parent), &name).await;
-            reply_entry(&s, r, reply).await
+            match lookup_cache::lookup(&s.lookups, &s.io.client, ino(parent), &name).await {
+                Ok((a, ttl)) => {
+                    let fa = s.file_attr(&a).await;
+                    reply.entry(&ttl, &fa, Generation(0));
+                }
+                Err(e) => reply.error(errno(&e)),
+            }
         });
     }
 

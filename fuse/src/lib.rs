@@ -14,6 +14,7 @@ mod attr;
 mod chunk_cache;
 mod errno;
 mod filesystem;
+mod lookup_cache;
 mod mount;
 mod open_file;
 mod write_buffer;

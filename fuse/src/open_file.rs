@@ -60,6 +60,8 @@ struct FileState {
     generation: u64,
     /// Where the last read ended (sequential reads trigger read-ahead).
     last_read_end: u64,
+    /// Reads in a row that each started near where the one before ended.
+    sequential_run: u32,
 }
 
 impl OpenFile {
@@ -74,6 +76,7 @@ impl OpenFile {
                 extents: None,
                 generation: 0,
                 last_read_end: 0,
+                sequential_run: 0,
             }),
             flushing: tokio::sync::Mutex::new(()),
             hidden: std::sync::Mutex::new(None),
@@ -232,8 +235,15 @@ impl OpenFile {
                 let n = u64::from(len).min(st.size - offset);
                 let mut out = vec![0u8; n as usize];
                 // Near where the last read ended: kernel read-ahead sends
-                // several reads at once, not always in order.
-                let sequential = offset.abs_diff(st.last_read_end) <= SEQUENTIAL_SLACK;
+                // several reads at once, not always in order. One such read
+                // is chance (a random reader lands near its last read now
+                // and then); a run of them is a scan.
+                if offset.abs_diff(st.last_read_end) <= SEQUENTIAL_SLACK {
+                    st.sequential_run = st.sequential_run.saturating_add(1);
+                } else {
+                    st.sequential_run = 0;
+                }
+                let sequential = st.sequential_run >= SEQUENTIAL_RUN;
                 st.last_read_end = offset + n;
                 if st.dirty.covers(offset, n) {
                     st.dirty.overlay(offset, &mut out);
@@ -312,6 +322,9 @@ const MAX_FILE_SIZE: u64 = 1 << 62;
 /// How far from the previous read's end a read may start and still count
 /// as part of a sequential scan.
 const SEQUENTIAL_SLACK: u64 = 2 << 20;
+/// Near reads in a row that make a reader sequential (whole chunks and
+/// read-ahead instead of verified slices).
+const SEQUENTIAL_RUN: u32 = 3;
 /// Reads retried when commits keep landing underneath them.
 const READ_TRIES: usize = 5;
 
@@ -341,7 +354,10 @@ async fn fill_from_extents(
     let fetches = wanted.iter().map(|&(e, lo, hi, in_chunk)| {
         let id = e.chunk;
         let client = io.client.clone();
-        let whole = sequential || io.cache.contains(&id);
+        // A read that wants all of an extent (a small file's one chunk)
+        // gains nothing from a verified slice.
+        let all_of_it = lo == e.offset && hi == e.offset + e.len;
+        let whole = sequential || all_of_it || io.cache.contains(&id);
         async move {
             if whole {
                 let data = io

@@ -112,6 +112,17 @@ impl MetaService {
                     namespace::read_dir(&self.kv, ino, after.as_deref(), limit).map_err(ns_err)?;
                 Ok(MetaResponse::DirPage { entries, more })
             }
+            Q::ReadDirPlus { ino, after, limit } => {
+                self.read_barrier(stale_ok).await?;
+                let (entries, more, last) =
+                    namespace::read_dir_plus(&self.kv, ino, after.as_deref(), limit)
+                        .map_err(ns_err)?;
+                Ok(MetaResponse::DirPlusPage {
+                    entries,
+                    more,
+                    last,
+                })
+            }
             Q::GetExtents { ino, from, limit } => {
                 self.read_barrier(stale_ok).await?;
                 let (extents, more, version) =

@@ -9,6 +9,9 @@ pub use crate::status::*;
 
 /// Most entries one `ReadDir` page returns.
 pub const MAX_DIR_PAGE: u32 = 4096;
+/// Most entries one `ReadDirPlus` page returns (each carries its
+/// attributes, so pages are smaller than [`MAX_DIR_PAGE`]).
+pub const MAX_DIR_PLUS_PAGE: u32 = 1024;
 /// Most extents one `GetExtents` page returns.
 pub const MAX_EXTENT_PAGE: u32 = 8192;
 /// Most ids one `ChunksExist` query may carry.
@@ -72,6 +75,14 @@ pub struct DirEntry {
     pub name: String,
     pub ino: InodeId,
     pub kind: FileKind,
+}
+
+/// A directory entry with the attributes of the inode it names: what a
+/// lookup of the name would answer.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct DirEntryPlus {
+    pub name: String,
+    pub attr: InodeAttr,
 }
 
 /// Who creates something, and with which permission bits.
@@ -438,6 +449,14 @@ pub enum MetaRequest {
     ChunkStates {
         ids: Vec<ChunkId>,
     },
+    /// As [`MetaRequest::ReadDir`], each entry with its attributes (at most
+    /// [`MAX_DIR_PLUS_PAGE`] a page); answered with
+    /// [`MetaResponse::DirPlusPage`].
+    ReadDirPlus {
+        ino: InodeId,
+        after: Option<String>,
+        limit: u32,
+    },
 }
 
 impl MetaRequest {
@@ -448,6 +467,7 @@ impl MetaRequest {
             MetaRequest::ResolvePath { .. } => "ResolvePath",
             MetaRequest::GetAttr { .. } => "GetAttr",
             MetaRequest::ReadDir { .. } => "ReadDir",
+            MetaRequest::ReadDirPlus { .. } => "ReadDirPlus",
             MetaRequest::Mkdir { .. } => "Mkdir",
             MetaRequest::Unlink { .. } => "Unlink",
             MetaRequest::Rmdir { .. } => "Rmdir",
@@ -503,6 +523,7 @@ impl MetaRequest {
                 | MetaRequest::ResolvePath { .. }
                 | MetaRequest::GetAttr { .. }
                 | MetaRequest::ReadDir { .. }
+                | MetaRequest::ReadDirPlus { .. }
                 | MetaRequest::GetExtents { .. }
                 | MetaRequest::GetRing
                 | MetaRequest::ReadLink { .. }
@@ -550,5 +571,13 @@ pub enum MetaResponse {
         states: Vec<ChunkState>,
         now_ns: i64,
         gc_grace_ms: u64,
+    },
+    /// A page of [`MetaRequest::ReadDirPlus`]; `more` when entries follow,
+    /// and then the next page starts after `last` (the last name read,
+    /// which may be one left out because it was removed meanwhile).
+    DirPlusPage {
+        entries: Vec<DirEntryPlus>,
+        more: bool,
+        last: Option<String>,
     },
 }

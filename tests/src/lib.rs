@@ -17,6 +17,7 @@ use anyhow::{bail, Context};
 
 pub mod fuse_mount;
 pub mod linearizability;
+pub mod metrics;
 pub mod udp_proxy;
 
 /// The `cairn` binary under test: `$CAIRN_BIN`, else the one built beside

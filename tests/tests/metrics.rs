@@ -1,41 +1,11 @@
 //! Every server serves Prometheus metrics that parse as the text format,
 //! and the counters move with the work done.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::net::SocketAddr;
 
+use cairn_tests::metrics::{get, metrics_addr};
 use cairn_tests::{random_bytes, DevCluster};
 use prometheus_parse::{Scrape, Value};
-
-/// `metrics_listen` from server NAME's config.
-fn metrics_addr(cluster: &DevCluster, name: &str) -> SocketAddr {
-    let path = cluster.dir().join(format!("{name}.toml"));
-    let cfg: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    cfg.get("metrics_listen")
-        .and_then(|v| v.as_str())
-        .unwrap_or_else(|| panic!("{name} has no metrics_listen"))
-        .parse()
-        .unwrap()
-}
-
-/// One HTTP GET; returns (status line, body).
-fn get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
-    (
-        head.lines().next().unwrap_or("").to_string(),
-        body.to_string(),
-    )
-}
 
 fn scrape(addr: SocketAddr) -> Scrape {
     let (status, body) = get(addr, "/metrics");

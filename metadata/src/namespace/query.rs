@@ -3,8 +3,8 @@
 //! write.
 
 use cairn_proto::meta_rpc::{
-    ChunkState, DirEntry, Extent, FileKind, InodeAttr, ReplicationPolicy, RingMember, RingState,
-    MAX_DIR_PAGE, MAX_EXTENT_PAGE,
+    ChunkState, DirEntry, DirEntryPlus, Extent, FileKind, InodeAttr, ReplicationPolicy, RingMember,
+    RingState, MAX_DIR_PAGE, MAX_DIR_PLUS_PAGE, MAX_EXTENT_PAGE,
 };
 use cairn_proto::path::{split_path, validate_name};
 use cairn_proto::ring::weight_for_capacity;
@@ -134,6 +134,29 @@ pub fn read_dir(
         })
         .collect::<Result<Vec<_>, KvError>>()?;
     Ok((entries, more))
+}
+
+/// As [`read_dir`], each entry with its inode's attributes (at most
+/// [`MAX_DIR_PLUS_PAGE`] a page), whether more follow, and the last name
+/// read. An entry whose inode is gone by the time it is read (removed
+/// meanwhile) is left out.
+pub fn read_dir_plus(
+    kv: &impl KvRead,
+    ino: InodeId,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<DirEntryPlus>, bool, Option<String>), NsError> {
+    let (entries, more) = read_dir(kv, ino, after, limit.clamp(1, MAX_DIR_PLUS_PAGE))?;
+    let last = entries.last().map(|e| e.name.clone());
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        match get_attr(kv, e.ino) {
+            Ok(attr) => out.push(DirEntryPlus { name: e.name, attr }),
+            Err(NsError::Refused(r)) if r.code == ErrorCode::NotFound => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok((out, more, last))
 }
 
 /// Up to `limit` extents of file `ino` that end after byte `from`, whether

@@ -1,0 +1,150 @@
+//! Lookups answered from a directory listing the mount fetches ahead
+//! (after a few lookups in one directory): the mount's own changes show at
+//! once, another mount's within the entry TTL, as with the kernel's cache.
+
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cairn_tests::fuse_mount::FuseMount;
+use cairn_tests::metrics::{get, metrics_addr};
+use cairn_tests::DevCluster;
+
+const FILES: usize = 40;
+
+fn len_of(p: &Path) -> Option<u64> {
+    match fs::metadata(p) {
+        Ok(m) => Some(m.len()),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => panic!("stat {}: {e}", p.display()),
+    }
+}
+
+/// Longer than the mount's entry TTL: the kernel has forgotten the
+/// names and asks the mount again.
+const PAST_KERNEL_TTL: Duration = Duration::from_millis(1_200);
+
+/// `FILES` files in `dir`, file `i` holding `i` bytes; then every one
+/// stat'ed twice, which lists the directory ahead.
+fn fill_and_stat(dir: &Path) {
+    fs::create_dir(dir).unwrap();
+    for i in 0..FILES {
+        fs::write(dir.join(format!("f{i}")), vec![7u8; i]).unwrap();
+    }
+    std::thread::sleep(PAST_KERNEL_TTL);
+    for _ in 0..2 {
+        for i in 0..FILES {
+            assert_eq!(len_of(&dir.join(format!("f{i}"))), Some(i as u64));
+        }
+    }
+    assert_eq!(len_of(&dir.join("never-made")), None);
+}
+
+/// How many directory listings with attributes metadata has served.
+fn listings(cluster: &DevCluster) -> u64 {
+    let (_, body) = get(metrics_addr(cluster, "meta-1"), "/metrics");
+    body.lines()
+        .filter(|l| l.starts_with("cairn_requests_total{") && l.contains("op=\"ReadDirPlus\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[test]
+fn a_listed_directory_shows_this_mounts_changes_at_once() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let mount = FuseMount::start(&cluster, &[]).expect("mounted");
+    let dir = mount.path().join("d");
+    fill_and_stat(&dir);
+    let listed = listings(&cluster);
+    assert!(listed >= 1, "the stats did not list the directory ahead");
+
+    fs::remove_file(dir.join("f0")).unwrap();
+    assert_eq!(len_of(&dir.join("f0")), None);
+    fs::write(dir.join("new"), b"hello").unwrap();
+    assert_eq!(len_of(&dir.join("new")), Some(5));
+    fs::rename(dir.join("f1"), dir.join("f1-moved")).unwrap();
+    assert_eq!(len_of(&dir.join("f1")), None);
+    assert_eq!(len_of(&dir.join("f1-moved")), Some(1));
+    OpenOptions::new()
+        .write(true)
+        .open(dir.join("f2"))
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    assert_eq!(len_of(&dir.join("f2")), Some(0));
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(dir.join("f3"))
+        .unwrap();
+    f.write_all(b"more").unwrap();
+    drop(f);
+    assert_eq!(len_of(&dir.join("f3")), Some(3 + 4));
+    fs::set_permissions(dir.join("f4"), fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        fs::metadata(dir.join("f4")).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    fs::create_dir(dir.join("sub")).unwrap();
+    assert!(fs::metadata(dir.join("sub")).unwrap().is_dir());
+
+    // Lookups keep coming: the directory is listed again, and the new
+    // listing agrees with everything above.
+    std::thread::sleep(PAST_KERNEL_TTL);
+    for _ in 0..2 {
+        for i in 5..FILES {
+            assert_eq!(len_of(&dir.join(format!("f{i}"))), Some(i as u64));
+        }
+        assert_eq!(len_of(&dir.join("f0")), None);
+        assert_eq!(len_of(&dir.join("f1-moved")), Some(1));
+        assert_eq!(len_of(&dir.join("f3")), Some(7));
+        assert_eq!(len_of(&dir.join("new")), Some(5));
+    }
+    assert!(
+        listings(&cluster) > listed,
+        "no new listing after the changes"
+    );
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), FILES + 1, "{names:?}");
+    assert!(names.contains(&"sub".to_string()));
+}
+
+#[test]
+fn another_mounts_changes_show_within_the_entry_ttl() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let writer = FuseMount::start(&cluster, &[]).expect("first mount");
+    let reader = FuseMount::start(&cluster, &[]).expect("second mount");
+    fill_and_stat(&writer.path().join("d"));
+    let seen = reader.path().join("d");
+    for i in 0..FILES {
+        assert_eq!(len_of(&seen.join(format!("f{i}"))), Some(i as u64));
+    }
+
+    let d = writer.path().join("d");
+    fs::remove_file(d.join("f0")).unwrap();
+    fs::write(d.join("f1"), b"rewritten, longer").unwrap();
+    fs::write(d.join("late"), b"x").unwrap();
+
+    // The entry TTL is 1 s; allow for a slow machine, but bounded.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = (
+            len_of(&seen.join("f0")),
+            len_of(&seen.join("f1")),
+            len_of(&seen.join("late")),
+        );
+        if now == (None, Some(17), Some(1)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second mount still sees {now:?} 5 s after the change"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
