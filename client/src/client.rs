@@ -34,6 +34,7 @@ use crate::placement::RingCache;
 mod gc;
 mod inodes;
 pub use gc::ServerGc;
+pub use inodes::FileContent;
 mod read;
 mod write;
 

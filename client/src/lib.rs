@@ -11,8 +11,9 @@ pub mod chunker;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod inline;
 pub mod placement;
 
-pub use client::{Client, EntryInfo, ServerGc};
+pub use client::{Client, EntryInfo, FileContent, ServerGc};
 pub use config::ClientConfig;
 pub use error::ClientError;

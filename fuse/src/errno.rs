@@ -24,7 +24,9 @@ pub fn errno(e: &ClientError) -> Errno {
             | ErrorCode::Unavailable
             | ErrorCode::Internal
             | ErrorCode::ChunkMissing
-            | ErrorCode::HashMismatch => Errno::EIO,
+            | ErrorCode::HashMismatch
+            | ErrorCode::NotInline
+            | ErrorCode::InlineData => Errno::EIO,
         },
         ClientError::TooFewServers { .. } | ClientError::NoChunkservers => Errno::ENOSPC,
         ClientError::Changed { .. } => Errno::EAGAIN,

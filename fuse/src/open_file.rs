@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_client::{Client, ClientError};
+use cairn_client::{Client, ClientError, FileContent};
 use cairn_proto::meta_rpc::{AttrChange, Extent, InodeAttr};
 use cairn_proto::InodeId;
 use fuser::Errno;
@@ -54,8 +54,9 @@ struct FileState {
     size: u64,
     /// The inode version `size` and `extents` reflect.
     version: u64,
-    /// Committed extents (`None`: fetch before the next read).
-    extents: Option<Arc<Vec<Extent>>>,
+    /// Committed content: inline bytes or extents (`None`: fetch before
+    /// the next read).
+    extents: Option<Arc<FileContent>>,
     /// Bumped when a commit changes what `extents` should be.
     generation: u64,
     /// Where the last read ended (sequential reads trigger read-ahead).
@@ -151,7 +152,7 @@ impl OpenFile {
     /// to commit.
     pub async fn flush(&self, io: &FileIo) -> Result<Option<InodeAttr>, Errno> {
         let _one = self.flushing.lock().await;
-        let parts = {
+        let (parts, size) = {
             let mut st = self.state.lock().await;
             if st.dirty.is_empty() {
                 return Ok(None);
@@ -166,9 +167,9 @@ impl OpenFile {
                     .collect(),
             );
             st.inflight = Some(parts.clone());
-            parts
+            (parts, st.size)
         };
-        let written = io.client.write_parts(self.ino, &parts).await;
+        let written = io.client.write_parts(self.ino, &parts, size).await;
         let mut st = self.state.lock().await;
         st.inflight = None;
         match written {
@@ -249,25 +250,34 @@ impl OpenFile {
                     st.dirty.overlay(offset, &mut out);
                     return Ok(out);
                 }
-                let extents = match &st.extents {
-                    Some(e) => e.clone(),
+                let content = match &st.extents {
+                    Some(c) => c.clone(),
                     None => {
-                        let (list, _) = io
-                            .client
-                            .extent_list(self.ino)
-                            .await
-                            .map_err(|e| errno(&e))?;
-                        let list = Arc::new(list);
-                        st.extents = Some(list.clone());
-                        list
+                        let (content, _) =
+                            io.client.content(self.ino).await.map_err(|e| errno(&e))?;
+                        let content = Arc::new(content);
+                        st.extents = Some(content.clone());
+                        content
                     }
                 };
-                if sequential {
-                    self.read_ahead(io, &extents, offset + n);
+                if let Some(inline) = &content.inline {
+                    // A tiny file: its bytes came with the content (zeros
+                    // past them).
+                    let lo = (offset as usize).min(inline.len());
+                    let hi = ((offset + n) as usize).min(inline.len());
+                    out[..hi - lo].copy_from_slice(&inline[lo..hi]);
+                    if let Some(parts) = &st.inflight {
+                        overlay_parts(parts, offset, &mut out);
+                    }
+                    st.dirty.overlay(offset, &mut out);
+                    return Ok(out);
                 }
-                (out, extents, st.generation, sequential)
+                if sequential {
+                    self.read_ahead(io, &content.extents, offset + n);
+                }
+                (out, content, st.generation, sequential)
             };
-            fill_from_extents(io, &extents, offset, &mut out, sequential).await?;
+            fill_from_extents(io, &extents.extents, offset, &mut out, sequential).await?;
             let st = self.state.lock().await;
             if st.generation != generation {
                 continue; // a commit landed meanwhile: read again

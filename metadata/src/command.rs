@@ -137,6 +137,12 @@ pub enum Command {
         change: AttrChange,
         now_ns: i64,
     },
+    /// Bytes written into a tiny file's inline content.
+    WriteInline {
+        ino: InodeId,
+        parts: Vec<(u64, Vec<u8>)>,
+        now_ns: i64,
+    },
 }
 
 /// [`AttrChange`] as earlier builds logged it.
@@ -286,6 +292,7 @@ impl Command {
                 change,
                 now_ns,
             },
+            Q::WriteInline { ino, parts } => Command::WriteInline { ino, parts, now_ns },
             other => return Err(other),
         })
     }

@@ -35,10 +35,13 @@ pub enum Cf {
     Symlinks,
     /// `(ino, attribute name)` → extended attribute value.
     Xattrs,
+    /// file ino → its bytes, for a file small enough to keep them here
+    /// (then it has no extents).
+    Inline,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 11] = [
+    pub const ALL: [Cf; 12] = [
         Cf::Inodes,
         Cf::Dentries,
         Cf::Extents,
@@ -50,6 +53,7 @@ impl Cf {
         Cf::Sessions,
         Cf::Symlinks,
         Cf::Xattrs,
+        Cf::Inline,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +69,7 @@ impl Cf {
             Cf::Sessions => "sessions",
             Cf::Symlinks => "symlinks",
             Cf::Xattrs => "xattrs",
+            Cf::Inline => "inline",
         }
     }
 

@@ -137,6 +137,9 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
             extents,
             now_ns,
         } => partial_write::write_extents(t, *ino, extents, *now_ns).map(Some),
+        Command::WriteInline { ino, parts, now_ns } => {
+            inline::write_inline(t, *ino, parts, *now_ns).map(Some)
+        }
         Command::Symlink {
             parent,
             name,
@@ -269,6 +272,7 @@ fn inherit_group(parent: &InodeAttr, mut owner: Owner, kind: FileKind) -> Owner 
 fn free_inode<R: KvRead>(t: &mut Txn<'_, R>, ino: InodeId) -> Result<(), NsError> {
     t.delete(Cf::Inodes, inode_key(ino));
     t.delete(Cf::Symlinks, inode_key(ino));
+    t.delete(Cf::Inline, inode_key(ino));
     xattrs::remove_all(t, ino)
 }
 
@@ -351,13 +355,14 @@ fn drop_link<R: KvRead>(t: &mut Txn<'_, R>, ino: InodeId, now_ns: i64) -> Result
         put_inode(t, &attr);
         return Ok(());
     }
-    clear_extents(t, ino, now_ns)?;
+    clear_content(t, ino, now_ns)?;
     free_inode(t, ino)?;
     update_counters(t, |c| c.files = c.files.saturating_sub(1))
 }
 
 /// Deletes every extent of `ino`, releasing its chunk references.
-fn clear_extents<R: KvRead>(t: &mut Txn<'_, R>, ino: InodeId, now_ns: i64) -> Result<(), NsError> {
+fn clear_content<R: KvRead>(t: &mut Txn<'_, R>, ino: InodeId, now_ns: i64) -> Result<(), NsError> {
+    t.delete(Cf::Inline, inode_key(ino));
     let (start, end) = extent_range(ino);
     let rows = t.scan(Cf::Extents, &start, &end, usize::MAX)?;
     for (k, v) in rows {
@@ -566,7 +571,7 @@ fn commit_file<R: KvRead>(
         Some(d) => {
             // Replace the contents in place: same inode, new extents.
             let mut attr = get_attr(t, d.ino)?;
-            clear_extents(t, d.ino, now_ns)?;
+            clear_content(t, d.ino, now_ns)?;
             attr.size = size;
             attr.mtime_ns = now_ns;
             attr.ctime_ns = now_ns;
@@ -596,12 +601,14 @@ fn commit_file<R: KvRead>(
 }
 
 mod attrs;
+mod inline;
 mod links;
 mod partial_write;
 mod query;
 mod rename;
 mod servers;
 mod xattrs;
+pub use inline::inline_bytes;
 pub use links::read_link;
 pub use query::*;
 pub use xattrs::{get_xattr, list_xattrs};

@@ -133,6 +133,17 @@ impl MetaService {
                     version,
                 })
             }
+            Q::GetContent { ino, from, limit } => {
+                self.read_barrier(stale_ok).await?;
+                let (inline, extents, more, version) =
+                    namespace::content(&self.kv, ino, from, limit).map_err(ns_err)?;
+                Ok(MetaResponse::Content {
+                    inline,
+                    extents,
+                    more,
+                    version,
+                })
+            }
             Q::ChunksExist { ids } => {
                 if ids.len() > MAX_EXIST_QUERY {
                     return Err(RpcError::new(
@@ -301,6 +312,7 @@ impl MetaService {
             | Q::CreateFile { .. }
             | Q::Mknod { .. }
             | Q::WriteExtents { .. }
+            | Q::WriteInline { .. }
             | Q::Symlink { .. }
             | Q::Link { .. }
             | Q::SetXattr { .. }

@@ -101,7 +101,7 @@ impl<W: Write> SnapshotWriter<W> {
 
 fn cf_tag(cf: Cf) -> u8 {
     let i = Cf::ALL.iter().position(|c| *c == cf).unwrap_or(0);
-    // Cf::ALL has 11 entries; position fits a u8 and 0 stays the end mark.
+    // Cf::ALL has 12 entries; position fits a u8 and 0 stays the end mark.
     (i + 1) as u8
 }
 

@@ -51,6 +51,13 @@ pub enum ErrorCode {
     /// The caller's certificate role may not make this request (a client
     /// sending Raft RPCs, a chunkserver changing the namespace).
     PermissionDenied = 18,
+    /// A write of bytes inline in metadata does not fit: the file has
+    /// chunks, or would grow past [`crate::meta_rpc::MAX_INLINE`]. The
+    /// caller stores chunks instead.
+    NotInline = 19,
+    /// The file's bytes are kept inline in metadata: reading them needs
+    /// `GetContent`, and a chunk write must cover them.
+    InlineData = 20,
 }
 
 impl ErrorCode {

@@ -12,6 +12,10 @@ pub const MAX_DIR_PAGE: u32 = 4096;
 /// Most entries one `ReadDirPlus` page returns (each carries its
 /// attributes, so pages are smaller than [`MAX_DIR_PAGE`]).
 pub const MAX_DIR_PLUS_PAGE: u32 = 1024;
+/// Largest file whose bytes metadata keeps inline (in the namespace, Raft
+/// replicated), instead of in chunks: a tiny file then costs no chunk
+/// upload to write and no chunkserver round trip to read.
+pub const MAX_INLINE: u64 = 8 << 10;
 /// Most extents one `GetExtents` page returns.
 pub const MAX_EXTENT_PAGE: u32 = 8192;
 /// Most ids one `ChunksExist` query may carry.
@@ -457,6 +461,20 @@ pub enum MetaRequest {
         after: Option<String>,
         limit: u32,
     },
+    /// Writes each `(offset, bytes)` part into file `ino`'s inline bytes
+    /// (zeros fill any gap). Refused with [`crate::ErrorCode::NotInline`]
+    /// when the file has chunks or would grow past [`MAX_INLINE`].
+    WriteInline {
+        ino: InodeId,
+        parts: Vec<(u64, Vec<u8>)>,
+    },
+    /// A file's content: its inline bytes, or (paged as `GetExtents`) its
+    /// extents; answered with [`MetaResponse::Content`].
+    GetContent {
+        ino: InodeId,
+        from: u64,
+        limit: u32,
+    },
 }
 
 impl MetaRequest {
@@ -468,6 +486,8 @@ impl MetaRequest {
             MetaRequest::GetAttr { .. } => "GetAttr",
             MetaRequest::ReadDir { .. } => "ReadDir",
             MetaRequest::ReadDirPlus { .. } => "ReadDirPlus",
+            MetaRequest::WriteInline { .. } => "WriteInline",
+            MetaRequest::GetContent { .. } => "GetContent",
             MetaRequest::Mkdir { .. } => "Mkdir",
             MetaRequest::Unlink { .. } => "Unlink",
             MetaRequest::Rmdir { .. } => "Rmdir",
@@ -525,6 +545,7 @@ impl MetaRequest {
                 | MetaRequest::ReadDir { .. }
                 | MetaRequest::ReadDirPlus { .. }
                 | MetaRequest::GetExtents { .. }
+                | MetaRequest::GetContent { .. }
                 | MetaRequest::GetRing
                 | MetaRequest::ReadLink { .. }
                 | MetaRequest::GetXattr { .. }
@@ -579,5 +600,14 @@ pub enum MetaResponse {
         entries: Vec<DirEntryPlus>,
         more: bool,
         last: Option<String>,
+    },
+    /// A file's inline bytes (then no extents; bytes past them up to the
+    /// size read as zeros), or a page of its extents as
+    /// [`MetaResponse::Extents`]; `version` as there.
+    Content {
+        inline: Option<Vec<u8>>,
+        extents: Vec<Extent>,
+        more: bool,
+        version: u64,
     },
 }

@@ -6,20 +6,33 @@
 use bytes::Bytes;
 use cairn_proto::meta_rpc::{
     AttrChange, Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner, RenameMode,
-    XattrMode,
+    XattrMode, MAX_INLINE,
 };
 use cairn_proto::trace;
-use cairn_proto::{ChunkId, InodeId};
+use cairn_proto::{ChunkId, ErrorCode, InodeId};
 use futures::stream::{self, StreamExt, TryStreamExt};
 
 use super::{unexpected, Client, EXTENT_PAGE};
 use crate::chunk_io::download_range;
 use crate::chunker::cut_points;
 use crate::error::ClientError;
+use crate::inline::under_parts;
 
+/// Tries at moving a file's inline bytes into chunks along with a write
+/// before giving up because another client keeps rewriting them.
+const INLINE_MOVE_TRIES: usize = 3;
 /// Tries at reading a file's whole extent list before giving up because
 /// the file keeps changing underneath.
 const EXTENT_LIST_TRIES: usize = 5;
+
+/// What a file's bytes are: inline bytes kept by metadata (bytes past them
+/// up to the file's size are zeros), or extents pointing into chunks
+/// (holes between them are zeros).
+#[derive(Clone, Debug, Default)]
+pub struct FileContent {
+    pub inline: Option<Bytes>,
+    pub extents: Vec<Extent>,
+}
 
 impl Client {
     /// Attributes of `name` in directory `parent`.
@@ -204,33 +217,45 @@ impl Client {
         .await
     }
 
-    /// Every extent of file `ino` and the inode version they belong to
-    /// (all pages read at one version).
-    pub async fn extent_list(&self, ino: InodeId) -> Result<(Vec<Extent>, u64), ClientError> {
+    /// File `ino`'s whole content (its inline bytes, or every extent) and
+    /// the inode version it belongs to (all pages read at one version).
+    pub async fn content(&self, ino: InodeId) -> Result<(FileContent, u64), ClientError> {
         'again: for _ in 0..EXTENT_LIST_TRIES {
-            let mut out: Vec<Extent> = Vec::new();
+            let mut extents: Vec<Extent> = Vec::new();
             let mut at_version = None;
             loop {
-                let from = out.last().map_or(0, |e| e.offset + e.len);
+                let from = extents.last().map_or(0, |e| e.offset + e.len);
                 match self
-                    .meta(MetaRequest::GetExtents {
+                    .meta(MetaRequest::GetContent {
                         ino,
                         from,
                         limit: EXTENT_PAGE,
                     })
                     .await?
                 {
-                    MetaResponse::Extents {
-                        extents,
+                    MetaResponse::Content {
+                        inline,
+                        extents: page,
                         more,
                         version,
                     } => {
                         if *at_version.get_or_insert(version) != version {
                             continue 'again;
                         }
-                        out.extend(extents);
+                        if let Some(bytes) = inline {
+                            let content = FileContent {
+                                inline: Some(Bytes::from(bytes)),
+                                extents: Vec::new(),
+                            };
+                            return Ok((content, version));
+                        }
+                        extents.extend(page);
                         if !more {
-                            return Ok((out, version));
+                            let content = FileContent {
+                                inline: None,
+                                extents,
+                            };
+                            return Ok((content, version));
                         }
                     }
                     r => return Err(unexpected(r)),
@@ -274,16 +299,50 @@ impl Client {
         .map_err(|e| ClientError::Io(std::io::Error::other(e)))?
     }
 
-    /// Writes each `(offset, bytes)` part into file `ino`: the parts are
-    /// chunked, stored on their owners (as many in flight as the upload
-    /// concurrency allows), then committed in one metadata command, so
-    /// readers see all of the parts or none. Returns the new attributes.
+    /// Writes each `(offset, bytes)` part into file `ino`, which the
+    /// caller expects to be `file_size` bytes long afterwards. A file that
+    /// stays within [`MAX_INLINE`] keeps its bytes inline in metadata (one
+    /// commit, no chunk upload). Otherwise the parts are chunked, stored on
+    /// their owners (as many in flight as the upload concurrency allows),
+    /// then committed in one metadata command, so readers see all of the
+    /// parts or none; inline bytes the file had move into a chunk with
+    /// them. Returns the new attributes.
     pub async fn write_parts(
         &self,
         ino: InodeId,
         parts: &[(u64, Bytes)],
+        file_size: u64,
     ) -> Result<InodeAttr, ClientError> {
-        trace::operation(self.write_parts_traced(ino, parts)).await
+        trace::operation(async {
+            if file_size <= MAX_INLINE {
+                let req = MetaRequest::WriteInline {
+                    ino,
+                    parts: parts.iter().map(|(o, d)| (*o, d.to_vec())).collect(),
+                };
+                match self.attr_of(req).await {
+                    Err(ClientError::Rpc(e)) if e.code == ErrorCode::NotInline => {}
+                    done => return done,
+                }
+            }
+            for _ in 0..INLINE_MOVE_TRIES {
+                match self.write_parts_traced(ino, parts).await {
+                    Err(ClientError::Rpc(e)) if e.code == ErrorCode::InlineData => {}
+                    done => return done,
+                }
+                // The file keeps bytes inline that these parts do not
+                // cover: store them along, under the parts.
+                let (content, _) = self.content(ino).await?;
+                if let Some(inline) = content.inline {
+                    let merged = under_parts(&inline, parts);
+                    match self.write_parts_traced(ino, &merged).await {
+                        Err(ClientError::Rpc(e)) if e.code == ErrorCode::InlineData => {}
+                        done => return done,
+                    }
+                }
+            }
+            Err(ClientError::Changed { ino: ino.0 })
+        })
+        .await
     }
 
     async fn write_parts_traced(

@@ -1,5 +1,6 @@
 //! The read path: page through a file's extents and fetch its chunks in
 //! parallel (bounded), verified, writing them in order; holes read as zeros.
+//! A tiny file's bytes come inline with the first page.
 
 use cairn_proto::meta_rpc::{InodeAttr, MetaRequest, MetaResponse};
 use cairn_proto::ChunkId;
@@ -24,7 +25,7 @@ impl Client {
         let mut from = start;
         while from < end {
             let (extents, more) = match self
-                .meta(MetaRequest::GetExtents {
+                .meta(MetaRequest::GetContent {
                     ino: attr.ino,
                     from,
                     limit: EXTENT_PAGE,
@@ -33,10 +34,21 @@ impl Client {
             {
                 // Every page must come from the version `attr` describes, or
                 // the output could mix an old file with its replacement.
-                MetaResponse::Extents { version, .. } if version != attr.version => {
+                MetaResponse::Content { version, .. } if version != attr.version => {
                     return Err(ClientError::Changed { ino: attr.ino.0 })
                 }
-                MetaResponse::Extents { extents, more, .. } => (extents, more),
+                MetaResponse::Content {
+                    inline: Some(bytes),
+                    ..
+                } => {
+                    // The whole file is these bytes (zeros past them).
+                    let lo = (start as usize).min(bytes.len());
+                    let hi = (end as usize).min(bytes.len());
+                    w.write_all(&bytes[lo..hi]).await?;
+                    pos = start + (hi - lo) as u64;
+                    break;
+                }
+                MetaResponse::Content { extents, more, .. } => (extents, more),
                 r => return Err(unexpected(r)),
             };
             let Some(last) = extents.last() else { break };

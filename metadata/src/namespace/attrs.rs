@@ -48,6 +48,7 @@ pub(super) fn set_attr<R: KvRead>(
         }
         if size < attr.size {
             cut_extents(t, ino, size, now_ns)?;
+            super::inline::cut(t, ino, size)?;
         }
         if size != attr.size {
             attr.size = size;

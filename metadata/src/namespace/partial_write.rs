@@ -33,6 +33,7 @@ pub(super) fn write_extents<R: KvRead>(
     validate_extents(extents, MAX_FILE_SIZE)?;
     let mut attr = get_attr(t, ino)?;
     require_file(&attr)?;
+    super::inline::replace_by_extents(t, ino, extents)?;
     for e in extents {
         punch(t, ino, e.offset, e.offset + e.len, now_ns)?;
         incref(t, &e.chunk)?;

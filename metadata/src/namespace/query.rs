@@ -167,12 +167,35 @@ pub fn extents(
     from: u64,
     limit: u32,
 ) -> Result<(Vec<Extent>, bool, u64), NsError> {
+    let (inline, extents, more, version) = content(kv, ino, from, limit)?;
+    if inline.is_some() {
+        return refuse(
+            ErrorCode::InlineData,
+            format!("file {ino} keeps its bytes inline: read them with GetContent"),
+        );
+    }
+    Ok((extents, more, version))
+}
+
+/// File `ino`'s content: its inline bytes, or up to `limit` extents that
+/// end after byte `from` and whether more follow; with the inode version
+/// it was read at.
+#[allow(clippy::type_complexity)]
+pub fn content(
+    kv: &impl KvRead,
+    ino: InodeId,
+    from: u64,
+    limit: u32,
+) -> Result<(Option<Vec<u8>>, Vec<Extent>, bool, u64), NsError> {
     let attr = get_attr(kv, ino)?;
     if attr.kind == FileKind::Dir {
         return refuse(
             ErrorCode::IsADirectory,
             format!("inode {ino} is a directory"),
         );
+    }
+    if let Some(bytes) = super::inline_bytes(kv, ino)? {
+        return Ok((Some(bytes), Vec::new(), false, attr.version));
     }
     let limit = limit.clamp(1, MAX_EXTENT_PAGE) as usize;
     let (floor, end) = extent_range(ino);
@@ -196,7 +219,7 @@ pub fn extents(
         .take(limit)
         .map(|(k, v)| Ok(decode::<ExtentRecord>(&v)?.into_extent(extent_offset(&k)?)))
         .collect::<Result<Vec<_>, KvError>>()?;
-    Ok((out, more, attr.version))
+    Ok((None, out, more, attr.version))
 }
 
 pub(crate) fn extent_offset(key: &[u8]) -> Result<u64, KvError> {

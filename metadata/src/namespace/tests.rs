@@ -491,4 +491,5 @@ fn chmod_chown_utimens_and_bad_changes() {
     );
 }
 
+mod inline;
 mod posix;

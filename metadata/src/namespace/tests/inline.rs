@@ -1,0 +1,172 @@
+//! Tiny files' bytes kept inline: writes, reads, truncation, and the move
+//! into chunks when a chunk write covers them.
+
+use super::*;
+use cairn_proto::meta_rpc::MAX_INLINE;
+
+impl Ns {
+    fn write_inline(&mut self, ino: InodeId, parts: &[(u64, &[u8])]) -> CommandResult {
+        let now_ns = self.now;
+        self.run(Command::WriteInline {
+            ino,
+            parts: parts.iter().map(|(o, d)| (*o, d.to_vec())).collect(),
+            now_ns,
+        })
+    }
+
+    fn new_file(&mut self, name: &str) -> InodeId {
+        let now_ns = self.now;
+        self.run(Command::CreateFile {
+            parent: InodeId::ROOT,
+            name: name.into(),
+            owner: OWNER,
+            now_ns,
+        })
+        .unwrap()
+        .unwrap()
+        .ino
+    }
+
+    fn inline(&self, ino: InodeId) -> Option<Vec<u8>> {
+        content(&self.kv, ino, 0, 100).unwrap().0
+    }
+
+    fn extent_at(&mut self, ino: InodeId, offset: u64, len: u64, tag: u8) -> CommandResult {
+        let now_ns = self.now;
+        self.run(Command::WriteExtents {
+            ino,
+            extents: vec![Extent {
+                offset,
+                len,
+                chunk: ChunkId::of(&[tag]),
+                chunk_offset: 0,
+            }],
+            now_ns,
+        })
+    }
+}
+
+use crate::command::CommandResult;
+
+fn code(r: CommandResult) -> ErrorCode {
+    r.expect_err("refused").code
+}
+
+#[test]
+fn parts_land_in_the_inline_bytes_with_zeros_between() {
+    let mut ns = Ns::new();
+    let ino = ns.new_file("f");
+    let a = ns.write_inline(ino, &[(0, b"hello")]).unwrap().unwrap();
+    assert_eq!((a.size, ns.inline(ino).unwrap()), (5, b"hello".to_vec()));
+    let b = ns
+        .write_inline(ino, &[(1, b"E"), (8, b"!")])
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.size, 9);
+    assert!(b.version > a.version);
+    assert_eq!(ns.inline(ino).unwrap(), b"hEllo\0\0\0!".to_vec());
+    // Extents are not there to read: an old reader is told, not fed zeros.
+    let err = extents(&ns.kv, ino, 0, 10).expect_err("inline file");
+    assert!(matches!(err, NsError::Refused(e) if e.code == ErrorCode::InlineData));
+}
+
+#[test]
+fn too_big_or_chunked_files_are_refused_and_unchanged() {
+    let mut ns = Ns::new();
+    let ino = ns.new_file("f");
+    ns.write_inline(ino, &[(0, b"abc")]).unwrap();
+    let big = vec![1u8; MAX_INLINE as usize];
+    assert_eq!(
+        code(ns.write_inline(ino, &[(1, &big)])),
+        ErrorCode::NotInline
+    );
+    assert_eq!(
+        code(ns.write_inline(ino, &[(u64::MAX, b"x")])),
+        ErrorCode::NotInline
+    );
+    assert_eq!(ns.inline(ino).unwrap(), b"abc".to_vec());
+
+    let chunked = ns.new_file("g");
+    ns.extent_at(chunked, 0, 10, 7).unwrap();
+    assert_eq!(
+        code(ns.write_inline(chunked, &[(0, b"x")])),
+        ErrorCode::NotInline
+    );
+    let dir = ns.mkdir(InodeId::ROOT, "d").unwrap().unwrap().ino;
+    assert_eq!(
+        code(ns.write_inline(dir, &[(0, b"x")])),
+        ErrorCode::IsADirectory
+    );
+}
+
+#[test]
+fn a_chunk_write_must_cover_the_inline_bytes_and_then_replaces_them() {
+    let mut ns = Ns::new();
+    let ino = ns.new_file("f");
+    ns.write_inline(ino, &[(0, b"0123456789")]).unwrap();
+    // Leaves bytes 0..4 inline-only: refused, nothing changes.
+    assert_eq!(code(ns.extent_at(ino, 4, 100, 1)), ErrorCode::InlineData);
+    assert_eq!(ns.inline(ino).unwrap().len(), 10);
+    assert!(!chunks_exist(&ns.kv, &[ChunkId::of(&[1])]).unwrap()[0]);
+    // Covers them: the chunk holds the file now.
+    let a = ns.extent_at(ino, 0, 100, 2).unwrap().unwrap();
+    assert_eq!(a.size, 100);
+    let (inline, ext, _, _) = content(&ns.kv, ino, 0, 10).unwrap();
+    assert_eq!((inline, ext.len()), (None, 1));
+}
+
+#[test]
+fn truncation_cuts_inline_bytes_and_growth_reads_as_zeros() {
+    let mut ns = Ns::new();
+    let ino = ns.new_file("f");
+    ns.write_inline(ino, &[(0, b"abcdef")]).unwrap();
+    let set_size = |ns: &mut Ns, size| {
+        let now_ns = ns.now;
+        ns.run(Command::SetAttrs {
+            ino,
+            change: AttrChange {
+                size: Some(size),
+                ..Default::default()
+            },
+            now_ns,
+        })
+        .unwrap()
+        .unwrap()
+    };
+    set_size(&mut ns, 2);
+    assert_eq!(ns.inline(ino).unwrap(), b"ab".to_vec());
+    // Growing keeps the bytes; the rest is a hole (zeros).
+    assert_eq!(set_size(&mut ns, 1 << 20).size, 1 << 20);
+    assert_eq!(ns.inline(ino).unwrap(), b"ab".to_vec());
+    // Past MAX_INLINE now: more inline bytes are refused.
+    assert_eq!(
+        code(ns.write_inline(ino, &[(0, b"x")])),
+        ErrorCode::NotInline
+    );
+    set_size(&mut ns, 0);
+    assert_eq!(ns.inline(ino), None);
+    // An empty file takes inline bytes again.
+    ns.write_inline(ino, &[(0, b"z")]).unwrap();
+    assert_eq!(ns.inline(ino).unwrap(), b"z".to_vec());
+}
+
+#[test]
+fn removing_or_replacing_a_file_drops_its_inline_bytes() {
+    let mut ns = Ns::new();
+    let ino = ns.new_file("f");
+    ns.write_inline(ino, &[(0, b"abc")]).unwrap();
+    let now_ns = ns.now;
+    ns.run(Command::Unlink {
+        parent: InodeId::ROOT,
+        name: "f".into(),
+        now_ns,
+    })
+    .unwrap();
+    assert_eq!(ns.kv.get(Cf::Inline, &inode_key(ino)).unwrap(), None);
+
+    let g = ns.new_file("g");
+    ns.write_inline(g, &[(0, b"abc")]).unwrap();
+    ns.commit(InodeId::ROOT, "g", &[(b"chunked", 7)]).unwrap();
+    let (inline, ext, _, _) = content(&ns.kv, g, 0, 10).unwrap();
+    assert_eq!((inline, ext.len()), (None, 1));
+}

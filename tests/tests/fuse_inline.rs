@@ -1,0 +1,93 @@
+//! Tiny files keep their bytes inline in metadata: written through the
+//! mount without a chunk, read back exactly (here, from another mount and
+//! with `cairn get`), and moved into chunks when they outgrow the limit.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+
+use cairn_proto::meta_rpc::MAX_INLINE;
+use cairn_tests::fuse_mount::FuseMount;
+use cairn_tests::{random_bytes, DevCluster};
+
+#[test]
+fn tiny_files_store_no_chunk_and_read_back_everywhere() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let mount = FuseMount::start(&cluster, &[]).expect("mounted");
+    let other = FuseMount::start(&cluster, &[]).expect("second mount");
+    let dir = mount.path();
+
+    let small = random_bytes(4096, 1);
+    fs::write(dir.join("small"), &small).unwrap();
+    let edge = random_bytes(MAX_INLINE as usize, 2);
+    fs::write(dir.join("edge"), &edge).unwrap();
+    fs::write(dir.join("empty"), b"").unwrap();
+    assert_eq!(
+        cluster.stored_bytes(),
+        0,
+        "files within {MAX_INLINE} bytes should store no chunk"
+    );
+
+    assert_eq!(fs::read(other.path().join("small")).unwrap(), small);
+    assert_eq!(fs::read(other.path().join("edge")).unwrap(), edge);
+    assert_eq!(fs::read(other.path().join("empty")).unwrap(), b"");
+    let got = cluster.cairn(&["get", "/small", "-"]);
+    assert!(got.status.success(), "{got:?}");
+    assert_eq!(got.stdout, small);
+
+    // A write into the middle stays inline.
+    let f = OpenOptions::new()
+        .write(true)
+        .open(dir.join("small"))
+        .unwrap();
+    f.write_all_at(b"MIDDLE", 100).unwrap();
+    drop(f);
+    let mut want = small.clone();
+    want[100..106].copy_from_slice(b"MIDDLE");
+    assert_eq!(fs::read(other.path().join("small")).unwrap(), want);
+    assert_eq!(cluster.stored_bytes(), 0);
+}
+
+#[test]
+fn a_tiny_file_that_grows_moves_into_chunks_intact() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let mount = FuseMount::start(&cluster, &[]).expect("mounted");
+    let other = FuseMount::start(&cluster, &[]).expect("second mount");
+    let path = mount.path().join("grows");
+
+    let head = random_bytes(3000, 3);
+    fs::write(&path, &head).unwrap();
+    // Append past the limit, in another open: the inline bytes must come
+    // along into the chunk.
+    let tail = random_bytes(3 * MAX_INLINE as usize, 4);
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(&tail).unwrap();
+    drop(f);
+    let mut want = head.clone();
+    want.extend_from_slice(&tail);
+    assert_eq!(fs::read(other.path().join("grows")).unwrap(), want);
+    assert!(cluster.stored_bytes() > 0);
+
+    // A tiny file written far past its end: its start stays, a hole
+    // between reads as zeros.
+    let sparse = mount.path().join("sparse");
+    fs::write(&sparse, b"start").unwrap();
+    let mut f = OpenOptions::new().write(true).open(&sparse).unwrap();
+    f.seek(SeekFrom::Start(1 << 20)).unwrap();
+    f.write_all(b"end").unwrap();
+    drop(f);
+    let got = fs::read(other.path().join("sparse")).unwrap();
+    assert_eq!(got.len(), (1 << 20) + 3);
+    assert_eq!(&got[..5], b"start");
+    assert!(got[5..1 << 20].iter().all(|b| *b == 0));
+    assert_eq!(&got[1 << 20..], b"end");
+
+    // Truncated back under the limit and rewritten: inline again.
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(0).unwrap();
+    drop(f);
+    fs::write(&path, b"tiny again").unwrap();
+    assert_eq!(fs::read(other.path().join("grows")).unwrap(), b"tiny again");
+    let got = cluster.cairn(&["get", "/grows", "-"]);
+    assert_eq!(got.stdout, b"tiny again");
+}
