@@ -64,11 +64,17 @@ impl LogStore {
         }
     }
 
-    fn put_meta<T: serde::Serialize>(&self, key: &[u8], v: &T) -> Result<(), StorageError<NodeId>> {
+    /// Stores `v` under `key`, synced to disk when `sync`.
+    fn put_meta<T: serde::Serialize>(
+        &self,
+        key: &[u8],
+        v: &T,
+        sync: bool,
+    ) -> Result<(), StorageError<NodeId>> {
         let h = cf(&self.db, CF_RAFT).map_err(write_err)?;
         let mut batch = WriteBatch::default();
         batch.put_cf(h, key, postcard::to_allocvec(v).map_err(write_err)?);
-        write(&self.db, batch, true).map_err(write_err)
+        write(&self.db, batch, sync).map_err(write_err)
     }
 
     fn last_entry(&self) -> Result<Option<Entry<TypeConfig>>, StorageError<NodeId>> {
@@ -135,7 +141,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.put_meta(KEY_VOTE, vote)
+        self.put_meta(KEY_VOTE, vote, true)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
@@ -146,7 +152,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError<NodeId>> {
-        self.put_meta(KEY_COMMITTED, &committed)
+        // Not synced: it shares the WAL with the log, so the next synced
+        // append makes it durable, and a value lost in a crash is at most
+        // one entry behind. A restarted node re-applies from its log what
+        // it committed; linearizable reads wait for its own term's first
+        // commit, which re-commits everything before it.
+        self.put_meta(KEY_COMMITTED, &committed, false)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
@@ -191,7 +202,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.put_meta(KEY_PURGED, &log_id)?;
+        self.put_meta(KEY_PURGED, &log_id, true)?;
         let h = cf(&self.db, CF_LOG).map_err(write_err)?;
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(h, index_key(0), index_key(log_id.index + 1));

@@ -61,6 +61,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         ),
         ("ring", MetaRequest::GetRing),
+        (
+            "write_inline",
+            MetaRequest::WriteInline {
+                ino: InodeId(9),
+                parts: vec![(0, b"tiny".to_vec()), (100, vec![7; 16])],
+            },
+        ),
+        (
+            "read_dir_plus",
+            MetaRequest::ReadDirPlus {
+                ino: InodeId::ROOT,
+                after: Some("f00010".into()),
+                limit: 1024,
+            },
+        ),
     ];
     for (name, req) in metas {
         let call = MetaCall {
