@@ -13,6 +13,13 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Worker threads of this process's async runtime (default: one per
+    /// core). `cairn dev` gives each server and its mount an even share of
+    /// the cores, as processes sharing a small machine run faster with
+    /// fewer threads each.
+    #[arg(long, global = true, env = "CAIRN_THREADS", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }
 
 /// How a client command finds its cluster.

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod net;
 pub mod path;
 pub mod ring;
+pub mod runtime;
 pub mod status;
 pub mod tls;
 pub mod trace;

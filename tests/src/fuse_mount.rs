@@ -25,8 +25,22 @@ pub struct FuseMount {
 }
 
 impl FuseMount {
-    /// Mounts `cluster` with extra `cairn mount` options.
+    /// Mounts `cluster` with extra `cairn mount` options. Unless they say
+    /// otherwise, the mount gets the runtime threads `cairn dev` gives each
+    /// of the cluster's servers (it shares their machine).
     pub fn start(cluster: &DevCluster, opts: &[&str]) -> anyhow::Result<Self> {
+        let processes = cluster.meta_names().len() + cluster.chunkserver_names().len() + 1;
+        let threads = cairn_proto::runtime::threads_per_process(
+            cairn_proto::runtime::available_cores(),
+            processes,
+        )
+        .to_string();
+        let default_threads = ["--threads", threads.as_str()];
+        let threads_opt: &[&str] = if opts.contains(&"--threads") {
+            &[]
+        } else {
+            &default_threads
+        };
         let dir = tempfile::Builder::new().prefix("cairn-mnt-").tempdir()?;
         let mountpoint = dir.path().join("mnt");
         std::fs::create_dir(&mountpoint)?;
@@ -37,6 +51,7 @@ impl FuseMount {
             .arg("mount")
             .arg(cluster.client_config())
             .arg(&mountpoint)
+            .args(threads_opt)
             .args(opts)
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use cairn_client::{Client, ClientConfig};
+use cairn_proto::runtime::{available_cores, threads_per_process};
 use tokio::process::{Child, Command};
 
 use crate::cluster_files::{self, config_path, DevLayout};
@@ -30,6 +31,7 @@ pub async fn run(
     meta: u16,
     chunkservers: u16,
     mount: Option<PathBuf>,
+    threads: Option<u16>,
 ) -> anyhow::Result<()> {
     // First, so that a signal during start-up stops the servers cleanly.
     let mut termination = Termination::install()?;
@@ -54,10 +56,15 @@ pub async fn run(
     fs::create_dir_all(dir.join("logs"))?;
     write_pid(&pids.join("dev.pid"), std::process::id())?;
 
+    // Every server and a mount share this machine's cores.
+    let threads = threads.map_or_else(
+        || threads_per_process(available_cores(), layout.servers().count() + 1),
+        usize::from,
+    );
     let mut running = Vec::new();
     let healthy = tokio::select! {
         r = async {
-            start_all(&dir, &layout, &mut running).await?;
+            start_all(&dir, &layout, threads, &mut running).await?;
             wait_healthy(&dir, &layout, &mut running).await
         } => r,
         _ = termination.wait() => Err(anyhow::anyhow!("interrupted during start-up")),
@@ -72,7 +79,7 @@ pub async fn run(
     let mut mounted = Vec::new();
     if let Some(mp) = &mount {
         let started = tokio::select! {
-            r = start_mount(&dir, mp) => r,
+            r = start_mount(&dir, mp, threads) => r,
             _ = termination.wait() => Err(anyhow::anyhow!("interrupted during start-up")),
         };
         match started {
@@ -83,7 +90,7 @@ pub async fn run(
             }
         }
     }
-    print_summary(&dir, &layout, mount.as_deref());
+    print_summary(&dir, &layout, mount.as_deref(), threads);
 
     let outcome = supervise(&mut running, &mut termination).await;
     eprintln!("cairn dev: stopping");
@@ -95,7 +102,7 @@ pub async fn run(
 
 /// Mounts the cluster at `mp` with a `cairn mount` child process and waits
 /// until the mount is there.
-async fn start_mount(dir: &Path, mp: &Path) -> anyhow::Result<Running> {
+async fn start_mount(dir: &Path, mp: &Path, threads: usize) -> anyhow::Result<Running> {
     fs::create_dir_all(mp).with_context(|| format!("creating {}", mp.display()))?;
     let mp = mp
         .canonicalize()
@@ -109,6 +116,8 @@ async fn start_mount(dir: &Path, mp: &Path) -> anyhow::Result<Running> {
         .with_context(|| format!("opening {}", log_path.display()))?;
     let mut child = Command::new(&exe)
         .arg("mount")
+        .arg("--threads")
+        .arg(threads.to_string())
         .arg(dir)
         .arg(&mp)
         .stdin(Stdio::null())
@@ -144,6 +153,7 @@ async fn start_mount(dir: &Path, mp: &Path) -> anyhow::Result<Running> {
 async fn start_all(
     dir: &Path,
     layout: &DevLayout,
+    threads: usize,
     running: &mut Vec<Running>,
 ) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the cairn binary")?;
@@ -156,6 +166,8 @@ async fn start_all(
             .with_context(|| format!("opening {}", log_path.display()))?;
         let child = Command::new(&exe)
             .arg(if is_meta { "meta" } else { "chunkserver" })
+            .arg("--threads")
+            .arg(threads.to_string())
             .arg("--config")
             .arg(config_path(dir, &server.name))
             .stdin(Stdio::null())
@@ -305,8 +317,11 @@ fn refuse_if_running(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_summary(dir: &Path, layout: &DevLayout, mount: Option<&Path>) {
-    println!("Cairn dev cluster is up ({}).", dir.display());
+fn print_summary(dir: &Path, layout: &DevLayout, mount: Option<&Path>, threads: usize) {
+    println!(
+        "Cairn dev cluster is up ({}); {threads} runtime thread(s) per process (--threads).",
+        dir.display()
+    );
     let metrics = |s: &crate::cluster_files::DevServer| {
         s.metrics
             .map(|a| format!(", metrics http://{a}/metrics"))

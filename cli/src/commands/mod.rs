@@ -70,7 +70,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             chunkservers,
             meta,
             mount,
-        } => dev::run(data_dir, meta, chunkservers, mount).await,
+        } => dev::run(data_dir, meta, chunkservers, mount, cli.threads).await,
         Command::Mount {
             cluster,
             mountpoint,
