@@ -17,7 +17,7 @@ use cairn_proto::RpcError;
 use crate::command::{Command, CommandResult};
 use crate::kv::{Cf, KvError, KvRead, Txn};
 use crate::namespace;
-use crate::schema::{InodeAttrV1, INODE_V2, RECORD_V1};
+use crate::schema::{decode, encode, InodeAttrV1, INODE_V2, RECORD_V1};
 
 /// Most expired records dropped per command (bounds the work of one apply;
 /// expiry keeps up since each command writes one record).
@@ -88,22 +88,70 @@ fn decode_result(bytes: &[u8]) -> Result<CommandResult, KvError> {
     }
 }
 
+/// Key of the [`ExpiryCursor`] in [`Cf::Sessions`] (outside the `r` and
+/// `t` ranges).
+const CURSOR_KEY: &[u8] = b"c";
+
+/// Where expiry stopped. Index keys are deleted in key order, so the next
+/// scan starts past them instead of walking their deletion markers again:
+/// RocksDB keeps those until a compaction, and a busy cluster would
+/// otherwise pay for every expired record on every write. Once per
+/// retention period the scan starts from the beginning again, so a record
+/// stamped behind the cursor (a new leader's clock behind the old one's)
+/// still expires. Replicated like the records, so every replica deletes
+/// the same ones.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct ExpiryCursor {
+    /// The next scan starts here (empty: at the beginning).
+    from: Vec<u8>,
+    /// When the next scan starts at the beginning again.
+    rescan_at_ns: i64,
+}
+
 /// Drops records written more than the retention period before `now_ns`.
 fn expire<R: KvRead>(t: &mut Txn<'_, R>, now_ns: i64) -> Result<(), KvError> {
-    let cutoff =
-        now_ns.saturating_sub((SESSION_RETENTION_SECS as i64).saturating_mul(1_000_000_000));
+    let retention = (SESSION_RETENTION_SECS as i64).saturating_mul(1_000_000_000);
+    let cutoff = now_ns.saturating_sub(retention);
     let end = {
         let mut k = vec![b't'];
         k.extend_from_slice(&(cutoff.max(0) as u64).to_be_bytes());
         k
     };
-    for (k, _) in t.scan(Cf::Sessions, b"t", &end, EXPIRE_PER_APPLY)? {
+    let mut cursor: ExpiryCursor = match t.get(Cf::Sessions, CURSOR_KEY)? {
+        Some(b) => decode(&b)?,
+        None => ExpiryCursor::default(),
+    };
+    let mut moved = false;
+    if cursor.from.is_empty() || now_ns >= cursor.rescan_at_ns {
+        cursor.from = b"t".to_vec();
+        cursor.rescan_at_ns = now_ns.saturating_add(retention);
+        moved = true;
+    }
+    let rows = t.scan(Cf::Sessions, &cursor.from, &end, EXPIRE_PER_APPLY)?;
+    for (k, _) in &rows {
         if k.len() == 25 {
             let mut r = vec![b'r'];
             r.extend_from_slice(&k[9..]);
             t.delete(Cf::Sessions, r);
         }
-        t.delete(Cf::Sessions, k);
+        t.delete(Cf::Sessions, k.clone());
+    }
+    let next = match rows.last() {
+        // A full batch: more may wait right after the last one.
+        Some((last, _)) if rows.len() == EXPIRE_PER_APPLY => {
+            let mut k = last.clone();
+            k.push(0); // strictly after it
+            k
+        }
+        // Everything before the cutoff is gone now.
+        _ => end,
+    };
+    if next > cursor.from {
+        cursor.from = next;
+        moved = true;
+    }
+    if moved {
+        t.put(Cf::Sessions, CURSOR_KEY.to_vec(), encode(&cursor));
     }
     Ok(())
 }
@@ -180,9 +228,36 @@ mod tests {
         let later = sec + (SESSION_RETENTION_SECS as i64 + 1) * sec;
         // The old record is gone: the same session is a new write now.
         assert!(run(&mut kv, &once(1, 1, later, mkdir("a"))).is_err());
-        let left = kv.scan(Cf::Sessions, b"", &[0xff], usize::MAX).unwrap();
+        let left = kv.scan(Cf::Sessions, b"r", &[0xff], usize::MAX).unwrap();
         // Only the new (refused) record and its index entry remain.
         assert_eq!(left.len(), 2);
+    }
+
+    #[test]
+    fn expiry_goes_on_past_its_cursor_and_catches_records_stamped_behind_it() {
+        let mut kv = MemKv::default();
+        let sec = 1_000_000_000i64;
+        let retention = SESSION_RETENTION_SECS as i64 * sec;
+        let records = |kv: &MemKv| kv.scan(Cf::Sessions, b"t", b"u", usize::MAX).unwrap().len();
+        // More records than one apply expires, all at once.
+        let n = 3 * EXPIRE_PER_APPLY as u64;
+        for seq in 0..n {
+            assert!(run(&mut kv, &once(1, seq, sec, mkdir(&format!("d{seq}")))).is_ok());
+        }
+        // Later writes expire them a bounded number at a time, each apply
+        // starting where the last one stopped.
+        let later = sec + retention + sec;
+        for seq in 0..3 {
+            assert!(run(&mut kv, &once(2, seq, later, mkdir(&format!("e{seq}")))).is_ok());
+        }
+        assert_eq!(records(&kv), 3, "only the three new records are left");
+        // A record stamped behind the cursor (a leader whose clock lags)...
+        assert!(run(&mut kv, &once(3, 0, sec, mkdir("late"))).is_ok());
+        assert_eq!(records(&kv), 4);
+        // ...still expires once expiry scans from the start again.
+        let much_later = later + retention + sec;
+        assert!(run(&mut kv, &once(4, 0, much_later, mkdir("f"))).is_ok());
+        assert_eq!(records(&kv), 1, "everything but the newest expired");
     }
 
     #[test]
