@@ -1,8 +1,9 @@
 //! One file open in this mount (shared by every handle on it): the write
-//! buffer, the size as this mount sees it, and the committed extents that
-//! reads fill from. Close-to-open: writes stay here until `flush` (close)
-//! or `fsync`, which store the dirty ranges as new chunks and commit them as
-//! extents keyed by offset — a random write replaces only what it covers.
+//! buffer, the size as this mount sees it, and the committed content
+//! (inline bytes or extents) that reads fill from. Close-to-open: writes
+//! stay here until `flush` (close) or `fsync`, which store the dirty ranges
+//! (inline in metadata for a tiny file, else as new chunks committed as
+//! extents keyed by offset — a random write replaces only what it covers).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -52,12 +53,12 @@ struct FileState {
     /// Size as this mount sees it (committed size, grown by buffered
     /// writes, cut by truncates).
     size: u64,
-    /// The inode version `size` and `extents` reflect.
+    /// The inode version `size` and `content` reflect.
     version: u64,
     /// Committed content: inline bytes or extents (`None`: fetch before
     /// the next read).
-    extents: Option<Arc<FileContent>>,
-    /// Bumped when a commit changes what `extents` should be.
+    content: Option<Arc<FileContent>>,
+    /// Bumped when a commit changes what `content` should be.
     generation: u64,
     /// Where the last read ended (sequential reads trigger read-ahead).
     last_read_end: u64,
@@ -74,7 +75,7 @@ impl OpenFile {
                 inflight: None,
                 size: attr.size,
                 version: attr.version,
-                extents: None,
+                content: None,
                 generation: 0,
                 last_read_end: 0,
                 sequential_run: 0,
@@ -96,7 +97,7 @@ impl OpenFile {
         // Newer than what this mount knows (another client committed):
         // its size and extents win, unless writes here are pending.
         if st.dirty.is_empty() && st.inflight.is_none() && attr.version > st.version {
-            st.extents = None;
+            st.content = None;
             st.generation += 1;
             st.size = attr.size;
             st.version = attr.version;
@@ -174,7 +175,7 @@ impl OpenFile {
         st.inflight = None;
         match written {
             Ok(attr) => {
-                st.extents = None;
+                st.content = None;
                 st.generation += 1;
                 st.size = st.size.max(attr.size);
                 st.version = st.version.max(attr.version);
@@ -218,7 +219,7 @@ impl OpenFile {
             .fetch_sub(before - st.dirty.bytes(), Ordering::Relaxed);
         st.size = size;
         st.version = st.version.max(attr.version);
-        st.extents = None;
+        st.content = None;
         st.generation += 1;
         Ok(attr)
     }
@@ -228,7 +229,7 @@ impl OpenFile {
     /// buffered. Holes read as zeros.
     pub async fn read(&self, io: &FileIo, offset: u64, len: u32) -> Result<Vec<u8>, Errno> {
         for _ in 0..READ_TRIES {
-            let (mut out, extents, generation, sequential) = {
+            let (mut out, content, generation, sequential) = {
                 let mut st = self.state.lock().await;
                 if offset >= st.size {
                     return Ok(Vec::new());
@@ -250,13 +251,13 @@ impl OpenFile {
                     st.dirty.overlay(offset, &mut out);
                     return Ok(out);
                 }
-                let content = match &st.extents {
+                let content = match &st.content {
                     Some(c) => c.clone(),
                     None => {
                         let (content, _) =
                             io.client.content(self.ino).await.map_err(|e| errno(&e))?;
                         let content = Arc::new(content);
-                        st.extents = Some(content.clone());
+                        st.content = Some(content.clone());
                         content
                     }
                 };
@@ -277,7 +278,7 @@ impl OpenFile {
                 }
                 (out, content, st.generation, sequential)
             };
-            fill_from_extents(io, &extents.extents, offset, &mut out, sequential).await?;
+            fill_from_extents(io, &content.extents, offset, &mut out, sequential).await?;
             let st = self.state.lock().await;
             if st.generation != generation {
                 continue; // a commit landed meanwhile: read again
