@@ -13,8 +13,8 @@ use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
 use crate::command::Command;
 use crate::kv::{Cf, KvError, KvRead, Txn};
 use crate::schema::{
-    chunk_key, decode, dentry_key, dentry_range, encode, encode_inode, extent_key, extent_range,
-    inode_key, meta_keys, ChunkRecord, Counters, DentryRecord, ExtentRecord, ServerRecord,
+    chunk_key, decode, dentry_key, dentry_range, encode, encode_inode, extent_range, inode_key,
+    meta_keys, ChunkRecord, Counters, DentryRecord, ExtentRecord, ServerRecord,
 };
 
 /// Most extents one file may have in one commit.
@@ -170,7 +170,7 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
             size,
             owner,
             now_ns,
-        } => commit_file(t, *parent, name, extents, *size, *owner, *now_ns).map(Some),
+        } => commit_file::commit_file(t, *parent, name, extents, *size, *owner, *now_ns).map(Some),
         Command::RegisterChunkServer {
             id,
             addr,
@@ -546,61 +546,8 @@ fn create_node<R: KvRead>(
     Ok(attr)
 }
 
-fn commit_file<R: KvRead>(
-    t: &mut Txn<'_, R>,
-    parent: InodeId,
-    name: &str,
-    extents: &[Extent],
-    size: u64,
-    owner: Owner,
-    now_ns: i64,
-) -> Result<InodeAttr, NsError> {
-    validate_name(name)?;
-    validate_extents(extents, size)?;
-    get_dir(t, parent)?;
-    let attr = match get_dentry(t, parent, name)? {
-        Some(d) if d.kind == FileKind::Dir => {
-            return refuse(ErrorCode::IsADirectory, format!("{name:?} is a directory"))
-        }
-        Some(d) if d.kind != FileKind::File => {
-            return refuse(
-                ErrorCode::InvalidRequest,
-                format!("{name:?} is not a regular file"),
-            )
-        }
-        Some(d) => {
-            // Replace the contents in place: same inode, new extents.
-            let mut attr = get_attr(t, d.ino)?;
-            clear_content(t, d.ino, now_ns)?;
-            attr.size = size;
-            attr.mtime_ns = now_ns;
-            attr.ctime_ns = now_ns;
-            attr.version += 1;
-            attr
-        }
-        None => {
-            let mut attr = new_inode(t, parent, name, owner, FileKind::File, now_ns)?;
-            attr.size = size;
-            attr
-        }
-    };
-    for e in extents {
-        incref(t, &e.chunk)?;
-        t.put(
-            Cf::Extents,
-            extent_key(attr.ino, e.offset),
-            encode(&ExtentRecord {
-                len: e.len,
-                chunk: e.chunk,
-                chunk_offset: e.chunk_offset,
-            }),
-        );
-    }
-    put_inode(t, &attr);
-    Ok(attr)
-}
-
 mod attrs;
+mod commit_file;
 mod inline;
 mod links;
 mod partial_write;

@@ -17,6 +17,7 @@ pub mod error;
 pub mod frame;
 pub mod gc_rule;
 pub mod ids;
+pub mod inode;
 pub mod leader;
 pub mod meta_rpc;
 #[cfg(feature = "metrics")]
