@@ -2,6 +2,7 @@
 //! into chunks when a chunk write covers them.
 
 use super::*;
+use crate::command::CommandResult;
 use cairn_proto::meta_rpc::MAX_INLINE;
 
 impl Ns {
@@ -14,39 +15,14 @@ impl Ns {
         })
     }
 
-    fn new_file(&mut self, name: &str) -> InodeId {
-        let now_ns = self.now;
-        self.run(Command::CreateFile {
-            parent: InodeId::ROOT,
-            name: name.into(),
-            owner: OWNER,
-            now_ns,
-        })
-        .unwrap()
-        .unwrap()
-        .ino
-    }
-
     fn inline(&self, ino: InodeId) -> Option<Vec<u8>> {
         content(&self.kv, ino, 0, 100).unwrap().0
     }
 
-    fn extent_at(&mut self, ino: InodeId, offset: u64, len: u64, tag: u8) -> CommandResult {
-        let now_ns = self.now;
-        self.run(Command::WriteExtents {
-            ino,
-            extents: vec![Extent {
-                offset,
-                len,
-                chunk: ChunkId::of(&[tag]),
-                chunk_offset: 0,
-            }],
-            now_ns,
-        })
+    fn new_file(&mut self, name: &str) -> InodeId {
+        self.create(InodeId::ROOT, name).unwrap().unwrap().ino
     }
 }
-
-use crate::command::CommandResult;
 
 fn code(r: CommandResult) -> ErrorCode {
     r.expect_err("refused").code
@@ -87,7 +63,7 @@ fn too_big_or_chunked_files_are_refused_and_unchanged() {
     assert_eq!(ns.inline(ino).unwrap(), b"abc".to_vec());
 
     let chunked = ns.new_file("g");
-    ns.extent_at(chunked, 0, 10, 7).unwrap();
+    ns.write_extent(chunked, 0, 10, 7).unwrap();
     assert_eq!(
         code(ns.write_inline(chunked, &[(0, b"x")])),
         ErrorCode::NotInline
@@ -105,11 +81,11 @@ fn a_chunk_write_must_cover_the_inline_bytes_and_then_replaces_them() {
     let ino = ns.new_file("f");
     ns.write_inline(ino, &[(0, b"0123456789")]).unwrap();
     // Leaves bytes 0..4 inline-only: refused, nothing changes.
-    assert_eq!(code(ns.extent_at(ino, 4, 100, 1)), ErrorCode::InlineData);
+    assert_eq!(code(ns.write_extent(ino, 4, 100, 1)), ErrorCode::InlineData);
     assert_eq!(ns.inline(ino).unwrap().len(), 10);
     assert!(!chunks_exist(&ns.kv, &[ChunkId::of(&[1])]).unwrap()[0]);
     // Covers them: the chunk holds the file now.
-    let a = ns.extent_at(ino, 0, 100, 2).unwrap().unwrap();
+    let a = ns.write_extent(ino, 0, 100, 2).unwrap().unwrap();
     assert_eq!(a.size, 100);
     let (inline, ext, _, _) = content(&ns.kv, ino, 0, 10).unwrap();
     assert_eq!((inline, ext.len()), (None, 1));

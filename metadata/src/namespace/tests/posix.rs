@@ -5,7 +5,7 @@ use cairn_proto::meta_rpc::{RenameMode, XattrMode};
 use proptest::prelude::*;
 
 impl Ns {
-    fn create(&mut self, parent: InodeId, name: &str) -> crate::command::CommandResult {
+    pub(super) fn create(&mut self, parent: InodeId, name: &str) -> crate::command::CommandResult {
         let now_ns = self.now;
         self.run(Command::CreateFile {
             parent,
@@ -16,7 +16,13 @@ impl Ns {
     }
 
     /// Writes `len` bytes at `offset` from a chunk named by `tag`.
-    fn write(&mut self, ino: InodeId, offset: u64, len: u64, tag: u8) -> InodeAttr {
+    pub(super) fn write_extent(
+        &mut self,
+        ino: InodeId,
+        offset: u64,
+        len: u64,
+        tag: u8,
+    ) -> crate::command::CommandResult {
         let now_ns = self.now;
         self.run(Command::WriteExtents {
             ino,
@@ -28,8 +34,11 @@ impl Ns {
             }],
             now_ns,
         })
-        .unwrap()
-        .unwrap()
+    }
+
+    /// As [`Ns::write_extent`], which must succeed.
+    fn write(&mut self, ino: InodeId, offset: u64, len: u64, tag: u8) -> InodeAttr {
+        self.write_extent(ino, offset, len, tag).unwrap().unwrap()
     }
 
     /// The file's bytes as tags: each byte is the tag of the chunk it comes
