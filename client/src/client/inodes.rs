@@ -324,20 +324,22 @@ impl Client {
                     done => return done,
                 }
             }
+            match self.write_parts_traced(ino, parts).await {
+                Err(ClientError::Rpc(e)) if e.code == ErrorCode::InlineData => {}
+                done => return done,
+            }
+            // The file keeps bytes inline that these parts do not cover:
+            // store them along, under the parts (again if another client
+            // rewrote them meanwhile).
             for _ in 0..INLINE_MOVE_TRIES {
-                match self.write_parts_traced(ino, parts).await {
+                let (content, _) = self.content(ino).await?;
+                let merged = match content.inline {
+                    Some(inline) => under_parts(&inline, parts),
+                    None => parts.to_vec(),
+                };
+                match self.write_parts_traced(ino, &merged).await {
                     Err(ClientError::Rpc(e)) if e.code == ErrorCode::InlineData => {}
                     done => return done,
-                }
-                // The file keeps bytes inline that these parts do not
-                // cover: store them along, under the parts.
-                let (content, _) = self.content(ino).await?;
-                if let Some(inline) = content.inline {
-                    let merged = under_parts(&inline, parts);
-                    match self.write_parts_traced(ino, &merged).await {
-                        Err(ClientError::Rpc(e)) if e.code == ErrorCode::InlineData => {}
-                        done => return done,
-                    }
                 }
             }
             Err(ClientError::Changed { ino: ino.0 })

@@ -24,10 +24,6 @@ impl Ns {
     }
 }
 
-fn code(r: CommandResult) -> ErrorCode {
-    r.expect_err("refused").code
-}
-
 #[test]
 fn parts_land_in_the_inline_bytes_with_zeros_between() {
     let mut ns = Ns::new();
@@ -53,11 +49,11 @@ fn too_big_or_chunked_files_are_refused_and_unchanged() {
     ns.write_inline(ino, &[(0, b"abc")]).unwrap();
     let big = vec![1u8; MAX_INLINE as usize];
     assert_eq!(
-        code(ns.write_inline(ino, &[(1, &big)])),
+        Ns::code(ns.write_inline(ino, &[(1, &big)])),
         ErrorCode::NotInline
     );
     assert_eq!(
-        code(ns.write_inline(ino, &[(u64::MAX, b"x")])),
+        Ns::code(ns.write_inline(ino, &[(u64::MAX, b"x")])),
         ErrorCode::NotInline
     );
     assert_eq!(ns.inline(ino).unwrap(), b"abc".to_vec());
@@ -65,12 +61,12 @@ fn too_big_or_chunked_files_are_refused_and_unchanged() {
     let chunked = ns.new_file("g");
     ns.write_extent(chunked, 0, 10, 7).unwrap();
     assert_eq!(
-        code(ns.write_inline(chunked, &[(0, b"x")])),
+        Ns::code(ns.write_inline(chunked, &[(0, b"x")])),
         ErrorCode::NotInline
     );
     let dir = ns.mkdir(InodeId::ROOT, "d").unwrap().unwrap().ino;
     assert_eq!(
-        code(ns.write_inline(dir, &[(0, b"x")])),
+        Ns::code(ns.write_inline(dir, &[(0, b"x")])),
         ErrorCode::IsADirectory
     );
 }
@@ -81,7 +77,10 @@ fn a_chunk_write_must_cover_the_inline_bytes_and_then_replaces_them() {
     let ino = ns.new_file("f");
     ns.write_inline(ino, &[(0, b"0123456789")]).unwrap();
     // Leaves bytes 0..4 inline-only: refused, nothing changes.
-    assert_eq!(code(ns.write_extent(ino, 4, 100, 1)), ErrorCode::InlineData);
+    assert_eq!(
+        Ns::code(ns.write_extent(ino, 4, 100, 1)),
+        ErrorCode::InlineData
+    );
     assert_eq!(ns.inline(ino).unwrap().len(), 10);
     assert!(!chunks_exist(&ns.kv, &[ChunkId::of(&[1])]).unwrap()[0]);
     // Covers them: the chunk holds the file now.
@@ -116,7 +115,7 @@ fn truncation_cuts_inline_bytes_and_growth_reads_as_zeros() {
     assert_eq!(ns.inline(ino).unwrap(), b"ab".to_vec());
     // Past MAX_INLINE now: more inline bytes are refused.
     assert_eq!(
-        code(ns.write_inline(ino, &[(0, b"x")])),
+        Ns::code(ns.write_inline(ino, &[(0, b"x")])),
         ErrorCode::NotInline
     );
     set_size(&mut ns, 0);
