@@ -10,7 +10,6 @@
 //! Memory stays bounded by the concurrency settings, whatever the file size.
 
 use std::os::unix::fs::MetadataExt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,8 +32,11 @@ use crate::placement::RingCache;
 
 mod gc;
 mod inodes;
+mod own_changes;
 pub use gc::ServerGc;
 pub use inodes::FileContent;
+pub use own_changes::NameWatch;
+use own_changes::OwnChanges;
 mod read;
 mod write;
 
@@ -88,9 +90,8 @@ struct Inner {
     /// not cost every chunk a fetch.
     ring_refresh: tokio::sync::Mutex<Option<Instant>>,
     suspects: Suspects,
-    /// Namespace changes this client has sent (counted before and after
-    /// each), so a cache of what it read can tell it may be out of date.
-    mutations: AtomicU64,
+    /// What this client knows of its own changes to the namespace.
+    changes: OwnChanges,
     config: ClientConfig,
     uid: u32,
     gid: u32,
@@ -137,7 +138,7 @@ impl Client {
                 ring: RingCache::default(),
                 ring_refresh: tokio::sync::Mutex::new(None),
                 suspects: Suspects::default(),
-                mutations: AtomicU64::new(0),
+                changes: OwnChanges::default(),
                 config,
                 uid,
                 gid,
@@ -151,19 +152,9 @@ impl Client {
         if req.is_read_only() {
             return Ok(self.inner.meta.call(&req).await?);
         }
-        // Counted on both sides: a read that overlaps the change in any
-        // way sees the count move.
-        self.inner.mutations.fetch_add(1, Ordering::SeqCst);
+        let sent = self.inner.changes.sending(&req);
         let r = self.inner.meta.call(&req).await;
-        self.inner.mutations.fetch_add(1, Ordering::SeqCst);
-        Ok(r?)
-    }
-
-    /// A count that moves whenever this client sends a change to the
-    /// namespace (and again when it is answered). Anything read while the
-    /// count stayed put reflects every change this client made.
-    pub fn mutation_epoch(&self) -> u64 {
-        self.inner.mutations.load(Ordering::SeqCst)
+        Ok(self.inner.changes.answered(&req, sent, r)?)
     }
 
     async fn attr_of(&self, req: MetaRequest) -> Result<InodeAttr, ClientError> {

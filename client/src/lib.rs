@@ -10,10 +10,11 @@ pub mod chunk_io;
 pub mod chunker;
 pub mod client;
 pub mod config;
+pub mod dir_attrs;
 pub mod error;
 pub mod inline;
 pub mod placement;
 
-pub use client::{Client, EntryInfo, FileContent, ServerGc};
+pub use client::{Client, EntryInfo, FileContent, NameWatch, ServerGc};
 pub use config::ClientConfig;
 pub use error::ClientError;

@@ -46,7 +46,7 @@ pub(crate) struct Shared {
     attr_ttl: Duration,
     entry_ttl: Duration,
     /// Directory listings fetched ahead of lookups.
-    lookups: LookupCache,
+    lookups: Arc<LookupCache>,
     files: Mutex<OpenFiles>,
     dirs: Mutex<HashMap<u64, Arc<Vec<DirItem>>>>,
     next_fh: AtomicU64,
@@ -334,13 +334,18 @@ impl CairnFs {
         attr_ttl: Duration,
         entry_ttl: Duration,
     ) -> Self {
+        let lookups = Arc::new(LookupCache::new(entry_ttl));
+        let watcher = lookups.clone();
+        io.client.watch_names(Box::new(move |c, applied| {
+            watcher.names_changed(c, applied)
+        }));
         CairnFs {
             shared: Arc::new(Shared {
                 io,
                 rt,
                 attr_ttl,
                 entry_ttl,
-                lookups: LookupCache::new(entry_ttl),
+                lookups,
                 files: Mutex::default(),
                 dirs: Mutex::default(),
                 next_fh: AtomicU64::new(1),
@@ -436,6 +441,13 @@ impl Filesystem for CairnFs {
     }
 
     fn getattr(&self, _req: &Request, i: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        // After this mount adds or removes a name, the kernel asks for the
+        // directory's attributes again; metadata answered them with the
+        // change.
+        let s = &self.shared;
+        if let Some((a, ttl)) = s.io.client.changed_dir_attr(ino(i), s.attr_ttl) {
+            return reply.attr(&ttl, &to_file_attr(&a, a.size));
+        }
         self.run(|s| async move {
             match s.io.client.get_attr(ino(i)).await {
                 Ok(a) => {

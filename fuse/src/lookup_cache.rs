@@ -8,21 +8,32 @@
 //! The answers are exactly as fresh as the kernel's own entry cache would
 //! make them: a listing serves lookups for the entry TTL after it was
 //! asked for, and the kernel is told to keep each answer only for what is
-//! left of that. Any change this mount sends to the namespace (see
-//! `Client::mutation_epoch`) drops every listing, including one being
-//! fetched while the change was in flight, so the mount always sees its
-//! own changes. Pure bookkeeping: the caller fetches and passes the time.
+//! left of that. The mount always sees its own changes:
+//!
+//! * the names each of its changes adds and removes are applied to the
+//!   listing (see `Client::watch_names`), so a listing still says which
+//!   names are absent: a program creating files one after another has
+//!   its "is the name free?" lookups answered here;
+//! * after any change it sends (see `Client::mutation_epoch`) the
+//!   attributes in the listings are no longer trusted: those names are
+//!   looked up again;
+//! * a listing fetched while a change was in flight is not kept, and a
+//!   change that failed (its outcome unknown) drops its directories'
+//!   listings.
+//!
+//! Pure bookkeeping: the caller fetches and passes the time.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cairn_client::{Client, ClientError};
+use cairn_proto::dir_changes::NameChange;
 use cairn_proto::meta_rpc::{DirEntryPlus, InodeAttr};
 use cairn_proto::{ErrorCode, InodeId, RpcError};
 
-/// Lookups sent to metadata in one directory (within one TTL, no change
-/// in between) before the directory is fetched whole.
+/// Lookups sent to metadata in one directory within one TTL before the
+/// directory is fetched whole.
 pub const FETCH_AFTER: u32 = 4;
 /// Largest listing kept; a bigger directory is listed this far only, and
 /// names past it are looked up one by one.
@@ -47,16 +58,17 @@ pub enum Cached {
 
 struct Listing {
     asked_at: Instant,
+    /// The mutation epoch the attributes are good for.
     epoch: u64,
     complete: bool,
-    entries: HashMap<String, InodeAttr>,
+    /// `None`: added by this mount since; its attributes are not known.
+    entries: HashMap<String, Option<InodeAttr>>,
 }
 
 #[derive(Default)]
 struct Misses {
     count: u32,
     since: Option<Instant>,
-    epoch: u64,
     fetching: bool,
     /// No fetch before this (the last listing was incomplete).
     not_before: Option<Instant>,
@@ -95,12 +107,13 @@ impl LookupCache {
             return Cached::Unknown;
         };
         let age = now.saturating_duration_since(l.asked_at);
-        if l.epoch != epoch || age >= self.ttl {
+        if age >= self.ttl {
             st.dirs.remove(&dir);
             return Cached::Unknown;
         }
         match l.entries.get(name) {
-            Some(a) => Cached::Found(a.clone(), self.ttl - age),
+            Some(Some(a)) if l.epoch == epoch => Cached::Found(a.clone(), self.ttl - age),
+            Some(_) => Cached::Unknown,
             None if l.complete => Cached::Absent,
             None => Cached::Unknown,
         }
@@ -108,13 +121,23 @@ impl LookupCache {
 
     /// Records a lookup in `dir` that went to metadata; true when the
     /// caller should now fetch the whole directory (and then call
-    /// [`LookupCache::fill`] or [`LookupCache::fetch_failed`]).
-    pub fn should_fetch(&self, dir: InodeId, epoch: u64, now: Instant) -> bool {
+    /// [`LookupCache::fill`] or [`LookupCache::fetch_failed`]). A
+    /// directory is fetched at most once per TTL: while this mount keeps
+    /// changing things, its listing still answers for absent names, and
+    /// fetching it again would not make its attributes trusted for long.
+    pub fn should_fetch(&self, dir: InodeId, now: Instant) -> bool {
         if self.ttl.is_zero() {
             return false;
         }
         let ttl = self.ttl;
         let mut st = self.lock();
+        if st
+            .dirs
+            .get(&dir)
+            .is_some_and(|l| now.saturating_duration_since(l.asked_at) < ttl)
+        {
+            return false;
+        }
         if st.misses.len() > 4 * MAX_DIRS && !st.misses.contains_key(&dir) {
             // Forget directories that saw a lookup or two and no more.
             st.misses
@@ -127,10 +150,9 @@ impl LookupCache {
         let stale = m
             .since
             .is_none_or(|s| now.saturating_duration_since(s) >= ttl);
-        if stale || m.epoch != epoch {
+        if stale {
             m.count = 0;
             m.since = Some(now);
-            m.epoch = epoch;
         }
         m.count += 1;
         if m.count < FETCH_AFTER {
@@ -173,7 +195,10 @@ impl LookupCache {
                 st.dirs.remove(&oldest);
             }
         }
-        let entries = entries.into_iter().map(|e| (e.name, e.attr)).collect();
+        let entries = entries
+            .into_iter()
+            .map(|e| (e.name, Some(e.attr)))
+            .collect();
         st.dirs.insert(
             dir,
             Listing {
@@ -183,6 +208,31 @@ impl LookupCache {
                 entries,
             },
         );
+    }
+
+    /// Applies the names a change from this mount added and removed, once
+    /// it was answered; a change that failed may or may not have been
+    /// applied, so its directories' listings are dropped.
+    pub fn names_changed(&self, changes: &[NameChange], applied: bool) {
+        let mut st = self.lock();
+        for c in changes {
+            let (NameChange::Added { dir, name } | NameChange::Removed { dir, name }) = c;
+            if !applied {
+                st.dirs.remove(dir);
+                continue;
+            }
+            let Some(l) = st.dirs.get_mut(dir) else {
+                continue;
+            };
+            match c {
+                NameChange::Added { .. } => {
+                    l.entries.insert(name.clone(), None);
+                }
+                NameChange::Removed { .. } => {
+                    l.entries.remove(name);
+                }
+            }
+        }
     }
 
     /// The fetch [`LookupCache::should_fetch`] asked for failed; lookups
@@ -216,7 +266,7 @@ pub async fn lookup(
         Cached::Absent => return Err(absent()),
         Cached::Unknown => {}
     }
-    if cache.should_fetch(dir, epoch, asked_at) {
+    if cache.should_fetch(dir, asked_at) {
         match client.list_plus(dir, MAX_ENTRIES).await {
             Ok((entries, complete)) => {
                 let now = client.mutation_epoch();
@@ -268,9 +318,9 @@ mod tests {
     }
 
     /// Misses `dir` until the cache asks for a fetch; how many it took.
-    fn misses_until_fetch(c: &LookupCache, epoch: u64, now: Instant) -> u32 {
+    fn misses_until_fetch(c: &LookupCache, now: Instant) -> u32 {
         for i in 1..=FETCH_AFTER {
-            if c.should_fetch(DIR, epoch, now) {
+            if c.should_fetch(DIR, now) {
                 return i;
             }
         }
@@ -282,9 +332,9 @@ mod tests {
         let c = LookupCache::new(TTL);
         let t0 = Instant::now();
         assert_eq!(c.get(DIR, "a", 0, t0), Cached::Unknown);
-        assert_eq!(misses_until_fetch(&c, 0, t0), FETCH_AFTER);
+        assert_eq!(misses_until_fetch(&c, t0), FETCH_AFTER);
         // A second fetch is not asked for while one is out.
-        assert!(!c.should_fetch(DIR, 0, t0));
+        assert!(!c.should_fetch(DIR, t0));
         c.fill(DIR, vec![entry("a", 10), entry("b", 11)], true, t0, 0, 0);
         let later = t0 + Duration::from_millis(300);
         assert_eq!(
@@ -299,56 +349,82 @@ mod tests {
     fn expires_after_the_ttl_counted_from_the_request() {
         let c = LookupCache::new(TTL);
         let t0 = Instant::now();
-        misses_until_fetch(&c, 0, t0);
+        misses_until_fetch(&c, t0);
         c.fill(DIR, vec![entry("a", 10)], true, t0, 0, 0);
         assert_eq!(c.get(DIR, "a", 0, t0 + TTL), Cached::Unknown);
         assert_eq!(c.get(DIR, "zz", 0, t0 + TTL), Cached::Unknown);
     }
 
+    fn added(name: &str) -> NameChange {
+        NameChange::Added {
+            dir: DIR,
+            name: name.into(),
+        }
+    }
+
     #[test]
-    fn a_change_drops_listings_and_races_with_fetches() {
+    fn a_change_untrusts_attributes_and_races_with_fetches() {
         let c = LookupCache::new(TTL);
         let t0 = Instant::now();
-        misses_until_fetch(&c, 0, t0);
+        misses_until_fetch(&c, t0);
         c.fill(DIR, vec![entry("a", 10)], true, t0, 0, 0);
-        // This mount changed something: nothing cached is trusted.
+        // This mount changed something: attributes are looked up again,
+        // names still known absent are.
         assert_eq!(c.get(DIR, "a", 2, t0), Cached::Unknown);
-        assert_eq!(c.get(DIR, "zz", 2, t0), Cached::Unknown);
-        // A listing fetched while a change was in flight is not kept.
-        misses_until_fetch(&c, 2, t0);
-        c.fill(DIR, vec![entry("a", 10)], true, t0, 2, 3);
-        assert_eq!(c.get(DIR, "a", 3, t0), Cached::Unknown);
-        // Misses counted before a change do not carry over.
-        let c = LookupCache::new(TTL);
-        for _ in 1..FETCH_AFTER {
-            assert!(!c.should_fetch(DIR, 0, t0));
+        assert_eq!(c.get(DIR, "zz", 2, t0), Cached::Absent);
+        // The listing is not fetched again within its TTL.
+        for _ in 0..3 * FETCH_AFTER {
+            assert!(!c.should_fetch(DIR, t0));
         }
-        assert!(!c.should_fetch(DIR, 1, t0));
+        // A listing fetched while a change was in flight is not kept.
+        let t1 = t0 + TTL;
+        assert_eq!(c.get(DIR, "zz", 2, t1), Cached::Unknown);
+        misses_until_fetch(&c, t1);
+        c.fill(DIR, vec![entry("a", 10)], true, t1, 2, 3);
+        assert_eq!(c.get(DIR, "a", 3, t1), Cached::Unknown);
+        assert_eq!(c.get(DIR, "zz", 3, t1), Cached::Unknown);
+    }
+
+    #[test]
+    fn own_name_changes_are_applied_and_failures_drop_the_listing() {
+        let c = LookupCache::new(TTL);
+        let t0 = Instant::now();
+        misses_until_fetch(&c, t0);
+        c.fill(DIR, vec![entry("a", 10), entry("b", 11)], true, t0, 0, 0);
+        let removed = NameChange::Removed {
+            dir: DIR,
+            name: "a".into(),
+        };
+        c.names_changed(&[added("new"), removed], true);
+        assert_eq!(c.get(DIR, "new", 2, t0), Cached::Unknown);
+        assert_eq!(c.get(DIR, "a", 2, t0), Cached::Absent);
+        assert_eq!(c.get(DIR, "other", 2, t0), Cached::Absent);
+        // A change that failed may have happened: nothing is known.
+        c.names_changed(&[added("maybe")], false);
+        assert_eq!(c.get(DIR, "maybe", 4, t0), Cached::Unknown);
+        assert_eq!(c.get(DIR, "other", 4, t0), Cached::Unknown);
     }
 
     #[test]
     fn incomplete_listings_answer_only_what_they_hold() {
         let c = LookupCache::new(TTL);
         let t0 = Instant::now();
-        misses_until_fetch(&c, 0, t0);
+        misses_until_fetch(&c, t0);
         c.fill(DIR, vec![entry("a", 10)], false, t0, 0, 0);
         assert!(matches!(c.get(DIR, "a", 0, t0), Cached::Found(..)));
         assert_eq!(c.get(DIR, "b", 0, t0), Cached::Unknown);
         // And the directory is not fetched again right away.
         for _ in 0..3 * FETCH_AFTER {
-            assert!(!c.should_fetch(DIR, 0, t0 + TTL));
+            assert!(!c.should_fetch(DIR, t0 + TTL));
         }
-        assert_eq!(
-            misses_until_fetch(&c, 0, t0 + INCOMPLETE_BACKOFF),
-            FETCH_AFTER
-        );
+        assert_eq!(misses_until_fetch(&c, t0 + INCOMPLETE_BACKOFF), FETCH_AFTER);
     }
 
     #[test]
     fn zero_ttl_never_fetches_and_listings_are_bounded() {
         let off = LookupCache::new(Duration::ZERO);
         for _ in 0..10 {
-            assert!(!off.should_fetch(DIR, 0, Instant::now()));
+            assert!(!off.should_fetch(DIR, Instant::now()));
         }
         let c = LookupCache::new(TTL);
         let t0 = Instant::now();
@@ -357,8 +433,8 @@ mod tests {
         }
         assert!(c.lock().dirs.len() <= MAX_DIRS);
         // After a failed fetch the directory may be fetched again.
-        misses_until_fetch(&c, 0, t0);
+        misses_until_fetch(&c, t0);
         c.fetch_failed(DIR);
-        assert_eq!(misses_until_fetch(&c, 0, t0), FETCH_AFTER);
+        assert_eq!(misses_until_fetch(&c, t0), FETCH_AFTER);
     }
 }

@@ -12,7 +12,7 @@ use cairn_proto::meta_rpc::{
     ChunkServerStatus, ClusterStatus, MetaNodeStatus, MetaRequest, MetaResponse, Session,
     MAX_EXIST_QUERY,
 };
-use cairn_proto::{ErrorCode, NodeId, RpcError};
+use cairn_proto::{ErrorCode, InodeId, NodeId, RpcError};
 use openraft::error::{CheckIsLeaderError, ForwardToLeader, RaftError};
 use openraft::BasicNode;
 
@@ -79,8 +79,12 @@ impl MetaService {
     ) -> Result<MetaResponse, RpcError> {
         use MetaRequest as Q;
         let stale_ok = follower_read && req.serves_follower_reads();
+        let dirs = req.changed_dirs();
         let req = match Command::from_namespace_request(req, now_ns()) {
-            Ok(cmd) => return self.write(session, cmd).await,
+            Ok(cmd) => {
+                let r = self.write(session, cmd).await?;
+                return Ok(self.with_dir_attrs(r, &dirs));
+            }
             Err(other) => other,
         };
         match req {
@@ -394,6 +398,25 @@ impl MetaService {
             Ok(None) => Ok(MetaResponse::Ok),
             Err(e) => Err(e),
         }
+    }
+
+    /// Answers a change to the entries of `dirs` with their attributes
+    /// now (on the leader, after the change was applied; a directory that
+    /// is gone meanwhile is left out).
+    fn with_dir_attrs(&self, r: MetaResponse, dirs: &[InodeId]) -> MetaResponse {
+        if dirs.is_empty() {
+            return r;
+        }
+        let attr = match r {
+            MetaResponse::Attr(a) => Some(a),
+            MetaResponse::Ok => None,
+            other => return other,
+        };
+        let dirs = dirs
+            .iter()
+            .filter_map(|d| namespace::get_attr(&self.kv, *d).ok())
+            .collect();
+        MetaResponse::Changed { attr, dirs }
     }
 
     fn status(&self) -> Result<ClusterStatus, RpcError> {

@@ -13,6 +13,7 @@
 pub mod access;
 pub mod chunk_rpc;
 pub mod chunk_slice;
+pub mod dir_changes;
 pub mod error;
 pub mod frame;
 pub mod gc_rule;
@@ -35,7 +36,7 @@ pub use ids::{ChunkId, InodeId, NodeId};
 
 /// ALPN protocol id; a peer speaking another version fails the TLS handshake,
 /// so the protocol version is checked once, when the connection opens.
-pub const ALPN: &[u8] = b"cairn/3";
+pub const ALPN: &[u8] = b"cairn/4";
 
 /// Version byte carried by every frame header (see [`frame`]).
 pub const FRAME_VERSION: u8 = 1;

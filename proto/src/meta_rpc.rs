@@ -530,4 +530,12 @@ pub enum MetaResponse {
         more: bool,
         version: u64,
     },
+    /// A change to directory entries was applied: what the request
+    /// answers otherwise (`Attr` as `Some`, `Ok` as `None`), and the
+    /// attributes after it of each of [`MetaRequest::changed_dirs`] (see
+    /// [`crate::dir_changes`]).
+    Changed {
+        attr: Option<InodeAttr>,
+        dirs: Vec<InodeAttr>,
+    },
 }

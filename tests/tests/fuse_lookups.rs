@@ -1,6 +1,8 @@
 //! Lookups answered from a directory listing the mount fetches ahead
 //! (after a few lookups in one directory): the mount's own changes show at
 //! once, another mount's within the entry TTL, as with the kernel's cache.
+//! Creating files one after another asks metadata neither whether each
+//! name is free nor for the directory's attributes after each create.
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -42,13 +44,19 @@ fn fill_and_stat(dir: &Path) {
     assert_eq!(len_of(&dir.join("never-made")), None);
 }
 
-/// How many directory listings with attributes metadata has served.
-fn listings(cluster: &DevCluster) -> u64 {
+/// How many `op` requests metadata has served.
+fn served(cluster: &DevCluster, op: &str) -> u64 {
     let (_, body) = get(metrics_addr(cluster, "meta-1"), "/metrics");
+    let label = format!("op=\"{op}\"");
     body.lines()
-        .filter(|l| l.starts_with("cairn_requests_total{") && l.contains("op=\"ReadDirPlus\""))
+        .filter(|l| l.starts_with("cairn_requests_total{") && l.contains(&label))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
+}
+
+/// How many directory listings with attributes metadata has served.
+fn listings(cluster: &DevCluster) -> u64 {
+    served(cluster, "ReadDirPlus")
 }
 
 #[test]
@@ -147,4 +155,61 @@ fn another_mounts_changes_show_within_the_entry_ttl() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn creating_files_in_a_row_asks_no_lookups_and_no_parent_stats() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let mount = FuseMount::start(&cluster, &[]).expect("first mount");
+    let other = FuseMount::start(&cluster, &[]).expect("second mount");
+    let dir = mount.path().join("d");
+    fs::create_dir(&dir).unwrap();
+    // The first few names are looked up in metadata, then the directory
+    // is listed.
+    for i in 0..8 {
+        fs::write(dir.join(format!("warm{i}")), b"w").unwrap();
+    }
+    let (lookups, stats, creates) = (
+        served(&cluster, "Lookup"),
+        served(&cluster, "GetAttr"),
+        served(&cluster, "CreateFile"),
+    );
+    let mut mtime = fs::metadata(&dir).unwrap().modified().unwrap();
+    for i in 0..FILES {
+        fs::write(dir.join(format!("f{i}")), vec![1u8; i]).unwrap();
+        // The directory's attributes still change with every create.
+        let now = fs::metadata(&dir).unwrap().modified().unwrap();
+        assert!(
+            now > mtime,
+            "create {i} left the directory's mtime at {now:?}"
+        );
+        mtime = now;
+    }
+    assert_eq!(served(&cluster, "CreateFile") - creates, FILES as u64);
+    let asked = served(&cluster, "Lookup") - lookups;
+    let statted = served(&cluster, "GetAttr") - stats;
+    // One listing may expire and its lookups start over once or twice
+    // on a slow machine; one per file would be FILES.
+    assert!(asked <= 2 * 4, "{asked} lookups for {FILES} creates");
+    assert!(
+        statted <= 4,
+        "{statted} attribute reads for {FILES} creates"
+    );
+
+    // What this mount answered is what metadata holds: another mount
+    // sees the same directory attributes and names.
+    let mine = fs::metadata(&dir).unwrap();
+    std::thread::sleep(PAST_KERNEL_TTL);
+    let theirs = fs::metadata(other.path().join("d")).unwrap();
+    assert_eq!(mine.modified().unwrap(), theirs.modified().unwrap());
+    assert_eq!(
+        fs::read_dir(other.path().join("d")).unwrap().count(),
+        FILES + 8
+    );
+    // Names removed and added again are seen right away.
+    fs::remove_file(dir.join("f3")).unwrap();
+    assert_eq!(len_of(&dir.join("f3")), None);
+    fs::write(dir.join("f3"), b"again").unwrap();
+    assert_eq!(len_of(&dir.join("f3")), Some(5));
+    assert_eq!(len_of(&dir.join("f4")), Some(4));
 }

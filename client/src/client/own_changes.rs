@@ -1,0 +1,112 @@
+//! What a client knows of its own changes to the namespace, so caches of
+//! what it read (the mount's lookups and attributes) can tell when they
+//! may be out of date and keep up with the changes it made:
+//!
+//! * a count of changes sent and answered ([`Client::mutation_epoch`]);
+//! * the directory attributes metadata answered each change with
+//!   ([`Client::changed_dir_attr`], see [`crate::dir_attrs`]);
+//! * the names each change added and removed, told to watchers
+//!   ([`Client::watch_names`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use cairn_proto::dir_changes::NameChange;
+use cairn_proto::leader::MetaCallError;
+use cairn_proto::meta_rpc::{InodeAttr, MetaRequest, MetaResponse};
+use cairn_proto::InodeId;
+
+use super::Client;
+use crate::dir_attrs::DirAttrs;
+
+/// Told of the names each namespace change adds and removes, and whether
+/// it was applied; see [`Client::watch_names`].
+pub type NameWatch = Box<dyn Fn(&[NameChange], bool) + Send + Sync>;
+
+#[derive(Default)]
+pub(super) struct OwnChanges {
+    /// Changes sent, counted before and after each.
+    mutations: AtomicU64,
+    dir_attrs: DirAttrs,
+    name_watch: RwLock<Vec<NameWatch>>,
+}
+
+/// A change on its way; see [`OwnChanges::sending`].
+pub(super) struct Sent(u64);
+
+impl OwnChanges {
+    /// Called before change `req` is sent.
+    pub(super) fn sending(&self, req: &MetaRequest) -> Sent {
+        // Counted on both sides: a read that overlaps the change in any
+        // way sees the count move.
+        self.mutations.fetch_add(1, Ordering::SeqCst);
+        Sent(self.dir_attrs.sending(req.stales()))
+    }
+
+    /// Called with change `req`'s answer; returns it as the request's
+    /// callers expect it (the directory attributes taken out).
+    pub(super) fn answered(
+        &self,
+        req: &MetaRequest,
+        sent: Sent,
+        r: Result<MetaResponse, MetaCallError>,
+    ) -> Result<MetaResponse, MetaCallError> {
+        self.mutations.fetch_add(1, Ordering::SeqCst);
+        let watchers = self.name_watch.read().unwrap_or_else(|p| p.into_inner());
+        if !watchers.is_empty() {
+            let changes = req.name_changes();
+            if !changes.is_empty() {
+                for watch in watchers.iter() {
+                    watch(&changes, r.is_ok());
+                }
+            }
+        }
+        drop(watchers);
+        let (r, dirs) = match r {
+            Ok(MetaResponse::Changed { attr, dirs }) => {
+                (Ok(attr.map_or(MetaResponse::Ok, MetaResponse::Attr)), dirs)
+            }
+            r => (r, Vec::new()),
+        };
+        self.dir_attrs
+            .answered(req.stales(), sent.0, dirs, Instant::now());
+        r
+    }
+}
+
+impl Client {
+    /// A count that moves whenever this client sends a change to the
+    /// namespace (and again when it is answered). Anything read while the
+    /// count stayed put reflects every change this client made.
+    pub fn mutation_epoch(&self) -> u64 {
+        self.inner.changes.mutations.load(Ordering::SeqCst)
+    }
+
+    /// Calls `watch` with the names each change this client sends adds
+    /// and removes, once it is answered: with `true` when it was applied,
+    /// `false` when it failed (refused, or its outcome is unknown).
+    pub fn watch_names(&self, watch: NameWatch) {
+        self.inner
+            .changes
+            .name_watch
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(watch);
+    }
+
+    /// Directory `ino`'s attributes as metadata answered them with this
+    /// client's last change to its entries, if that was less than
+    /// `max_age` ago (see [`crate::dir_attrs`]); with what is left of
+    /// `max_age`.
+    pub fn changed_dir_attr(
+        &self,
+        ino: InodeId,
+        max_age: Duration,
+    ) -> Option<(InodeAttr, Duration)> {
+        self.inner
+            .changes
+            .dir_attrs
+            .get(ino, max_age, Instant::now())
+    }
+}

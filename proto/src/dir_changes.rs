@@ -1,0 +1,220 @@
+//! Which directories and names a metadata request changes, so a client
+//! can keep what it knows of them fresh without asking again.
+//!
+//! After a program creates or removes a name, the kernel marks the
+//! directory's attributes stale and asks for them at its next permission
+//! check: one more round trip per create or unlink. Metadata answers each
+//! change to a directory's entries with the directory's attributes after
+//! the change ([`MetaResponse::Changed`]), and the client answers that
+//! question itself (see `Client::changed_dir_attr`).
+//!
+//! [`MetaResponse::Changed`]: crate::meta_rpc::MetaResponse::Changed
+
+use crate::meta_rpc::{MetaRequest, RenameMode};
+use crate::InodeId;
+
+/// What else a request may change that a client's copy of directory
+/// attributes would then show wrongly.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stales {
+    /// Nothing beyond [`MetaRequest::changed_dirs`].
+    Nothing,
+    /// Inode `ino`'s own attributes (mode, owner, times, xattrs).
+    Inode(InodeId),
+    /// Attributes of inodes the request does not name (a renamed or
+    /// removed directory): drop every copy.
+    All,
+}
+
+/// A name this request adds to or removes from a directory, once applied.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum NameChange {
+    Added { dir: InodeId, name: String },
+    Removed { dir: InodeId, name: String },
+}
+
+impl MetaRequest {
+    /// The names this request adds and removes when it is applied (a
+    /// rename removes its source and adds its target; an exchange leaves
+    /// both names in place).
+    pub fn name_changes(&self) -> Vec<NameChange> {
+        use MetaRequest as Q;
+        let added = |dir: &InodeId, name: &String| NameChange::Added {
+            dir: *dir,
+            name: name.clone(),
+        };
+        let removed = |dir: &InodeId, name: &String| NameChange::Removed {
+            dir: *dir,
+            name: name.clone(),
+        };
+        match self {
+            Q::Mkdir { parent, name, .. }
+            | Q::CommitFile { parent, name, .. }
+            | Q::CreateFile { parent, name, .. }
+            | Q::Mknod { parent, name, .. }
+            | Q::Symlink { parent, name, .. } => vec![added(parent, name)],
+            Q::Link {
+                new_parent,
+                new_name,
+                ..
+            } => vec![added(new_parent, new_name)],
+            Q::Unlink { parent, name } | Q::Rmdir { parent, name } => {
+                vec![removed(parent, name)]
+            }
+            Q::Rename {
+                mode: RenameMode::Exchange,
+                ..
+            } => Vec::new(),
+            Q::Rename {
+                parent,
+                name,
+                new_parent,
+                new_name,
+                ..
+            } => vec![removed(parent, name), added(new_parent, new_name)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The directories whose entries this request adds, removes or moves
+    /// (at most two; the same one once); metadata answers their
+    /// attributes after the change.
+    pub fn changed_dirs(&self) -> Vec<InodeId> {
+        use MetaRequest as Q;
+        match self {
+            Q::Mkdir { parent, .. }
+            | Q::Unlink { parent, .. }
+            | Q::Rmdir { parent, .. }
+            | Q::CommitFile { parent, .. }
+            | Q::CreateFile { parent, .. }
+            | Q::Mknod { parent, .. }
+            | Q::Symlink { parent, .. } => vec![*parent],
+            Q::Link { new_parent, .. } => vec![*new_parent],
+            Q::Rename {
+                parent, new_parent, ..
+            } => {
+                if parent == new_parent {
+                    vec![*parent]
+                } else {
+                    vec![*parent, *new_parent]
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// What else the request changes; see [`Stales`].
+    pub fn stales(&self) -> Stales {
+        use MetaRequest as Q;
+        match self {
+            // A rename changes the moved entry's ctime (and a moved
+            // directory's parent link) and may replace a directory; a
+            // removed directory is gone. Neither is named here.
+            Q::Rename { .. } | Q::Rmdir { .. } => Stales::All,
+            Q::SetAttr { ino, .. }
+            | Q::SetXattr { ino, .. }
+            | Q::RemoveXattr { ino, .. }
+            | Q::WriteExtents { ino, .. }
+            | Q::WriteInline { ino, .. }
+            | Q::Link { ino, .. } => Stales::Inode(*ino),
+            // Creates touch only the new inode and the parent; an unlinked
+            // name is never a directory; the rest change no inode.
+            _ => Stales::Nothing,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta_rpc::Owner;
+
+    fn owner() -> Owner {
+        Owner {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    #[test]
+    fn creates_and_removes_change_their_parent_only() {
+        let create = MetaRequest::CreateFile {
+            parent: InodeId(7),
+            name: "a".into(),
+            owner: owner(),
+        };
+        assert_eq!(create.changed_dirs(), vec![InodeId(7)]);
+        assert_eq!(create.stales(), Stales::Nothing);
+        let unlink = MetaRequest::Unlink {
+            parent: InodeId(7),
+            name: "a".into(),
+        };
+        assert_eq!(unlink.changed_dirs(), vec![InodeId(7)]);
+        assert_eq!(unlink.stales(), Stales::Nothing);
+        assert_eq!(
+            create.name_changes(),
+            vec![NameChange::Added {
+                dir: InodeId(7),
+                name: "a".into()
+            }]
+        );
+        assert_eq!(
+            unlink.name_changes(),
+            vec![NameChange::Removed {
+                dir: InodeId(7),
+                name: "a".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn renames_name_both_parents_once_and_stale_everything() {
+        let rename = |a: u64, b: u64| MetaRequest::Rename {
+            parent: InodeId(a),
+            name: "a".into(),
+            new_parent: InodeId(b),
+            new_name: "b".into(),
+            mode: RenameMode::Replace,
+        };
+        assert_eq!(rename(3, 3).changed_dirs(), vec![InodeId(3)]);
+        assert_eq!(rename(3, 4).changed_dirs(), vec![InodeId(3), InodeId(4)]);
+        assert_eq!(rename(3, 4).stales(), Stales::All);
+        assert_eq!(
+            rename(3, 4).name_changes(),
+            vec![
+                NameChange::Removed {
+                    dir: InodeId(3),
+                    name: "a".into()
+                },
+                NameChange::Added {
+                    dir: InodeId(4),
+                    name: "b".into()
+                }
+            ]
+        );
+        let exchange = MetaRequest::Rename {
+            parent: InodeId(3),
+            name: "a".into(),
+            new_parent: InodeId(4),
+            new_name: "b".into(),
+            mode: RenameMode::Exchange,
+        };
+        assert!(exchange.name_changes().is_empty());
+    }
+
+    #[test]
+    fn attribute_changes_stale_their_inode_and_reads_nothing() {
+        let set = MetaRequest::SetXattr {
+            ino: InodeId(9),
+            name: "user.a".into(),
+            value: vec![1],
+            mode: Default::default(),
+        };
+        assert!(set.changed_dirs().is_empty());
+        assert_eq!(set.stales(), Stales::Inode(InodeId(9)));
+        let get = MetaRequest::GetAttr { ino: InodeId(9) };
+        assert!(get.changed_dirs().is_empty());
+        assert_eq!(get.stales(), Stales::Nothing);
+    }
+}
