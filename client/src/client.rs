@@ -35,7 +35,7 @@ mod inodes;
 mod own_changes;
 pub use gc::ServerGc;
 pub use inodes::FileContent;
-pub use own_changes::NameWatch;
+pub use own_changes::ChangeWatch;
 use own_changes::OwnChanges;
 mod read;
 mod write;

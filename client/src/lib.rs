@@ -15,6 +15,6 @@ pub mod error;
 pub mod inline;
 pub mod placement;
 
-pub use client::{Client, EntryInfo, FileContent, NameWatch, ServerGc};
+pub use client::{ChangeWatch, Client, EntryInfo, FileContent, ServerGc};
 pub use config::ClientConfig;
 pub use error::ClientError;

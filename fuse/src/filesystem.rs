@@ -336,8 +336,8 @@ impl CairnFs {
     ) -> Self {
         let lookups = Arc::new(LookupCache::new(entry_ttl));
         let watcher = lookups.clone();
-        io.client.watch_names(Box::new(move |c, applied| {
-            watcher.names_changed(c, applied)
+        io.client.watch_changes(Box::new(move |req, applied| {
+            watcher.observe(req, applied, Instant::now())
         }));
         CairnFs {
             shared: Arc::new(Shared {
@@ -421,8 +421,7 @@ impl Filesystem for CairnFs {
         // A fresh listing answers here, without a hop to the runtime
         // (unless the file is open here: its size may be buffered).
         let s = &self.shared;
-        let epoch = s.io.client.mutation_epoch();
-        match s.lookups.get(ino(parent), &name, epoch, Instant::now()) {
+        match s.lookups.get(ino(parent), &name, Instant::now()) {
             Cached::Found(a, ttl) if s.open_file(a.ino).is_none() => {
                 return reply.entry(&ttl, &to_file_attr(&a, a.size), Generation(0));
             }

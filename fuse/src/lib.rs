@@ -17,6 +17,7 @@ mod filesystem;
 mod lookup_cache;
 mod mount;
 mod open_file;
+mod stale_inodes;
 mod write_buffer;
 
 pub use mount::{mount, MountOptions, Mounted};

@@ -11,15 +11,18 @@
 //! left of that. The mount always sees its own changes:
 //!
 //! * the names each of its changes adds and removes are applied to the
-//!   listing (see `Client::watch_names`), so a listing still says which
+//!   listing (see `Client::watch_changes`), so a listing still says which
 //!   names are absent: a program creating files one after another has
 //!   its "is the name free?" lookups answered here;
-//! * after any change it sends (see `Client::mutation_epoch`) the
-//!   attributes in the listings are no longer trusted: those names are
-//!   looked up again;
-//! * a listing fetched while a change was in flight is not kept, and a
-//!   change that failed (its outcome unknown) drops its directories'
-//!   listings.
+//! * the attributes a change alters (the inode it names, the directories
+//!   whose entries it changes, the inodes behind the names it removes or
+//!   replaces, see [`crate::stale_inodes`]) are no longer vouched for:
+//!   those names are looked up again. A change whose inodes cannot be
+//!   told (a rename of a name no listing holds) stales every attribute
+//!   listed before it;
+//! * a listing fetched while a change was in flight (see
+//!   `Client::mutation_epoch`) is not kept, and a change that failed (its
+//!   outcome unknown) drops its directories' listings.
 //!
 //! Pure bookkeeping: the caller fetches and passes the time.
 
@@ -28,9 +31,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cairn_client::{Client, ClientError};
-use cairn_proto::dir_changes::NameChange;
-use cairn_proto::meta_rpc::{DirEntryPlus, InodeAttr};
+use cairn_proto::dir_changes::{NameChange, Stales};
+use cairn_proto::meta_rpc::{DirEntryPlus, InodeAttr, MetaRequest};
 use cairn_proto::{ErrorCode, InodeId, RpcError};
+
+use crate::stale_inodes::StaleInodes;
 
 /// Lookups sent to metadata in one directory within one TTL before the
 /// directory is fetched whole.
@@ -56,13 +61,27 @@ pub enum Cached {
     Unknown,
 }
 
+/// One name in a listing.
+enum Entry {
+    /// As listed (vouched for unless a change since altered the inode).
+    Listed(InodeAttr),
+    /// Added by this mount since: exists, attributes not known.
+    Added,
+}
+
 struct Listing {
     asked_at: Instant,
-    /// The mutation epoch the attributes are good for.
-    epoch: u64,
+    /// [`StaleInodes::now`] when it was stored.
+    seq: u64,
     complete: bool,
-    /// `None`: added by this mount since; its attributes are not known.
-    entries: HashMap<String, Option<InodeAttr>>,
+    entries: HashMap<String, Entry>,
+}
+
+/// What a listing says of a name that a change removes or replaces.
+enum Behind {
+    Inode(InodeId),
+    Nothing,
+    Unknown,
 }
 
 #[derive(Default)]
@@ -78,6 +97,46 @@ struct Misses {
 struct State {
     dirs: HashMap<InodeId, Listing>,
     misses: HashMap<InodeId, Misses>,
+    stale: StaleInodes,
+}
+
+impl State {
+    /// The inode a fresh listing holds under `name` in `dir`.
+    fn behind(&self, dir: InodeId, name: &str, now: Instant, ttl: Duration) -> Behind {
+        let Some(l) = self.dirs.get(&dir) else {
+            return Behind::Unknown;
+        };
+        if now.saturating_duration_since(l.asked_at) >= ttl {
+            return Behind::Unknown;
+        }
+        match l.entries.get(name) {
+            Some(Entry::Listed(a)) => Behind::Inode(a.ino),
+            Some(Entry::Added) => Behind::Unknown,
+            None if l.complete => Behind::Nothing,
+            None => Behind::Unknown,
+        }
+    }
+}
+
+/// The names a request removes or replaces: the inodes behind them lose
+/// a link (or, renamed, change their ctime).
+fn removed_or_replaced(req: &MetaRequest) -> Vec<(InodeId, &str)> {
+    use MetaRequest as Q;
+    match req {
+        Q::Unlink { parent, name }
+        | Q::Rmdir { parent, name }
+        | Q::CommitFile { parent, name, .. } => {
+            vec![(*parent, name.as_str())]
+        }
+        Q::Rename {
+            parent,
+            name,
+            new_parent,
+            new_name,
+            ..
+        } => vec![(*parent, name.as_str()), (*new_parent, new_name.as_str())],
+        _ => Vec::new(),
+    }
 }
 
 pub struct LookupCache {
@@ -99,9 +158,8 @@ impl LookupCache {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// What is known of `name` in `dir`, given the client's mutation
-    /// epoch now.
-    pub fn get(&self, dir: InodeId, name: &str, epoch: u64, now: Instant) -> Cached {
+    /// What is known of `name` in `dir`.
+    pub fn get(&self, dir: InodeId, name: &str, now: Instant) -> Cached {
         let mut st = self.lock();
         let Some(l) = st.dirs.get(&dir) else {
             return Cached::Unknown;
@@ -112,7 +170,9 @@ impl LookupCache {
             return Cached::Unknown;
         }
         match l.entries.get(name) {
-            Some(Some(a)) if l.epoch == epoch => Cached::Found(a.clone(), self.ttl - age),
+            Some(Entry::Listed(a)) if !st.stale.changed_since(a.ino, l.seq) => {
+                Cached::Found(a.clone(), self.ttl - age)
+            }
             Some(_) => Cached::Unknown,
             None if l.complete => Cached::Absent,
             None => Cached::Unknown,
@@ -197,26 +257,42 @@ impl LookupCache {
         }
         let entries = entries
             .into_iter()
-            .map(|e| (e.name, Some(e.attr)))
+            .map(|e| (e.name, Entry::Listed(e.attr)))
             .collect();
+        let seq = st.stale.now();
         st.dirs.insert(
             dir,
             Listing {
                 asked_at,
-                epoch: epoch_before,
+                seq,
                 complete,
                 entries,
             },
         );
     }
 
-    /// Applies the names a change from this mount added and removed, once
-    /// it was answered; a change that failed may or may not have been
-    /// applied, so its directories' listings are dropped.
-    pub fn names_changed(&self, changes: &[NameChange], applied: bool) {
+    /// Takes in a change this mount sent, once it was answered (`applied`)
+    /// or failed (it may or may not have been applied: its directories'
+    /// listings are dropped). See the module comment.
+    pub fn observe(&self, req: &MetaRequest, applied: bool, now: Instant) {
         let mut st = self.lock();
-        for c in changes {
-            let (NameChange::Added { dir, name } | NameChange::Removed { dir, name }) = c;
+        let mut inos = req.changed_dirs();
+        if let Stales::Inode(ino) = req.stales() {
+            inos.push(ino);
+        }
+        let mut all = false;
+        for (dir, name) in removed_or_replaced(req) {
+            match st.behind(dir, name, now, self.ttl) {
+                Behind::Inode(ino) => inos.push(ino),
+                Behind::Nothing => {}
+                Behind::Unknown => all = true,
+            }
+        }
+        let oldest = st.dirs.values().map(|l| l.seq).min();
+        let oldest = oldest.unwrap_or_else(|| st.stale.now());
+        st.stale.mark(&inos, all, oldest);
+        for c in req.name_changes() {
+            let (NameChange::Added { dir, .. } | NameChange::Removed { dir, .. }) = &c;
             if !applied {
                 st.dirs.remove(dir);
                 continue;
@@ -225,11 +301,11 @@ impl LookupCache {
                 continue;
             };
             match c {
-                NameChange::Added { .. } => {
-                    l.entries.insert(name.clone(), None);
+                NameChange::Added { name, .. } => {
+                    l.entries.insert(name, Entry::Added);
                 }
-                NameChange::Removed { .. } => {
-                    l.entries.remove(name);
+                NameChange::Removed { name, .. } => {
+                    l.entries.remove(&name);
                 }
             }
         }
@@ -261,7 +337,7 @@ pub async fn lookup(
     };
     let epoch = client.mutation_epoch();
     let asked_at = Instant::now();
-    match cache.get(dir, name, epoch, asked_at) {
+    match cache.get(dir, name, asked_at) {
         Cached::Found(a, ttl) => return Ok((a, ttl)),
         Cached::Absent => return Err(absent()),
         Cached::Unknown => {}
@@ -271,7 +347,7 @@ pub async fn lookup(
             Ok((entries, complete)) => {
                 let now = client.mutation_epoch();
                 cache.fill(dir, entries, complete, asked_at, epoch, now);
-                match cache.get(dir, name, now, Instant::now()) {
+                match cache.get(dir, name, Instant::now()) {
                     Cached::Found(a, ttl) => return Ok((a, ttl)),
                     Cached::Absent => return Err(absent()),
                     Cached::Unknown => {}
@@ -289,7 +365,7 @@ pub async fn lookup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_proto::meta_rpc::FileKind;
+    use cairn_proto::meta_rpc::{FileKind, Owner, RenameMode};
 
     const TTL: Duration = Duration::from_secs(1);
     const DIR: InodeId = InodeId(7);
@@ -331,18 +407,18 @@ mod tests {
     fn fetches_after_a_few_misses_then_answers() {
         let c = LookupCache::new(TTL);
         let t0 = Instant::now();
-        assert_eq!(c.get(DIR, "a", 0, t0), Cached::Unknown);
+        assert_eq!(c.get(DIR, "a", t0), Cached::Unknown);
         assert_eq!(misses_until_fetch(&c, t0), FETCH_AFTER);
         // A second fetch is not asked for while one is out.
         assert!(!c.should_fetch(DIR, t0));
         c.fill(DIR, vec![entry("a", 10), entry("b", 11)], true, t0, 0, 0);
         let later = t0 + Duration::from_millis(300);
         assert_eq!(
-            c.get(DIR, "b", 0, later),
+            c.get(DIR, "b", later),
             Cached::Found(attr(11), Duration::from_millis(700))
         );
-        assert_eq!(c.get(DIR, "zz", 0, later), Cached::Absent);
-        assert_eq!(c.get(InodeId(8), "a", 0, later), Cached::Unknown);
+        assert_eq!(c.get(DIR, "zz", later), Cached::Absent);
+        assert_eq!(c.get(InodeId(8), "a", later), Cached::Unknown);
     }
 
     #[test]
@@ -351,58 +427,130 @@ mod tests {
         let t0 = Instant::now();
         misses_until_fetch(&c, t0);
         c.fill(DIR, vec![entry("a", 10)], true, t0, 0, 0);
-        assert_eq!(c.get(DIR, "a", 0, t0 + TTL), Cached::Unknown);
-        assert_eq!(c.get(DIR, "zz", 0, t0 + TTL), Cached::Unknown);
+        assert_eq!(c.get(DIR, "a", t0 + TTL), Cached::Unknown);
+        assert_eq!(c.get(DIR, "zz", t0 + TTL), Cached::Unknown);
     }
 
-    fn added(name: &str) -> NameChange {
-        NameChange::Added {
-            dir: DIR,
+    fn owner() -> Owner {
+        Owner {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    fn create(name: &str) -> MetaRequest {
+        MetaRequest::CreateFile {
+            parent: DIR,
+            name: name.into(),
+            owner: owner(),
+        }
+    }
+
+    fn unlink(dir: InodeId, name: &str) -> MetaRequest {
+        MetaRequest::Unlink {
+            parent: dir,
             name: name.into(),
         }
     }
 
-    #[test]
-    fn a_change_untrusts_attributes_and_races_with_fetches() {
+    /// A listing of DIR with a (10), b (11) and c (12), fetched at `t`.
+    fn listed(t: Instant) -> LookupCache {
         let c = LookupCache::new(TTL);
+        misses_until_fetch(&c, t);
+        let entries = vec![entry("a", 10), entry("b", 11), entry("c", 12)];
+        c.fill(DIR, entries, true, t, 0, 0);
+        c
+    }
+
+    fn found(c: &LookupCache, name: &str, t: Instant) -> bool {
+        matches!(c.get(DIR, name, t), Cached::Found(..))
+    }
+
+    #[test]
+    fn a_change_stales_only_the_attributes_it_alters() {
         let t0 = Instant::now();
-        misses_until_fetch(&c, t0);
-        c.fill(DIR, vec![entry("a", 10)], true, t0, 0, 0);
-        // This mount changed something: attributes are looked up again,
-        // names still known absent are.
-        assert_eq!(c.get(DIR, "a", 2, t0), Cached::Unknown);
-        assert_eq!(c.get(DIR, "zz", 2, t0), Cached::Absent);
+        let c = listed(t0);
+        // Writing to b stales b only.
+        let write = MetaRequest::WriteInline {
+            ino: InodeId(11),
+            parts: vec![(0, vec![1])],
+        };
+        c.observe(&write, true, t0);
+        assert!(found(&c, "a", t0));
+        assert_eq!(c.get(DIR, "b", t0), Cached::Unknown);
+        // Unlinking a stales a (another name may link it) and removes it.
+        c.observe(&unlink(DIR, "a"), true, t0);
+        assert_eq!(c.get(DIR, "a", t0), Cached::Absent);
+        assert!(found(&c, "c", t0));
+        // A create adds a name whose attributes are asked for.
+        c.observe(&create("new"), true, t0);
+        assert_eq!(c.get(DIR, "new", t0), Cached::Unknown);
+        assert_eq!(c.get(DIR, "zz", t0), Cached::Absent);
+        assert!(found(&c, "c", t0));
         // The listing is not fetched again within its TTL.
         for _ in 0..3 * FETCH_AFTER {
             assert!(!c.should_fetch(DIR, t0));
         }
-        // A listing fetched while a change was in flight is not kept.
-        let t1 = t0 + TTL;
-        assert_eq!(c.get(DIR, "zz", 2, t1), Cached::Unknown);
-        misses_until_fetch(&c, t1);
-        c.fill(DIR, vec![entry("a", 10)], true, t1, 2, 3);
-        assert_eq!(c.get(DIR, "a", 3, t1), Cached::Unknown);
-        assert_eq!(c.get(DIR, "zz", 3, t1), Cached::Unknown);
     }
 
     #[test]
-    fn own_name_changes_are_applied_and_failures_drop_the_listing() {
-        let c = LookupCache::new(TTL);
+    fn the_directory_itself_is_stale_after_a_change_to_its_entries() {
         let t0 = Instant::now();
+        let c = LookupCache::new(TTL);
         misses_until_fetch(&c, t0);
-        c.fill(DIR, vec![entry("a", 10), entry("b", 11)], true, t0, 0, 0);
-        let removed = NameChange::Removed {
-            dir: DIR,
+        c.fill(DIR, vec![entry("sub", 40), entry("f", 41)], true, t0, 0, 0);
+        c.observe(
+            &MetaRequest::CreateFile {
+                parent: InodeId(40),
+                name: "x".into(),
+                owner: owner(),
+            },
+            true,
+            t0,
+        );
+        assert_eq!(c.get(DIR, "sub", t0), Cached::Unknown);
+        assert!(found(&c, "f", t0));
+    }
+
+    #[test]
+    fn a_change_to_a_name_no_listing_holds_stales_everything() {
+        let t0 = Instant::now();
+        let c = listed(t0);
+        // The unlinked file in another directory may be a link to a.
+        c.observe(&unlink(InodeId(99), "x"), true, t0);
+        assert_eq!(c.get(DIR, "a", t0), Cached::Unknown);
+        assert_eq!(c.get(DIR, "zz", t0), Cached::Absent);
+        // A rename within the listing names what it moves and replaces.
+        let t1 = t0 + TTL;
+        let c = listed(t1);
+        let rename = MetaRequest::Rename {
+            parent: DIR,
             name: "a".into(),
+            new_parent: DIR,
+            new_name: "b".into(),
+            mode: RenameMode::Replace,
         };
-        c.names_changed(&[added("new"), removed], true);
-        assert_eq!(c.get(DIR, "new", 2, t0), Cached::Unknown);
-        assert_eq!(c.get(DIR, "a", 2, t0), Cached::Absent);
-        assert_eq!(c.get(DIR, "other", 2, t0), Cached::Absent);
+        c.observe(&rename, true, t1);
+        assert_eq!(c.get(DIR, "a", t1), Cached::Absent);
+        assert_eq!(c.get(DIR, "b", t1), Cached::Unknown);
+        assert!(found(&c, "c", t1));
+    }
+
+    #[test]
+    fn failures_drop_the_listing_and_fetches_race_with_changes() {
+        let t0 = Instant::now();
+        let c = listed(t0);
         // A change that failed may have happened: nothing is known.
-        c.names_changed(&[added("maybe")], false);
-        assert_eq!(c.get(DIR, "maybe", 4, t0), Cached::Unknown);
-        assert_eq!(c.get(DIR, "other", 4, t0), Cached::Unknown);
+        c.observe(&create("maybe"), false, t0);
+        assert_eq!(c.get(DIR, "maybe", t0), Cached::Unknown);
+        assert_eq!(c.get(DIR, "zz", t0), Cached::Unknown);
+        // A listing fetched while a change was in flight is not kept.
+        let t1 = t0 + TTL;
+        misses_until_fetch(&c, t1);
+        c.fill(DIR, vec![entry("a", 10)], true, t1, 2, 3);
+        assert_eq!(c.get(DIR, "a", t1), Cached::Unknown);
+        assert_eq!(c.get(DIR, "zz", t1), Cached::Unknown);
     }
 
     #[test]
@@ -411,8 +559,8 @@ mod tests {
         let t0 = Instant::now();
         misses_until_fetch(&c, t0);
         c.fill(DIR, vec![entry("a", 10)], false, t0, 0, 0);
-        assert!(matches!(c.get(DIR, "a", 0, t0), Cached::Found(..)));
-        assert_eq!(c.get(DIR, "b", 0, t0), Cached::Unknown);
+        assert!(matches!(c.get(DIR, "a", t0), Cached::Found(..)));
+        assert_eq!(c.get(DIR, "b", t0), Cached::Unknown);
         // And the directory is not fetched again right away.
         for _ in 0..3 * FETCH_AFTER {
             assert!(!c.should_fetch(DIR, t0 + TTL));

@@ -2,7 +2,8 @@
 //! (after a few lookups in one directory): the mount's own changes show at
 //! once, another mount's within the entry TTL, as with the kernel's cache.
 //! Creating files one after another asks metadata neither whether each
-//! name is free nor for the directory's attributes after each create.
+//! name is free nor for the directory's attributes after each create;
+//! removing them asks no lookups either.
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -158,7 +159,7 @@ fn another_mounts_changes_show_within_the_entry_ttl() {
 }
 
 #[test]
-fn creating_files_in_a_row_asks_no_lookups_and_no_parent_stats() {
+fn creating_and_removing_files_in_a_row_asks_no_lookups_and_no_parent_stats() {
     let cluster = DevCluster::start().expect("cluster starts");
     let mount = FuseMount::start(&cluster, &[]).expect("first mount");
     let other = FuseMount::start(&cluster, &[]).expect("second mount");
@@ -212,4 +213,19 @@ fn creating_files_in_a_row_asks_no_lookups_and_no_parent_stats() {
     fs::write(dir.join("f3"), b"again").unwrap();
     assert_eq!(len_of(&dir.join("f3")), Some(5));
     assert_eq!(len_of(&dir.join("f4")), Some(4));
+
+    // Removing files one after another: each unlink stales only the file
+    // it removes, so the names after it are still answered from the
+    // listing (fetched after a few lookups).
+    std::thread::sleep(PAST_KERNEL_TTL);
+    let lookups = served(&cluster, "Lookup");
+    for i in 0..FILES {
+        fs::remove_file(dir.join(format!("f{i}"))).unwrap();
+    }
+    let asked = served(&cluster, "Lookup") - lookups;
+    assert!(asked <= 2 * 4, "{asked} lookups for {FILES} unlinks");
+    for i in 0..FILES {
+        assert_eq!(len_of(&dir.join(format!("f{i}"))), None);
+    }
+    assert_eq!(fs::read_dir(&dir).unwrap().count(), 8);
 }

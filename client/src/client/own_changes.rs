@@ -5,14 +5,13 @@
 //! * a count of changes sent and answered ([`Client::mutation_epoch`]);
 //! * the directory attributes metadata answered each change with
 //!   ([`Client::changed_dir_attr`], see [`crate::dir_attrs`]);
-//! * the names each change added and removed, told to watchers
-//!   ([`Client::watch_names`]).
+//! * each change, told to watchers when it is answered
+//!   ([`Client::watch_changes`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use cairn_proto::dir_changes::NameChange;
 use cairn_proto::leader::MetaCallError;
 use cairn_proto::meta_rpc::{InodeAttr, MetaRequest, MetaResponse};
 use cairn_proto::InodeId;
@@ -20,16 +19,16 @@ use cairn_proto::InodeId;
 use super::Client;
 use crate::dir_attrs::DirAttrs;
 
-/// Told of the names each namespace change adds and removes, and whether
-/// it was applied; see [`Client::watch_names`].
-pub type NameWatch = Box<dyn Fn(&[NameChange], bool) + Send + Sync>;
+/// Told of each namespace change once it is answered, and whether it was
+/// applied; see [`Client::watch_changes`].
+pub type ChangeWatch = Box<dyn Fn(&MetaRequest, bool) + Send + Sync>;
 
 #[derive(Default)]
 pub(super) struct OwnChanges {
     /// Changes sent, counted before and after each.
     mutations: AtomicU64,
     dir_attrs: DirAttrs,
-    name_watch: RwLock<Vec<NameWatch>>,
+    watchers: RwLock<Vec<ChangeWatch>>,
 }
 
 /// A change on its way; see [`OwnChanges::sending`].
@@ -53,16 +52,14 @@ impl OwnChanges {
         r: Result<MetaResponse, MetaCallError>,
     ) -> Result<MetaResponse, MetaCallError> {
         self.mutations.fetch_add(1, Ordering::SeqCst);
-        let watchers = self.name_watch.read().unwrap_or_else(|p| p.into_inner());
-        if !watchers.is_empty() {
-            let changes = req.name_changes();
-            if !changes.is_empty() {
-                for watch in watchers.iter() {
-                    watch(&changes, r.is_ok());
-                }
-            }
+        for watch in self
+            .watchers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            watch(req, r.is_ok());
         }
-        drop(watchers);
         let (r, dirs) = match r {
             Ok(MetaResponse::Changed { attr, dirs }) => {
                 (Ok(attr.map_or(MetaResponse::Ok, MetaResponse::Attr)), dirs)
@@ -83,13 +80,13 @@ impl Client {
         self.inner.changes.mutations.load(Ordering::SeqCst)
     }
 
-    /// Calls `watch` with the names each change this client sends adds
-    /// and removes, once it is answered: with `true` when it was applied,
-    /// `false` when it failed (refused, or its outcome is unknown).
-    pub fn watch_names(&self, watch: NameWatch) {
+    /// Calls `watch` with each change this client sends to the namespace,
+    /// once it is answered: with `true` when it was applied, `false` when
+    /// it failed (refused, or its outcome is unknown).
+    pub fn watch_changes(&self, watch: ChangeWatch) {
         self.inner
             .changes
-            .name_watch
+            .watchers
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(watch);
