@@ -45,11 +45,16 @@ pub fn verify(slice: &[u8], id: &ChunkId, start: u64, len: u64) -> std::io::Resu
     Ok(out)
 }
 
-/// Largest slice a server may send for a range of `len` bytes: the bytes
-/// plus the tree nodes on the way to them (two 1 KiB leaves of slack and a
-/// generous bound on the nodes).
+/// Largest slice a server may send for a range of `len` bytes: the 8-byte
+/// length header, the 1 KiB leaves the range touches (one more at each end
+/// when it is not aligned), a 64-byte parent node above every leaf but one
+/// inside the range, and the parent nodes on the two paths from the root
+/// down to its ends (a tree over a chunk is far less than 64 levels deep).
 pub fn max_slice_len(len: u64) -> u64 {
-    len + 2048 + 64 * 64 + 8
+    const LEAF: u64 = 1024;
+    const NODE: u64 = 64;
+    let leaves = len.div_ceil(LEAF) + 2;
+    8 + leaves * LEAF + (leaves + 2 * 64) * NODE
 }
 
 #[cfg(test)]
@@ -65,9 +70,26 @@ mod tests {
         let d = data(1_300_000);
         let (tree, id) = outboard(&d);
         assert_eq!(id, ChunkId::of(&d));
-        for (start, len) in [(0u64, 4096u64), (777_777, 4096), (1_299_000, 4096), (5, 1)] {
+        let ranges = [
+            (0u64, 4096u64),
+            (777_777, 4096),
+            (1_299_000, 4096),
+            (5, 1),
+            // Long ranges carry a parent node per leaf inside them.
+            (0, 131_072),
+            (1023, 131_072),
+            (500_001, 262_145),
+            (0, 1_300_000),
+            (1, 1_299_999),
+        ];
+        for (start, len) in ranges {
             let slice = extract(&d, &tree, start, len).unwrap();
-            assert!(slice.len() as u64 <= max_slice_len(len));
+            assert!(
+                slice.len() as u64 <= max_slice_len(len),
+                "a slice of {len} bytes at {start} is {} bytes, more than {}",
+                slice.len(),
+                max_slice_len(len)
+            );
             let got = verify(&slice, &id, start, len).unwrap();
             let end = (start + len).min(d.len() as u64);
             assert_eq!(got, d[start as usize..end as usize]);

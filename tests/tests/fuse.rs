@@ -252,6 +252,43 @@ fn random_writes_truncates_and_reads_match_local_disk() {
     assert!(got.stdout == fs::read(&paths[0]).unwrap());
 }
 
+#[test]
+fn large_direct_reads_at_scattered_offsets_read_back_exactly() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let cluster = DevCluster::start().expect("cluster starts");
+    let a = FuseMount::start(&cluster, &[]).expect("mount a");
+    let data = random_bytes(6 << 20, 31);
+    fs::write(a.join("f"), &data).unwrap();
+    // A fresh mount (nothing cached) and O_DIRECT (no kernel read-ahead
+    // to retry a failed read in smaller pieces): reads that jump around
+    // are served as verified ranges of chunks, as large as they come.
+    let b = FuseMount::start(&cluster, &[]).expect("mount b");
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(b.join("f"))
+        .unwrap();
+    const ALIGN: usize = 4096;
+    for (off, len) in [
+        (3u64 << 20, 256usize << 10),
+        (100 << 12, 128 << 10),
+        ((5 << 20) + 4096, 1 << 20),
+        (4096, 4096),
+        (2 << 20, 128 << 10),
+    ] {
+        let mut space = vec![0u8; len + ALIGN];
+        let skip = space.as_ptr().align_offset(ALIGN);
+        let buf = &mut space[skip..skip + len];
+        let n = read_at_most(&f, buf, off);
+        let end = (off as usize + len).min(data.len());
+        assert_eq!(n, end - off as usize, "read of {len} at {off}");
+        assert!(
+            buf[..n] == data[off as usize..end],
+            "bytes of {len} at {off}"
+        );
+    }
+}
+
 fn read_at_most(f: &File, buf: &mut [u8], off: u64) -> usize {
     let mut n = 0;
     while n < buf.len() {
