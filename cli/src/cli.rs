@@ -252,6 +252,13 @@ pub enum Command {
         /// MiB fetched ahead of a sequential reader.
         #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(0..=4096))]
         readahead_mib: u64,
+        /// Send each file create to metadata at once. By default a create
+        /// is sent with the file's bytes when it is closed (one commit
+        /// for a small file instead of two) or within half a second,
+        /// whichever comes first; until then other clients do not see
+        /// the new file (this mount always does).
+        #[arg(long)]
+        sync_creates: bool,
     },
     /// Unmount a Cairn filesystem mounted with `cairn mount`.
     Umount {

@@ -33,6 +33,7 @@ use crate::placement::RingCache;
 mod gc;
 mod inodes;
 mod own_changes;
+mod reserved;
 pub use gc::ServerGc;
 pub use inodes::FileContent;
 pub use own_changes::ChangeWatch;
@@ -92,6 +93,8 @@ struct Inner {
     suspects: Suspects,
     /// What this client knows of its own changes to the namespace.
     changes: OwnChanges,
+    /// Inode numbers set aside for files created ahead of metadata.
+    inodes: reserved::InodePool,
     config: ClientConfig,
     uid: u32,
     gid: u32,
@@ -139,6 +142,7 @@ impl Client {
                 ring_refresh: tokio::sync::Mutex::new(None),
                 suspects: Suspects::default(),
                 changes: OwnChanges::default(),
+                inodes: reserved::InodePool::default(),
                 config,
                 uid,
                 gid,

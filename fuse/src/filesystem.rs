@@ -23,9 +23,10 @@ use fuser::{
 };
 
 use crate::attr::{file_type, ns_of, to_file_attr};
+use crate::deferred_create::{self, PendingCreates};
 use crate::errno::errno;
 use crate::lookup_cache::{self, Cached, LookupCache};
-use crate::open_file::{FileIo, OpenFile};
+use crate::open_file::{FileIo, OpenFile, PendingCreate};
 
 /// How long cached statfs numbers are reused.
 const STATFS_TTL: Duration = Duration::from_secs(2);
@@ -55,6 +56,9 @@ pub(crate) struct Shared {
     statfs: Mutex<Option<(Instant, [u64; 4])>>,
     /// Tells the kernel to drop what it cached (set once mounted).
     pub notifier: OnceLock<Notifier>,
+    /// Creates answered here and not yet sent (see `deferred_create`).
+    pending: PendingCreates,
+    defer_creates: bool,
 }
 
 #[derive(Default)]
@@ -153,7 +157,11 @@ impl Shared {
     }
 
     async fn flush(&self, file: &OpenFile) -> Result<(), Errno> {
-        if let Some(attr) = file.flush(&self.io).await? {
+        let flushed = file.flush(&self.io).await;
+        if !file.is_pending() {
+            self.pending.sent(file.ino);
+        }
+        if let Some(attr) = flushed? {
             // The page cache already holds what this mount wrote.
             lock(&self.cached_versions).insert(attr.ino, attr.version);
         }
@@ -298,12 +306,37 @@ impl Shared {
     }
 
     async fn create(
-        &self,
+        self: &Arc<Self>,
         parent: InodeId,
         name: &str,
         owner: Owner,
         flags: i32,
     ) -> Result<(InodeAttr, u64), ClientError> {
+        let dir = self.io.client.changed_dir_attr(parent, self.attr_ttl);
+        if self.defer_creates && deferred_create::may_defer(flags, dir.as_ref().map(|(d, _)| d)) {
+            let ino = self.io.client.reserved_inode().await?;
+            let attr = deferred_create::pending_attr(ino, owner, now_ns());
+            let create = PendingCreate {
+                parent,
+                name: name.to_string(),
+                owner,
+            };
+            let file = Arc::new(OpenFile::new_pending(&attr, create));
+            self.pending.add(file.clone());
+            let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+            {
+                let mut files = lock(&self.files);
+                files.by_ino.insert(ino, (file, 1));
+                files.handles.insert(fh, ino);
+            }
+            self.keep_cache(&attr);
+            let s = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(deferred_create::MAX_PENDING).await;
+                s.pending.settle_one(&s.io, ino).await;
+            });
+            return Ok((attr, fh));
+        }
         let attr = match self.io.client.create_in(parent, name, owner).await {
             Ok(a) => a,
             // Created by someone else since the kernel looked: open theirs
@@ -333,6 +366,7 @@ impl CairnFs {
         rt: tokio::runtime::Handle,
         attr_ttl: Duration,
         entry_ttl: Duration,
+        defer_creates: bool,
     ) -> Self {
         let lookups = Arc::new(LookupCache::new(entry_ttl));
         let watcher = lookups.clone();
@@ -346,6 +380,8 @@ impl CairnFs {
                 attr_ttl,
                 entry_ttl,
                 lookups,
+                pending: PendingCreates::default(),
+                defer_creates,
                 files: Mutex::default(),
                 dirs: Mutex::default(),
                 next_fh: AtomicU64::new(1),
@@ -360,7 +396,28 @@ impl CairnFs {
         self.shared.clone()
     }
 
+    /// Runs a request's handler on the runtime, after sending any
+    /// deferred creates (see `deferred_create`).
     fn run<F, Fut>(&self, f: F)
+    where
+        F: FnOnce(Arc<Shared>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let s = self.shared.clone();
+        if s.pending.is_empty() {
+            self.shared.rt.spawn(f(s));
+            return;
+        }
+        let fut = f(s.clone());
+        self.shared.rt.spawn(async move {
+            s.pending.settle(&s.io).await;
+            fut.await
+        });
+    }
+
+    /// [`CairnFs::run`] for the requests a deferred create lets pass:
+    /// writes to it, its flush and release, other creates, statfs.
+    fn run_unsettled<F, Fut>(&self, f: F)
     where
         F: FnOnce(Arc<Shared>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
@@ -422,6 +479,7 @@ impl Filesystem for CairnFs {
         // (unless the file is open here: its size may be buffered).
         let s = &self.shared;
         match s.lookups.get(ino(parent), &name, Instant::now()) {
+            _ if !s.pending.is_empty() => {}
             Cached::Found(a, ttl) if s.open_file(a.ino).is_none() => {
                 return reply.entry(&ttl, &to_file_attr(&a, a.size), Generation(0));
             }
@@ -445,7 +503,9 @@ impl Filesystem for CairnFs {
         // change.
         let s = &self.shared;
         if let Some((a, ttl)) = s.io.client.changed_dir_attr(ino(i), s.attr_ttl) {
-            return reply.attr(&ttl, &to_file_attr(&a, a.size));
+            if s.pending.is_empty() {
+                return reply.attr(&ttl, &to_file_attr(&a, a.size));
+            }
         }
         self.run(|s| async move {
             match s.io.client.get_attr(ino(i)).await {
@@ -712,7 +772,7 @@ impl Filesystem for CairnFs {
         reply: ReplyWrite,
     ) {
         let data = data.to_vec();
-        self.run(|s| async move {
+        self.run_unsettled(|s| async move {
             let Some(f) = s.open_file(ino(i)) else {
                 return reply.error(Errno::EBADF);
             };
@@ -731,7 +791,7 @@ impl Filesystem for CairnFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.run(|s| async move {
+        self.run_unsettled(|s| async move {
             match s.open_file(ino(i)) {
                 Some(f) => match s.flush(&f).await {
                     Ok(()) => reply.ok(),
@@ -752,7 +812,7 @@ impl Filesystem for CairnFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.run(|s| async move {
+        self.run_unsettled(|s| async move {
             match s.release(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(e),
@@ -853,7 +913,7 @@ impl Filesystem for CairnFs {
     }
 
     fn statfs(&self, _req: &Request, _i: INodeNo, reply: ReplyStatfs) {
-        self.run(|s| async move {
+        self.run_unsettled(|s| async move {
             match s.statfs().await {
                 Ok([blocks, free, files, ffree]) => reply.statfs(
                     blocks,
@@ -988,7 +1048,7 @@ impl Filesystem for CairnFs {
             Err(e) => return reply.error(e),
         };
         let owner = owner(req, mode, umask);
-        self.run(|s| async move {
+        self.run_unsettled(|s| async move {
             match s.create(ino(parent), &name, owner, flags).await {
                 Ok((a, fh)) => {
                     let fa = s.file_attr(&a).await;

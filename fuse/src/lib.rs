@@ -12,6 +12,7 @@
 
 mod attr;
 mod chunk_cache;
+mod deferred_create;
 mod errno;
 mod filesystem;
 mod lookup_cache;

@@ -29,6 +29,10 @@ pub struct MountOptions {
     pub readahead_bytes: u64,
     /// Let every user use the mount (not only the one who mounted it).
     pub allow_other: bool,
+    /// Answer a file's create here and send it with the file's bytes
+    /// when it is closed (one commit for a small file instead of two);
+    /// see `deferred_create`.
+    pub defer_creates: bool,
 }
 
 impl Default for MountOptions {
@@ -41,6 +45,7 @@ impl Default for MountOptions {
             flush_total_bytes: 128 << 20,
             readahead_bytes: 16 << 20,
             allow_other: true,
+            defer_creates: true,
         }
     }
 }
@@ -67,6 +72,7 @@ pub fn mount(client: Client, mountpoint: &Path, opts: &MountOptions) -> std::io:
         tokio::runtime::Handle::current(),
         opts.attr_ttl,
         opts.entry_ttl,
+        opts.defer_creates,
     );
     let mut config = Config::default();
     config.mount_options = vec![

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_client::{Client, ClientError, FileContent};
-use cairn_proto::meta_rpc::{AttrChange, Extent, InodeAttr};
+use cairn_proto::meta_rpc::{AttrChange, Extent, InodeAttr, Owner, MAX_INLINE};
 use cairn_proto::InodeId;
 use fuser::Errno;
 
@@ -40,6 +40,18 @@ pub struct OpenFile {
     /// Where the file lives on after an unlink while open (see
     /// [`OpenFile::set_hidden`]).
     hidden: std::sync::Mutex<Option<(InodeId, String)>>,
+    /// Created here and not yet in metadata (see `deferred_create`).
+    pending: std::sync::Mutex<Option<PendingCreate>>,
+}
+
+/// A create told to the kernel and not yet sent to metadata: the file
+/// is created with its bytes when it is flushed, or empty before anything
+/// else looks at it.
+#[derive(Clone, Debug)]
+pub struct PendingCreate {
+    pub parent: InodeId,
+    pub name: String,
+    pub owner: Owner,
 }
 
 /// Dirty ranges taken out of the buffer for one flush: (offset, bytes).
@@ -82,7 +94,66 @@ impl OpenFile {
             }),
             flushing: tokio::sync::Mutex::new(()),
             hidden: std::sync::Mutex::new(None),
+            pending: std::sync::Mutex::new(None),
         }
+    }
+
+    /// A file created here under reserved inode number `attr.ino`, which
+    /// metadata does not know of yet.
+    pub fn new_pending(attr: &InodeAttr, create: PendingCreate) -> Self {
+        let f = OpenFile::new(attr);
+        *f.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(create);
+        f
+    }
+
+    fn pending(&self) -> Option<PendingCreate> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// True while the file's create has not been sent to metadata.
+    pub fn is_pending(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Sends the file's deferred create (empty: buffered writes stay
+    /// buffered), if it has one.
+    pub async fn create_now(&self, io: &FileIo) -> Result<(), Errno> {
+        let _one = self.flushing.lock().await;
+        if let Some(p) = self.pending() {
+            self.send_create(io, &p, Vec::new())
+                .await
+                .map_err(|e| errno(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Creates the file in metadata holding `bytes`. Call with `flushing`
+    /// held.
+    async fn send_create(
+        &self,
+        io: &FileIo,
+        p: &PendingCreate,
+        bytes: Vec<u8>,
+    ) -> Result<InodeAttr, ClientError> {
+        let attr = io
+            .client
+            .create_with((p.parent, &p.name), p.owner, self.ino, bytes)
+            .await
+            .inspect_err(|e| {
+                tracing::warn!(ino = %self.ino, name = p.name, error = %e, "creating a file failed");
+            })?;
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut st = self.state.lock().await;
+        st.version = st.version.max(attr.version);
+        st.content = None;
+        st.generation += 1;
+        Ok(attr)
     }
 
     /// The size as this mount sees it.
@@ -153,10 +224,24 @@ impl OpenFile {
     /// to commit.
     pub async fn flush(&self, io: &FileIo) -> Result<Option<InodeAttr>, Errno> {
         let _one = self.flushing.lock().await;
-        let (parts, size) = {
+        let mut pending = self.pending();
+        let (parts, size) = loop {
+            if let Some(p) = &pending {
+                // Too big to create with its bytes in one commit: create
+                // it empty, then store its bytes as any file's.
+                if self.size().await > MAX_INLINE {
+                    self.send_create(io, p, Vec::new())
+                        .await
+                        .map_err(|e| errno(&e))?;
+                    pending = None;
+                }
+            }
             let mut st = self.state.lock().await;
-            if st.dirty.is_empty() {
+            if st.dirty.is_empty() && pending.is_none() {
                 return Ok(None);
+            }
+            if pending.is_some() && st.size > MAX_INLINE {
+                continue; // grew meanwhile
             }
             let taken = st.dirty.take();
             let n: usize = taken.iter().map(|(_, d)| d.len()).sum();
@@ -168,9 +253,16 @@ impl OpenFile {
                     .collect(),
             );
             st.inflight = Some(parts.clone());
-            (parts, st.size)
+            break (parts, st.size);
         };
-        let written = io.client.write_parts(self.ino, &parts, size).await;
+        let written = match &pending {
+            Some(p) => {
+                let mut bytes = vec![0u8; size as usize];
+                overlay_parts(&parts, 0, &mut bytes);
+                self.send_create(io, p, bytes).await
+            }
+            None => io.client.write_parts(self.ino, &parts, size).await,
+        };
         let mut st = self.state.lock().await;
         st.inflight = None;
         match written {

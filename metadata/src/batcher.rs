@@ -92,7 +92,9 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<(Command, Reply)>) {
     }
 }
 
-fn write_error(e: RaftError<u64, ClientWriteError<u64, openraft::BasicNode>>) -> RpcError {
+pub(crate) fn write_error(
+    e: RaftError<u64, ClientWriteError<u64, openraft::BasicNode>>,
+) -> RpcError {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
             RpcError::not_leader(f.leader_id.zip(f.leader_node.map(|n| n.addr)))

@@ -143,6 +143,18 @@ pub enum Command {
         parts: Vec<(u64, Vec<u8>)>,
         now_ns: i64,
     },
+    /// Sets inode numbers aside for a client (answered with
+    /// [`CommandOutput::Reserved`]; never batched).
+    ReserveInodes { count: u32 },
+    /// A file created under a reserved inode number with its bytes.
+    CreateWith {
+        parent: InodeId,
+        name: String,
+        owner: Owner,
+        ino: InodeId,
+        inline: Vec<u8>,
+        now_ns: i64,
+    },
 }
 
 /// [`AttrChange`] as earlier builds logged it.
@@ -293,6 +305,20 @@ impl Command {
                 now_ns,
             },
             Q::WriteInline { ino, parts } => Command::WriteInline { ino, parts, now_ns },
+            Q::CreateWith {
+                parent,
+                name,
+                owner,
+                ino,
+                inline,
+            } => Command::CreateWith {
+                parent,
+                name,
+                owner,
+                ino,
+                inline,
+                now_ns,
+            },
             other => return Err(other),
         })
     }
@@ -307,6 +333,8 @@ pub type CommandResult = Result<Option<InodeAttr>, RpcError>;
 pub enum CommandOutput {
     One(CommandResult),
     Many(Vec<CommandResult>),
+    /// [`Command::ReserveInodes`]: the first number set aside.
+    Reserved(InodeId),
 }
 
 #[cfg(test)]

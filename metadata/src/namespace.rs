@@ -6,7 +6,9 @@
 //! A command that is refused (bad name, missing parent, ...) writes nothing:
 //! the caller rolls its transaction back to the savepoint taken before it.
 
-use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, Owner, RenameMode};
+use cairn_proto::meta_rpc::{
+    Extent, FileKind, InodeAttr, Owner, RenameMode, MAX_INODE_RESERVATION,
+};
 use cairn_proto::path::validate_name;
 use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
 
@@ -140,6 +142,20 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
         Command::WriteInline { ino, parts, now_ns } => {
             inline::write_inline(t, *ino, parts, *now_ns).map(Some)
         }
+        Command::CreateWith {
+            parent,
+            name,
+            owner,
+            ino,
+            inline,
+            now_ns,
+        } => inline::create_with(t, (*parent, name), *owner, *ino, inline, *now_ns).map(Some),
+        // Answered with the numbers it set aside, which a batch cannot
+        // carry: the state machine applies it on its own.
+        Command::ReserveInodes { .. } => refuse(
+            ErrorCode::InvalidRequest,
+            "an inode reservation is its own log entry",
+        ),
         Command::Symlink {
             parent,
             name,
@@ -231,15 +247,33 @@ fn put_inode<R: KvRead>(t: &mut Txn<'_, R>, attr: &InodeAttr) {
     t.put(Cf::Inodes, inode_key(attr.ino), encode_inode(attr));
 }
 
-fn alloc_ino<R: KvRead>(t: &mut Txn<'_, R>) -> Result<InodeId, NsError> {
-    let next: u64 = match t.get(Cf::SmMeta, meta_keys::NEXT_INO)? {
+fn next_ino<R: KvRead>(t: &Txn<'_, R>) -> Result<u64, NsError> {
+    Ok(match t.get(Cf::SmMeta, meta_keys::NEXT_INO)? {
         Some(b) => decode(&b)?,
         None => 2,
-    };
+    })
+}
+
+fn alloc_ino<R: KvRead>(t: &mut Txn<'_, R>) -> Result<InodeId, NsError> {
+    reserve_inodes(t, 1)
+}
+
+/// Sets `count` inode numbers aside; the first of them.
+pub fn reserve_inodes<R: KvRead>(t: &mut Txn<'_, R>, count: u32) -> Result<InodeId, NsError> {
+    // The counter starts with the root: a reservation made before any
+    // other command must not be handed out again when the root is made.
+    ensure_root(t)?;
+    if count == 0 || count > MAX_INODE_RESERVATION {
+        return refuse(
+            ErrorCode::InvalidRequest,
+            format!("inode reservations are 1..={MAX_INODE_RESERVATION}, not {count}"),
+        );
+    }
+    let next = next_ino(t)?;
     t.put(
         Cf::SmMeta,
         meta_keys::NEXT_INO.to_vec(),
-        encode(&(next + 1)),
+        encode(&(next + u64::from(count))),
     );
     Ok(InodeId(next))
 }
@@ -515,8 +549,21 @@ fn new_inode<R: KvRead>(
     kind: FileKind,
     now_ns: i64,
 ) -> Result<InodeAttr, NsError> {
-    let owner = inherit_group(&get_dir(t, parent)?, owner, kind);
     let ino = alloc_ino(t)?;
+    new_inode_as(t, parent, name, owner, kind, ino, now_ns)
+}
+
+/// [`new_inode`] under inode number `ino`.
+fn new_inode_as<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    parent: InodeId,
+    name: &str,
+    owner: Owner,
+    kind: FileKind,
+    ino: InodeId,
+    now_ns: i64,
+) -> Result<InodeAttr, NsError> {
+    let owner = inherit_group(&get_dir(t, parent)?, owner, kind);
     t.put(
         Cf::Dentries,
         dentry_key(parent, name),
@@ -525,6 +572,20 @@ fn new_inode<R: KvRead>(
     touch_dir(t, parent, 0, now_ns)?;
     update_counters(t, |c| c.files += 1)?;
     Ok(fresh_attr(ino, kind, owner, now_ns))
+}
+
+/// Refuses a bad name, a parent that is no directory, and a taken name.
+fn create_node_checks<R: KvRead>(
+    t: &Txn<'_, R>,
+    parent: InodeId,
+    name: &str,
+) -> Result<(), NsError> {
+    validate_name(name)?;
+    get_dir(t, parent)?;
+    if get_dentry(t, parent, name)?.is_some() {
+        return refuse(ErrorCode::AlreadyExists, format!("{name:?} already exists"));
+    }
+    Ok(())
 }
 
 /// Creates an empty regular file, fifo or socket; refuses a taken name.
@@ -536,11 +597,7 @@ fn create_node<R: KvRead>(
     owner: Owner,
     now_ns: i64,
 ) -> Result<InodeAttr, NsError> {
-    validate_name(name)?;
-    get_dir(t, parent)?;
-    if get_dentry(t, parent, name)?.is_some() {
-        return refuse(ErrorCode::AlreadyExists, format!("{name:?} already exists"));
-    }
+    create_node_checks(t, parent, name)?;
     let attr = new_inode(t, parent, name, owner, kind, now_ns)?;
     put_inode(t, &attr);
     Ok(attr)

@@ -10,14 +10,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cairn_proto::meta_rpc::{
     ChunkServerStatus, ClusterStatus, MetaNodeStatus, MetaRequest, MetaResponse, Session,
-    MAX_EXIST_QUERY,
+    MAX_EXIST_QUERY, MAX_INODE_RESERVATION,
 };
 use cairn_proto::{ErrorCode, InodeId, NodeId, RpcError};
 use openraft::error::{CheckIsLeaderError, ForwardToLeader, RaftError};
 use openraft::BasicNode;
 
 use crate::batcher::WriteBatcher;
-use crate::command::Command;
+use crate::command::{Command, CommandOutput};
 use crate::db::RocksKv;
 use crate::kv::{Cf, KvRead};
 use crate::namespace::{self, NsError};
@@ -137,6 +137,7 @@ impl MetaService {
                     version,
                 })
             }
+            Q::ReserveInodes { count } => self.reserve_inodes(count).await,
             Q::GetContent { ino, from, limit } => {
                 self.read_barrier(stale_ok).await?;
                 let (inline, extents, more, version) =
@@ -317,6 +318,7 @@ impl MetaService {
             | Q::Mknod { .. }
             | Q::WriteExtents { .. }
             | Q::WriteInline { .. }
+            | Q::CreateWith { .. }
             | Q::Symlink { .. }
             | Q::Link { .. }
             | Q::SetXattr { .. }
@@ -397,6 +399,38 @@ impl MetaService {
             Ok(Some(attr)) => Ok(MetaResponse::Attr(attr)),
             Ok(None) => Ok(MetaResponse::Ok),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Sets `count` inode numbers aside in a log entry of its own (the
+    /// batcher's results cannot carry the numbers). Not once-only: a
+    /// repeat sets more aside, which only leaves numbers unused.
+    async fn reserve_inodes(&self, count: u32) -> Result<MetaResponse, RpcError> {
+        if count == 0 || count > MAX_INODE_RESERVATION {
+            return Err(RpcError::new(
+                ErrorCode::InvalidRequest,
+                format!("inode reservations are 1..={MAX_INODE_RESERVATION}, not {count}"),
+            ));
+        }
+        let written = tokio::time::timeout(
+            COMMIT_WAIT,
+            self.raft.client_write(Command::ReserveInodes { count }),
+        )
+        .await
+        .map_err(|_| {
+            RpcError::new(
+                ErrorCode::Unavailable,
+                format!("inode reservation not committed within {COMMIT_WAIT:?}"),
+            )
+        })?
+        .map_err(crate::batcher::write_error)?;
+        match written.data {
+            CommandOutput::Reserved(first) => Ok(MetaResponse::Inodes { first, count }),
+            CommandOutput::One(Err(e)) => Err(e),
+            other => Err(RpcError::new(
+                ErrorCode::Internal,
+                format!("state machine answered an inode reservation with {other:?}"),
+            )),
         }
     }
 

@@ -28,7 +28,7 @@ use rocksdb::{IteratorMode, WriteBatch, DB};
 use crate::command::{Command, CommandOutput};
 use crate::db::{cf, kv_err, write, RocksKv};
 use crate::kv::{Cf, KvError, KvRead, Txn};
-use crate::namespace;
+use crate::namespace::{self, NsError};
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::schema::{decode, encode, meta_keys};
 use crate::snapshot_format::{self, SnapshotReader, SnapshotWriter};
@@ -243,6 +243,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         );
                     }
                     results.push(CommandOutput::Many(out));
+                }
+                EntryPayload::Normal(Command::ReserveInodes { count }) => {
+                    let save = t.savepoint();
+                    results.push(match namespace::reserve_inodes(&mut t, count) {
+                        Ok(first) => CommandOutput::Reserved(first),
+                        Err(NsError::Refused(e)) => {
+                            t.rollback(save);
+                            CommandOutput::One(Err(e))
+                        }
+                        Err(NsError::Storage(e)) => return Err(sm_err(ErrorVerb::Write, e)),
+                    });
                 }
                 EntryPayload::Normal(cmd) => {
                     let r = namespace::apply_one(&mut t, &cmd)

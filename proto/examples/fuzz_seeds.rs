@@ -76,6 +76,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 limit: 1024,
             },
         ),
+        ("reserve_inodes", MetaRequest::ReserveInodes { count: 1024 }),
+        (
+            "create_with",
+            MetaRequest::CreateWith {
+                parent: InodeId::ROOT,
+                name: "tiny".into(),
+                owner,
+                ino: InodeId(4096),
+                inline: b"hello".to_vec(),
+            },
+        ),
     ];
     for (name, req) in metas {
         let call = MetaCall {

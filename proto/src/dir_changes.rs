@@ -51,6 +51,7 @@ impl MetaRequest {
             Q::Mkdir { parent, name, .. }
             | Q::CommitFile { parent, name, .. }
             | Q::CreateFile { parent, name, .. }
+            | Q::CreateWith { parent, name, .. }
             | Q::Mknod { parent, name, .. }
             | Q::Symlink { parent, name, .. } => vec![added(parent, name)],
             Q::Link {
@@ -87,6 +88,7 @@ impl MetaRequest {
             | Q::Rmdir { parent, .. }
             | Q::CommitFile { parent, .. }
             | Q::CreateFile { parent, .. }
+            | Q::CreateWith { parent, .. }
             | Q::Mknod { parent, .. }
             | Q::Symlink { parent, .. } => vec![*parent],
             Q::Link { new_parent, .. } => vec![*new_parent],

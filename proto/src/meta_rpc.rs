@@ -18,6 +18,8 @@ pub const MAX_DIR_PLUS_PAGE: u32 = 1024;
 /// replicated), instead of in chunks: a tiny file then costs no chunk
 /// upload to write and no chunkserver round trip to read.
 pub const MAX_INLINE: u64 = 8 << 10;
+/// Most inode numbers one `ReserveInodes` sets aside.
+pub const MAX_INODE_RESERVATION: u32 = 4096;
 /// Most extents one `GetExtents` page returns.
 pub const MAX_EXTENT_PAGE: u32 = 8192;
 /// Most ids one `ChunksExist` query may carry.
@@ -395,6 +397,25 @@ pub enum MetaRequest {
         from: u64,
         limit: u32,
     },
+    /// Sets aside `count` (at most [`MAX_INODE_RESERVATION`]) inode numbers
+    /// for this client to create files under ([`MetaRequest::CreateWith`]);
+    /// answered with [`MetaResponse::Inodes`]. Numbers never used are
+    /// simply never used.
+    ReserveInodes {
+        count: u32,
+    },
+    /// Creates regular file `name` in `parent` as inode `ino` (one this
+    /// client reserved) holding `inline` (at most [`MAX_INLINE`] bytes):
+    /// a file created and written in one commit. Refused with
+    /// `AlreadyExists` if the name is taken, `InvalidRequest` if `ino`
+    /// was never reserved or is in use. Answers its attributes.
+    CreateWith {
+        parent: InodeId,
+        name: String,
+        owner: Owner,
+        ino: InodeId,
+        inline: Vec<u8>,
+    },
 }
 
 impl MetaRequest {
@@ -408,6 +429,8 @@ impl MetaRequest {
             MetaRequest::ReadDirPlus { .. } => "ReadDirPlus",
             MetaRequest::WriteInline { .. } => "WriteInline",
             MetaRequest::GetContent { .. } => "GetContent",
+            MetaRequest::ReserveInodes { .. } => "ReserveInodes",
+            MetaRequest::CreateWith { .. } => "CreateWith",
             MetaRequest::Mkdir { .. } => "Mkdir",
             MetaRequest::Unlink { .. } => "Unlink",
             MetaRequest::Rmdir { .. } => "Rmdir",
@@ -537,5 +560,11 @@ pub enum MetaResponse {
     Changed {
         attr: Option<InodeAttr>,
         dirs: Vec<InodeAttr>,
+    },
+    /// Inode numbers `first..first + count` are this client's to create
+    /// files under.
+    Inodes {
+        first: InodeId,
+        count: u32,
     },
 }

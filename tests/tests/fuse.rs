@@ -166,10 +166,22 @@ fn a_file_closed_in_one_mount_reads_back_exactly_in_another() {
     assert_eq!(fs::read(b.join("f")).unwrap(), want, "third version");
     drop(held);
 
-    // Writes not yet closed are not visible elsewhere; fsync publishes.
+    // Writes not yet closed are not visible elsewhere (the new file shows
+    // there, empty, within a second); fsync publishes.
     let mut g = File::create(a.join("g")).unwrap();
     g.write_all(b"pending").unwrap();
-    assert_eq!(fs::metadata(b.join("g")).unwrap().len(), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let seen = loop {
+        match fs::metadata(b.join("g")) {
+            Ok(m) => break m,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                assert!(std::time::Instant::now() < deadline, "g not seen in 5 s");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("stat g: {e}"),
+        }
+    };
+    assert_eq!(seen.len(), 0);
     g.sync_all().unwrap();
     assert_eq!(fs::read(b.join("g")).unwrap(), b"pending");
 }

@@ -170,10 +170,12 @@ fn creating_and_removing_files_in_a_row_asks_no_lookups_and_no_parent_stats() {
     for i in 0..8 {
         fs::write(dir.join(format!("warm{i}")), b"w").unwrap();
     }
-    let (lookups, stats, creates) = (
+    let creates = |c| served(c, "CreateFile") + served(c, "CreateWith");
+    let (lookups, stats, created, inline_writes) = (
         served(&cluster, "Lookup"),
         served(&cluster, "GetAttr"),
-        served(&cluster, "CreateFile"),
+        creates(&cluster),
+        served(&cluster, "WriteInline"),
     );
     let mut mtime = fs::metadata(&dir).unwrap().modified().unwrap();
     for i in 0..FILES {
@@ -186,7 +188,9 @@ fn creating_and_removing_files_in_a_row_asks_no_lookups_and_no_parent_stats() {
         );
         mtime = now;
     }
-    assert_eq!(served(&cluster, "CreateFile") - creates, FILES as u64);
+    assert_eq!(creates(&cluster) - created, FILES as u64);
+    // Each file was created with its bytes in one commit.
+    assert_eq!(served(&cluster, "WriteInline"), inline_writes);
     let asked = served(&cluster, "Lookup") - lookups;
     let statted = served(&cluster, "GetAttr") - stats;
     // One listing may expire and its lookups start over once or twice

@@ -81,6 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             cache_mib,
             write_buffer_mib,
             readahead_mib,
+            sync_creates,
         } => {
             let opts = cairn_fuse::MountOptions {
                 attr_ttl: Duration::from_secs_f64(attr_ttl),
@@ -89,6 +90,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 flush_file_bytes: (write_buffer_mib << 20) as usize,
                 flush_total_bytes: (write_buffer_mib << 22) as usize,
                 readahead_bytes: readahead_mib << 20,
+                defer_creates: !sync_creates,
                 ..Default::default()
             };
             if daemon {

@@ -6,10 +6,12 @@
 //! bytes (the client stores them as a chunk with its own bytes), and then
 //! replaces them.
 
-use cairn_proto::meta_rpc::{InodeAttr, MAX_INLINE};
+use cairn_proto::meta_rpc::{FileKind, InodeAttr, Owner, MAX_INLINE};
 use cairn_proto::{ErrorCode, InodeId};
 
-use super::{get_attr, put_inode, refuse, require_file, NsError};
+use super::{
+    create_node_checks, get_attr, new_inode_as, next_ino, put_inode, refuse, require_file, NsError,
+};
 use crate::kv::{Cf, KvError, KvRead, Txn};
 use crate::schema::{extent_range, inode_key};
 
@@ -76,6 +78,41 @@ pub(super) fn write_inline<R: KvRead>(
     attr.mtime_ns = now_ns;
     attr.ctime_ns = now_ns;
     attr.version += 1;
+    put_inode(t, &attr);
+    Ok(attr)
+}
+
+/// Creates regular file `name` in `parent` as reserved inode `ino`,
+/// holding `bytes`: a tiny file created and written in one command.
+pub(super) fn create_with<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    (parent, name): (InodeId, &str),
+    owner: Owner,
+    ino: InodeId,
+    bytes: &[u8],
+    now_ns: i64,
+) -> Result<InodeAttr, NsError> {
+    if bytes.len() as u64 > MAX_INLINE {
+        return not_inline(ino, format!("{} bytes", bytes.len()));
+    }
+    if ino.0 < 2 || ino.0 >= next_ino(t)? {
+        return refuse(
+            ErrorCode::InvalidRequest,
+            format!("inode number {ino} was never reserved"),
+        );
+    }
+    if t.get(Cf::Inodes, &inode_key(ino))?.is_some() {
+        return refuse(
+            ErrorCode::InvalidRequest,
+            format!("inode number {ino} is in use"),
+        );
+    }
+    create_node_checks(t, parent, name)?;
+    let mut attr = new_inode_as(t, parent, name, owner, FileKind::File, ino, now_ns)?;
+    if !bytes.is_empty() {
+        t.put(Cf::Inline, inode_key(ino), bytes.to_vec());
+        attr.size = bytes.len() as u64;
+    }
     put_inode(t, &attr);
     Ok(attr)
 }

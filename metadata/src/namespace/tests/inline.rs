@@ -145,3 +145,84 @@ fn removing_or_replacing_a_file_drops_its_inline_bytes() {
     let (inline, ext, _, _) = content(&ns.kv, g, 0, 10).unwrap();
     assert_eq!((inline, ext.len()), (None, 1));
 }
+
+impl Ns {
+    /// Sets `count` inode numbers aside, as the state machine does.
+    fn reserve(&mut self, count: u32) -> Result<InodeId, NsError> {
+        let mut t = Txn::new(&self.kv);
+        let r = reserve_inodes(&mut t, count);
+        let w = t.into_writes();
+        self.kv.commit(w);
+        r
+    }
+
+    fn create_with(&mut self, name: &str, ino: InodeId, bytes: &[u8]) -> CommandResult {
+        let now_ns = self.now;
+        self.run(Command::CreateWith {
+            parent: InodeId::ROOT,
+            name: name.into(),
+            owner: OWNER,
+            ino,
+            inline: bytes.to_vec(),
+            now_ns,
+        })
+    }
+}
+
+#[test]
+fn a_file_is_created_with_its_bytes_under_a_reserved_number() {
+    let mut ns = Ns::new();
+    let first = ns.reserve(3).unwrap();
+    // Numbers handed out afterwards do not collide with the reservation.
+    let other = ns.new_file("other");
+    assert!(other.0 >= first.0 + 3, "{other} inside {first}+3");
+    let a = ns
+        .create_with("tiny", InodeId(first.0 + 1), b"hello")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (a.ino, a.size, a.kind),
+        (InodeId(first.0 + 1), 5, FileKind::File)
+    );
+    assert_eq!(ns.inline(a.ino).unwrap(), b"hello".to_vec());
+    assert_eq!(lookup(&ns.kv, InodeId::ROOT, "tiny").unwrap().ino, a.ino);
+    // Empty files keep no inline record.
+    let e = ns.create_with("empty", first, b"").unwrap().unwrap();
+    assert_eq!((e.size, ns.inline(e.ino)), (0, None));
+}
+
+#[test]
+fn numbers_not_reserved_or_in_use_and_taken_names_are_refused() {
+    let mut ns = Ns::new();
+    let first = ns.reserve(2).unwrap();
+    let taken = ns.new_file("taken");
+    assert_eq!(
+        Ns::code(ns.create_with("x", InodeId(taken.0 + 100), b"")),
+        ErrorCode::InvalidRequest,
+        "never reserved"
+    );
+    assert_eq!(
+        Ns::code(ns.create_with("x", taken, b"")),
+        ErrorCode::InvalidRequest,
+        "in use"
+    );
+    assert_eq!(
+        Ns::code(ns.create_with("x", InodeId::ROOT, b"")),
+        ErrorCode::InvalidRequest,
+        "the root"
+    );
+    assert_eq!(
+        Ns::code(ns.create_with("taken", first, b"")),
+        ErrorCode::AlreadyExists
+    );
+    let big = vec![0u8; MAX_INLINE as usize + 1];
+    assert_eq!(
+        Ns::code(ns.create_with("big", first, &big)),
+        ErrorCode::NotInline
+    );
+    // Nothing was left behind by the refusals.
+    assert!(lookup(&ns.kv, InodeId::ROOT, "x").is_err());
+    assert!(get_attr(&ns.kv, first).is_err());
+    assert!(ns.reserve(0).is_err());
+    assert!(ns.reserve(MAX_INODE_RESERVATION + 1).is_err());
+}

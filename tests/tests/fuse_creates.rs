@@ -1,0 +1,202 @@
+//! Creates answered by the mount and sent to metadata with the file's
+//! bytes at close (one commit for a small file): nothing on this mount
+//! can tell the difference, other mounts see the file within a second,
+//! and exclusive creates still learn at once whether the name was free.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cairn_tests::fuse_mount::FuseMount;
+use cairn_tests::metrics::{get, metrics_addr};
+use cairn_tests::{random_bytes, DevCluster};
+
+/// How many `op` requests metadata has served.
+fn served(cluster: &DevCluster, op: &str) -> u64 {
+    let (_, body) = get(metrics_addr(cluster, "meta-1"), "/metrics");
+    let label = format!("op=\"{op}\"");
+    body.lines()
+        .filter(|l| l.starts_with("cairn_requests_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Waits (bounded) until `p` exists; its metadata.
+fn eventually(p: &Path) -> fs::Metadata {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match fs::metadata(p) {
+            Ok(m) => return m,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                assert!(Instant::now() < deadline, "{} not seen in 5 s", p.display());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("stat {}: {e}", p.display()),
+        }
+    }
+}
+
+#[test]
+fn a_small_file_is_created_with_its_bytes_in_one_commit() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let mount = FuseMount::start(&cluster, &[]).expect("mounted");
+    let other = FuseMount::start(&cluster, &[]).expect("second mount");
+    let dir = mount.path().join("d");
+    fs::create_dir(&dir).unwrap();
+    // The first create in a directory goes at once (the mount learns
+    // the directory's attributes from it).
+    fs::write(dir.join("first"), b"1").unwrap();
+    let before = (
+        served(&cluster, "CreateFile"),
+        served(&cluster, "CreateWith"),
+        served(&cluster, "WriteInline"),
+    );
+    let mut want = Vec::new();
+    for i in 0..20 {
+        let data = random_bytes(100 * i + 1, i as u64);
+        fs::write(dir.join(format!("f{i}")), &data).unwrap();
+        want.push(data);
+    }
+    let after = (
+        served(&cluster, "CreateFile"),
+        served(&cluster, "CreateWith"),
+        served(&cluster, "WriteInline"),
+    );
+    assert_eq!(after.0, before.0, "no separate create");
+    assert_eq!(after.1 - before.1, 20, "one create-with-bytes per file");
+    assert_eq!(after.2, before.2, "no separate write");
+    for (i, data) in want.iter().enumerate() {
+        let name = format!("f{i}");
+        assert_eq!(&fs::read(dir.join(&name)).unwrap(), data, "{name} here");
+        let there = other.path().join("d").join(&name);
+        assert_eq!(&fs::read(there).unwrap(), data, "{name} on the other mount");
+    }
+    let got = cluster.cairn(&["get", "/d/f3", "-"]);
+    assert!(got.status.success(), "{got:?}");
+    assert_eq!(got.stdout, want[3]);
+}
+
+#[test]
+fn an_open_new_file_is_what_it_would_have_been() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let mount = FuseMount::start(&cluster, &[]).expect("mounted");
+    let other = FuseMount::start(&cluster, &[]).expect("second mount");
+    let dir = mount.path().join("d");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("first"), b"1").unwrap();
+
+    // Seen here at once, with its buffered size, mode and owner.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .open(dir.join("open"))
+        .unwrap();
+    f.write_all(b"hello").unwrap();
+    let m = fs::metadata(dir.join("open")).unwrap();
+    assert_eq!((m.len(), m.mode() & 0o777, m.nlink()), (5, 0o640, 1));
+    let names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(names.contains(&"open".to_string()), "{names:?}");
+    // Elsewhere within a second, empty until closed.
+    let there = eventually(&other.path().join("d").join("open"));
+    assert_eq!(there.len(), 0);
+    drop(f);
+    assert_eq!(fs::read(other.path().join("d/open")).unwrap(), b"hello");
+
+    // Renamed, chmod'ed, linked and read back while still open.
+    let mut g = File::create(dir.join("g")).unwrap();
+    g.write_all(b"gee").unwrap();
+    fs::rename(dir.join("g"), dir.join("g2")).unwrap();
+    fs::set_permissions(dir.join("g2"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::hard_link(dir.join("g2"), dir.join("g3")).unwrap();
+    g.write_all(b"!").unwrap();
+    drop(g);
+    assert_eq!(fs::read(dir.join("g3")).unwrap(), b"gee!");
+    let m = fs::metadata(other.path().join("d/g2")).unwrap();
+    assert_eq!((m.len(), m.mode() & 0o777, m.nlink()), (4, 0o600, 2));
+    assert!(fs::metadata(dir.join("g")).is_err());
+
+    // Read through another handle before the first is closed.
+    let mut h = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(dir.join("h"))
+        .unwrap();
+    h.write_all(b"abc").unwrap();
+    let mut back = String::new();
+    File::open(dir.join("h"))
+        .unwrap()
+        .read_to_string(&mut back)
+        .unwrap();
+    assert_eq!(back, "abc");
+    drop(h);
+
+    // Unlinked while open: gone at once, still usable, nothing left.
+    let mut u = File::create(dir.join("u")).unwrap();
+    fs::remove_file(dir.join("u")).unwrap();
+    u.write_all(b"bytes").unwrap();
+    drop(u);
+    assert!(fs::metadata(dir.join("u")).is_err());
+
+    // A file that outgrows one commit is created first, then stored.
+    let big = random_bytes(3 << 20, 9);
+    fs::write(dir.join("big"), &big).unwrap();
+    assert_eq!(fs::read(other.path().join("d/big")).unwrap(), big);
+
+    let mut names: Vec<String> = fs::read_dir(other.path().join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !n.starts_with(".cairn-unlinked"))
+        .collect();
+    names.sort();
+    assert_eq!(names, ["big", "first", "g2", "g3", "h", "open"]);
+}
+
+#[test]
+fn exclusive_creates_learn_at_once_whether_the_name_was_free() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let mount = FuseMount::start(&cluster, &[]).expect("mounted");
+    let other = FuseMount::start(&cluster, &[]).expect("second mount");
+    let dir = mount.path().join("d");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("first"), b"1").unwrap();
+    let creates = served(&cluster, "CreateFile");
+    let lock = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dir.join("lock"))
+        .unwrap();
+    assert_eq!(served(&cluster, "CreateFile"), creates + 1);
+    // The other mount sees it at once and cannot take it.
+    std::thread::sleep(Duration::from_millis(1_200));
+    let taken = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(other.path().join("d/lock"))
+        .unwrap_err();
+    assert_eq!(taken.kind(), ErrorKind::AlreadyExists);
+    drop(lock);
+}
+
+#[test]
+fn with_sync_creates_a_create_is_sent_at_once() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let mount = FuseMount::start(&cluster, &["--sync-creates"]).expect("mounted");
+    let dir = mount.path().join("d");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("first"), b"1").unwrap();
+    let with = served(&cluster, "CreateWith");
+    for i in 0..5 {
+        fs::write(dir.join(format!("f{i}")), b"x").unwrap();
+    }
+    assert_eq!(served(&cluster, "CreateWith"), with);
+    assert_eq!(fs::read(dir.join("f4")).unwrap(), b"x");
+}
