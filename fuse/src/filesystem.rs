@@ -716,15 +716,28 @@ impl Filesystem for CairnFs {
         });
     }
 
-    fn open(&self, _req: &Request, i: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, _req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let read_only = flags.0 & libc::O_ACCMODE == libc::O_RDONLY;
         self.run(|s| async move {
             // Close-to-open: every open sees the cluster's latest version.
-            match s.io.client.get_attr(ino(i)).await {
+            // A reader will want the content too: asked for alongside.
+            let (attr, content) = if read_only {
+                tokio::join!(
+                    s.io.client.get_attr(ino(i)),
+                    s.io.client.content_if_small(ino(i))
+                )
+            } else {
+                (s.io.client.get_attr(ino(i)).await, Ok(None))
+            };
+            match attr {
                 Ok(a) if a.kind == FileKind::Dir => reply.error(Errno::EISDIR),
                 Ok(a) => {
                     let keep = s.keep_cache(&a);
                     let (fh, file) = s.register(&a);
                     file.refresh(&a).await;
+                    if let Ok(Some((c, version))) = content {
+                        file.offer_content(c, version).await;
+                    }
                     let flags = if keep {
                         FopenFlags::FOPEN_KEEP_CACHE
                     } else {

@@ -175,6 +175,20 @@ impl OpenFile {
         }
     }
 
+    /// Takes `content` fetched along with the attributes at open, if it is
+    /// of the version this mount now sees and nothing is buffered: the
+    /// first read then needs no round trip.
+    pub async fn offer_content(&self, content: FileContent, version: u64) {
+        let mut st = self.state.lock().await;
+        if st.content.is_none()
+            && st.version == version
+            && st.dirty.is_empty()
+            && st.inflight.is_none()
+        {
+            st.content = Some(Arc::new(content));
+        }
+    }
+
     /// Buffers a write. Answers whether the buffers grew past their bound
     /// (the caller then starts a flush).
     pub async fn write(&self, io: &FileIo, offset: u64, data: &[u8]) -> Result<bool, Errno> {

@@ -34,3 +34,14 @@ pub fn get(addr: SocketAddr, path: &str) -> (String, String) {
         body.to_string(),
     )
 }
+
+/// How many `op` requests the metadata node `meta-1` has served (every
+/// outcome).
+pub fn served(cluster: &DevCluster, op: &str) -> u64 {
+    let (_, body) = get(metrics_addr(cluster, "meta-1"), "/metrics");
+    let label = format!("op=\"{op}\"");
+    body.lines()
+        .filter(|l| l.starts_with("cairn_requests_total{") && l.contains(&label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}

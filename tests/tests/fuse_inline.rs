@@ -3,11 +3,12 @@
 //! with `cairn get`), and moved into chunks when they outgrow the limit.
 
 use std::fs::{self, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 
 use cairn_proto::meta_rpc::MAX_INLINE;
 use cairn_tests::fuse_mount::FuseMount;
+use cairn_tests::metrics::served;
 use cairn_tests::{random_bytes, DevCluster};
 
 #[test]
@@ -90,4 +91,28 @@ fn a_tiny_file_that_grows_moves_into_chunks_intact() {
     assert_eq!(fs::read(other.path().join("grows")).unwrap(), b"tiny again");
     let got = cluster.cairn(&["get", "/grows", "-"]);
     assert_eq!(got.stdout, b"tiny again");
+}
+
+#[test]
+fn opening_a_tiny_file_to_read_fetches_its_bytes_once() {
+    let cluster = DevCluster::start().expect("cluster starts");
+    let mount = FuseMount::start(&cluster, &[]).expect("mounted");
+    let files: Vec<Vec<u8>> = (0..10)
+        .map(|i| random_bytes(300 * i + 1, i as u64))
+        .collect();
+    for (i, data) in files.iter().enumerate() {
+        fs::write(mount.join(&format!("f{i}")), data).unwrap();
+    }
+    // A fresh mount: nothing cached. The bytes come with the open (asked
+    // for alongside the attributes), and the read needs nothing more.
+    let reader = FuseMount::start(&cluster, &[]).expect("second mount");
+    for (i, data) in files.iter().enumerate() {
+        let before = served(&cluster, "GetContent");
+        let mut f = fs::File::open(reader.join(&format!("f{i}"))).unwrap();
+        assert_eq!(served(&cluster, "GetContent"), before + 1, "at open");
+        let mut got = Vec::new();
+        f.read_to_end(&mut got).unwrap();
+        assert_eq!(&got, data);
+        assert_eq!(served(&cluster, "GetContent"), before + 1, "after the read");
+    }
 }

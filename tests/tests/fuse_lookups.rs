@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cairn_tests::fuse_mount::FuseMount;
-use cairn_tests::metrics::{get, metrics_addr};
+use cairn_tests::metrics::served;
 use cairn_tests::DevCluster;
 
 const FILES: usize = 40;
@@ -43,16 +43,6 @@ fn fill_and_stat(dir: &Path) {
         }
     }
     assert_eq!(len_of(&dir.join("never-made")), None);
-}
-
-/// How many `op` requests metadata has served.
-fn served(cluster: &DevCluster, op: &str) -> u64 {
-    let (_, body) = get(metrics_addr(cluster, "meta-1"), "/metrics");
-    let label = format!("op=\"{op}\"");
-    body.lines()
-        .filter(|l| l.starts_with("cairn_requests_total{") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 /// How many directory listings with attributes metadata has served.

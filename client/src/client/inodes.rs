@@ -265,6 +265,38 @@ impl Client {
         Err(ClientError::Changed { ino: ino.0 })
     }
 
+    /// File `ino`'s content if one round trip gets all of it (inline
+    /// bytes, or at most one page of extents), with the inode version it
+    /// was read at; `None` for a file with more extents than that.
+    pub async fn content_if_small(
+        &self,
+        ino: InodeId,
+    ) -> Result<Option<(FileContent, u64)>, ClientError> {
+        match self
+            .meta(MetaRequest::GetContent {
+                ino,
+                from: 0,
+                limit: EXTENT_PAGE,
+            })
+            .await?
+        {
+            MetaResponse::Content { more: true, .. } => Ok(None),
+            MetaResponse::Content {
+                inline,
+                extents,
+                version,
+                ..
+            } => Ok(Some((
+                FileContent {
+                    inline: inline.map(Bytes::from),
+                    extents,
+                },
+                version,
+            ))),
+            r => Err(unexpected(r)),
+        }
+    }
+
     /// Chunk `id`, verified against its hash.
     pub async fn fetch_chunk(&self, id: ChunkId) -> Result<Vec<u8>, ClientError> {
         tokio::spawn(self.inner.clone().fetch_chunk(id))
