@@ -6,7 +6,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cairn_tests::fuse_mount::FuseMount;
@@ -28,20 +28,46 @@ fn eventually(p: &Path) -> fs::Metadata {
     }
 }
 
-#[test]
-fn a_small_file_is_created_with_its_bytes_in_one_commit() {
+/// A cluster, a mount (with `opts`) and a second mount, and directory
+/// `d` holding `first`. (Fields drop in order: the mounts before the
+/// cluster.)
+struct SetUp {
+    other: FuseMount,
+    /// Mounted while the test runs; reached through `dir`.
+    _mount: FuseMount,
+    dir: PathBuf,
+    cluster: DevCluster,
+}
+
+fn set_up(opts: &[&str]) -> SetUp {
     let cluster = DevCluster::start().expect("cluster starts");
-    let mount = FuseMount::start(&cluster, &[]).expect("mounted");
+    let mount = FuseMount::start(&cluster, opts).expect("mounted");
     let other = FuseMount::start(&cluster, &[]).expect("second mount");
     let dir = mount.path().join("d");
     fs::create_dir(&dir).unwrap();
     // The first create in a directory goes at once (the mount learns
     // the directory's attributes from it).
     fs::write(dir.join("first"), b"1").unwrap();
+    SetUp {
+        other,
+        _mount: mount,
+        dir,
+        cluster,
+    }
+}
+
+#[test]
+fn a_small_file_is_created_with_its_bytes_in_one_commit() {
+    let SetUp {
+        other,
+        dir,
+        cluster,
+        ..
+    } = &set_up(&[]);
     let before = (
-        served(&cluster, "CreateFile"),
-        served(&cluster, "CreateWith"),
-        served(&cluster, "WriteInline"),
+        served(cluster, "CreateFile"),
+        served(cluster, "CreateWith"),
+        served(cluster, "WriteInline"),
     );
     let mut want = Vec::new();
     for i in 0..20 {
@@ -50,9 +76,9 @@ fn a_small_file_is_created_with_its_bytes_in_one_commit() {
         want.push(data);
     }
     let after = (
-        served(&cluster, "CreateFile"),
-        served(&cluster, "CreateWith"),
-        served(&cluster, "WriteInline"),
+        served(cluster, "CreateFile"),
+        served(cluster, "CreateWith"),
+        served(cluster, "WriteInline"),
     );
     assert_eq!(after.0, before.0, "no separate create");
     assert_eq!(after.1 - before.1, 20, "one create-with-bytes per file");
@@ -70,12 +96,7 @@ fn a_small_file_is_created_with_its_bytes_in_one_commit() {
 
 #[test]
 fn an_open_new_file_is_what_it_would_have_been() {
-    let cluster = DevCluster::start().expect("cluster starts");
-    let mount = FuseMount::start(&cluster, &[]).expect("mounted");
-    let other = FuseMount::start(&cluster, &[]).expect("second mount");
-    let dir = mount.path().join("d");
-    fs::create_dir(&dir).unwrap();
-    fs::write(dir.join("first"), b"1").unwrap();
+    let SetUp { other, dir, .. } = &set_up(&[]);
 
     // Seen here at once, with its buffered size, mode and owner.
     let mut f = OpenOptions::new()
@@ -88,7 +109,7 @@ fn an_open_new_file_is_what_it_would_have_been() {
     f.write_all(b"hello").unwrap();
     let m = fs::metadata(dir.join("open")).unwrap();
     assert_eq!((m.len(), m.mode() & 0o777, m.nlink()), (5, 0o640, 1));
-    let names: Vec<String> = fs::read_dir(&dir)
+    let names: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -152,19 +173,19 @@ fn an_open_new_file_is_what_it_would_have_been() {
 
 #[test]
 fn exclusive_creates_learn_at_once_whether_the_name_was_free() {
-    let cluster = DevCluster::start().expect("cluster starts");
-    let mount = FuseMount::start(&cluster, &[]).expect("mounted");
-    let other = FuseMount::start(&cluster, &[]).expect("second mount");
-    let dir = mount.path().join("d");
-    fs::create_dir(&dir).unwrap();
-    fs::write(dir.join("first"), b"1").unwrap();
-    let creates = served(&cluster, "CreateFile");
+    let SetUp {
+        other,
+        dir,
+        cluster,
+        ..
+    } = &set_up(&[]);
+    let creates = served(cluster, "CreateFile");
     let lock = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(dir.join("lock"))
         .unwrap();
-    assert_eq!(served(&cluster, "CreateFile"), creates + 1);
+    assert_eq!(served(cluster, "CreateFile"), creates + 1);
     // The other mount sees it at once and cannot take it.
     std::thread::sleep(Duration::from_millis(1_200));
     let taken = OpenOptions::new()
@@ -178,15 +199,11 @@ fn exclusive_creates_learn_at_once_whether_the_name_was_free() {
 
 #[test]
 fn with_sync_creates_a_create_is_sent_at_once() {
-    let cluster = DevCluster::start().expect("cluster starts");
-    let mount = FuseMount::start(&cluster, &["--sync-creates"]).expect("mounted");
-    let dir = mount.path().join("d");
-    fs::create_dir(&dir).unwrap();
-    fs::write(dir.join("first"), b"1").unwrap();
-    let with = served(&cluster, "CreateWith");
+    let SetUp { dir, cluster, .. } = &set_up(&["--sync-creates"]);
+    let with = served(cluster, "CreateWith");
     for i in 0..5 {
         fs::write(dir.join(format!("f{i}")), b"x").unwrap();
     }
-    assert_eq!(served(&cluster, "CreateWith"), with);
+    assert_eq!(served(cluster, "CreateWith"), with);
     assert_eq!(fs::read(dir.join("f4")).unwrap(), b"x");
 }
