@@ -42,8 +42,8 @@ pub fn may_defer(flags: i32, parent: Option<&InodeAttr>) -> bool {
 }
 
 /// The attributes a deferred create tells the kernel: what metadata will
-/// record when the create is sent (times are this machine's clock until
-/// then).
+/// record when the create is sent (`now_ns`, this machine's clock, goes
+/// with it as the file's times).
 pub fn pending_attr(ino: InodeId, owner: Owner, now_ns: i64) -> InodeAttr {
     InodeAttr {
         ino,

@@ -315,11 +315,13 @@ impl Shared {
         let dir = self.io.client.changed_dir_attr(parent, self.attr_ttl);
         if self.defer_creates && deferred_create::may_defer(flags, dir.as_ref().map(|(d, _)| d)) {
             let ino = self.io.client.reserved_inode().await?;
-            let attr = deferred_create::pending_attr(ino, owner, now_ns());
+            let created_ns = now_ns();
+            let attr = deferred_create::pending_attr(ino, owner, created_ns);
             let create = PendingCreate {
                 parent,
                 name: name.to_string(),
                 owner,
+                created_ns,
             };
             let file = Arc::new(OpenFile::new_pending(&attr, create));
             self.pending.add(file.clone());

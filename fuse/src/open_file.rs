@@ -52,6 +52,8 @@ pub struct PendingCreate {
     pub parent: InodeId,
     pub name: String,
     pub owner: Owner,
+    /// The times the kernel was told; metadata records them.
+    pub created_ns: i64,
 }
 
 /// Dirty ranges taken out of the buffer for one flush: (offset, bytes).
@@ -143,7 +145,7 @@ impl OpenFile {
     ) -> Result<InodeAttr, ClientError> {
         let attr = io
             .client
-            .create_with((p.parent, &p.name), p.owner, self.ino, bytes)
+            .create_with((p.parent, &p.name), (p.owner, self.ino), bytes, p.created_ns)
             .await
             .inspect_err(|e| {
                 tracing::warn!(ino = %self.ino, name = p.name, error = %e, "creating a file failed");

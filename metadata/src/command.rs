@@ -153,6 +153,7 @@ pub enum Command {
         owner: Owner,
         ino: InodeId,
         inline: Vec<u8>,
+        created_ns: i64,
         now_ns: i64,
     },
 }
@@ -311,12 +312,14 @@ impl Command {
                 owner,
                 ino,
                 inline,
+                created_ns,
             } => Command::CreateWith {
                 parent,
                 name,
                 owner,
                 ino,
                 inline,
+                created_ns,
                 now_ns,
             },
             other => return Err(other),

@@ -148,8 +148,16 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
             owner,
             ino,
             inline,
+            created_ns,
             now_ns,
-        } => inline::create_with(t, (*parent, name), *owner, *ino, inline, *now_ns).map(Some),
+        } => inline::create_with(
+            t,
+            (*parent, name),
+            (*owner, *ino),
+            inline,
+            (*created_ns, *now_ns),
+        )
+        .map(Some),
         // Answered with the numbers it set aside, which a batch cannot
         // carry: the state machine applies it on its own.
         Command::ReserveInodes { .. } => refuse(

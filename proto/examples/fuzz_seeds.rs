@@ -85,6 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 owner,
                 ino: InodeId(4096),
                 inline: b"hello".to_vec(),
+                created_ns: 1_764_000_000_000_000_000,
             },
         ),
     ];

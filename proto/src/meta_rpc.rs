@@ -18,6 +18,9 @@ pub const MAX_DIR_PLUS_PAGE: u32 = 1024;
 /// replicated), instead of in chunks: a tiny file then costs no chunk
 /// upload to write and no chunkserver round trip to read.
 pub const MAX_INLINE: u64 = 8 << 10;
+/// Farthest a `CreateWith`'s creation time may be from metadata's clock
+/// and still be recorded (else metadata's own time is).
+pub const MAX_CREATE_SKEW_NS: i64 = 60_000_000_000;
 /// Most inode numbers one `ReserveInodes` sets aside.
 pub const MAX_INODE_RESERVATION: u32 = 4096;
 /// Most extents one `GetExtents` page returns.
@@ -409,12 +412,16 @@ pub enum MetaRequest {
     /// a file created and written in one commit. Refused with
     /// `AlreadyExists` if the name is taken, `InvalidRequest` if `ino`
     /// was never reserved or is in use. Answers its attributes.
+    /// `created_ns`: when the client created it (and told its kernel so),
+    /// recorded as the file's times if it is within
+    /// [`MAX_CREATE_SKEW_NS`] of metadata's clock.
     CreateWith {
         parent: InodeId,
         name: String,
         owner: Owner,
         ino: InodeId,
         inline: Vec<u8>,
+        created_ns: i64,
     },
 }
 

@@ -207,3 +207,27 @@ fn with_sync_creates_a_create_is_sent_at_once() {
     assert_eq!(served(cluster, "CreateWith"), with);
     assert_eq!(fs::read(dir.join("f4")).unwrap(), b"x");
 }
+
+#[test]
+fn a_new_files_times_do_not_move_once_metadata_has_it() {
+    let SetUp { other, dir, .. } = &set_up(&[]);
+    drop(File::create(dir.join("t")).unwrap());
+    // What the kernel was told at the create...
+    let told = fs::metadata(dir.join("t")).unwrap();
+    // ...is what metadata recorded (asked for again past the attribute
+    // TTL, and from another mount).
+    std::thread::sleep(Duration::from_millis(1_200));
+    let later = fs::metadata(dir.join("t")).unwrap();
+    let there = fs::metadata(other.path().join("d/t")).unwrap();
+    for m in [&later, &there] {
+        assert_eq!(
+            (m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec()),
+            (
+                told.mtime(),
+                told.mtime_nsec(),
+                told.ctime(),
+                told.ctime_nsec()
+            )
+        );
+    }
+}

@@ -56,13 +56,14 @@ impl Client {
 
     /// Creates file `name` in `parent` as inode `ino` (from
     /// [`Client::reserved_inode`]) holding `inline` (at most `MAX_INLINE`
-    /// bytes) in one commit; `AlreadyExists` if the name is taken.
+    /// bytes) in one commit, with `created_ns` as its times (see
+    /// [`MetaRequest::CreateWith`]); `AlreadyExists` if the name is taken.
     pub async fn create_with(
         &self,
         (parent, name): (InodeId, &str),
-        owner: Owner,
-        ino: InodeId,
+        (owner, ino): (Owner, InodeId),
         inline: Vec<u8>,
+        created_ns: i64,
     ) -> Result<InodeAttr, ClientError> {
         self.attr_of(MetaRequest::CreateWith {
             parent,
@@ -70,6 +71,7 @@ impl Client {
             owner,
             ino,
             inline,
+            created_ns,
         })
         .await
     }

@@ -6,7 +6,7 @@
 //! bytes (the client stores them as a chunk with its own bytes), and then
 //! replaces them.
 
-use cairn_proto::meta_rpc::{FileKind, InodeAttr, Owner, MAX_INLINE};
+use cairn_proto::meta_rpc::{FileKind, InodeAttr, Owner, MAX_CREATE_SKEW_NS, MAX_INLINE};
 use cairn_proto::{ErrorCode, InodeId};
 
 use super::{
@@ -83,14 +83,15 @@ pub(super) fn write_inline<R: KvRead>(
 }
 
 /// Creates regular file `name` in `parent` as reserved inode `ino`,
-/// holding `bytes`: a tiny file created and written in one command.
+/// holding `bytes`: a tiny file created and written in one command. The
+/// file's times are `created_ns` (what the client told its kernel) unless
+/// that is far from `now_ns`; the parent's are `now_ns`.
 pub(super) fn create_with<R: KvRead>(
     t: &mut Txn<'_, R>,
     (parent, name): (InodeId, &str),
-    owner: Owner,
-    ino: InodeId,
+    (owner, ino): (Owner, InodeId),
     bytes: &[u8],
-    now_ns: i64,
+    (created_ns, now_ns): (i64, i64),
 ) -> Result<InodeAttr, NsError> {
     if bytes.len() as u64 > MAX_INLINE {
         return not_inline(ino, format!("{} bytes", bytes.len()));
@@ -109,6 +110,11 @@ pub(super) fn create_with<R: KvRead>(
     }
     create_node_checks(t, parent, name)?;
     let mut attr = new_inode_as(t, parent, name, owner, FileKind::File, ino, now_ns)?;
+    if created_ns.abs_diff(now_ns) <= MAX_CREATE_SKEW_NS.unsigned_abs() {
+        attr.mtime_ns = created_ns;
+        attr.ctime_ns = created_ns;
+        attr.atime_ns = created_ns;
+    }
     if !bytes.is_empty() {
         t.put(Cf::Inline, inode_key(ino), bytes.to_vec());
         attr.size = bytes.len() as u64;

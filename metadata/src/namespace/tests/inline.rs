@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::command::CommandResult;
-use cairn_proto::meta_rpc::MAX_INLINE;
+use cairn_proto::meta_rpc::{MAX_CREATE_SKEW_NS, MAX_INLINE};
 
 impl Ns {
     fn write_inline(&mut self, ino: InodeId, parts: &[(u64, &[u8])]) -> CommandResult {
@@ -158,12 +158,24 @@ impl Ns {
 
     fn create_with(&mut self, name: &str, ino: InodeId, bytes: &[u8]) -> CommandResult {
         let now_ns = self.now;
+        self.create_with_at(name, ino, bytes, now_ns - 500)
+    }
+
+    fn create_with_at(
+        &mut self,
+        name: &str,
+        ino: InodeId,
+        bytes: &[u8],
+        created_ns: i64,
+    ) -> CommandResult {
+        let now_ns = self.now;
         self.run(Command::CreateWith {
             parent: InodeId::ROOT,
             name: name.into(),
             owner: OWNER,
             ino,
             inline: bytes.to_vec(),
+            created_ns,
             now_ns,
         })
     }
@@ -189,6 +201,28 @@ fn a_file_is_created_with_its_bytes_under_a_reserved_number() {
     // Empty files keep no inline record.
     let e = ns.create_with("empty", first, b"").unwrap().unwrap();
     assert_eq!((e.size, ns.inline(e.ino)), (0, None));
+    // The file's times are those the client gave (what its kernel was
+    // told); the directory's are metadata's own.
+    let now = ns.now;
+    let c = ns
+        .create_with_at("client-time", InodeId(first.0 + 2), b"", now - 7)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c.mtime_ns, c.ctime_ns, c.atime_ns),
+        (now - 7, now - 7, now - 7)
+    );
+    assert_eq!(get_attr(&ns.kv, InodeId::ROOT).unwrap().mtime_ns, now);
+}
+
+#[test]
+fn a_creation_time_far_from_metadata_clock_is_not_recorded() {
+    let mut ns = Ns::new();
+    let first = ns.reserve(1).unwrap();
+    let now = ns.now;
+    let far = now - MAX_CREATE_SKEW_NS - 1;
+    let a = ns.create_with_at("f", first, b"", far).unwrap().unwrap();
+    assert_eq!((a.mtime_ns, a.ctime_ns), (now, now));
 }
 
 #[test]
