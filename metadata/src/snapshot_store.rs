@@ -116,6 +116,18 @@ impl SnapshotDir {
         self.read_sidecar(CURRENT)
     }
 
+    /// The current snapshot and its file, open (read and opened under the
+    /// lock that replacing it takes, so the file cannot be deleted in
+    /// between; once open it stays readable even if it then is).
+    pub fn open_current(&self) -> io::Result<Option<(SnapshotRecord, File)>> {
+        let _g = self.guard();
+        let Some(rec) = self.current()? else {
+            return Ok(None);
+        };
+        let file = File::open(self.dir.join(&rec.file))?;
+        Ok(Some((rec, file)))
+    }
+
     /// An install that was started and not finished, if any.
     pub fn installing(&self) -> io::Result<Option<SnapshotRecord>> {
         self.read_sidecar(INSTALLING)
@@ -186,11 +198,12 @@ pub struct SnapshotFile {
 }
 
 impl SnapshotFile {
-    pub async fn open(path: PathBuf) -> io::Result<Self> {
-        Ok(SnapshotFile {
-            file: tokio::fs::File::open(&path).await?,
+    /// A file already open (see [`SnapshotDir::open_current`]).
+    pub fn from_std(file: File, path: PathBuf) -> Self {
+        SnapshotFile {
+            file: tokio::fs::File::from_std(file),
             path,
-        })
+        }
     }
 
     pub async fn create(path: PathBuf) -> io::Result<Self> {
@@ -276,6 +289,27 @@ mod tests {
         assert_eq!(d.current().unwrap().unwrap().file, b);
         assert!(!d.path(&a).exists(), "the unnamed file is removed");
         assert!(d.path(&b).exists());
+    }
+
+    #[test]
+    fn the_current_snapshot_stays_readable_once_opened_while_a_newer_one_replaces_it() {
+        use std::io::Read;
+        let tmp = tempfile::tempdir().unwrap();
+        let d = SnapshotDir::open(tmp.path()).unwrap();
+        assert!(d.open_current().unwrap().is_none());
+        let a = snap_file(&d);
+        d.set_current(&rec(5, &a)).unwrap();
+        let (got, mut file) = d.open_current().unwrap().unwrap();
+        assert_eq!(got.file, a);
+        // A newer snapshot becomes current and the old file is deleted...
+        let b = snap_file(&d);
+        d.set_current(&rec(10, &b)).unwrap();
+        assert!(!d.path(&a).exists());
+        // ...while the reader that opened it still reads it whole.
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).unwrap();
+        assert_eq!(bytes, b"x");
+        assert_eq!(d.open_current().unwrap().unwrap().0.file, b);
     }
 
     #[test]

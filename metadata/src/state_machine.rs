@@ -86,7 +86,10 @@ impl StateMachine {
 
 /// Writes every state-machine record of a consistent RocksDB view to a new
 /// snapshot file, streaming, and makes it the current snapshot.
-fn build(kv: &RocksKv, dir: &SnapshotDir) -> Result<SnapshotRecord, KvError> {
+/// Builds a snapshot file and makes it current; with it open for reading
+/// (opened before it became current, so a newer snapshot replacing it
+/// at once cannot delete it from under the caller).
+fn build(kv: &RocksKv, dir: &SnapshotDir) -> Result<(SnapshotRecord, File), KvError> {
     let db = &kv.db;
     let view = db.snapshot();
     let smeta = cf(db, Cf::SmMeta.name())?;
@@ -134,8 +137,9 @@ fn build(kv: &RocksKv, dir: &SnapshotDir) -> Result<SnapshotRecord, KvError> {
         },
         file,
     };
+    let open = File::open(dir.path(&rec.file)).map_err(io_kv)?;
     dir.set_current(&rec).map_err(io_kv)?;
-    Ok(rec)
+    Ok((rec, open))
 }
 
 /// Replaces the whole state machine with a verified snapshot file's
@@ -183,17 +187,11 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn open_snapshot(
-    dir: &SnapshotDir,
-    rec: SnapshotRecord,
-) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-    let file = SnapshotFile::open(dir.path(&rec.file))
-        .await
-        .map_err(|e| sm_err(ErrorVerb::Read, io_kv(e)))?;
-    Ok(Snapshot {
+fn opened_snapshot(dir: &SnapshotDir, rec: SnapshotRecord, file: File) -> Snapshot<TypeConfig> {
+    Snapshot {
+        snapshot: Box::new(SnapshotFile::from_std(file, dir.path(&rec.file))),
         meta: rec.meta,
-        snapshot: Box::new(file),
-    })
+    }
 }
 
 /// Builds snapshots from a consistent RocksDB view.
@@ -205,9 +203,9 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let (kv, dir) = (self.kv.clone(), self.snapshots.clone());
-        let rec = blocking(ErrorVerb::Write, move || build(&kv, &dir)).await?;
+        let (rec, file) = blocking(ErrorVerb::Write, move || build(&kv, &dir)).await?;
         tracing::info!(snapshot = %rec.meta.snapshot_id, "built a metadata snapshot");
-        open_snapshot(&self.snapshots, rec).await
+        Ok(opened_snapshot(&self.snapshots, rec, file))
     }
 }
 
@@ -329,11 +327,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        match self.snapshots.current() {
-            Ok(Some(rec)) => open_snapshot(&self.snapshots, rec).await.map(Some),
-            Ok(None) => Ok(None),
-            Err(e) => Err(sm_err(ErrorVerb::Read, io_kv(e))),
-        }
+        // Read and opened together, so a newer snapshot cannot delete the
+        // file in between.
+        let dir = self.snapshots.clone();
+        let current = blocking(ErrorVerb::Read, move || dir.open_current().map_err(io_kv)).await?;
+        Ok(current.map(|(rec, file)| opened_snapshot(&self.snapshots, rec, file)))
     }
 }
 
