@@ -118,27 +118,6 @@ impl State {
     }
 }
 
-/// The names a request removes or replaces: the inodes behind them lose
-/// a link (or, renamed, change their ctime).
-fn removed_or_replaced(req: &MetaRequest) -> Vec<(InodeId, &str)> {
-    use MetaRequest as Q;
-    match req {
-        Q::Unlink { parent, name }
-        | Q::Rmdir { parent, name }
-        | Q::CommitFile { parent, name, .. } => {
-            vec![(*parent, name.as_str())]
-        }
-        Q::Rename {
-            parent,
-            name,
-            new_parent,
-            new_name,
-            ..
-        } => vec![(*parent, name.as_str()), (*new_parent, new_name.as_str())],
-        _ => Vec::new(),
-    }
-}
-
 pub struct LookupCache {
     ttl: Duration,
     state: Mutex<State>,
@@ -281,7 +260,7 @@ impl LookupCache {
             inos.push(ino);
         }
         let mut all = false;
-        for (dir, name) in removed_or_replaced(req) {
+        for (dir, name) in req.removed_or_replaced() {
             match st.behind(dir, name, now, self.ttl) {
                 Behind::Inode(ino) => inos.push(ino),
                 Behind::Nothing => {}

@@ -6,9 +6,7 @@
 //! A command that is refused (bad name, missing parent, ...) writes nothing:
 //! the caller rolls its transaction back to the savepoint taken before it.
 
-use cairn_proto::meta_rpc::{
-    Extent, FileKind, InodeAttr, Owner, RenameMode, MAX_INODE_RESERVATION,
-};
+use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, Owner, RenameMode};
 use cairn_proto::path::validate_name;
 use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
 
@@ -253,37 +251,6 @@ pub fn ensure_root<R: KvRead>(t: &mut Txn<'_, R>) -> Result<(), NsError> {
 
 fn put_inode<R: KvRead>(t: &mut Txn<'_, R>, attr: &InodeAttr) {
     t.put(Cf::Inodes, inode_key(attr.ino), encode_inode(attr));
-}
-
-fn next_ino<R: KvRead>(t: &Txn<'_, R>) -> Result<u64, NsError> {
-    Ok(match t.get(Cf::SmMeta, meta_keys::NEXT_INO)? {
-        Some(b) => decode(&b)?,
-        None => 2,
-    })
-}
-
-fn alloc_ino<R: KvRead>(t: &mut Txn<'_, R>) -> Result<InodeId, NsError> {
-    reserve_inodes(t, 1)
-}
-
-/// Sets `count` inode numbers aside; the first of them.
-pub fn reserve_inodes<R: KvRead>(t: &mut Txn<'_, R>, count: u32) -> Result<InodeId, NsError> {
-    // The counter starts with the root: a reservation made before any
-    // other command must not be handed out again when the root is made.
-    ensure_root(t)?;
-    if count == 0 || count > MAX_INODE_RESERVATION {
-        return refuse(
-            ErrorCode::InvalidRequest,
-            format!("inode reservations are 1..={MAX_INODE_RESERVATION}, not {count}"),
-        );
-    }
-    let next = next_ino(t)?;
-    t.put(
-        Cf::SmMeta,
-        meta_keys::NEXT_INO.to_vec(),
-        encode(&(next + u64::from(count))),
-    );
-    Ok(InodeId(next))
 }
 
 fn update_counters<R: KvRead>(
@@ -614,6 +581,7 @@ fn create_node<R: KvRead>(
 mod attrs;
 mod commit_file;
 mod inline;
+mod inode_numbers;
 mod links;
 mod partial_write;
 mod query;
@@ -621,6 +589,8 @@ mod rename;
 mod servers;
 mod xattrs;
 pub use inline::inline_bytes;
+use inode_numbers::alloc_ino;
+pub use inode_numbers::reserve_inodes;
 pub use links::read_link;
 pub use query::*;
 pub use xattrs::{get_xattr, list_xattrs};

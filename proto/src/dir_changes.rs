@@ -77,6 +77,26 @@ impl MetaRequest {
         }
     }
 
+    /// The names this request removes or replaces (the inodes behind them
+    /// lose a link or, renamed, change their ctime), each with its
+    /// directory.
+    pub fn removed_or_replaced(&self) -> Vec<(InodeId, &str)> {
+        use MetaRequest as Q;
+        match self {
+            Q::Unlink { parent, name }
+            | Q::Rmdir { parent, name }
+            | Q::CommitFile { parent, name, .. } => vec![(*parent, name.as_str())],
+            Q::Rename {
+                parent,
+                name,
+                new_parent,
+                new_name,
+                ..
+            } => vec![(*parent, name.as_str()), (*new_parent, new_name.as_str())],
+            _ => Vec::new(),
+        }
+    }
+
     /// The directories whose entries this request adds, removes or moves
     /// (at most two; the same one once); metadata answers their
     /// attributes after the change.
@@ -203,6 +223,10 @@ mod tests {
             mode: RenameMode::Exchange,
         };
         assert!(exchange.name_changes().is_empty());
+        assert_eq!(
+            exchange.removed_or_replaced(),
+            vec![(InodeId(3), "a"), (InodeId(4), "b")]
+        );
     }
 
     #[test]

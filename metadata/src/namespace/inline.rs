@@ -9,9 +9,7 @@
 use cairn_proto::meta_rpc::{FileKind, InodeAttr, Owner, MAX_CREATE_SKEW_NS, MAX_INLINE};
 use cairn_proto::{ErrorCode, InodeId};
 
-use super::{
-    create_node_checks, get_attr, new_inode_as, next_ino, put_inode, refuse, require_file, NsError,
-};
+use super::{create_node_checks, get_attr, new_inode_as, put_inode, refuse, require_file, NsError};
 use crate::kv::{Cf, KvError, KvRead, Txn};
 use crate::schema::{extent_range, inode_key};
 
@@ -96,7 +94,7 @@ pub(super) fn create_with<R: KvRead>(
     if bytes.len() as u64 > MAX_INLINE {
         return not_inline(ino, format!("{} bytes", bytes.len()));
     }
-    if ino.0 < 2 || ino.0 >= next_ino(t)? {
+    if !super::inode_numbers::was_handed_out(t, ino)? {
         return refuse(
             ErrorCode::InvalidRequest,
             format!("inode number {ino} was never reserved"),

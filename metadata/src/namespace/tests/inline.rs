@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::command::CommandResult;
-use cairn_proto::meta_rpc::{MAX_CREATE_SKEW_NS, MAX_INLINE};
+use cairn_proto::meta_rpc::{MAX_CREATE_SKEW_NS, MAX_INLINE, MAX_INODE_RESERVATION};
 
 impl Ns {
     fn write_inline(&mut self, ino: InodeId, parts: &[(u64, &[u8])]) -> CommandResult {
