@@ -45,7 +45,7 @@ pub async fn receive_and_forward(
     let mut sends = Vec::with_capacity(backups.len());
     let mut acks = Vec::with_capacity(backups.len());
     for addr in backups {
-        let conn = connect_chunkserver(pool, addr)
+        let conn = connect_chunkserver(pool, addr, None)
             .await
             .map_err(|e| backup_failed(addr, e))?;
         let (mut send, recv) = conn.open_bi().await.map_err(|e| backup_failed(addr, e))?;

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod outboards;
 pub mod pacer;
 pub mod peer;
+pub mod queue_plan;
 pub mod repair;
 pub mod repair_plan;
 pub mod replication_queue;
@@ -131,6 +132,7 @@ pub async fn start(
         queue,
         store: store.clone(),
         pool,
+        meta: meta.clone(),
     });
     let repairer = Arc::new(Repairer {
         id: config.id,

@@ -2,20 +2,35 @@
 
 use std::time::Duration;
 
+use cairn_proto::access::acts_as;
 use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse};
 use cairn_proto::net::ConnPool;
 use cairn_proto::tls::{PeerIdentity, Role};
-use cairn_proto::ChunkId;
+use cairn_proto::{ChunkId, NodeId};
 
 /// A connection to the chunkserver at `addr`, refused unless the peer's
 /// certificate says it is a chunkserver: chunk copies go only to
-/// chunkservers, whatever address a client named.
-pub async fn connect_chunkserver(pool: &ConnPool, addr: &str) -> Result<quinn::Connection, String> {
+/// chunkservers, whatever address a client named. With `owner`, the
+/// certificate must also be bound to that chunkserver id (repair asks and
+/// trusts owners by id: an impostor at an owner's address is refused).
+pub async fn connect_chunkserver(
+    pool: &ConnPool,
+    addr: &str,
+    owner: Option<NodeId>,
+) -> Result<quinn::Connection, String> {
     let conn = pool.get(addr).await.map_err(|e| {
         pool.forget(addr);
         e.to_string()
     })?;
     match PeerIdentity::of_connection(&conn) {
+        Ok(id) if owner.is_some_and(|o| !acts_as(&id, o)) => {
+            pool.forget(addr);
+            tracing::warn!(peer = %addr, certificate = %id, expected = owner, "refused a chunkserver answering for another");
+            Err(format!(
+                "{addr} is not chunkserver {} (its certificate: {id})",
+                owner.unwrap_or_default()
+            ))
+        }
         Ok(id) if id.role == Role::ChunkServer => Ok(conn),
         Ok(id) => {
             pool.forget(addr);
@@ -34,10 +49,12 @@ pub async fn connect_chunkserver(pool: &ConnPool, addr: &str) -> Result<quinn::C
 pub const PUSH_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Stores `data` as chunk `id` on the chunkserver at `addr` (no further
-/// copies); returns once it is durable there.
+/// copies; `owner`: the chunkserver id it must be, see
+/// [`connect_chunkserver`]); returns once it is durable there.
 pub async fn push_chunk(
     pool: &ConnPool,
     addr: &str,
+    owner: Option<NodeId>,
     id: ChunkId,
     data: &[u8],
 ) -> Result<(), String> {
@@ -46,7 +63,7 @@ pub async fn push_chunk(
         len: data.len() as u32,
     };
     let attempt = async {
-        let conn = connect_chunkserver(pool, addr).await?;
+        let conn = connect_chunkserver(pool, addr, owner).await?;
         let (reply, _) = call_chunk(&conn, &req, data)
             .await
             .map_err(|e| e.to_string())?;

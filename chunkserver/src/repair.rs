@@ -1,8 +1,10 @@
 //! The repair and rebalance loop: one pass every `repair_interval_ms` over
 //! the local chunks. For each, compute its owners under the current ring,
 //! ask the owners (batched "have?") whether they hold it, and carry out
-//! [`repair_plan::decide`]: push missing copies, drop copies this server no
-//! longer owns once every owner confirmed. Passes go chunk batch by chunk
+//! [`repair_plan::decide`]: push missing copies of chunks a file
+//! references, drop copies this server no longer owns once every owner
+//! confirmed — re-hashed, on the same ring epoch, re-checked just before
+//! the delete ([`repair_plan::may_drop`]). Passes go chunk batch by chunk
 //! batch with a pause between batches so client traffic comes first, and
 //! pushes are paced to `repair_max_bytes_per_sec`. Owners marked down are
 //! not asked (their answer is unknown until they return or are removed).
@@ -12,9 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse, MAX_HAVE_QUERY};
+use cairn_proto::chunk_rpc::{
+    call_chunk, ChunkRequest, ChunkResponse, MAX_CONFIRM_QUERY, MAX_HAVE_QUERY,
+};
+use cairn_proto::gc_rule::repair_may_copy;
 use cairn_proto::leader::MetaCaller;
-use cairn_proto::meta_rpc::{MetaRequest, MetaResponse};
+use cairn_proto::meta_rpc::{MetaRequest, MetaResponse, MAX_EXIST_QUERY};
 use cairn_proto::net::ConnPool;
 use cairn_proto::ring::Ring;
 use cairn_proto::{ChunkId, NodeId};
@@ -24,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::membership::KnownEpoch;
 use crate::pacer::Pacer;
 use crate::peer::push_chunk;
-use crate::repair_plan::decide;
+use crate::repair_plan::{decide, may_drop};
 use crate::store::FileStore;
 
 /// Chunks looked at per batch (also the size of each "have?" query).
@@ -33,6 +38,9 @@ const BATCH: usize = 1024;
 const BATCH_PAUSE: Duration = Duration::from_millis(20);
 /// Copies pushed at once.
 const PUSH_CONCURRENCY: usize = 4;
+/// How long a "have?" or confirm question may take (a confirm re-hashes
+/// up to [`MAX_CONFIRM_QUERY`] chunks).
+const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What one pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,16 +120,7 @@ impl Repairer {
 
     /// One pass over every local chunk.
     pub async fn pass(&self, cancel: &CancellationToken) -> Result<PassStats, String> {
-        let ring = match self
-            .meta
-            .call(&MetaRequest::GetRing)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            MetaResponse::Ring(r) => Ring::new(r),
-            other => return Err(format!("unexpected reply {other:?}")),
-        };
-        self.ring_epoch.observe(ring.epoch());
+        let ring = self.fetch_ring().await?;
         if ring.members().is_empty() {
             return Ok(PassStats::default());
         }
@@ -163,15 +162,15 @@ impl Repairer {
         let mut answers: HashMap<(NodeId, ChunkId), bool> = HashMap::new();
         for ((node, addr), query) in ask {
             for part in query.chunks(MAX_HAVE_QUERY) {
-                if let Ok(have) = self.have(&addr, part.to_vec()).await {
+                if let Ok(have) = self.have(&addr, node, part.to_vec()).await {
                     for (id, h) in part.iter().zip(have) {
                         answers.insert((node, *id), h);
                     }
                 }
             }
         }
-        let mut pushes: Vec<(ChunkId, String)> = Vec::new();
-        let mut drops: Vec<ChunkId> = Vec::new();
+        let mut pushes: Vec<(ChunkId, NodeId, String)> = Vec::new();
+        let mut drops: Vec<(ChunkId, &[(NodeId, String)])> = Vec::new();
         for (id, os) in ids.iter().zip(&owners) {
             stats.examined += 1;
             let nodes: Vec<NodeId> = os.iter().map(|(n, _)| *n).collect();
@@ -182,18 +181,19 @@ impl Repairer {
             let d = decide(self.id, &nodes, &have);
             for target in d.push_to {
                 if let Some((_, addr)) = os.iter().find(|(n, _)| *n == target) {
-                    pushes.push((*id, addr.clone()));
+                    pushes.push((*id, target, addr.clone()));
                 }
             }
             if d.drop_local {
-                drops.push(*id);
+                drops.push((*id, os));
             }
             if d.under_replicated {
                 stats.under_replicated += 1;
             }
         }
+        let pushes = self.referenced_only(pushes).await;
         let results: Vec<bool> = futures::stream::iter(pushes)
-            .map(|(id, addr)| async move { self.push(id, &addr).await })
+            .map(|(id, node, addr)| async move { self.push(id, node, &addr).await })
             .buffer_unordered(PUSH_CONCURRENCY)
             .collect()
             .await;
@@ -204,8 +204,113 @@ impl Repairer {
                 stats.failed += 1;
             }
         }
-        for id in drops {
-            let store = self.store.clone();
+        self.drop_confirmed(ring.epoch(), &drops, stats).await;
+    }
+
+    /// The current ring, from metadata (linearizable); its epoch is
+    /// remembered as known.
+    async fn fetch_ring(&self) -> Result<Ring, String> {
+        match self
+            .meta
+            .call(&MetaRequest::GetRing)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            MetaResponse::Ring(r) => {
+                let ring = Ring::new(r);
+                self.ring_epoch.observe(ring.epoch());
+                Ok(ring)
+            }
+            other => Err(format!("unexpected reply {other:?}")),
+        }
+    }
+
+    /// The planned pushes of chunks a file references (see
+    /// [`repair_may_copy`]); none if metadata cannot be asked.
+    async fn referenced_only(
+        &self,
+        pushes: Vec<(ChunkId, NodeId, String)>,
+    ) -> Vec<(ChunkId, NodeId, String)> {
+        let mut ids: Vec<ChunkId> = pushes.iter().map(|(id, _, _)| *id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut referenced = std::collections::HashSet::new();
+        for part in ids.chunks(MAX_EXIST_QUERY) {
+            let answer = self
+                .meta
+                .call(&MetaRequest::ChunkStates { ids: part.to_vec() })
+                .await;
+            match answer {
+                Ok(MetaResponse::ChunkStates { states, .. }) if states.len() == part.len() => {
+                    for (id, state) in part.iter().zip(states) {
+                        if repair_may_copy(state) {
+                            referenced.insert(*id);
+                        }
+                    }
+                }
+                other => {
+                    tracing::debug!(answer = ?other.err(), "chunk states unknown; pushing nothing");
+                    return Vec::new();
+                }
+            }
+        }
+        pushes
+            .into_iter()
+            .filter(|(id, _, _)| referenced.contains(id))
+            .collect()
+    }
+
+    /// Deletes the local copies in `drops` (each with its owners) that
+    /// [`may_drop`] allows: every owner re-hashed its copy on the epoch the
+    /// plan was made with, and the ring is still there after they answered.
+    async fn drop_confirmed(
+        &self,
+        planned_epoch: u64,
+        drops: &[(ChunkId, &[(NodeId, String)])],
+        stats: &mut PassStats,
+    ) {
+        if drops.is_empty() {
+            return;
+        }
+        let mut ask: HashMap<(NodeId, String), Vec<ChunkId>> = HashMap::new();
+        for (id, owners) in drops {
+            for o in owners.iter() {
+                ask.entry(o.clone()).or_default().push(*id);
+            }
+        }
+        let mut confirmed: HashMap<(NodeId, ChunkId), bool> = HashMap::new();
+        for ((node, addr), query) in ask {
+            for part in query.chunks(MAX_CONFIRM_QUERY) {
+                match self
+                    .confirm(&addr, node, part.to_vec(), planned_epoch)
+                    .await
+                {
+                    Ok(v) => {
+                        for (id, ok) in part.iter().zip(v) {
+                            confirmed.insert((node, *id), ok);
+                        }
+                    }
+                    Err(e) => tracing::debug!(peer = %addr, error = %e, "copies not confirmed"),
+                }
+            }
+        }
+        let epoch_now = match self.fetch_ring().await {
+            Ok(ring) => ring.epoch(),
+            Err(e) => {
+                tracing::debug!(error = %e, "ring not re-read; dropping nothing");
+                return;
+            }
+        };
+        for (id, owners) in drops {
+            let nodes: Vec<NodeId> = owners.iter().map(|(n, _)| *n).collect();
+            let answers: Vec<Option<bool>> = nodes
+                .iter()
+                .map(|n| confirmed.get(&(*n, *id)).copied())
+                .collect();
+            if !may_drop(self.id, &nodes, &answers, planned_epoch, epoch_now) {
+                continue;
+            }
+            let (store, id) = (self.store.clone(), *id);
             match tokio::task::spawn_blocking(move || store.delete(&id)).await {
                 Ok(Ok(())) => stats.dropped += 1,
                 _ => stats.failed += 1,
@@ -213,30 +318,61 @@ impl Repairer {
         }
     }
 
-    async fn have(&self, addr: &str, ids: Vec<ChunkId>) -> Result<Vec<bool>, String> {
+    /// Which of `ids` the chunkserver at `addr` holds verified copies of,
+    /// on ring epoch `epoch`.
+    async fn confirm(
+        &self,
+        addr: &str,
+        node: NodeId,
+        ids: Vec<ChunkId>,
+        epoch: u64,
+    ) -> Result<Vec<bool>, String> {
         let n = ids.len();
-        let conn = crate::peer::connect_chunkserver(&self.pool, addr).await?;
-        let req = ChunkRequest::Have { ids };
-        let answer =
-            tokio::time::timeout(Duration::from_secs(10), call_chunk(&conn, &req, &[])).await;
+        let req = ChunkRequest::Confirm {
+            ids,
+            ring_epoch: epoch,
+        };
+        match self.ask(addr, node, &req).await? {
+            Ok(ChunkResponse::Confirmed(v)) if v.len() == n => Ok(v),
+            other => Err(format!("unexpected confirm answer {other:?}")),
+        }
+    }
+
+    /// Sends `req` to chunkserver `node` at `addr`: its result, or why
+    /// there was none.
+    async fn ask(
+        &self,
+        addr: &str,
+        node: NodeId,
+        req: &ChunkRequest,
+    ) -> Result<Result<ChunkResponse, cairn_proto::RpcError>, String> {
+        let conn = crate::peer::connect_chunkserver(&self.pool, addr, Some(node)).await?;
+        let answer = tokio::time::timeout(ASK_TIMEOUT, call_chunk(&conn, req, &[])).await;
         match answer {
-            Ok(Ok((reply, _))) => match reply.result {
-                Ok(ChunkResponse::Have(v)) if v.len() == n => Ok(v),
-                other => Err(format!("unexpected have answer {other:?}")),
-            },
+            Ok(Ok((reply, _))) => Ok(reply.result),
             Ok(Err(e)) => {
                 self.pool.forget(addr);
                 Err(e.to_string())
             }
             Err(_) => {
                 self.pool.forget(addr);
-                Err("have query timed out".into())
+                Err(format!("no answer within {ASK_TIMEOUT:?}"))
             }
         }
     }
 
-    /// Sends the local copy of `id` to `addr`; false if it could not.
-    async fn push(&self, id: ChunkId, addr: &str) -> bool {
+    async fn have(&self, addr: &str, node: NodeId, ids: Vec<ChunkId>) -> Result<Vec<bool>, String> {
+        let n = ids.len();
+        match self.ask(addr, node, &ChunkRequest::Have { ids }).await? {
+            Ok(ChunkResponse::Have(v)) if v.len() == n => Ok(v),
+            other => Err(format!("unexpected have answer {other:?}")),
+        }
+    }
+
+    /// Sends the local copy of `id` to owner `node` at `addr`; false if it
+    /// could not. A local copy found corrupt is quarantined, so that the
+    /// next pass leaves the pushing to a server with a good one.
+    async fn push(&self, id: ChunkId, node: NodeId, addr: &str) -> bool {
         let store = self.store.clone();
         let data = match tokio::task::spawn_blocking(move || store.get(&id)).await {
             Ok(Ok(Some(d))) => d,
@@ -244,9 +380,11 @@ impl Repairer {
         };
         if !id.matches(&data) {
             tracing::warn!(chunk = %id, "local copy is corrupt; not pushing it");
+            let store = self.store.clone();
+            let _ = tokio::task::spawn_blocking(move || store.check(&id)).await;
             return false;
         }
-        let pushed = push_chunk(&self.pool, addr, id, &data).await;
+        let pushed = push_chunk(&self.pool, addr, Some(node), id, &data).await;
         let pause = self
             .pacer
             .lock()

@@ -7,7 +7,12 @@
 //!   owner (in owner order) that holds the chunk — or, when no owner holds
 //!   it, every non-owner that does (better twice than never).
 //! * A server that is no longer an owner drops its copy only once *every*
-//!   owner has confirmed holding it.
+//!   owner has confirmed holding it — first by a plain "have?", then, just
+//!   before the delete, by re-hashing its copy under the same ring epoch
+//!   the dropper planned with ([`may_drop`]); a ring that moved meanwhile
+//!   drops nothing.
+//! * Only chunks a file references are pushed
+//!   ([`cairn_proto::gc_rule::repair_may_copy`]).
 //! * An owner whose answer is unknown (unreachable) is neither pushed to nor
 //!   counted as holding; the next pass tries again.
 //! * The server that would push also counts the chunk as under-replicated
@@ -61,9 +66,49 @@ pub fn decide(me: NodeId, owners: &[NodeId], have: &[Option<bool>]) -> Decision 
     }
 }
 
+/// Whether a planned drop may go ahead: every owner confirmed holding a
+/// copy it has just verified against the chunk id (`confirmed[i]` for
+/// `owners[i]`; `None`: no answer or refused) on the epoch the plan was
+/// made with (`planned_epoch`), and the ring is still on that epoch
+/// (`epoch_now`, read after the confirmations).
+pub fn may_drop(
+    me: NodeId,
+    owners: &[NodeId],
+    confirmed: &[Option<bool>],
+    planned_epoch: u64,
+    epoch_now: u64,
+) -> bool {
+    debug_assert_eq!(owners.len(), confirmed.len());
+    planned_epoch == epoch_now
+        && !owners.is_empty()
+        && !owners.contains(&me)
+        && confirmed.iter().all(|c| *c == Some(true))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drop_needs_every_owner_verified_on_an_unmoved_ring() {
+        let owners = [1, 2, 3];
+        let all = [Some(true); 3];
+        assert!(may_drop(9, &owners, &all, 4, 4));
+        // The ring moved between plan and delete.
+        assert!(!may_drop(9, &owners, &all, 4, 5));
+        // One owner's copy failed its hash (or it is on another epoch).
+        assert!(!may_drop(
+            9,
+            &owners,
+            &[Some(true), Some(false), Some(true)],
+            4,
+            4
+        ));
+        assert!(!may_drop(9, &owners, &[Some(true), None, Some(true)], 4, 4));
+        // An owner never drops; nor does anyone with no owners.
+        assert!(!may_drop(2, &owners, &all, 4, 4));
+        assert!(!may_drop(9, &[], &[], 4, 4));
+    }
 
     #[test]
     fn first_holding_owner_pushes_to_the_missing() {

@@ -4,24 +4,29 @@
 //! (chunk, target) — a small file under `queue/`, fsynced with its
 //! directory — *before* acknowledging the put, so an acknowledged chunk
 //! reaches every async owner even if this server restarts meanwhile. The
-//! worker pushes entries in the background with bounded concurrency and
-//! per-entry exponential back-off, and deletes each once the target holds
-//! the chunk durably.
+//! worker pushes entries in the background with bounded concurrency, fairly
+//! across targets, with per-target exponential back-off, and deletes each
+//! once the target holds the chunk durably — or drops it once the target
+//! left the ring or no file will reference the chunk
+//! ([`crate::queue_plan`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use cairn_proto::leader::MetaCaller;
+use cairn_proto::meta_rpc::{ChunkState, MetaRequest, MetaResponse, MAX_EXIST_QUERY};
 use cairn_proto::net::ConnPool;
 use cairn_proto::ChunkId;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::peer::push_chunk;
+use crate::queue_plan::{fate, pick, Fate};
 use crate::store::{FileStore, StoreError};
 
 /// Entries pushed at once.
@@ -33,13 +38,32 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Suffix of an entry still being written.
 const TMP_SUFFIX: &str = ".tmp";
+/// How often the replicator re-reads the ring (sooner when an entry names
+/// a target it does not know).
+const RING_REFRESH: Duration = Duration::from_secs(10);
 
-/// One pending copy.
+/// The tag of a target in entry names: the same for every entry to it.
+fn tag_of(target: &str) -> String {
+    blake3::hash(target.as_bytes()).to_hex()[..16].to_string()
+}
+
+/// One pending copy, as listed: its chunk and a tag of its target (the
+/// same for every entry to one target).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    path: PathBuf,
+    pub chunk: ChunkId,
+    pub tag: String,
+}
+
+/// One pending copy, read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueEntry {
     path: PathBuf,
     pub chunk: ChunkId,
     pub target: String,
+    /// When it was queued (the entry file's time).
+    pub queued_at: SystemTime,
 }
 
 /// Pending async copies as files under one directory.
@@ -75,34 +99,36 @@ impl ReplicationQueue {
             return Ok(());
         }
         for target in targets {
-            let tag = blake3::hash(target.as_bytes()).to_hex();
-            let path = self.dir.join(format!("{}.{}", chunk.to_hex(), &tag[..16]));
+            let tag = tag_of(target);
+            let path = self.dir.join(format!("{}.{tag}", chunk.to_hex()));
             // Written aside and renamed into place: the worker never sees a
             // half-written entry.
             // Unique per call: the same chunk may be queued by concurrent puts.
             let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-            let tmp = path.with_file_name(format!(
-                "{}.{}.{seq}{TMP_SUFFIX}",
-                chunk.to_hex(),
-                &tag[..16]
-            ));
-            let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
-            f.write_all(target.as_bytes()).map_err(io("write", &tmp))?;
-            f.sync_data().map_err(io("fsync", &tmp))?;
-            fs::rename(&tmp, &path).map_err(io("rename", &path))?;
+            let tmp = path.with_file_name(format!("{}.{tag}.{seq}{TMP_SUFFIX}", chunk.to_hex()));
+            let written = fs::File::create(&tmp)
+                .map_err(io("create", &tmp))
+                .and_then(|mut f| {
+                    f.write_all(target.as_bytes()).map_err(io("write", &tmp))?;
+                    f.sync_data().map_err(io("fsync", &tmp))
+                })
+                .and_then(|()| fs::rename(&tmp, &path).map_err(io("rename", &path)));
+            if let Err(e) = written {
+                // Out of space, most likely: leave nothing half-written.
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
         }
         fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(io("fsync dir", &self.dir))
     }
 
-    /// Up to `limit` pending entries (unordered).
-    pub fn entries(&self, limit: usize) -> Result<Vec<QueueEntry>, StoreError> {
+    /// Every pending entry, by name only (nothing is read): cheap enough
+    /// to list in full each pass, so that no entry waits behind others.
+    pub fn pending(&self) -> Result<Vec<Pending>, StoreError> {
         let mut out = Vec::new();
         for e in fs::read_dir(&self.dir).map_err(io("list", &self.dir))? {
-            if out.len() >= limit {
-                break;
-            }
             let path = e.map_err(io("list", &self.dir))?.path();
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
@@ -110,28 +136,45 @@ impl ReplicationQueue {
             if name.ends_with(TMP_SUFFIX) {
                 continue; // being written
             }
-            let Some(chunk) = name
-                .split('.')
-                .next()
-                .and_then(|h| h.parse::<ChunkId>().ok())
-            else {
+            let mut parts = name.split('.');
+            let chunk = parts.next().and_then(|h| h.parse::<ChunkId>().ok());
+            let tag = parts.next().filter(|t| !t.is_empty());
+            let (Some(chunk), Some(tag)) = (chunk, tag) else {
                 tracing::warn!(path = %path.display(), "ignoring a malformed queue entry");
                 continue;
             };
-            let target = match fs::read_to_string(&path) {
-                Ok(t) if !t.is_empty() => t,
-                Ok(_) | Err(_) => {
-                    tracing::warn!(path = %path.display(), "unreadable queue entry left in place");
-                    continue;
-                }
-            };
-            out.push(QueueEntry {
-                path,
-                chunk,
-                target,
-            });
+            let tag = tag.to_string();
+            out.push(Pending { path, chunk, tag });
         }
         Ok(out)
+    }
+
+    /// Reads a pending entry's target and when it was queued; None if it
+    /// is gone or unreadable (left in place and logged).
+    pub fn load(&self, p: &Pending) -> Option<QueueEntry> {
+        let queued_at = fs::metadata(&p.path).and_then(|m| m.modified()).ok()?;
+        match fs::read_to_string(&p.path) {
+            Ok(target) if !target.is_empty() => Some(QueueEntry {
+                path: p.path.clone(),
+                chunk: p.chunk,
+                target,
+                queued_at,
+            }),
+            Ok(_) | Err(_) => {
+                tracing::warn!(path = %p.path.display(), "unreadable queue entry left in place");
+                None
+            }
+        }
+    }
+
+    /// Up to `limit` pending entries, read (unordered; for tests and tools).
+    pub fn entries(&self, limit: usize) -> Result<Vec<QueueEntry>, StoreError> {
+        Ok(self
+            .pending()?
+            .iter()
+            .filter_map(|p| self.load(p))
+            .take(limit)
+            .collect())
     }
 
     /// Removes a delivered entry.
@@ -156,55 +199,36 @@ pub struct AsyncReplicator {
     pub queue: ReplicationQueue,
     pub store: FileStore,
     pub pool: ConnPool,
+    /// For the ring (which targets are still members) and chunk states.
+    pub meta: Arc<MetaCaller>,
+}
+
+/// The replicator's view of the ring: member addresses, when read, and
+/// the GC grace period that came with it.
+struct RingView {
+    addrs: HashSet<String>,
+    read_at: SystemTime,
+    grace: Duration,
 }
 
 impl AsyncReplicator {
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
-        // path -> (not before, current delay)
-        let mut backoff: HashMap<PathBuf, (Instant, Duration)> = HashMap::new();
+        // target tag -> (not before, current delay)
+        let mut backoff: HashMap<String, (Instant, Duration)> = HashMap::new();
+        let mut ring: Option<RingView> = None;
+        let mut ring_wanted = true;
         loop {
-            let now = Instant::now();
-            let entries = match self.queue.entries(PASS_LIMIT) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the replication queue");
-                    Vec::new()
-                }
-            };
-            backoff.retain(|p, _| entries.iter().any(|e| &e.path == p));
-            let due: Vec<QueueEntry> = entries
-                .into_iter()
-                .filter(|e| backoff.get(&e.path).is_none_or(|(at, _)| *at <= now))
-                .collect();
-            let results: Vec<(QueueEntry, Result<(), String>)> = futures::stream::iter(due)
-                .map(|e| {
-                    let this = self.clone();
-                    async move {
-                        let r = this.push(&e).await;
-                        (e, r)
-                    }
-                })
-                .buffer_unordered(PUSH_CONCURRENCY)
-                .collect()
-                .await;
-            let pushed = results.len();
-            for (entry, result) in results {
-                match result {
-                    Ok(()) => {
-                        backoff.remove(&entry.path);
-                        if let Err(e) = self.queue.done(&entry) {
-                            tracing::error!(error = %e, "removing a delivered queue entry");
-                        }
-                    }
-                    Err(e) => {
-                        let delay = backoff
-                            .get(&entry.path)
-                            .map_or(FIRST_RETRY, |(_, d)| (*d * 2).min(MAX_RETRY));
-                        tracing::debug!(chunk = %entry.chunk, target = %entry.target, error = %e, ?delay, "async copy failed; will retry");
-                        backoff.insert(entry.path.clone(), (Instant::now() + delay, delay));
-                    }
+            let stale = ring
+                .as_ref()
+                .is_none_or(|r| r.read_at.elapsed().unwrap_or_default() >= RING_REFRESH);
+            if ring_wanted || stale {
+                if let Some(fresh) = self.read_ring().await {
+                    ring = Some(fresh);
                 }
             }
+            let pushed = self
+                .pass(ring.as_ref(), &mut backoff, &mut ring_wanted)
+                .await;
             let pause = if pushed == 0 {
                 IDLE_POLL
             } else {
@@ -215,6 +239,139 @@ impl AsyncReplicator {
                 _ = tokio::time::sleep(pause) => {}
             }
         }
+    }
+
+    /// One pass over a fair share of the queue ([`pick`]); returns how
+    /// many pushes it tried. Sets `ring_wanted` if some entry's target was
+    /// not in a ring read after it was queued.
+    async fn pass(
+        &self,
+        ring: Option<&RingView>,
+        backoff: &mut HashMap<String, (Instant, Duration)>,
+        ring_wanted: &mut bool,
+    ) -> usize {
+        let pending = match self.queue.pending() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the replication queue");
+                return 0;
+            }
+        };
+        let now = Instant::now();
+        let tags: Vec<&str> = pending.iter().map(|p| p.tag.as_str()).collect();
+        let picked = pick(
+            &tags,
+            |t| backoff.get(*t).is_some_and(|(at, _)| *at > now),
+            PASS_LIMIT,
+        );
+        let entries: Vec<QueueEntry> = picked
+            .iter()
+            .filter_map(|&i| self.queue.load(&pending[i]))
+            .collect();
+        if entries.is_empty() {
+            return 0;
+        }
+        let states = self.states(&entries).await;
+        *ring_wanted = false;
+        let mut due = Vec::new();
+        for entry in entries {
+            let in_ring = ring.and_then(|r| {
+                if r.addrs.contains(&entry.target) {
+                    Some(true)
+                } else if r.read_at > entry.queued_at {
+                    Some(false)
+                } else {
+                    None
+                }
+            });
+            if in_ring.is_none() {
+                *ring_wanted = true;
+            }
+            let age = entry.queued_at.elapsed().unwrap_or_default();
+            let grace = ring.map_or(Duration::ZERO, |r| r.grace);
+            let state = states.as_ref().and_then(|s| s.get(&entry.chunk).copied());
+            match fate(state, age, grace, in_ring) {
+                Fate::Push => due.push(entry),
+                Fate::Wait => {}
+                Fate::Drop(why) => {
+                    tracing::debug!(chunk = %entry.chunk, target = %entry.target, why, "async copy dropped");
+                    if let Err(e) = self.queue.done(&entry) {
+                        tracing::error!(error = %e, "removing a queue entry");
+                    }
+                }
+            }
+        }
+        let results: Vec<(QueueEntry, Result<(), String>)> = futures::stream::iter(due)
+            .map(|e| async move {
+                let r = self.push(&e).await;
+                (e, r)
+            })
+            .buffer_unordered(PUSH_CONCURRENCY)
+            .collect()
+            .await;
+        let tried = results.len();
+        for (entry, result) in results {
+            let tag = tag_of(&entry.target);
+            match result {
+                Ok(()) => {
+                    backoff.remove(&tag);
+                    if let Err(e) = self.queue.done(&entry) {
+                        tracing::error!(error = %e, "removing a delivered queue entry");
+                    }
+                }
+                Err(e) => {
+                    // The target backs off as a whole: its other entries
+                    // would fail the same way.
+                    let delay = backoff
+                        .get(&tag)
+                        .map_or(FIRST_RETRY, |(_, d)| (*d * 2).min(MAX_RETRY));
+                    tracing::debug!(chunk = %entry.chunk, target = %entry.target, error = %e, ?delay, "async copy failed; will retry");
+                    backoff.insert(tag, (Instant::now() + delay, delay));
+                }
+            }
+        }
+        tried
+    }
+
+    /// The ring's member addresses, from metadata; None if it cannot be
+    /// asked.
+    async fn read_ring(&self) -> Option<RingView> {
+        let read_at = SystemTime::now();
+        match self.meta.call(&MetaRequest::GetRing).await {
+            Ok(MetaResponse::Ring(r)) => Some(RingView {
+                addrs: r.members.iter().map(|m| m.addr.clone()).collect(),
+                read_at,
+                grace: Duration::from_millis(r.gc_grace_ms),
+            }),
+            other => {
+                tracing::debug!(answer = ?other.err(), "ring unknown to the replicator");
+                None
+            }
+        }
+    }
+
+    /// Metadata's state of each entry's chunk; None if it cannot be asked.
+    async fn states(&self, entries: &[QueueEntry]) -> Option<HashMap<ChunkId, ChunkState>> {
+        let mut ids: Vec<ChunkId> = entries.iter().map(|e| e.chunk).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = HashMap::new();
+        for part in ids.chunks(MAX_EXIST_QUERY) {
+            match self
+                .meta
+                .call(&MetaRequest::ChunkStates { ids: part.to_vec() })
+                .await
+            {
+                Ok(MetaResponse::ChunkStates { states, .. }) if states.len() == part.len() => {
+                    out.extend(part.iter().copied().zip(states));
+                }
+                other => {
+                    tracing::debug!(answer = ?other.err(), "chunk states unknown to the replicator");
+                    return None;
+                }
+            }
+        }
+        Some(out)
     }
 
     async fn push(&self, entry: &QueueEntry) -> Result<(), String> {
@@ -231,7 +388,7 @@ impl AsyncReplicator {
         if !entry.chunk.matches(&data) {
             return Err(format!("local copy of {} is corrupt", entry.chunk));
         }
-        push_chunk(&self.pool, &entry.target, entry.chunk, &data).await
+        push_chunk(&self.pool, &entry.target, None, entry.chunk, &data).await
     }
 }
 

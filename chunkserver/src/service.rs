@@ -7,7 +7,7 @@ use std::sync::Arc;
 use cairn_proto::access::check_chunk;
 use cairn_proto::chunk_rpc::{
     ChunkCall, ChunkReply, ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_CHUNK_LEN,
-    MAX_COPY_TARGETS, MAX_HAVE_QUERY,
+    MAX_CONFIRM_QUERY, MAX_COPY_TARGETS, MAX_HAVE_QUERY,
 };
 use cairn_proto::metrics::outcome;
 use cairn_proto::net::{answer, read_request, ConnPool, Peer};
@@ -35,6 +35,18 @@ pub struct ChunkService {
     pub outboards: Arc<Outboards>,
     pub metrics: ServiceMetrics,
     pub gc: Arc<Collector>,
+}
+
+/// A store failure as the caller sees it: a full disk says so.
+fn store_failed(e: crate::store::StoreError) -> RpcError {
+    if e.is_no_space() {
+        tracing::warn!(error = %e, "out of disk space; refusing a store");
+        return RpcError::new(
+            ErrorCode::NoSpace,
+            format!("no space left on this chunkserver: {e}"),
+        );
+    }
+    internal(e)
 }
 
 fn internal(e: impl std::fmt::Display) -> RpcError {
@@ -107,7 +119,7 @@ impl ChunkService {
                     format!("uploaded bytes do not hash to {id}"),
                 ));
             }
-            store.put(&id, &data).map_err(internal)
+            store.put(&id, &data).map_err(store_failed)
         });
         let (local, remote) = tokio::join!(local, forwarding.acknowledged());
         local.map_err(internal)??;
@@ -119,7 +131,7 @@ impl ChunkService {
             tokio::task::spawn_blocking(move || queue.enqueue(&id, &targets))
                 .await
                 .map_err(internal)?
-                .map_err(internal)?;
+                .map_err(store_failed)?;
         }
         Ok((ChunkResponse::Stored, Vec::new()))
     }
@@ -210,10 +222,15 @@ impl ChunkService {
             }
             ChunkRequest::Get { id } => {
                 let store = self.store.clone();
-                let data = tokio::task::spawn_blocking(move || store.get(&id))
-                    .await
-                    .map_err(internal)?
-                    .map_err(internal)?;
+                let data = tokio::task::spawn_blocking(move || {
+                    store.get(&id).inspect_err(|_| {
+                        // Unreadable (EIO): out of service, for repair.
+                        let _ = store.check(&id);
+                    })
+                })
+                .await
+                .map_err(internal)?
+                .map_err(internal)?;
                 match data {
                     Some(d) => Ok((
                         ChunkResponse::Data {
@@ -256,7 +273,10 @@ impl ChunkService {
                             Err(e) => return Err(slicing(e)),
                         }
                     }
-                    let Some(data) = store.get(&id)? else {
+                    let held = store.get(&id).inspect_err(|_| {
+                        let _ = store.check(&id);
+                    })?;
+                    let Some(data) = held else {
                         return Ok(Err(RpcError::new(
                             ErrorCode::ChunkMissing,
                             format!("chunk {id} not stored here"),
@@ -303,6 +323,31 @@ impl ChunkService {
                 .await
                 .map_err(internal)?;
                 Ok((ChunkResponse::Have(have), Vec::new()))
+            }
+            ChunkRequest::Confirm { ids, ring_epoch } => {
+                if ids.len() > MAX_CONFIRM_QUERY {
+                    return Err(RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("{} ids exceed the limit of {MAX_CONFIRM_QUERY}", ids.len()),
+                    ));
+                }
+                let known = self.ring_epoch.get();
+                if ring_epoch != known {
+                    return Err(RpcError::new(
+                        ErrorCode::FailedPrecondition,
+                        format!("asked under ring epoch {ring_epoch}, this server is on {known}"),
+                    ));
+                }
+                let store = self.store.clone();
+                let verified = tokio::task::spawn_blocking(move || {
+                    ids.iter()
+                        .map(|id| store.verify(id))
+                        .collect::<Result<Vec<bool>, _>>()
+                })
+                .await
+                .map_err(internal)?
+                .map_err(internal)?;
+                Ok((ChunkResponse::Confirmed(verified), Vec::new()))
             }
             ChunkRequest::ReportCorrupt { id } => {
                 let store = self.store.clone();

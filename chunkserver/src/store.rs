@@ -41,6 +41,14 @@ pub struct StoreError {
 }
 
 impl StoreError {
+    /// Whether the disk was full (ENOSPC, or EDQUOT).
+    pub fn is_no_space(&self) -> bool {
+        matches!(
+            self.source.raw_os_error(),
+            Some(libc::ENOSPC | libc::EDQUOT)
+        )
+    }
+
     pub fn new(op: &'static str, path: &Path, source: std::io::Error) -> Self {
         StoreError {
             op,
@@ -72,9 +80,41 @@ struct Inner {
     /// Striped by chunk id: a store of a chunk and the garbage collector's
     /// delete of it never interleave (see [`FileStore::delete_if_idle`]).
     stripes: Vec<Mutex<()>>,
+    /// Which `ab/cd` directories are known to exist durably.
+    durable_dirs: PrefixSet,
+    /// One directory creation at a time (rare: at most 65,536 ever).
+    dir_lock: Mutex<()>,
 }
 
 const STRIPES: usize = 64;
+
+/// The `ab/cd` directory of a chunk, as a number below 65,536.
+fn prefix_slot(id: &ChunkId) -> usize {
+    usize::from(id.0[0]) << 8 | usize::from(id.0[1])
+}
+
+/// A set of directory slots (one bit each).
+struct PrefixSet(Vec<AtomicU64>);
+
+impl PrefixSet {
+    fn new() -> Self {
+        PrefixSet((0..1024).map(|_| AtomicU64::new(0)).collect())
+    }
+
+    fn contains(&self, slot: usize) -> bool {
+        self.0[slot / 64].load(Ordering::Acquire) & (1 << (slot % 64)) != 0
+    }
+
+    fn insert(&self, slot: usize) {
+        self.0[slot / 64].fetch_or(1 << (slot % 64), Ordering::Release);
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err("fsync dir", dir))
+}
 
 impl FileStore {
     /// Opens (creating if needed) the store at `root` and counts its chunks.
@@ -88,8 +128,16 @@ impl FileStore {
         }
         fs::create_dir_all(&tmp).map_err(err("create", &tmp))?;
         let (mut n, mut b) = (0u64, 0u64);
+        let durable_dirs = PrefixSet::new();
+        // What a crash left is made durable as it is now, so each existing
+        // directory counts as durable from here on.
+        sync_dir(&chunks_dir)?;
         for l1 in read_dir(&chunks_dir)? {
+            sync_dir(&l1)?;
             for l2 in read_dir(&l1)? {
+                if let Some(slot) = slot_of_dirs(&l1, &l2) {
+                    durable_dirs.insert(slot);
+                }
                 for f in read_dir(&l2)? {
                     let meta = fs::metadata(&f).map_err(err("stat", &f))?;
                     n += 1;
@@ -104,6 +152,8 @@ impl FileStore {
                 bytes: AtomicU64::new(b),
                 tmp_seq: AtomicU64::new(0),
                 stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+                durable_dirs,
+                dir_lock: Mutex::new(()),
             }),
         })
     }
@@ -131,49 +181,120 @@ impl FileStore {
     }
 
     /// Stores `data` as chunk `id` durably. The caller has verified the hash.
-    /// Storing a chunk that is already present only marks it as stored
-    /// now (its modification time, synced), so that the garbage collector
-    /// gives it a full grace period again before its commit.
+    /// Storing a chunk that is already present, intact, only marks it as
+    /// stored now (its modification time, synced), so that the garbage
+    /// collector gives it a full grace period again before its commit; a
+    /// present copy that differs from `data` (rotten) is replaced. A failed
+    /// put leaves no temporary file behind.
     pub fn put(&self, id: &ChunkId, data: &[u8]) -> Result<(), StoreError> {
         let path = self.path_of(id);
-        {
-            let _stripe = self.stripe(id);
-            match fs::OpenOptions::new().write(true).open(&path) {
-                Ok(f) => {
-                    f.set_modified(SystemTime::now())
-                        .and_then(|()| f.sync_all())
-                        .map_err(err("touch", &path))?;
-                    return Ok(());
-                }
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(err("open", &path)(e)),
-            }
+        if self.renew_if_intact(id, &path, data)? {
+            return Ok(());
         }
+        self.ensure_dir(id)?;
         let dir = path.parent().expect("chunk paths have a parent");
-        fs::create_dir_all(dir).map_err(err("create", dir))?;
         let seq = self.inner.tmp_seq.fetch_add(1, Ordering::Relaxed);
         let tmp = self
             .inner
             .root
             .join("tmp")
             .join(format!("{}.{seq}", id.to_hex()));
-        let mut f = fs::File::create(&tmp).map_err(err("create", &tmp))?;
-        f.write_all(data).map_err(err("write", &tmp))?;
-        f.sync_data().map_err(err("fsync", &tmp))?;
-        drop(f);
-        {
+        let written = fs::File::create(&tmp)
+            .map_err(err("create", &tmp))
+            .and_then(|mut f| {
+                f.write_all(data).map_err(err("write", &tmp))?;
+                f.sync_data().map_err(err("fsync", &tmp))
+            });
+        let replaced = written.and_then(|()| {
             // A new file: its modification time is now, so a collector
             // that looked at an older copy leaves it alone.
             let _stripe = self.stripe(id);
+            let old = fs::metadata(&path).ok().map(|m| m.len());
             fs::rename(&tmp, &path).map_err(err("rename", &path))?;
-        }
+            Ok(old)
+        });
+        let old = match replaced {
+            Ok(old) => old,
+            Err(e) => {
+                // Out of space, or the disk failed: nothing half-written
+                // stays behind to fill it further.
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(err("fsync dir", dir))?;
-        self.inner.chunks.fetch_add(1, Ordering::Relaxed);
+        match old {
+            Some(old_len) => {
+                self.inner.bytes.fetch_sub(old_len, Ordering::Relaxed);
+            }
+            None => {
+                self.inner.chunks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         self.inner
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// If an intact copy of `id` (the same bytes as `data`) is stored,
+    /// marks it as stored now, durably, and says so.
+    fn renew_if_intact(&self, id: &ChunkId, path: &Path, data: &[u8]) -> Result<bool, StoreError> {
+        match fs::read(path) {
+            Ok(held) if held == data => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            // Unreadable: replaced by the new copy.
+            Err(_) => return Ok(false),
+        }
+        let _stripe = self.stripe(id);
+        match fs::OpenOptions::new().write(true).open(path) {
+            Ok(f) => {
+                f.set_modified(SystemTime::now())
+                    .and_then(|()| f.sync_all())
+                    .map_err(err("touch", path))?;
+                Ok(true)
+            }
+            // Deleted since the read: stored anew.
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(err("open", path)(e)),
+        }
+    }
+
+    /// Makes sure the two directory levels holding chunk `id` exist and
+    /// are durable in their parents (each new directory's parent is
+    /// fsynced before any chunk in it is acknowledged).
+    fn ensure_dir(&self, id: &ChunkId) -> Result<(), StoreError> {
+        let slot = prefix_slot(id);
+        if self.inner.durable_dirs.contains(slot) {
+            return Ok(());
+        }
+        let _one = self
+            .inner
+            .dir_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if self.inner.durable_dirs.contains(slot) {
+            return Ok(());
+        }
+        let l2 = self
+            .path_of(id)
+            .parent()
+            .expect("chunk paths have a parent")
+            .to_path_buf();
+        let l1 = l2.parent().expect("two levels").to_path_buf();
+        let chunks = l1.parent().expect("under chunks/").to_path_buf();
+        for (dir, parent) in [(&l1, &chunks), (&l2, &l1)] {
+            match fs::create_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(err("create", dir)(e)),
+            }
+            sync_dir(parent)?;
+        }
+        self.inner.durable_dirs.insert(slot);
         Ok(())
     }
 
@@ -219,26 +340,54 @@ impl FileStore {
     }
 
     /// [`Self::check`], also saying how many bytes were read; `None` if
-    /// the chunk is not stored here.
+    /// the chunk is not stored here. A copy that cannot be read (EIO, a
+    /// bad sector) counts as corrupt: it is quarantined like a rotten one,
+    /// so repair replaces it.
     pub fn check_sized(&self, id: &ChunkId) -> Result<Option<(bool, u64)>, StoreError> {
-        let Some(data) = self.get(id)? else {
-            return Ok(None);
+        let data = match self.get(id) {
+            Ok(Some(data)) => data,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::warn!(chunk = %id, error = %e, "stored copy is unreadable");
+                let len = fs::metadata(self.path_of(id)).map_or(0, |m| m.len());
+                self.quarantine(id, len)?;
+                return Ok(Some((true, len)));
+            }
         };
         let len = data.len() as u64;
         if id.matches(&data) {
             return Ok(Some((false, len)));
         }
+        self.quarantine(id, len)?;
+        Ok(Some((true, len)))
+    }
+
+    /// Whether a copy of `id` is held here and hashes to its id now (read
+    /// and re-hashed for the answer). A corrupt or unreadable copy is
+    /// quarantined and answered `false`.
+    pub fn verify(&self, id: &ChunkId) -> Result<bool, StoreError> {
+        Ok(matches!(self.check_sized(id)?, Some((false, _))))
+    }
+
+    /// Moves chunk `id` (`len` bytes) out of service into `quarantine/`.
+    fn quarantine(&self, id: &ChunkId, len: u64) -> Result<(), StoreError> {
         let qdir = self.inner.root.join("quarantine");
         fs::create_dir_all(&qdir).map_err(err("create", &qdir))?;
         let from = self.path_of(id);
         let to = qdir.join(id.to_hex());
-        fs::rename(&from, &to).map_err(err("quarantine", &from))?;
+        {
+            let _stripe = self.stripe(id);
+            match fs::rename(&from, &to) {
+                Ok(()) => {}
+                // Quarantined meanwhile by another check.
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(err("quarantine", &from)(e)),
+            }
+        }
         self.inner.chunks.fetch_sub(1, Ordering::Relaxed);
-        self.inner
-            .bytes
-            .fetch_sub(data.len() as u64, Ordering::Relaxed);
+        self.inner.bytes.fetch_sub(len, Ordering::Relaxed);
         tracing::warn!(chunk = %id, "corrupt copy quarantined");
-        Ok(Some((true, len)))
+        Ok(())
     }
 
     /// Chunks last stored before `cutoff` (by their modification time),
@@ -320,6 +469,16 @@ impl FileStore {
             self.inner.bytes.load(Ordering::Relaxed),
         )
     }
+}
+
+/// The slot of directories `chunks/ab/cd` (named by two hex bytes).
+fn slot_of_dirs(l1: &Path, l2: &Path) -> Option<usize> {
+    let byte = |p: &Path| {
+        let name = p.file_name()?.to_str()?;
+        (name.len() == 2).then_some(())?;
+        u8::from_str_radix(name, 16).ok()
+    };
+    Some(usize::from(byte(l1)?) << 8 | usize::from(byte(l2)?))
 }
 
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {

@@ -20,6 +20,7 @@ pub fn errno(e: &ClientError) -> Errno {
             ErrorCode::NoData => Errno::NO_XATTR,
             ErrorCode::FileTooLarge => Errno::EFBIG,
             ErrorCode::FailedPrecondition => Errno::EBUSY,
+            ErrorCode::NoSpace => Errno::ENOSPC,
             ErrorCode::NotLeader
             | ErrorCode::Unavailable
             | ErrorCode::Internal
@@ -56,5 +57,6 @@ mod tests {
         assert_eq!(e(ErrorCode::NotADirectory), Errno::ENOTDIR);
         assert_eq!(e(ErrorCode::NoData), Errno::ENODATA);
         assert_eq!(e(ErrorCode::Unavailable), Errno::EIO);
+        assert_eq!(e(ErrorCode::NoSpace), Errno::ENOSPC);
     }
 }

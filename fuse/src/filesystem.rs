@@ -923,8 +923,9 @@ impl Filesystem for CairnFs {
         reply: ReplyEmpty,
     ) {
         // Namespace changes are committed through Raft before they are
-        // answered: nothing is pending.
-        reply.ok();
+        // answered; what is still pending is a deferred create, which `run`
+        // sends (and so makes durable) before the answer.
+        self.run(|_| async move { reply.ok() });
     }
 
     fn statfs(&self, _req: &Request, _i: INodeNo, reply: ReplyStatfs) {

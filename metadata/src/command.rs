@@ -156,6 +156,12 @@ pub enum Command {
         created_ns: i64,
         now_ns: i64,
     },
+    /// Drops the garbage records of `ids` still older than `older_than_ns`
+    /// (proposed by the leader's [`crate::garbage_purger`]).
+    PurgeGarbage {
+        ids: Vec<cairn_proto::ChunkId>,
+        older_than_ns: i64,
+    },
 }
 
 /// [`AttrChange`] as earlier builds logged it.

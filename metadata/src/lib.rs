@@ -11,6 +11,7 @@ pub mod command;
 pub mod config;
 pub mod db;
 pub mod failure_detector;
+pub mod garbage_purger;
 pub mod group_membership;
 pub mod kv;
 pub mod log_store;
@@ -82,6 +83,7 @@ pub struct MetaHandle {
     pub local_addr: SocketAddr,
     serve_task: tokio::task::JoinHandle<()>,
     detector_task: tokio::task::JoinHandle<()>,
+    purger_task: tokio::task::JoinHandle<()>,
     metrics_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -91,6 +93,7 @@ impl MetaHandle {
     pub async fn join(self) {
         let _ = self.serve_task.await;
         let _ = self.detector_task.await;
+        let _ = self.purger_task.await;
         if let Some(t) = self.metrics_task {
             let _ = t.await;
         }
@@ -176,6 +179,7 @@ pub async fn start(
     )
     .await?;
     let detector_task = tokio::spawn(failure_detector::run(service.clone(), shutdown.clone()));
+    let purger_task = tokio::spawn(garbage_purger::run(service.clone(), shutdown.clone()));
     let serve_task = tokio::spawn(serve(
         endpoint,
         shutdown.cancelled_owned(),
@@ -234,6 +238,7 @@ pub async fn start(
         local_addr,
         serve_task,
         detector_task,
+        purger_task,
         metrics_task,
     })
 }

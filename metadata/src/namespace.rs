@@ -56,6 +56,9 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
             now_ns,
         } => attrs::set_attr(t, *ino, change, *now_ns).map(Some),
         Command::RemoveChunkServer { id } => servers::remove(t, *id).map(|()| None),
+        Command::PurgeGarbage { ids, older_than_ns } => {
+            garbage::purge(t, ids, *older_than_ns).map(|()| None)
+        }
         Command::SetChunkServerDown { id, down } => {
             servers::set_flags(t, *id, |f| f.down = *down).map(|()| None)
         }
@@ -580,6 +583,7 @@ fn create_node<R: KvRead>(
 
 mod attrs;
 mod commit_file;
+mod garbage;
 mod inline;
 mod inode_numbers;
 mod links;
@@ -588,6 +592,7 @@ mod query;
 mod rename;
 mod servers;
 mod xattrs;
+pub use garbage::{purgeable, PURGE_AFTER_GRACES};
 pub use inline::inline_bytes;
 use inode_numbers::alloc_ino;
 pub use inode_numbers::reserve_inodes;

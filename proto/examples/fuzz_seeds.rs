@@ -122,6 +122,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         ),
         ("have", ChunkRequest::Have { ids: vec![id] }),
+        (
+            "confirm",
+            ChunkRequest::Confirm {
+                ids: vec![id],
+                ring_epoch: 7,
+            },
+        ),
     ];
     for (name, req) in chunks {
         let call = ChunkCall {

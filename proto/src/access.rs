@@ -3,7 +3,8 @@
 //!
 //! * Raft RPCs come only from metadata nodes.
 //! * Registration and heartbeats come only from chunkservers, and so do
-//!   chunk copies between chunkservers ([`ChunkRequest::Replicate`]).
+//!   chunk copies between chunkservers ([`ChunkRequest::Replicate`]) and
+//!   repair's verified-copy questions ([`ChunkRequest::Confirm`]).
 //! * Namespace changes, chunk uploads ([`ChunkRequest::Put`]) and cluster
 //!   administration come only from clients.
 //! * Reads of the namespace, the ring and the status are open to every
@@ -35,7 +36,7 @@ pub fn chunk_allowed(role: Role, req: &ChunkRequest) -> bool {
     use ChunkRequest as Q;
     match req {
         Q::Put { .. } | Q::Gc { .. } => role == Role::Client,
-        Q::Replicate { .. } => role == Role::ChunkServer,
+        Q::Replicate { .. } | Q::Confirm { .. } => role == Role::ChunkServer,
         Q::Get { .. } | Q::GetRange { .. } | Q::Have { .. } | Q::Stat | Q::ReportCorrupt { .. } => {
             matches!(role, Role::Client | Role::ChunkServer)
         }
@@ -53,12 +54,32 @@ fn refuse(peer: &PeerIdentity, op: &str) -> RpcError {
     )
 }
 
-/// [`meta_allowed`] as a result; a refusal is logged.
+/// Whether the chunkserver `peer` may speak for chunkserver `id`: only
+/// the one its certificate is bound to ([`PeerIdentity::chunkserver_id`]).
+pub fn acts_as(peer: &PeerIdentity, id: crate::NodeId) -> bool {
+    peer.chunkserver_id() == Some(id)
+}
+
+/// [`meta_allowed`] as a result, and a chunkserver registering or
+/// heartbeating only as itself; a refusal is logged.
 pub fn check_meta(peer: &PeerIdentity, req: &MetaRequest) -> Result<(), RpcError> {
-    if meta_allowed(peer.role, req) {
-        Ok(())
-    } else {
-        Err(refuse(peer, req.op_name()))
+    if !meta_allowed(peer.role, req) {
+        return Err(refuse(peer, req.op_name()));
+    }
+    match req {
+        MetaRequest::RegisterChunkServer { id, .. } | MetaRequest::Heartbeat { id, .. }
+            if !acts_as(peer, *id) =>
+        {
+            tracing::warn!(peer = %peer, claimed = id, op = req.op_name(), "refused a chunkserver speaking for another");
+            Err(RpcError::new(
+                ErrorCode::PermissionDenied,
+                format!(
+                    "certificate {:?} may not act as chunkserver {id} (a chunkserver's certificate is named chunk-<id>)",
+                    peer.name
+                ),
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -152,6 +173,13 @@ mod tests {
         assert!(chunk_allowed(Role::ChunkServer, &copy));
         assert!(!chunk_allowed(Role::Client, &copy));
         assert!(!chunk_allowed(Role::Meta, &copy));
+        let confirm = ChunkRequest::Confirm {
+            ids: vec![id],
+            ring_epoch: 1,
+        };
+        assert!(chunk_allowed(Role::ChunkServer, &confirm));
+        assert!(!chunk_allowed(Role::Client, &confirm));
+        assert!(!chunk_allowed(Role::Meta, &confirm));
         assert!(chunk_allowed(Role::Client, &put));
         assert!(!chunk_allowed(Role::ChunkServer, &put));
         assert!(!chunk_allowed(Role::Meta, &put));
@@ -159,6 +187,53 @@ mod tests {
         assert!(chunk_allowed(Role::Client, &get));
         assert!(chunk_allowed(Role::ChunkServer, &get));
         assert!(!chunk_allowed(Role::Meta, &get));
+    }
+
+    #[test]
+    fn a_chunkserver_speaks_only_for_the_id_its_certificate_names() {
+        let beat = |id| MetaRequest::Heartbeat {
+            id,
+            capacity_bytes: 0,
+            used_bytes: 0,
+            chunks: 0,
+            under_replicated: 0,
+            scrub: Default::default(),
+            repair: Default::default(),
+            gc: Default::default(),
+        };
+        let register = |id| MetaRequest::RegisterChunkServer {
+            id,
+            addr: "127.0.0.1:1".into(),
+            zone: String::new(),
+            capacity_bytes: 0,
+        };
+        let peer = |name: &str| PeerIdentity {
+            role: Role::ChunkServer,
+            name: name.into(),
+        };
+        assert!(check_meta(&peer("chunk-1"), &beat(1)).is_ok());
+        assert!(check_meta(&peer("chunk-1"), &register(1)).is_ok());
+        for (name, id) in [
+            ("rogue", 1),
+            ("chunk-2", 1),
+            ("chunk-01", 1),
+            ("chunk-+1", 1),
+            ("chunk-", 0),
+            ("chunk-1x", 1),
+        ] {
+            for req in [beat(id), register(id)] {
+                let err = check_meta(&peer(name), &req).unwrap_err();
+                assert_eq!(err.code, ErrorCode::PermissionDenied, "{name} as {id}");
+            }
+        }
+        // The binding needs the chunkserver role, whatever the name.
+        let client = PeerIdentity {
+            role: Role::Client,
+            name: "chunk-1".into(),
+        };
+        assert_eq!(client.chunkserver_id(), None);
+        assert_eq!(peer("chunk-0").chunkserver_id(), Some(0));
+        assert_eq!(peer("chunk-42").chunkserver_id(), Some(42));
     }
 
     #[test]

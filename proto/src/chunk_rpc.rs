@@ -9,6 +9,9 @@ use crate::{ChunkId, RpcError};
 pub const MAX_CHUNK_LEN: u32 = 8 << 20;
 /// Most ids one `Have` query may carry.
 pub const MAX_HAVE_QUERY: usize = 4096;
+/// Most ids one `Confirm` query may carry (each is re-hashed: up to a
+/// chunk's size read per id).
+pub const MAX_CONFIRM_QUERY: usize = 256;
 /// Most backups plus async copies one put may name.
 pub const MAX_COPY_TARGETS: usize = 8;
 /// Limit on a chunk-service frame (everything but chunk data is small).
@@ -49,6 +52,15 @@ pub enum ChunkRequest {
     /// Run a garbage-collection pass now (`dry_run`: only say what it
     /// would delete); answered with [`ChunkResponse::Gc`].
     Gc { dry_run: bool },
+    // New variants go last: postcard sends the variant index.
+    /// Which of these chunks this server holds a copy of that it has just
+    /// re-hashed against the id (a corrupt or unreadable copy is
+    /// quarantined and answered `false`), provided the server is on ring
+    /// epoch `ring_epoch` too (else refused with
+    /// [`crate::ErrorCode::FailedPrecondition`]). Repair drops a copy only
+    /// on this answer from every owner; answered with
+    /// [`ChunkResponse::Confirmed`]. Only chunkservers may send it.
+    Confirm { ids: Vec<ChunkId>, ring_epoch: u64 },
 }
 
 impl ChunkRequest {
@@ -63,6 +75,7 @@ impl ChunkRequest {
             ChunkRequest::GetRange { .. } => "GetRange",
             ChunkRequest::Replicate { .. } => "Replicate",
             ChunkRequest::Gc { .. } => "Gc",
+            ChunkRequest::Confirm { .. } => "Confirm",
         }
     }
 }
@@ -89,6 +102,8 @@ pub enum ChunkResponse {
         len: u32,
     },
     Gc(GcReport),
+    /// Per id of a [`ChunkRequest::Confirm`]: a verified copy is held.
+    Confirmed(Vec<bool>),
 }
 
 /// Most deleted (or deletable) chunks one [`GcReport`] names.

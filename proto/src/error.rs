@@ -58,6 +58,9 @@ pub enum ErrorCode {
     /// The file's bytes are kept inline in metadata: reading them needs
     /// `GetContent`, and a chunk write must cover them.
     InlineData = 20,
+    /// The server's disk is full: nothing was stored (a writer tries other
+    /// servers; the mount answers `ENOSPC`).
+    NoSpace = 21,
 }
 
 impl ErrorCode {

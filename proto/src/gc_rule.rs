@@ -66,6 +66,17 @@ pub fn decide(
     }
 }
 
+/// Whether repair may copy a chunk in `state` to an owner missing it.
+/// Only chunks a file references are copied: a copy of garbage, written
+/// with a fresh stored time, would restart its grace period on the owner
+/// it lands on while another owner's collector deletes its own, so garbage
+/// could circulate for ever. An upload not yet committed needs no repair
+/// copy either: its writer made the synchronous copies, and once it
+/// commits, the next repair pass sees it referenced.
+pub fn repair_may_copy(state: ChunkState) -> bool {
+    matches!(state, ChunkState::Referenced)
+}
+
 /// Whether a writer that began storing (or dedup-checking) its chunks
 /// `elapsed` ago may still commit them. Clients check this before every
 /// commit of new chunks.
@@ -131,6 +142,13 @@ mod tests {
         let v = decide(ChunkState::Unknown, GRACE, 0, Duration::ZERO);
         assert_eq!(v, Verdict::Keep);
         assert!(commit_in_time(GRACE * 10, Duration::ZERO));
+    }
+
+    #[test]
+    fn repair_copies_only_referenced_chunks() {
+        assert!(repair_may_copy(ChunkState::Referenced));
+        assert!(!repair_may_copy(ChunkState::Unknown));
+        assert!(!repair_may_copy(ChunkState::Unreferenced { since_ns: 0 }));
     }
 
     #[test]

@@ -72,6 +72,15 @@ impl std::str::FromStr for Role {
     }
 }
 
+const CHUNKSERVER_NAME_PREFIX: &str = "chunk-";
+
+/// The certificate name of chunkserver `id`: `chunk-<id>`. A chunkserver
+/// may register, heartbeat and be asked as an owner only as the id its
+/// certificate's name carries ([`PeerIdentity::chunkserver_id`]).
+pub fn chunkserver_cert_name(id: crate::NodeId) -> String {
+    format!("{CHUNKSERVER_NAME_PREFIX}{id}")
+}
+
 /// The longest certificate name accepted (it names files too).
 pub const MAX_CERT_NAME: usize = 64;
 
@@ -231,6 +240,21 @@ impl PeerIdentity {
         let role = Role::parse(&ou).ok_or(TlsError::UnknownRole(ou))?;
         let name = attr_text(subject.iter_common_name().next());
         Ok(PeerIdentity { role, name })
+    }
+
+    /// The chunkserver id this certificate is bound to: a chunkserver
+    /// certificate named `chunk-<id>` ([`chunkserver_cert_name`]) acts as
+    /// chunkserver `id` and no other; any other name binds to none.
+    pub fn chunkserver_id(&self) -> Option<crate::NodeId> {
+        if self.role != Role::ChunkServer {
+            return None;
+        }
+        let digits = self.name.strip_prefix(CHUNKSERVER_NAME_PREFIX)?;
+        // One spelling per id: no sign, no leading zeros.
+        let canonical = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'));
+        canonical.then(|| digits.parse().ok()).flatten()
     }
 
     /// The identity of the peer of an established QUIC connection.

@@ -382,8 +382,9 @@ impl DevCluster {
         Ok(())
     }
 
-    /// Adds a chunkserver NAME with id `id` on a free port (same CA, a copy
-    /// of chunk-1's certificate) and starts it.
+    /// Adds a chunkserver NAME with id `id` on a free port (a certificate
+    /// for `chunk-<id>` from the cluster's CA, otherwise chunk-1's config)
+    /// and starts it.
     pub fn add_chunkserver(&mut self, name: &str, id: u64) -> anyhow::Result<()> {
         let base = self.dir.path().join("chunk-1.toml");
         let mut cfg: cairn_chunkserver::ChunkServerConfig =
@@ -392,6 +393,10 @@ impl DevCluster {
             .local_addr()?
             .port();
         cfg.id = id;
+        cfg.tls = self.issue_cert(
+            cairn_proto::tls::Role::ChunkServer,
+            &cairn_proto::tls::chunkserver_cert_name(id),
+        )?;
         cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         cfg.data_dir = self.dir.path().join("data").join(name);
         // chunk-1's metrics port is taken.
@@ -401,6 +406,29 @@ impl DevCluster {
             toml::to_string(&cfg)?,
         )?;
         self.restart_server(name)
+    }
+
+    /// Issues a certificate for `role` named `name` from the cluster's CA
+    /// (files in the cluster's `tls/`), valid for a day.
+    pub fn issue_cert(
+        &self,
+        role: cairn_proto::tls::Role,
+        name: &str,
+    ) -> anyhow::Result<cairn_proto::tls::TlsPaths> {
+        let tls = self.dir.path().join("tls");
+        let ca = cairn_proto::tls::CertificateAuthority {
+            cert_pem: std::fs::read_to_string(tls.join("ca.pem"))?,
+            key_pem: std::fs::read_to_string(tls.join("ca.key"))?,
+        };
+        let (cert, key) = ca.issue(role, name, cairn_proto::tls::Validity::days(1))?;
+        let paths = cairn_proto::tls::TlsPaths {
+            ca: tls.join("ca.pem"),
+            cert: tls.join(format!("{name}.pem")),
+            key: tls.join(format!("{name}.key")),
+        };
+        std::fs::write(&paths.cert, cert)?;
+        std::fs::write(&paths.key, key)?;
+        Ok(paths)
     }
 
     /// The chunkserver (by name) listening on `addr`.

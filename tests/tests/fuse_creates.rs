@@ -231,3 +231,30 @@ fn a_new_files_times_do_not_move_once_metadata_has_it() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_of_the_directory_makes_held_creates_durable() {
+    let SetUp { dir, cluster, .. } = &set_up(&[]);
+    let client = cluster.client().await.expect("client");
+    // The directory is opened first: opening it after the creates would
+    // itself send them (any other request to the mount does).
+    let dirfd = File::open(dir).expect("open dir");
+    // Open, not closed: each create is held by the mount (up to 500 ms).
+    let held: Vec<File> = (0..5)
+        .map(|i| File::create(dir.join(format!("held{i}"))).expect("create"))
+        .collect();
+    let started = Instant::now();
+    dirfd.sync_all().expect("fsync(dir)");
+    // Straight from metadata, not through any mount's cache: the names
+    // are committed once fsync of their directory returned.
+    for i in 0..5 {
+        let path = format!("/d/held{i}");
+        let found = client.stat(&path).await;
+        assert!(
+            found.is_ok(),
+            "{path} not in metadata {:?} after fsync(dir) returned: {found:?}",
+            started.elapsed()
+        );
+    }
+    drop(held);
+}

@@ -581,5 +581,53 @@ async fn certificates_made_with_the_cli_are_private_and_carry_their_role() {
         .await
         .expect("an answer");
     assert_denied(&answer, "a chunkserver certificate making a directory");
+
+    // ...and only as the chunkserver its name is bound to: `rogue` may not
+    // register (re-address) or heartbeat as chunkserver 1.
+    let ring_addr = |r: &Result<MetaResponse, RpcError>| match r {
+        Ok(MetaResponse::Ring(ring)) => ring
+            .members
+            .iter()
+            .find(|m| m.id == 1)
+            .map(|m| m.addr.clone()),
+        other => panic!("no ring: {other:?}"),
+    };
+    let before = ring_addr(&get_ring(&conn).await.expect("ring"));
+    assert!(before.is_some(), "chunkserver 1 is in the ring");
+    let register = MetaRequest::RegisterChunkServer {
+        id: 1,
+        addr: "127.0.0.1:9".into(),
+        zone: String::new(),
+        capacity_bytes: 1 << 40,
+    };
+    let (answer, _) = call::<_, MetaResponse>(&conn, &meta_call(register), &[], 1 << 20)
+        .await
+        .expect("an answer");
+    assert_denied(
+        &answer,
+        "a chunkserver certificate registering as another id",
+    );
+    let beat = MetaRequest::Heartbeat {
+        id: 1,
+        capacity_bytes: 0,
+        used_bytes: 0,
+        chunks: 0,
+        under_replicated: 0,
+        scrub: Default::default(),
+        repair: Default::default(),
+        gc: Default::default(),
+    };
+    let (answer, _) = call::<_, MetaResponse>(&conn, &meta_call(beat), &[], 1 << 20)
+        .await
+        .expect("an answer");
+    assert_denied(
+        &answer,
+        "a chunkserver certificate heartbeating as another id",
+    );
+    assert_eq!(
+        ring_addr(&get_ring(&conn).await.expect("ring")),
+        before,
+        "chunkserver 1 was re-addressed"
+    );
     ep.close(0u32.into(), b"done");
 }

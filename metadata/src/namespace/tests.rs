@@ -491,5 +491,6 @@ fn chmod_chown_utimens_and_bad_changes() {
     );
 }
 
+mod garbage;
 mod inline;
 mod posix;
