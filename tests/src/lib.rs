@@ -301,10 +301,22 @@ impl DevCluster {
         self.dir.path().join("client.toml")
     }
 
-    /// The library client connected to this cluster.
+    /// The library client connected to this cluster. Connecting is tried
+    /// again for up to 15 s: right after a (re)start the metadata group may
+    /// still be electing its leader.
     pub async fn client(&self) -> anyhow::Result<cairn_client::Client> {
         let cfg = cairn_client::ClientConfig::load(&self.client_config())?;
-        Ok(cairn_client::Client::connect(cfg).await?)
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match cairn_client::Client::connect(cfg.clone()).await {
+                Ok(c) => return Ok(c),
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("connecting to the cluster ({e}); trying again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Runs `cairn ARGS --config <this cluster>` and returns its output.
