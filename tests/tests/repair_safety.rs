@@ -32,6 +32,18 @@ fn set_on_chunkservers(cluster: &DevCluster, settings: &[(&str, i64)]) {
 /// Per stored chunk (file name): (copies, copies whose bytes hash to it).
 fn copies(cluster: &DevCluster) -> BTreeMap<String, (usize, usize)> {
     let mut out: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (file, _, intact) in stored(cluster) {
+        let e = out.entry(file).or_default();
+        e.0 += 1;
+        e.1 += usize::from(intact);
+    }
+    out
+}
+
+/// Every stored copy: its chunk (file name), its server, whether its bytes
+/// hash to the chunk id.
+fn stored(cluster: &DevCluster) -> Vec<(String, String, bool)> {
+    let mut out = Vec::new();
     for name in cluster.chunkserver_names() {
         for (path, _) in cluster.chunk_files(&name) {
             let file = path
@@ -43,9 +55,7 @@ fn copies(cluster: &DevCluster) -> BTreeMap<String, (usize, usize)> {
                 .parse::<ChunkId>()
                 .ok()
                 .is_some_and(|id| std::fs::read(&path).is_ok_and(|bytes| id.matches(&bytes)));
-            let e = out.entry(file).or_default();
-            e.0 += 1;
-            e.1 += usize::from(intact);
+            out.push((file, name.clone(), intact));
         }
     }
     out
@@ -167,15 +177,8 @@ async fn a_rotten_owner_copy_never_lets_a_good_copy_go() {
 /// Per chunk, the servers holding a copy.
 fn holders(cluster: &DevCluster) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for name in cluster.chunkserver_names() {
-        for (path, _) in cluster.chunk_files(&name) {
-            let file = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned();
-            out.entry(file).or_default().insert(name.clone());
-        }
+    for (file, server, _) in stored(cluster) {
+        out.entry(file).or_default().insert(server);
     }
     out
 }
