@@ -274,7 +274,7 @@ pub fn dd(input: &Path, output: &Path, bs: &str, fsync: bool) -> Command {
 
 pub fn cairn(cluster: &DevCluster, args: &[&str]) -> Command {
     let mut c = Command::new(cairn_bin());
-    c.args(args).arg("--config").arg(cluster.client_config());
+    c.args(args).arg("--config").arg(cluster.admin_config());
     c
 }
 

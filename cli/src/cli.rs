@@ -26,7 +26,9 @@ pub struct Cli {
 #[derive(Args, Debug, Clone)]
 pub struct ClusterArgs {
     /// Client config file. Default: $CAIRN_CONFIG, else the dev cluster's
-    /// client.toml (see `cairn dev --help`).
+    /// admin.toml (see `cairn dev --help`). Changing the cluster
+    /// (replication, drain, remove, metadata membership, gc) needs a config
+    /// with an `admin` certificate.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Let any metadata node answer reads (lookups, listings, file
@@ -74,7 +76,9 @@ pub enum Command {
     /// 127.0.0.1 ports, each its own process, in the foreground.
     ///
     /// The first run creates DIR with a cluster CA, certificates, one config
-    /// per server, `client.toml` for clients, `logs/` and `pids/NAME.pid`.
+    /// per server, `admin.toml` for its operator (an `admin` certificate, the
+    /// CLI's default), `client.toml` for clients and the mount (a `client`
+    /// certificate: namespace and data only), `logs/` and `pids/NAME.pid`.
     /// Running it again on the same DIR brings the same cluster back with its
     /// data. Ctrl-C (or SIGTERM) stops every server cleanly.
     Dev {
@@ -333,11 +337,13 @@ pub enum CertAction {
     ///
     /// The role decides what its holder may do: `meta` runs Raft between
     /// metadata nodes, `chunkserver` registers and copies chunks between
-    /// servers, `client` changes the namespace, uploads and administers.
+    /// servers, `client` uses the namespace and the data (mounts, gateways,
+    /// applications), `admin` may also change the cluster (replication,
+    /// drain and remove, metadata membership, gc).
     /// Servers refuse every request a role may not make. Point the
     /// component's config (`tls.ca`, `tls.cert`, `tls.key`) at the files.
     Issue {
-        /// meta, chunkserver or client.
+        /// meta, chunkserver, client or admin.
         #[arg(long)]
         role: cairn_proto::tls::Role,
         /// The holder's name (letters, digits, '.', '_', '-'; at most 64):

@@ -110,19 +110,7 @@ pub fn create(dir: &Path, meta: u16, chunkservers: u16) -> anyhow::Result<DevLay
         .context("creating the cluster CA")?;
     write_file(&tls_dir.join("ca.pem"), &ca.cert_pem, false)?;
     write_file(&tls_dir.join("ca.key"), &ca.key_pem, true)?;
-    let issue = |role: Role, name: &str| -> anyhow::Result<TlsPaths> {
-        let (cert, key) = ca
-            .issue(role, name, Validity::days(DEV_CERT_DAYS))
-            .with_context(|| format!("issuing a certificate for {name}"))?;
-        let paths = TlsPaths {
-            ca: tls_dir.join("ca.pem"),
-            cert: tls_dir.join(format!("{name}.pem")),
-            key: tls_dir.join(format!("{name}.key")),
-        };
-        write_file(&paths.cert, &cert, false)?;
-        write_file(&paths.key, &key, true)?;
-        Ok(paths)
-    };
+    let issue = |role: Role, name: &str| issue_cert(dir, &ca, role, name);
 
     let mut ports = Vec::new();
     let mut server = |name: String, id: u64| -> anyhow::Result<DevServer> {
@@ -186,27 +174,86 @@ pub fn create(dir: &Path, meta: u16, chunkservers: u16) -> anyhow::Result<DevLay
         )?;
     }
     let client_tls = issue(Role::Client, "client")?;
-    // Relative paths: the client config stays valid if the directory moves.
+    write_client_config(dir, CLIENT_CONFIG, &meta_addrs, &client_tls)?;
+    let admin_tls = issue(Role::Admin, "admin")?;
+    write_client_config(dir, ADMIN_CONFIG, &meta_addrs, &admin_tls)?;
+    write_file(&layout_path(dir), &toml::to_string_pretty(&layout)?, false)?;
+    Ok(layout)
+}
+
+/// The config file of the dev cluster's clients (the mount's): a `client`
+/// certificate, which may use the namespace and the data only.
+pub const CLIENT_CONFIG: &str = "client.toml";
+/// The config file of the dev cluster's operator: an `admin` certificate,
+/// which may also change the cluster (replication, drains, membership, GC).
+pub const ADMIN_CONFIG: &str = "admin.toml";
+
+/// Issues `name`'s certificate with `role` from `ca`, written to
+/// `dir/tls/NAME.pem` and `NAME.key` (owner-only).
+fn issue_cert(
+    dir: &Path,
+    ca: &CertificateAuthority,
+    role: Role,
+    name: &str,
+) -> anyhow::Result<TlsPaths> {
+    let tls_dir = dir.join("tls");
+    let (cert, key) = ca
+        .issue(role, name, Validity::days(DEV_CERT_DAYS))
+        .with_context(|| format!("issuing a certificate for {name}"))?;
+    let paths = TlsPaths {
+        ca: tls_dir.join("ca.pem"),
+        cert: tls_dir.join(format!("{name}.pem")),
+        key: tls_dir.join(format!("{name}.key")),
+    };
+    write_file(&paths.cert, &cert, false)?;
+    write_file(&paths.key, &key, true)?;
+    Ok(paths)
+}
+
+/// Writes the client config `dir/file` reaching `meta` with `tls`, its
+/// paths relative to `dir` so it stays valid if the directory moves.
+fn write_client_config(
+    dir: &Path,
+    file: &str,
+    meta: &[String],
+    tls: &TlsPaths,
+) -> anyhow::Result<()> {
     let rel = |p: &Path| {
         p.strip_prefix(dir)
             .map(Path::to_path_buf)
             .unwrap_or_else(|_| p.to_path_buf())
     };
-    let client = ClientConfig::new(
-        meta_addrs,
+    let cfg = ClientConfig::new(
+        meta.to_vec(),
         TlsPaths {
-            ca: rel(&client_tls.ca),
-            cert: rel(&client_tls.cert),
-            key: rel(&client_tls.key),
+            ca: rel(&tls.ca),
+            cert: rel(&tls.cert),
+            key: rel(&tls.key),
         },
     );
-    write_file(
-        &dir.join("client.toml"),
-        &toml::to_string_pretty(&client)?,
-        false,
-    )?;
-    write_file(&layout_path(dir), &toml::to_string_pretty(&layout)?, false)?;
-    Ok(layout)
+    write_file(&dir.join(file), &toml::to_string_pretty(&cfg)?, false)
+}
+
+/// Gives a dev cluster made before the admin role its operator config:
+/// issues an `admin` certificate from the cluster's CA and writes
+/// `admin.toml` beside `client.toml`. Does nothing if it exists.
+pub fn ensure_admin_config(dir: &Path) -> anyhow::Result<()> {
+    if dir.join(ADMIN_CONFIG).exists() {
+        return Ok(());
+    }
+    let client = ClientConfig::load(&dir.join(CLIENT_CONFIG))
+        .with_context(|| format!("reading {}", dir.join(CLIENT_CONFIG).display()))?;
+    let tls_dir = dir.join("tls");
+    let read = |name: &str| {
+        fs::read_to_string(tls_dir.join(name))
+            .with_context(|| format!("reading {}", tls_dir.join(name).display()))
+    };
+    let ca = CertificateAuthority {
+        cert_pem: read("ca.pem")?,
+        key_pem: read("ca.key")?,
+    };
+    let admin_tls = issue_cert(dir, &ca, Role::Admin, "admin")?;
+    write_client_config(dir, ADMIN_CONFIG, &client.meta, &admin_tls)
 }
 
 /// Loads the layout of an existing dev cluster, if `dir` holds one.

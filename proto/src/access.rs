@@ -5,10 +5,14 @@
 //! * Registration and heartbeats come only from chunkservers, and so do
 //!   chunk copies between chunkservers ([`ChunkRequest::Replicate`]) and
 //!   repair's verified-copy questions ([`ChunkRequest::Confirm`]).
-//! * Namespace changes, chunk uploads ([`ChunkRequest::Put`]) and cluster
-//!   administration come only from clients.
+//! * Namespace changes and chunk uploads ([`ChunkRequest::Put`]) come only
+//!   from clients and admins.
+//! * Cluster administration ([`is_admin_request`]: the replication policy,
+//!   draining and removing chunkservers, metadata membership, and
+//!   [`ChunkRequest::Gc`]) comes only from admins: a mount's or a gateway's
+//!   client certificate cannot lower the copy count or retire servers.
 //! * Reads of the namespace, the ring and the status are open to every
-//!   role; chunk reads to clients and chunkservers.
+//!   role; chunk reads to clients, admins and chunkservers.
 //!
 //! Pure functions of (role, request), so the whole matrix is tested here
 //! and the servers only call [`check_meta`] / [`check_chunk`].
@@ -18,6 +22,26 @@ use crate::meta_rpc::MetaRequest;
 use crate::tls::{PeerIdentity, Role};
 use crate::{ErrorCode, RpcError};
 
+/// Whether `req` changes the cluster rather than the namespace: only an
+/// [`Role::Admin`] certificate may send it.
+pub fn is_admin_request(req: &MetaRequest) -> bool {
+    use MetaRequest as Q;
+    matches!(
+        req,
+        Q::SetReplication { .. }
+            | Q::DrainChunkServer { .. }
+            | Q::RemoveChunkServer { .. }
+            | Q::AddMetaNode { .. }
+            | Q::PromoteMetaNode { .. }
+            | Q::RemoveMetaNode { .. }
+    )
+}
+
+/// Whether `role` uses the namespace and the data: clients and admins.
+fn is_user(role: Role) -> bool {
+    matches!(role, Role::Client | Role::Admin)
+}
+
 /// Whether `role` may send `req` to a metadata node.
 pub fn meta_allowed(role: Role, req: &MetaRequest) -> bool {
     use MetaRequest as Q;
@@ -26,8 +50,9 @@ pub fn meta_allowed(role: Role, req: &MetaRequest) -> bool {
         Q::RegisterChunkServer { .. } | Q::Heartbeat { .. } => role == Role::ChunkServer,
         Q::ChunksExist { .. } | Q::ChunkStates { .. } | Q::Status => true,
         _ if req.serves_follower_reads() => true,
-        // Every other request changes the namespace or the cluster.
-        _ => role == Role::Client,
+        _ if is_admin_request(req) => role == Role::Admin,
+        // Every other request changes the namespace.
+        _ => is_user(role),
     }
 }
 
@@ -35,20 +60,26 @@ pub fn meta_allowed(role: Role, req: &MetaRequest) -> bool {
 pub fn chunk_allowed(role: Role, req: &ChunkRequest) -> bool {
     use ChunkRequest as Q;
     match req {
-        Q::Put { .. } | Q::Gc { .. } => role == Role::Client,
+        Q::Put { .. } => is_user(role),
+        Q::Gc { .. } => role == Role::Admin,
         Q::Replicate { .. } | Q::Confirm { .. } => role == Role::ChunkServer,
         Q::Get { .. } | Q::GetRange { .. } | Q::Have { .. } | Q::Stat | Q::ReportCorrupt { .. } => {
-            matches!(role, Role::Client | Role::ChunkServer)
+            is_user(role) || role == Role::ChunkServer
         }
     }
 }
 
-fn refuse(peer: &PeerIdentity, op: &str) -> RpcError {
+fn refuse(peer: &PeerIdentity, op: &str, admin_op: bool) -> RpcError {
     tracing::warn!(peer = %peer, op, "refused a request the peer's role may not make");
+    let hint = if admin_op {
+        "; changing the cluster needs an admin certificate (`cairn cert issue --role admin`)"
+    } else {
+        ""
+    };
     RpcError::new(
         ErrorCode::PermissionDenied,
         format!(
-            "a {} certificate may not call {op} (certificate {:?})",
+            "a {} certificate may not call {op} (certificate {:?}){hint}",
             peer.role, peer.name
         ),
     )
@@ -64,7 +95,7 @@ pub fn acts_as(peer: &PeerIdentity, id: crate::NodeId) -> bool {
 /// heartbeating only as itself; a refusal is logged.
 pub fn check_meta(peer: &PeerIdentity, req: &MetaRequest) -> Result<(), RpcError> {
     if !meta_allowed(peer.role, req) {
-        return Err(refuse(peer, req.op_name()));
+        return Err(refuse(peer, req.op_name(), is_admin_request(req)));
     }
     match req {
         MetaRequest::RegisterChunkServer { id, .. } | MetaRequest::Heartbeat { id, .. }
@@ -88,7 +119,8 @@ pub fn check_chunk(peer: &PeerIdentity, req: &ChunkRequest) -> Result<(), RpcErr
     if chunk_allowed(peer.role, req) {
         Ok(())
     } else {
-        Err(refuse(peer, req.op_name()))
+        let admin_op = matches!(req, ChunkRequest::Gc { .. });
+        Err(refuse(peer, req.op_name(), admin_op))
     }
 }
 
@@ -122,13 +154,47 @@ mod tests {
     }
 
     #[test]
-    fn namespace_changes_only_from_clients() {
+    fn namespace_changes_only_from_clients_and_admins() {
         assert!(meta_allowed(Role::Client, &mkdir()));
+        assert!(meta_allowed(Role::Admin, &mkdir()));
         assert!(!meta_allowed(Role::ChunkServer, &mkdir()));
         assert!(!meta_allowed(Role::Meta, &mkdir()));
-        let drain = MetaRequest::DrainChunkServer { id: 1, drain: true };
-        assert!(meta_allowed(Role::Client, &drain));
-        assert!(!meta_allowed(Role::ChunkServer, &drain));
+    }
+
+    #[test]
+    fn cluster_changes_only_from_admins() {
+        let admin_ops = [
+            MetaRequest::DrainChunkServer { id: 1, drain: true },
+            MetaRequest::RemoveChunkServer { id: 1 },
+            MetaRequest::SetReplication {
+                policy: crate::meta_rpc::ReplicationPolicy {
+                    copies: 1,
+                    sync_copies: 1,
+                },
+            },
+            MetaRequest::AddMetaNode {
+                id: 4,
+                addr: "127.0.0.1:1".into(),
+            },
+            MetaRequest::PromoteMetaNode { id: 4 },
+            MetaRequest::RemoveMetaNode { id: 4 },
+        ];
+        for req in &admin_ops {
+            assert!(is_admin_request(req), "{}", req.op_name());
+            for role in Role::ALL {
+                assert_eq!(
+                    meta_allowed(role, req),
+                    role == Role::Admin,
+                    "{role} sending {}",
+                    req.op_name()
+                );
+            }
+        }
+        assert!(!is_admin_request(&mkdir()));
+        let gc = ChunkRequest::Gc { dry_run: false };
+        for role in Role::ALL {
+            assert_eq!(chunk_allowed(role, &gc), role == Role::Admin, "{role} gc");
+        }
     }
 
     #[test]
@@ -181,6 +247,7 @@ mod tests {
         assert!(!chunk_allowed(Role::Client, &confirm));
         assert!(!chunk_allowed(Role::Meta, &confirm));
         assert!(chunk_allowed(Role::Client, &put));
+        assert!(chunk_allowed(Role::Admin, &put));
         assert!(!chunk_allowed(Role::ChunkServer, &put));
         assert!(!chunk_allowed(Role::Meta, &put));
         let get = ChunkRequest::Get { id };

@@ -20,6 +20,7 @@ pub mod gc_rule;
 pub mod ids;
 pub mod inode;
 pub mod leader;
+pub mod live_cert;
 pub mod meta_rpc;
 #[cfg(feature = "metrics")]
 pub mod metrics;

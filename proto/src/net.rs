@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::frame::{read_body, read_frame, read_header, write_frame, FrameError, HEADER_LEN};
+use crate::live_cert::LiveCert;
 use crate::tls::{
     rustls_client_config, rustls_server_config, PeerIdentity, TlsError, TlsIdentity, SERVER_NAME,
 };
@@ -151,8 +152,18 @@ fn base_endpoint_config(mut cfg: quinn::EndpointConfig) -> quinn::EndpointConfig
     cfg
 }
 
-fn client_config(id: &TlsIdentity) -> Result<quinn::ClientConfig, NetError> {
-    let tls = rustls_client_config(id)?;
+/// The certificate an endpoint made from `id` presents, reloaded from
+/// `id`'s files when they change (if it was read from files).
+fn live_cert(id: &TlsIdentity) -> Result<Arc<LiveCert>, NetError> {
+    let cert = LiveCert::new(id)?;
+    if let Some(files) = &id.source {
+        cert.watch(files.clone());
+    }
+    Ok(cert)
+}
+
+fn client_config(id: &TlsIdentity, cert: Arc<LiveCert>) -> Result<quinn::ClientConfig, NetError> {
+    let tls = rustls_client_config(id, cert)?;
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
@@ -190,7 +201,8 @@ fn endpoint_config(id: &TlsIdentity) -> quinn::EndpointConfig {
 /// A server endpoint bound to `addr`; it also dials out (Raft, registration)
 /// with the same identity.
 pub fn server_endpoint(addr: SocketAddr, id: &TlsIdentity) -> Result<quinn::Endpoint, NetError> {
-    let tls = rustls_server_config(id)?;
+    let cert = live_cert(id)?;
+    let tls = rustls_server_config(id, cert.clone())?;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
@@ -199,7 +211,7 @@ pub fn server_endpoint(addr: SocketAddr, id: &TlsIdentity) -> Result<quinn::Endp
     let runtime = quinn::default_runtime()
         .ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))?;
     let mut ep = quinn::Endpoint::new(endpoint_config(id), Some(cfg), socket, runtime)?;
-    ep.set_default_client_config(client_config(id)?);
+    ep.set_default_client_config(client_config(id, cert)?);
     Ok(ep)
 }
 
@@ -211,7 +223,7 @@ pub fn client_endpoint(id: &TlsIdentity) -> Result<quinn::Endpoint, NetError> {
         .ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))?;
     let config = base_endpoint_config(quinn::EndpointConfig::default());
     let mut ep = quinn::Endpoint::new(config, None, socket, runtime)?;
-    ep.set_default_client_config(client_config(id)?);
+    ep.set_default_client_config(client_config(id, live_cert(id)?)?);
     Ok(ep)
 }
 
@@ -234,7 +246,10 @@ pub async fn connect(ep: &quinn::Endpoint, addr: &str) -> Result<quinn::Connecti
             reason: e.to_string(),
         })?;
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-        Ok(Ok(conn)) => Ok(conn),
+        Ok(Ok(conn)) => {
+            close_at_expiry(&conn);
+            Ok(conn)
+        }
         Ok(Err(e)) => Err(NetError::Connect {
             addr: addr.to_string(),
             reason: e.to_string(),
@@ -245,6 +260,39 @@ pub async fn connect(ep: &quinn::Endpoint, addr: &str) -> Result<quinn::Connecti
         }),
     }
 }
+
+/// The longest a [`close_at_expiry`] timer sleeps before looking again
+/// (tokio timers do not take centuries).
+const EXPIRY_CHECK_MAX: Duration = Duration::from_secs(86_400);
+
+/// Closes `conn` when its peer's certificate expires: a certificate
+/// checked once at the handshake must not let a connection outlive it.
+/// The peer reconnects, presenting its current certificate.
+pub fn close_at_expiry(conn: &quinn::Connection) {
+    let Ok(expiry) = crate::tls::peer_not_after(conn) else {
+        return;
+    };
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        loop {
+            let left = expiry
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            if left.is_zero() {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(left.min(EXPIRY_CHECK_MAX)) => {}
+                _ = conn.closed() => return,
+            }
+        }
+        tracing::info!(peer = %conn.remote_address(), "closing a connection: the peer's certificate expired");
+        conn.close(CLOSE_CERT_EXPIRED.into(), b"peer certificate expired");
+    });
+}
+
+/// The QUIC close code of a connection whose peer certificate expired.
+pub const CLOSE_CERT_EXPIRED: u32 = 3;
 
 /// Connections kept open per peer address, reopened when they die.
 #[derive(Clone)]
@@ -443,6 +491,7 @@ pub async fn serve<H, Fut>(
                 }
             };
             tracing::debug!(peer = %addr, identity = %identity, "connection accepted");
+            close_at_expiry(&conn);
             let peer = Arc::new(Peer::new(addr, identity));
             loop {
                 match conn.accept_bi().await {
@@ -507,6 +556,7 @@ mod tests {
             ca_pem: ca.cert_pem.clone(),
             cert_pem,
             key_pem,
+            source: None,
         }
     }
 
@@ -522,6 +572,7 @@ mod tests {
             ca_pem: server_id.ca_pem.clone(),
             cert_pem: server_id.cert_pem.clone(),
             key_pem: server_id.key_pem.clone(),
+            source: None,
         };
         let (go, wait) = std::sync::mpsc::channel::<()>();
         let first = std::thread::spawn(move || {

@@ -22,6 +22,7 @@ use rcgen::{
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::live_cert::LiveCert;
 use crate::ALPN;
 
 /// The DNS name every server certificate carries and every client checks.
@@ -36,19 +37,24 @@ pub enum Role {
     /// A chunkserver: registration, heartbeats, chunk copies between
     /// servers, and reads.
     ChunkServer,
-    /// A user or the mount: namespace changes, chunk uploads and reads,
-    /// cluster administration.
+    /// A user, the mount or a gateway: the namespace, chunk uploads and
+    /// reads; no cluster administration.
     Client,
+    /// An operator: everything a client may do, plus changing the cluster
+    /// (replication policy, draining and removing chunkservers, metadata
+    /// membership, `cairn gc`).
+    Admin,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Meta, Role::ChunkServer, Role::Client];
+    pub const ALL: [Role; 4] = [Role::Meta, Role::ChunkServer, Role::Client, Role::Admin];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Meta => "meta",
             Role::ChunkServer => "chunkserver",
             Role::Client => "client",
+            Role::Admin => "admin",
         }
     }
 
@@ -68,7 +74,8 @@ impl std::str::FromStr for Role {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::parse(s).ok_or_else(|| format!("unknown role {s:?} (meta, chunkserver or client)"))
+        Role::parse(s)
+            .ok_or_else(|| format!("unknown role {s:?} (meta, chunkserver, client or admin)"))
     }
 }
 
@@ -151,6 +158,8 @@ pub enum TlsError {
     BadPeerCertificate(String),
     #[error("the peer's certificate names no known role (organizational unit {0:?})")]
     UnknownRole(String),
+    #[error("certificate refused: {0}")]
+    Rejected(String),
 }
 
 /// The cluster CA: signs every server and client certificate.
@@ -193,7 +202,7 @@ impl CertificateAuthority {
         let key = KeyPair::generate()?;
         let sans = match role {
             Role::Meta | Role::ChunkServer => vec![SERVER_NAME.to_string()],
-            Role::Client => vec!["cairn-client".to_string()],
+            Role::Client | Role::Admin => vec!["cairn-client".to_string()],
         };
         let mut params = CertificateParams::new(sans)?;
         let mut dn = DistinguishedName::new();
@@ -201,7 +210,7 @@ impl CertificateAuthority {
         dn.push(DnType::OrganizationalUnitName, role.as_str());
         params.distinguished_name = dn;
         params.extended_key_usages = match role {
-            Role::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+            Role::Client | Role::Admin => vec![ExtendedKeyUsagePurpose::ClientAuth],
             // Servers also dial each other (Raft, registration), so they are clients too.
             Role::Meta | Role::ChunkServer => vec![
                 ExtendedKeyUsagePurpose::ServerAuth,
@@ -259,13 +268,26 @@ impl PeerIdentity {
 
     /// The identity of the peer of an established QUIC connection.
     pub fn of_connection(conn: &quinn::Connection) -> Result<Self, TlsError> {
-        let certs = conn
-            .peer_identity()
-            .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
-            .ok_or(TlsError::NoPeerCertificate)?;
-        let leaf = certs.first().ok_or(TlsError::NoPeerCertificate)?;
-        Self::from_cert_der(leaf)
+        Self::from_cert_der(&peer_leaf(conn)?)
     }
+}
+
+/// The leaf certificate the peer of `conn` presented.
+fn peer_leaf(conn: &quinn::Connection) -> Result<CertificateDer<'static>, TlsError> {
+    let certs = conn
+        .peer_identity()
+        .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .ok_or(TlsError::NoPeerCertificate)?;
+    certs.first().cloned().ok_or(TlsError::NoPeerCertificate)
+}
+
+/// When the certificate the peer of `conn` presented stops being valid.
+pub fn peer_not_after(conn: &quinn::Connection) -> Result<SystemTime, TlsError> {
+    let leaf = peer_leaf(conn)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf)
+        .map_err(|e| TlsError::BadPeerCertificate(e.to_string()))?;
+    let secs = cert.validity().not_after.timestamp();
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
 }
 
 /// What a certificate says about itself, for `cairn cert show`.
@@ -333,8 +355,13 @@ pub struct TlsPaths {
 }
 
 impl TlsPaths {
+    /// Reads the three files; an endpoint made from the result reloads its
+    /// certificate and key from them when they change
+    /// ([`crate::live_cert`]).
     pub fn load(&self) -> Result<TlsIdentity, TlsError> {
-        TlsIdentity::load(&self.ca, &self.cert, &self.key)
+        let mut id = TlsIdentity::load(&self.ca, &self.cert, &self.key)?;
+        id.source = Some(self.clone());
+        Ok(id)
     }
 }
 
@@ -345,6 +372,9 @@ pub struct TlsIdentity {
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    /// The files it was read from, if any: endpoints watch them for a
+    /// replacement certificate.
+    pub source: Option<TlsPaths>,
 }
 
 impl TlsIdentity {
@@ -360,6 +390,7 @@ impl TlsIdentity {
             ca_pem: read(ca)?,
             cert_pem: read(cert)?,
             key_pem: read(key)?,
+            source: None,
         })
     }
 
@@ -371,7 +402,9 @@ impl TlsIdentity {
         Ok(roots)
     }
 
-    fn chain(&self) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    pub(crate) fn chain(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
         let certs = parse_certs(&self.cert_pem, "certificate")?;
         let key = rustls_pemfile::private_key(&mut self.key_pem.as_bytes())
             .ok()
@@ -397,35 +430,39 @@ fn parse_certs(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, Tl
     Ok(certs)
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// rustls server configuration: our certificate, client certificates
-/// required and verified against the cluster CA, ALPN [`ALPN`].
-pub fn rustls_server_config(id: &TlsIdentity) -> Result<rustls::ServerConfig, TlsError> {
+/// rustls server configuration: `cert` presented, client certificates
+/// required and verified against `id`'s cluster CA, ALPN [`ALPN`].
+pub fn rustls_server_config(
+    id: &TlsIdentity,
+    cert: Arc<LiveCert>,
+) -> Result<rustls::ServerConfig, TlsError> {
     let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
         Arc::new(id.roots()?),
         provider(),
     )
     .build()?;
-    let (certs, key) = id.chain()?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(cert);
     cfg.alpn_protocols = vec![ALPN.to_vec()];
     Ok(cfg)
 }
 
-/// rustls client configuration: servers verified against the cluster CA,
-/// our certificate presented, ALPN [`ALPN`].
-pub fn rustls_client_config(id: &TlsIdentity) -> Result<rustls::ClientConfig, TlsError> {
-    let (certs, key) = id.chain()?;
+/// rustls client configuration: servers verified against `id`'s cluster
+/// CA, `cert` presented, ALPN [`ALPN`].
+pub fn rustls_client_config(
+    id: &TlsIdentity,
+    cert: Arc<LiveCert>,
+) -> Result<rustls::ClientConfig, TlsError> {
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(id.roots()?)
-        .with_client_auth_cert(certs, key)?;
+        .with_client_cert_resolver(cert);
     cfg.alpn_protocols = vec![ALPN.to_vec()];
     Ok(cfg)
 }
@@ -442,9 +479,11 @@ mod tests {
             ca_pem: ca.cert_pem.clone(),
             cert_pem: cert,
             key_pem: key,
+            source: None,
         };
-        rustls_server_config(&id).unwrap();
-        rustls_client_config(&id).unwrap();
+        let cert = LiveCert::new(&id).unwrap();
+        rustls_server_config(&id, cert.clone()).unwrap();
+        rustls_client_config(&id, cert).unwrap();
     }
 
     #[test]
@@ -496,7 +535,8 @@ mod tests {
             validate_cert_name(good).unwrap();
         }
         assert_eq!("chunkserver".parse::<Role>(), Ok(Role::ChunkServer));
-        assert!("admin".parse::<Role>().is_err());
+        assert_eq!("admin".parse::<Role>(), Ok(Role::Admin));
+        assert!("root".parse::<Role>().is_err());
     }
 
     #[test]
@@ -505,8 +545,9 @@ mod tests {
             ca_pem: "nope".into(),
             cert_pem: "nope".into(),
             key_pem: "nope".into(),
+            source: None,
         };
-        let err = rustls_server_config(&id).err().unwrap();
+        let err = LiveCert::new(&id).err().unwrap();
         assert!(err.to_string().contains("no PEM"), "{err}");
     }
 }

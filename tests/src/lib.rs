@@ -297,8 +297,17 @@ impl DevCluster {
         self.dir.path()
     }
 
+    /// The config of a `client` certificate (the mount's): the namespace
+    /// and the data only.
     pub fn client_config(&self) -> PathBuf {
         self.dir.path().join("client.toml")
+    }
+
+    /// The operator's config, an `admin` certificate: also changes the
+    /// cluster. [`Self::cairn`] runs with it, as the CLI does on a dev
+    /// cluster.
+    pub fn admin_config(&self) -> PathBuf {
+        self.dir.path().join("admin.toml")
     }
 
     /// The library client connected to this cluster. Connecting is tried
@@ -319,18 +328,24 @@ impl DevCluster {
         }
     }
 
-    /// Runs `cairn ARGS --config <this cluster>` and returns its output.
+    /// Runs `cairn ARGS --config <this cluster's admin config>` and returns
+    /// its output.
     pub fn cairn(&self, args: &[&str]) -> Output {
         self.cairn_stdin(args, None)
     }
 
     /// As [`Self::cairn`], feeding `stdin`.
     pub fn cairn_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        self.cairn_as(&self.admin_config(), args, stdin)
+    }
+
+    /// Runs `cairn ARGS --config CONFIG`, feeding `stdin`.
+    pub fn cairn_as(&self, config: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
         use std::io::Write;
         let mut child = Command::new(cairn_bin())
             .args(args)
             .arg("--config")
-            .arg(self.client_config())
+            .arg(config)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {

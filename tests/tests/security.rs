@@ -32,6 +32,7 @@ fn identity(trust: &CertificateAuthority, ca: &CertificateAuthority, role: Role)
         ca_pem: trust.cert_pem.clone(),
         cert_pem,
         key_pem,
+        source: None,
     }
 }
 
@@ -143,6 +144,7 @@ async fn peers_without_a_valid_certificate_are_refused_and_logged() {
         ca_pem: ca.cert_pem.clone(),
         cert_pem: other_ca.cert_pem.clone(),
         key_pem: other_ca.key_pem.clone(),
+        source: None,
     };
     let day = Duration::from_secs(86_400);
     let now = SystemTime::now();
@@ -160,6 +162,7 @@ async fn peers_without_a_valid_certificate_are_refused_and_logged() {
         ca_pem: ca.cert_pem.clone(),
         cert_pem,
         key_pem,
+        source: None,
     };
     let cases = [
         ("self-signed", self_signed),

@@ -43,6 +43,7 @@ pub async fn run(
     let layout = match cluster_files::load(&dir)? {
         Some(l) => {
             eprintln!("cairn dev: restarting the cluster in {}", dir.display());
+            cluster_files::ensure_admin_config(&dir)?;
             l
         }
         None => {
@@ -194,7 +195,7 @@ async fn wait_healthy(
     layout: &DevLayout,
     running: &mut [Running],
 ) -> anyhow::Result<()> {
-    let cfg = ClientConfig::load(&dir.join("client.toml"))?;
+    let cfg = ClientConfig::load(&dir.join(cluster_files::CLIENT_CONFIG))?;
     let deadline = tokio::time::Instant::now() + START_DEADLINE;
     let mut last = String::from("not yet asked");
     while tokio::time::Instant::now() < deadline {
@@ -333,12 +334,17 @@ fn print_summary(dir: &Path, layout: &DevLayout, mount: Option<&Path>, threads: 
     for c in &layout.chunkservers {
         println!("  {:<8} {}  (chunkserver{})", c.name, c.addr, metrics(c));
     }
-    println!("Client config: {}", dir.join("client.toml").display());
+    let admin = dir.join(cluster_files::ADMIN_CONFIG);
+    println!(
+        "Admin config: {} (the CLI's default here; may change the cluster)",
+        admin.display()
+    );
+    println!(
+        "Client config: {} (the mount's; namespace and data only)",
+        dir.join(cluster_files::CLIENT_CONFIG).display()
+    );
     if dir != default_dev_dir().canonicalize().unwrap_or_default() {
-        println!(
-            "  export CAIRN_CONFIG={}",
-            dir.join("client.toml").display()
-        );
+        println!("  export CAIRN_CONFIG={}", admin.display());
     }
     if let Some(mp) = mount {
         println!("Mounted at {} (a POSIX filesystem).", mp.display());

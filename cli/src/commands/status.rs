@@ -184,8 +184,8 @@ pub async fn gc(args: &ClusterArgs, dry_run: bool, json: bool) -> anyhow::Result
         }
         println!("Total: {verb} {chunks} chunk copies, {}", human(bytes));
     }
-    if failed > 0 {
-        anyhow::bail!("{failed} chunkservers could not collect garbage");
+    if let Some(e) = results.iter().find_map(|r| r.result.as_ref().err()) {
+        anyhow::bail!("{failed} chunkservers could not collect garbage (the first: {e})");
     }
     Ok(())
 }
