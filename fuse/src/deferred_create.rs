@@ -18,8 +18,14 @@
 //!   mount does not know fresh or that hands its group down (set-group-ID),
 //!   are sent at once as before.
 //!
-//! If the deferred create fails (another client took the name meanwhile),
-//! the writer's `close` reports the error.
+//! If another client took the name meanwhile, the create turns into what
+//! `open(O_CREAT)` without `O_EXCL` does with an existing file: it opens
+//! that file (truncated under `O_TRUNC`) and the bytes written here go
+//! there. The kernel still knows the file by the reserved number, so the
+//! mount keeps an alias from it to the existing file's
+//! (`inode_aliases`);
+//! nothing is lost and `close` does not fail. Any other failure is
+//! reported by the writer's `close`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -103,8 +103,18 @@ fn now_ns() -> i64 {
 }
 
 impl Shared {
+    /// The file in metadata that kernel inode `i` is (see `inode_aliases`).
+    fn file_ino(&self, i: INodeNo) -> InodeId {
+        self.io.aliases.file(ino(i))
+    }
+
+    /// The open file `ino` names: by the kernel's number or by metadata's.
     fn open_file(&self, ino: InodeId) -> Option<Arc<OpenFile>> {
-        lock(&self.files).by_ino.get(&ino).map(|(f, _)| f.clone())
+        let files = lock(&self.files);
+        let found = |i: InodeId| files.by_ino.get(&i).map(|(f, _)| f.clone());
+        found(ino)
+            .or_else(|| self.io.aliases.kernel(ino).and_then(found))
+            .or_else(|| found(self.io.aliases.file(ino)))
     }
 
     /// Attributes as the kernel should see them: an open file's size
@@ -123,13 +133,20 @@ impl Shared {
     fn register(&self, attr: &InodeAttr) -> (u64, Arc<OpenFile>) {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let mut files = lock(&self.files);
+        // A file open here under an alias shares that open file's buffers.
+        let key = self
+            .io
+            .aliases
+            .kernel(attr.ino)
+            .filter(|k| files.by_ino.contains_key(k))
+            .unwrap_or(attr.ino);
         let entry = files
             .by_ino
-            .entry(attr.ino)
+            .entry(key)
             .or_insert_with(|| (Arc::new(OpenFile::new(attr)), 0));
         entry.1 += 1;
         let file = entry.0.clone();
-        files.handles.insert(fh, attr.ino);
+        files.handles.insert(fh, key);
         (fh, file)
     }
 
@@ -148,7 +165,8 @@ impl Shared {
         if !keep {
             if let Some(n) = self.notifier.get() {
                 // Offset -1: attributes only (the open reply drops pages).
-                if let Err(e) = n.inval_inode(INodeNo(attr.ino.0), -1, 0) {
+                let kernel = self.io.aliases.kernel(attr.ino).unwrap_or(attr.ino);
+                if let Err(e) = n.inval_inode(INodeNo(kernel.0), -1, 0) {
                     tracing::debug!(ino = %attr.ino, error = %e, "attribute invalidation failed");
                 }
             }
@@ -322,6 +340,7 @@ impl Shared {
                 name: name.to_string(),
                 owner,
                 created_ns,
+                truncate: flags & libc::O_TRUNC != 0,
             };
             let file = Arc::new(OpenFile::new_pending(&attr, create));
             self.pending.add(file.clone());
@@ -504,13 +523,13 @@ impl Filesystem for CairnFs {
         // directory's attributes again; metadata answered them with the
         // change.
         let s = &self.shared;
-        if let Some((a, ttl)) = s.io.client.changed_dir_attr(ino(i), s.attr_ttl) {
+        if let Some((a, ttl)) = s.io.client.changed_dir_attr(s.file_ino(i), s.attr_ttl) {
             if s.pending.is_empty() {
                 return reply.attr(&ttl, &to_file_attr(&a, a.size));
             }
         }
         self.run(|s| async move {
-            match s.io.client.get_attr(ino(i)).await {
+            match s.io.client.get_attr(s.file_ino(i)).await {
                 Ok(a) => {
                     let fa = s.file_attr(&a).await;
                     reply.attr(&s.attr_ttl, &fa);
@@ -551,7 +570,7 @@ impl Filesystem for CairnFs {
             atime_ns: atime.map(time),
         };
         self.run(|s| async move {
-            match s.set_attr(ino(i), change, size).await {
+            match s.set_attr(s.file_ino(i), change, size).await {
                 Ok(a) => {
                     let fa = s.file_attr(&a).await;
                     reply.attr(&s.attr_ttl, &fa);
@@ -563,7 +582,7 @@ impl Filesystem for CairnFs {
 
     fn readlink(&self, _req: &Request, i: INodeNo, reply: ReplyData) {
         self.run(|s| async move {
-            match s.io.client.read_link(ino(i)).await {
+            match s.io.client.read_link(s.file_ino(i)).await {
                 Ok(t) => reply.data(t.as_bytes()),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -713,7 +732,7 @@ impl Filesystem for CairnFs {
             Err(e) => return reply.error(e),
         };
         self.run(|s| async move {
-            let r = s.io.client.link(ino(i), ino(newparent), &name).await;
+            let r = s.io.client.link(s.file_ino(i), ino(newparent), &name).await;
             reply_entry(&s, r, reply).await
         });
     }
@@ -725,11 +744,11 @@ impl Filesystem for CairnFs {
             // A reader will want the content too: asked for alongside.
             let (attr, content) = if read_only {
                 tokio::join!(
-                    s.io.client.get_attr(ino(i)),
-                    s.io.client.content_if_small(ino(i))
+                    s.io.client.get_attr(s.file_ino(i)),
+                    s.io.client.content_if_small(s.file_ino(i))
                 )
             } else {
-                (s.io.client.get_attr(ino(i)).await, Ok(None))
+                (s.io.client.get_attr(s.file_ino(i)).await, Ok(None))
             };
             match attr {
                 Ok(a) if a.kind == FileKind::Dir => reply.error(Errno::EISDIR),
@@ -764,7 +783,7 @@ impl Filesystem for CairnFs {
         reply: ReplyData,
     ) {
         self.run(|s| async move {
-            let Some(f) = s.open_file(ino(i)) else {
+            let Some(f) = s.open_file(s.file_ino(i)) else {
                 return reply.error(Errno::EBADF);
             };
             match f.read(&s.io, offset, size).await {
@@ -788,7 +807,7 @@ impl Filesystem for CairnFs {
     ) {
         let data = data.to_vec();
         self.run_unsettled(|s| async move {
-            let Some(f) = s.open_file(ino(i)) else {
+            let Some(f) = s.open_file(s.file_ino(i)) else {
                 return reply.error(Errno::EBADF);
             };
             match s.write(f, offset, &data).await {
@@ -807,7 +826,7 @@ impl Filesystem for CairnFs {
         reply: ReplyEmpty,
     ) {
         self.run_unsettled(|s| async move {
-            match s.open_file(ino(i)) {
+            match s.open_file(s.file_ino(i)) {
                 Some(f) => match s.flush(&f).await {
                     Ok(()) => reply.ok(),
                     Err(e) => reply.error(e),
@@ -850,7 +869,7 @@ impl Filesystem for CairnFs {
 
     fn opendir(&self, _req: &Request, i: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         self.run(|s| async move {
-            match s.io.client.list_ino(ino(i)).await {
+            match s.io.client.list_ino(s.file_ino(i)).await {
                 Ok(entries) => {
                     let mut items = vec![
                         DirItem {
@@ -976,7 +995,10 @@ impl Filesystem for CairnFs {
         };
         let value = value.to_vec();
         self.run(|s| async move {
-            let r = s.io.client.set_xattr(ino(i), &name, &value, mode).await;
+            let r =
+                s.io.client
+                    .set_xattr(s.file_ino(i), &name, &value, mode)
+                    .await;
             reply_empty(r, reply)
         });
     }
@@ -991,7 +1013,7 @@ impl Filesystem for CairnFs {
             return reply.error(Errno::NO_XATTR);
         }
         self.run(|s| async move {
-            match s.io.client.get_xattr(ino(i), &name).await {
+            match s.io.client.get_xattr(s.file_ino(i), &name).await {
                 Ok(v) => reply_xattr(&v, size, reply),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -1000,7 +1022,7 @@ impl Filesystem for CairnFs {
 
     fn listxattr(&self, _req: &Request, i: INodeNo, size: u32, reply: ReplyXattr) {
         self.run(|s| async move {
-            match s.io.client.list_xattrs(ino(i)).await {
+            match s.io.client.list_xattrs(s.file_ino(i)).await {
                 Ok(names) => {
                     let mut buf = Vec::new();
                     for n in names {
@@ -1021,9 +1043,9 @@ impl Filesystem for CairnFs {
         if !stored_xattr(&name) {
             return reply.error(Errno::NO_XATTR);
         }
-        self.run(
-            |s| async move { reply_empty(s.io.client.remove_xattr(ino(i), &name).await, reply) },
-        );
+        self.run(|s| async move {
+            reply_empty(s.io.client.remove_xattr(s.file_ino(i), &name).await, reply)
+        });
     }
 
     fn ioctl(
@@ -1044,9 +1066,9 @@ impl Filesystem for CairnFs {
     fn access(&self, _req: &Request, i: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
         // Permission bits are checked by the kernel (default_permissions);
         // this only confirms the inode exists.
-        self.run(
-            |s| async move { reply_empty(s.io.client.get_attr(ino(i)).await.map(|_| ()), reply) },
-        );
+        self.run(|s| async move {
+            reply_empty(s.io.client.get_attr(s.file_ino(i)).await.map(|_| ()), reply)
+        });
     }
 
     fn create(

@@ -15,6 +15,7 @@ mod chunk_cache;
 mod deferred_create;
 mod errno;
 mod filesystem;
+mod inode_aliases;
 mod lookup_cache;
 mod mount;
 mod open_file;

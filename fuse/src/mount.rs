@@ -66,6 +66,7 @@ pub fn mount(client: Client, mountpoint: &Path, opts: &MountOptions) -> std::io:
         flush_file_bytes: opts.flush_file_bytes,
         flush_total_bytes: opts.flush_total_bytes,
         readahead_bytes: opts.readahead_bytes,
+        aliases: Default::default(),
     };
     let fs = CairnFs::new(
         io,

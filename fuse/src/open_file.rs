@@ -5,17 +5,18 @@
 //! (inline in metadata for a tiny file, else as new chunks committed as
 //! extents keyed by offset — a random write replaces only what it covers).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use cairn_client::{Client, ClientError, FileContent};
-use cairn_proto::meta_rpc::{AttrChange, Extent, InodeAttr, Owner, MAX_INLINE};
-use cairn_proto::InodeId;
+use cairn_proto::meta_rpc::{AttrChange, Extent, FileKind, InodeAttr, Owner, MAX_INLINE};
+use cairn_proto::{ErrorCode, InodeId};
 use fuser::Errno;
 
 use crate::chunk_cache::ChunkCache;
 use crate::errno::errno;
+use crate::inode_aliases::InodeAliases;
 use crate::write_buffer::WriteBuffer;
 
 /// What every open file of one mount shares.
@@ -30,10 +31,16 @@ pub struct FileIo {
     pub flush_total_bytes: usize,
     /// Bytes of chunks fetched ahead of a sequential reader.
     pub readahead_bytes: u64,
+    /// Kernel inodes standing for other files (see `inode_aliases`).
+    pub aliases: InodeAliases,
 }
 
 pub struct OpenFile {
+    /// The inode number the kernel knows the file by.
     pub ino: InodeId,
+    /// The file's inode number in metadata: `ino`, unless its deferred
+    /// create found the name taken and opened the existing file instead.
+    target: AtomicU64,
     state: tokio::sync::Mutex<FileState>,
     /// One flush at a time.
     flushing: tokio::sync::Mutex<()>,
@@ -54,6 +61,18 @@ pub struct PendingCreate {
     pub owner: Owner,
     /// The times the kernel was told; metadata records them.
     pub created_ns: i64,
+    /// `O_TRUNC`: if the name turns out taken, the existing file is cut to
+    /// zero before this open's bytes go in.
+    pub truncate: bool,
+}
+
+/// What sending a deferred create did.
+enum Sent {
+    /// The file was created (with the bytes given).
+    Created(InodeAttr),
+    /// Another client had taken the name: this open now stands for that
+    /// existing file (truncated under `O_TRUNC`), bytes not yet written.
+    Opened(InodeAttr),
 }
 
 /// Dirty ranges taken out of the buffer for one flush: (offset, bytes).
@@ -84,6 +103,7 @@ impl OpenFile {
     pub fn new(attr: &InodeAttr) -> Self {
         OpenFile {
             ino: attr.ino,
+            target: AtomicU64::new(attr.ino.0),
             state: tokio::sync::Mutex::new(FileState {
                 dirty: WriteBuffer::default(),
                 inflight: None,
@@ -115,6 +135,11 @@ impl OpenFile {
             .clone()
     }
 
+    /// The file's inode number in metadata (see `target`).
+    pub fn target(&self) -> InodeId {
+        InodeId(self.target.load(Ordering::Relaxed))
+    }
+
     /// True while the file's create has not been sent to metadata.
     pub fn is_pending(&self) -> bool {
         self.pending
@@ -135,26 +160,84 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Creates the file in metadata holding `bytes`. Call with `flushing`
-    /// held.
+    /// Creates the file in metadata holding `bytes` — or, if another
+    /// client took the name meanwhile, opens that file as `open(O_CREAT)`
+    /// without `O_EXCL` would have (`bytes` then not written). Call with
+    /// `flushing` held.
     async fn send_create(
         &self,
         io: &FileIo,
         p: &PendingCreate,
         bytes: Vec<u8>,
-    ) -> Result<InodeAttr, ClientError> {
-        let attr = io
+    ) -> Result<Sent, ClientError> {
+        let created = io
             .client
-            .create_with((p.parent, &p.name), (p.owner, self.ino), bytes, p.created_ns)
-            .await
-            .inspect_err(|e| {
+            .create_with(
+                (p.parent, &p.name),
+                (p.owner, self.ino),
+                bytes,
+                p.created_ns,
+            )
+            .await;
+        let sent = match created {
+            Ok(attr) => Sent::Created(attr),
+            Err(e) if e.code() == Some(ErrorCode::AlreadyExists) => {
+                Sent::Opened(self.open_existing(io, p).await.map_err(|_| e)?)
+            }
+            Err(e) => {
                 tracing::warn!(ino = %self.ino, name = p.name, error = %e, "creating a file failed");
-            })?;
+                return Err(e);
+            }
+        };
         *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let mut st = self.state.lock().await;
-        st.version = st.version.max(attr.version);
         st.content = None;
         st.generation += 1;
+        match &sent {
+            Sent::Created(attr) => st.version = st.version.max(attr.version),
+            Sent::Opened(attr) => {
+                st.version = attr.version;
+                st.size = st.size.max(attr.size);
+            }
+        }
+        Ok(sent)
+    }
+
+    /// The deferred create's name was taken: this open becomes an open of
+    /// the file there (cut to zero under `O_TRUNC`), and the kernel's
+    /// number for it an alias of that file's. Refused if the name is not a
+    /// regular file (the caller then reports the create's own error).
+    async fn open_existing(
+        &self,
+        io: &FileIo,
+        p: &PendingCreate,
+    ) -> Result<InodeAttr, ClientError> {
+        let existing = io.client.lookup(p.parent, &p.name).await?;
+        if existing.kind != FileKind::File {
+            return Err(ClientError::Protocol(format!(
+                "{:?} is not a regular file",
+                p.name
+            )));
+        }
+        let attr = if p.truncate && existing.size > 0 {
+            io.client
+                .set_attr_ino(
+                    existing.ino,
+                    AttrChange {
+                        size: Some(0),
+                        ..Default::default()
+                    },
+                )
+                .await?
+        } else {
+            existing
+        };
+        self.target.store(attr.ino.0, Ordering::Relaxed);
+        io.aliases.add(self.ino, attr.ino);
+        tracing::info!(
+            ino = %self.ino, file = %attr.ino, name = p.name, truncate = p.truncate,
+            "another client created the name first: this open writes to that file, as O_CREAT without O_EXCL does"
+        );
         Ok(attr)
     }
 
@@ -275,9 +358,17 @@ impl OpenFile {
             Some(p) => {
                 let mut bytes = vec![0u8; size as usize];
                 overlay_parts(&parts, 0, &mut bytes);
-                self.send_create(io, p, bytes).await
+                match self.send_create(io, p, bytes).await {
+                    Ok(Sent::Created(attr)) => Ok(attr),
+                    // The name was taken: the bytes go into that file.
+                    Ok(Sent::Opened(_)) => {
+                        let size = self.size().await;
+                        io.client.write_parts(self.target(), &parts, size).await
+                    }
+                    Err(e) => Err(e),
+                }
             }
-            None => io.client.write_parts(self.ino, &parts, size).await,
+            None => io.client.write_parts(self.target(), &parts, size).await,
         };
         let mut st = self.state.lock().await;
         st.inflight = None;
@@ -290,7 +381,7 @@ impl OpenFile {
                 Ok(Some(attr))
             }
             Err(e) => {
-                tracing::warn!(ino = %self.ino, error = %e, "flushing buffered writes failed");
+                tracing::warn!(ino = %self.target(), error = %e, "flushing buffered writes failed");
                 let newer = st.dirty.take();
                 for (o, d) in parts.iter() {
                     st.dirty.write(*o, d);
@@ -312,7 +403,7 @@ impl OpenFile {
         let attr = io
             .client
             .set_attr_ino(
-                self.ino,
+                self.target(),
                 AttrChange {
                     size: Some(size),
                     ..Default::default()
@@ -362,8 +453,11 @@ impl OpenFile {
                 let content = match &st.content {
                     Some(c) => c.clone(),
                     None => {
-                        let (content, _) =
-                            io.client.content(self.ino).await.map_err(|e| errno(&e))?;
+                        let (content, _) = io
+                            .client
+                            .content(self.target())
+                            .await
+                            .map_err(|e| errno(&e))?;
                         let content = Arc::new(content);
                         st.content = Some(content.clone());
                         content

@@ -34,7 +34,7 @@ fn eventually(p: &Path) -> fs::Metadata {
 struct SetUp {
     other: FuseMount,
     /// Mounted while the test runs; reached through `dir`.
-    _mount: FuseMount,
+    mount: FuseMount,
     dir: PathBuf,
     cluster: DevCluster,
 }
@@ -50,7 +50,7 @@ fn set_up(opts: &[&str]) -> SetUp {
     fs::write(dir.join("first"), b"1").unwrap();
     SetUp {
         other,
-        _mount: mount,
+        mount,
         dir,
         cluster,
     }
@@ -257,4 +257,79 @@ async fn fsync_of_the_directory_makes_held_creates_durable() {
         );
     }
     drop(held);
+}
+
+/// How many times the mount logged that a held create found its name
+/// taken.
+fn taken_creates(mount: &FuseMount) -> usize {
+    mount
+        .log_text()
+        .matches("another client created the name first")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_name_another_client_takes_meanwhile_opens_that_file() {
+    use std::os::fd::IntoRawFd;
+    let SetUp {
+        mount,
+        dir,
+        cluster,
+        ..
+    } = &set_up(&[]);
+    let client = cluster.client().await.expect("client");
+    let theirs = b"THEIRS: the file another client made".to_vec();
+    let ours = b"ours".to_vec();
+    for truncate in [true, false] {
+        // The race is another client's put landing inside this mount's
+        // 500 ms hold; try a few names until it does.
+        let mut raced = false;
+        for attempt in 0..5 {
+            let name = format!("raced-{truncate}-{attempt}");
+            let before = taken_creates(mount);
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(truncate)
+                .open(dir.join(&name))
+                .expect("open(O_CREAT)");
+            client
+                .put(&format!("/d/{name}"), &theirs[..])
+                .await
+                .expect("the other client's put");
+            f.write_all(&ours).expect("write");
+            // close(2) itself must succeed: the bytes were accepted.
+            let rc = unsafe { libc::close(f.into_raw_fd()) };
+            assert_eq!(rc, 0, "close failed: {}", std::io::Error::last_os_error());
+            if taken_creates(mount) == before {
+                continue; // the hold ended before the put: no race
+            }
+            raced = true;
+            let mut back = Vec::new();
+            client
+                .get(&format!("/d/{name}"), &mut back)
+                .await
+                .expect("get");
+            let want = if truncate {
+                ours.clone()
+            } else {
+                let mut w = theirs.clone();
+                w[..ours.len()].copy_from_slice(&ours);
+                w
+            };
+            assert_eq!(
+                String::from_utf8_lossy(&back),
+                String::from_utf8_lossy(&want),
+                "truncate={truncate}: the open's bytes did not land in the file"
+            );
+            // Through the mount too, by name and after the kernel's own
+            // entry for it has gone stale.
+            assert_eq!(fs::read(dir.join(&name)).expect("read"), want);
+            break;
+        }
+        assert!(
+            raced,
+            "truncate={truncate}: the put never landed inside the hold"
+        );
+    }
 }
