@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+pub mod chaos;
 pub mod fuse_mount;
 pub mod linearizability;
 pub mod metrics;
+pub mod nemesis;
 pub mod udp_proxy;
 
 /// The `cairn` binary under test: `$CAIRN_BIN`, else the one built beside
@@ -375,10 +377,38 @@ impl DevCluster {
         let pid = self.pid(name)?;
         anyhow::ensure!(
             self.owns(pid),
-            "pid {pid} of {name} is not a server of this cluster"
+            "pid {pid} of {name} is not a server of this cluster ({})",
+            process_state(pid)
         );
         signal(pid, libc::SIGKILL);
-        wait_gone(pid, Duration::from_secs(10))
+        if self.extra.iter().any(|c| c.id() == pid) {
+            // Started by this fixture: its exit is ours to collect.
+            reap(pid, KILL_WAIT)
+        } else {
+            wait_gone(pid, KILL_WAIT)
+        }
+    }
+
+    /// `SIGSTOP`s server NAME: alive, silent to every peer.
+    pub fn pause(&self, name: &str) -> anyhow::Result<()> {
+        let pid = self.pid(name)?;
+        anyhow::ensure!(
+            self.owns(pid),
+            "pid {pid} of {name} is not a server of this cluster"
+        );
+        signal(pid, libc::SIGSTOP);
+        Ok(())
+    }
+
+    /// `SIGCONT`s server NAME after [`Self::pause`].
+    pub fn resume(&self, name: &str) -> anyhow::Result<()> {
+        let pid = self.pid(name)?;
+        anyhow::ensure!(
+            self.owns(pid),
+            "pid {pid} of {name} is not a server of this cluster"
+        );
+        signal(pid, libc::SIGCONT);
+        Ok(())
     }
 
     /// Starts server NAME again by hand (`cairn meta|chunkserver --config`),
@@ -550,8 +580,12 @@ impl DevCluster {
         names
     }
 
-    /// True if `pid` is alive and runs a config from this cluster's dir.
+    /// True if `pid` is a server this fixture started by hand, or alive
+    /// and running a config from this cluster's dir.
     fn owns(&self, pid: u32) -> bool {
+        if self.extra.iter().any(|c| c.id() == pid) {
+            return true;
+        }
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let dir = self.dir.path().to_string_lossy().into_owned();
         String::from_utf8_lossy(&cmdline).contains(&dir)
@@ -560,6 +594,14 @@ impl DevCluster {
 
 impl Drop for DevCluster {
     fn drop(&mut self) {
+        // A paused server could not stop cleanly.
+        for name in self
+            .meta_names()
+            .into_iter()
+            .chain(self.chunkserver_names())
+        {
+            let _ = self.resume(&name);
+        }
         let _ = self.stop_dev();
         for mut c in self.extra.drain(..) {
             signal(c.id(), libc::SIGTERM);
@@ -586,10 +628,47 @@ impl Drop for DevCluster {
     }
 }
 
+/// The `State:` line of `pid`'s /proc status ("gone" if it has none).
+fn process_state(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("State:"))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "gone".into())
+}
+
 pub(crate) fn signal(pid: u32, sig: libc::c_int) {
     // SAFETY: a plain kill(2) on a pid this fixture started.
     unsafe {
         libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// How long a `kill -9`ed server may take to be gone: one whose threads
+/// wait on a busy disk (fsync, page faults) stays in uninterruptible
+/// sleep until the disk answers.
+const KILL_WAIT: Duration = Duration::from_secs(120);
+
+/// Waits (bounded) for child `pid` of this process to exit, and reaps it.
+fn reap(pid: u32, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid on a child this fixture spawned, without blocking.
+        let r = unsafe { libc::waitpid(pid as libc::pid_t, &mut status, libc::WNOHANG) };
+        if r != 0 {
+            return Ok(()); // reaped, or not ours to wait for any more
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "process {pid} still alive {timeout:?} after SIGKILL ({})",
+                process_state(pid)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -1,0 +1,357 @@
+//! Chaos on real processes: the [`nemesis`](crate::nemesis) faults servers
+//! while writers put, overwrite and remove files through the library and a
+//! mount writes and fsyncs files; then the checker proves that every
+//! acknowledged write reads back exactly and that the cluster converges to
+//! N copies of every referenced chunk and no garbage.
+//!
+//! The model: each writer owns its keys, so each key's history is
+//! sequential. An acknowledged put or remove fixes the key's state; one
+//! that failed or timed out leaves it uncertain (the old state or the new
+//! one) until the next acknowledged operation. At the end every key must
+//! read as one of its possible states; anything else is a lost write.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn_client::Client;
+use cairn_proto::ErrorCode;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::fuse_mount::FuseMount;
+use crate::nemesis::{apply, Planner, Step};
+use crate::{random_bytes, DevCluster};
+
+/// Copies of every chunk (the dev cluster's policy).
+const COPIES: usize = 3;
+/// Keys each writer owns.
+const KEYS_PER_WRITER: usize = 6;
+/// Longest one operation may take before it counts as failed.
+const OP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest one read of the final check may take (tried three times).
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the cluster may take to converge once faults stop.
+const CONVERGE_WITHIN: Duration = Duration::from_secs(180);
+/// GC grace on the chaos cluster (short, so garbage drains within the
+/// run; a write slower than half of it is refused, not lost).
+const GC_GRACE_MS: i64 = 20_000;
+
+/// What one chaos run did and found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ChaosReport {
+    pub seed: u64,
+    /// How long faults were injected.
+    pub fault_seconds: f64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Faults injected, by server.
+    pub faults_by_server: BTreeMap<String, u64>,
+    /// Library operations acknowledged and failed (or timed out).
+    pub ops_acked: u64,
+    pub ops_failed: u64,
+    /// Keys read back at the end, and those holding no possible state.
+    pub keys_checked: u64,
+    /// Files the mount wrote and fsynced (acknowledged), and read back.
+    pub mount_files_acked: u64,
+    pub mount_writes_failed: u64,
+    /// Every acknowledged write found wrong or missing (empty: none).
+    pub lost: Vec<String>,
+    /// Seconds after the faults stopped until every referenced chunk had
+    /// N copies and no garbage was left (`None`: not within the bound).
+    pub converged_after: Option<f64>,
+    /// At the end: referenced chunks short of N copies, and garbage chunks.
+    pub short_chunks: usize,
+    pub garbage_chunks: usize,
+}
+
+impl ChaosReport {
+    /// True if nothing acknowledged was lost and the cluster converged.
+    pub fn ok(&self) -> bool {
+        self.lost.is_empty() && self.converged_after.is_some()
+    }
+}
+
+/// A cluster set up for chaos: three metadata nodes, four chunkservers,
+/// GC grace [`GC_GRACE_MS`] and a GC pass every 2 s.
+pub fn cluster() -> anyhow::Result<DevCluster> {
+    let mut cluster = DevCluster::start_with(&["--meta", "3", "--chunkservers", "4"])?;
+    for name in cluster.chunkserver_names() {
+        cluster.edit_config(&name, |cfg| {
+            cfg.insert("gc_interval_ms".into(), toml::Value::Integer(2_000));
+        })?;
+    }
+    cluster.reconfigure_meta(&[("gc_grace_ms", GC_GRACE_MS)])?;
+    Ok(cluster)
+}
+
+type Hash = [u8; 32];
+
+/// One writer's keys and what each may hold (`None`: absent).
+#[derive(Default)]
+struct WriterLog {
+    possible: BTreeMap<String, Vec<Option<Hash>>>,
+    acked: u64,
+    failed: u64,
+    anomalies: Vec<String>,
+}
+
+async fn writer(client: Client, w: usize, seed: u64, stop: Arc<AtomicBool>) -> WriterLog {
+    let mut rng = StdRng::seed_from_u64(seed ^ (w as u64 + 1).wrapping_mul(0x9E37_79B9));
+    let mut log = WriterLog::default();
+    for k in 0..KEYS_PER_WRITER {
+        log.possible.insert(format!("/chaos/w{w}-k{k}"), vec![None]);
+    }
+    let keys: Vec<String> = log.possible.keys().cloned().collect();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let key = keys[rng.random_range(0..keys.len())].clone();
+        let states = log.possible.get_mut(&key).expect("own key");
+        if rng.random_bool(0.2) {
+            match tokio::time::timeout(OP_TIMEOUT, client.remove(&key, false)).await {
+                Ok(Ok(())) => {
+                    log.acked += 1;
+                    *states = vec![None];
+                }
+                Ok(Err(e)) if e.code() == Some(ErrorCode::NotFound) => {
+                    if states.contains(&None) {
+                        log.acked += 1;
+                        *states = vec![None];
+                    } else {
+                        log.anomalies.push(format!(
+                            "{key}: remove found no file, but a put of it was acknowledged"
+                        ));
+                    }
+                }
+                _ => {
+                    log.failed += 1;
+                    states.push(None);
+                }
+            }
+        } else {
+            // Up to two chunks: enough to span servers, light enough that
+            // the shared disk of a small test machine keeps up.
+            let len = [1_000, 70_000, 600_000, 2_500_000][rng.random_range(0..4)];
+            let data = random_bytes(len, seed.wrapping_add(n * 1_000 + w as u64));
+            let hash = *blake3::hash(&data).as_bytes();
+            match tokio::time::timeout(OP_TIMEOUT, client.put(&key, &data[..])).await {
+                Ok(Ok(_)) => {
+                    log.acked += 1;
+                    *states = vec![Some(hash)];
+                }
+                _ => {
+                    log.failed += 1;
+                    states.push(Some(hash));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(20..200))).await;
+    }
+    log
+}
+
+/// Files the mount wrote, fsynced and closed: (name, hash).
+fn mount_writer(dir: PathBuf, seed: u64, stop: Arc<AtomicBool>) -> (Vec<(String, Hash)>, u64) {
+    use std::io::Write;
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x6d6f_756e_74);
+    let (mut acked, mut failed) = (Vec::new(), 0u64);
+    let mut i = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let name = format!("m{i}");
+        let data = random_bytes(rng.random_range(1..1_000_000), seed.wrapping_add(i));
+        let written = std::fs::File::create(dir.join(&name)).and_then(|mut f| {
+            f.write_all(&data)?;
+            f.sync_all()
+        });
+        match written {
+            Ok(()) => acked.push((name, *blake3::hash(&data).as_bytes())),
+            Err(_) => failed += 1,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (acked, failed)
+}
+
+/// Reads `path` (retrying a few times: right after the faults a server
+/// may still be coming back); `None` if it does not exist.
+async fn read_back(client: &Client, path: &str) -> Result<Option<Hash>, String> {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let mut buf = Vec::new();
+        match tokio::time::timeout(READ_TIMEOUT, client.get(path, &mut buf)).await {
+            Ok(Ok(_)) => return Ok(Some(*blake3::hash(&buf).as_bytes())),
+            Ok(Err(e)) if e.code() == Some(ErrorCode::NotFound) => return Ok(None),
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "timed out".into(),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Err(last)
+}
+
+/// Runs faults for `duration` under the workload, then checks. Call from a
+/// multi-threaded tokio runtime.
+pub async fn run(
+    cluster: &mut DevCluster,
+    duration: Duration,
+    seed: u64,
+) -> anyhow::Result<ChaosReport> {
+    let mut report = ChaosReport {
+        seed,
+        ..Default::default()
+    };
+    let client = cluster.client().await?;
+    client.mkdir("/chaos", true).await?;
+    client.mkdir("/chaos-mount", true).await?;
+    let mount = FuseMount::start(cluster, &[])?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|w| tokio::spawn(writer(client.clone(), w, seed, stop.clone())))
+        .collect();
+    let mount_dir = mount.path().join("chaos-mount");
+    let mount_stop = stop.clone();
+    let mount_writer = std::thread::spawn(move || mount_writer(mount_dir, seed, mount_stop));
+
+    let mut planner = Planner::new(seed, cluster.meta_names(), cluster.chunkserver_names());
+    let started = Instant::now();
+    let mut steps = Vec::new();
+    while started.elapsed() < duration {
+        tokio::time::sleep(planner.pause()).await;
+        steps.push(planner.next());
+        let step = steps.last().expect("pushed").clone();
+        if let Step::Fault { server, kind } = &step {
+            *report.faults.entry(kind.as_str().into()).or_default() += 1;
+            *report.faults_by_server.entry(server.clone()).or_default() += 1;
+        }
+        eprintln!("nemesis +{:.1}s: {step:?}", started.elapsed().as_secs_f64());
+        tokio::task::block_in_place(|| apply(cluster, &step))?;
+    }
+    for step in planner.heal_all() {
+        tokio::task::block_in_place(|| apply(cluster, &step))?;
+    }
+    report.fault_seconds = started.elapsed().as_secs_f64();
+    let healed = Instant::now();
+    stop.store(true, Ordering::Relaxed);
+    let mut logs = Vec::new();
+    for w in writers {
+        logs.push(w.await?);
+    }
+    let (mount_files, mount_failed) = tokio::task::block_in_place(|| mount_writer.join())
+        .map_err(|_| anyhow::anyhow!("the mount writer panicked"))?;
+    drop(mount);
+
+    // Every acknowledged write reads back exactly.
+    let client = cluster.client().await?;
+    let mut live = Vec::new();
+    for log in &logs {
+        report.ops_acked += log.acked;
+        report.ops_failed += log.failed;
+        report.lost.extend(log.anomalies.iter().cloned());
+        for (key, states) in &log.possible {
+            report.keys_checked += 1;
+            match read_back(&client, key).await {
+                Ok(found) if states.contains(&found) => {
+                    if found.is_some() {
+                        live.push(key.clone());
+                    }
+                }
+                Ok(found) => report.lost.push(format!(
+                    "{key}: read {} but {} possible state(s) were {}",
+                    if found.is_some() {
+                        "other bytes"
+                    } else {
+                        "nothing"
+                    },
+                    states.len(),
+                    if states.contains(&None) {
+                        "including absent"
+                    } else {
+                        "all present"
+                    }
+                )),
+                Err(e) => report
+                    .lost
+                    .push(format!("{key}: unreadable after the faults: {e}")),
+            }
+        }
+    }
+    report.mount_files_acked = mount_files.len() as u64;
+    report.mount_writes_failed = mount_failed;
+    for (name, hash) in &mount_files {
+        let path = format!("/chaos-mount/{name}");
+        match read_back(&client, &path).await {
+            Ok(Some(h)) if h == *hash => live.push(path),
+            Ok(_) => report.lost.push(format!(
+                "{path}: fsynced by the mount, read back wrong or missing"
+            )),
+            Err(e) => report
+                .lost
+                .push(format!("{path}: unreadable after the faults: {e}")),
+        }
+    }
+    // Files the mount did not get to fsync may exist too: they hold chunks.
+    for entry in client.list("/chaos-mount").await? {
+        let path = format!("/chaos-mount/{}", entry.name);
+        if !live.contains(&path) {
+            live.push(path);
+        }
+    }
+
+    // The cluster converges: N copies of what files reference, no garbage.
+    let referenced = referenced_chunks(&client, &live).await?;
+    let deadline = healed + CONVERGE_WITHIN;
+    loop {
+        let counts = stored_chunks(cluster);
+        report.short_chunks = referenced
+            .iter()
+            .filter(|id| counts.get(*id).copied().unwrap_or(0) < COPIES)
+            .count();
+        report.garbage_chunks = counts.keys().filter(|id| !referenced.contains(*id)).count();
+        if report.short_chunks == 0 && report.garbage_chunks == 0 {
+            report.converged_after = Some(healed.elapsed().as_secs_f64());
+            break;
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(report)
+}
+
+/// Every chunk the files at `paths` reference (hex ids).
+async fn referenced_chunks(client: &Client, paths: &[String]) -> anyhow::Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for path in paths {
+        let layout = async {
+            let attr = client.stat(path).await?;
+            client.content(attr.ino).await
+        };
+        let (content, _) = tokio::time::timeout(READ_TIMEOUT, layout)
+            .await
+            .map_err(|_| anyhow::anyhow!("reading the layout of {path} timed out"))??;
+        out.extend(content.extents.iter().map(|e| e.chunk.to_hex()));
+    }
+    Ok(out)
+}
+
+/// Copies of every chunk stored (hex id → chunkservers holding a file
+/// named for it); temporary and quarantined files are not chunks.
+fn stored_chunks(cluster: &DevCluster) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for name in cluster.chunkserver_names() {
+        for (path, _) in cluster.chunk_files(&name) {
+            let Some(f) = path.file_name().map(|f| f.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            if f.len() == 64 && f.bytes().all(|b| b.is_ascii_hexdigit()) {
+                *counts.entry(f).or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
