@@ -45,6 +45,9 @@ mod write;
 const EXTENT_PAGE: u32 = 1024;
 /// After a failed ring refresh, how long the stale ring is used as is.
 const RING_RETRY: Duration = Duration::from_secs(2);
+/// Shortest time between two fetches of the ring that no newer epoch
+/// asked for ([`Inner::refresh_ring_anyway`]).
+const FORCED_REFRESH_EVERY: Duration = Duration::from_millis(500);
 
 /// A directory entry with its attributes (`ls -l`).
 #[derive(Clone, Debug, Serialize)]
@@ -90,6 +93,9 @@ struct Inner {
     /// once; holds when the last fetch failed, so a metadata outage does
     /// not cost every chunk a fetch.
     ring_refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// When the ring was last fetched without a newer epoch reported
+    /// ([`Inner::refresh_ring_anyway`]).
+    forced_refresh: std::sync::Mutex<Option<Instant>>,
     suspects: Suspects,
     /// What this client knows of its own changes to the namespace.
     changes: OwnChanges,
@@ -140,6 +146,7 @@ impl Client {
                 pool,
                 ring: RingCache::default(),
                 ring_refresh: tokio::sync::Mutex::new(None),
+                forced_refresh: std::sync::Mutex::new(None),
                 suspects: Suspects::default(),
                 changes: OwnChanges::default(),
                 inodes: reserved::InodePool::default(),
@@ -548,6 +555,31 @@ impl Inner {
         if !self.ring.is_stale() || failed_at.is_some_and(|t| t.elapsed() < RING_RETRY) {
             return;
         }
+        self.fetch_ring(&mut failed_at).await;
+    }
+
+    /// Fetches the ring although no server reported a newer epoch, at most
+    /// once per [`FORCED_REFRESH_EVERY`]; whether it did. For a write whose
+    /// cached ring shows too few servers up: such a client contacts no
+    /// server, so no reply would ever tell it that they came back.
+    pub(super) async fn refresh_ring_anyway(&self) -> bool {
+        {
+            let mut last = self
+                .forced_refresh
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < FORCED_REFRESH_EVERY) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        let mut failed_at = self.ring_refresh.lock().await;
+        self.fetch_ring(&mut failed_at).await;
+        true
+    }
+
+    /// One `GetRing`; a failure is remembered in `failed_at`.
+    async fn fetch_ring(&self, failed_at: &mut Option<Instant>) {
         match self.meta.call(&MetaRequest::GetRing).await {
             Ok(MetaResponse::Ring(r)) => {
                 self.ring.update(r);

@@ -52,6 +52,8 @@ pub struct ChaosReport {
     /// Library operations acknowledged and failed (or timed out).
     pub ops_acked: u64,
     pub ops_failed: u64,
+    /// Why library operations failed: the error's first words, counted.
+    pub failures: BTreeMap<String, u64>,
     /// Keys read back at the end, and those holding no possible state.
     pub keys_checked: u64,
     /// Files the mount wrote and fsynced (acknowledged), and read back.
@@ -95,7 +97,15 @@ struct WriterLog {
     possible: BTreeMap<String, Vec<Option<Hash>>>,
     acked: u64,
     failed: u64,
+    failures: BTreeMap<String, u64>,
     anomalies: Vec<String>,
+}
+
+/// Counts a failed operation under the start of its error.
+fn count_failure(failed: &mut u64, failures: &mut BTreeMap<String, u64>, why: String) {
+    *failed += 1;
+    let kind: String = why.chars().take(60).collect();
+    *failures.entry(kind).or_default() += 1;
 }
 
 async fn writer(client: Client, w: usize, seed: u64, stop: Arc<AtomicBool>) -> WriterLog {
@@ -126,8 +136,12 @@ async fn writer(client: Client, w: usize, seed: u64, stop: Arc<AtomicBool>) -> W
                         ));
                     }
                 }
-                _ => {
-                    log.failed += 1;
+                Ok(Err(e)) => {
+                    count_failure(&mut log.failed, &mut log.failures, e.to_string());
+                    states.push(None);
+                }
+                Err(_) => {
+                    count_failure(&mut log.failed, &mut log.failures, "timed out".into());
                     states.push(None);
                 }
             }
@@ -142,8 +156,12 @@ async fn writer(client: Client, w: usize, seed: u64, stop: Arc<AtomicBool>) -> W
                     log.acked += 1;
                     *states = vec![Some(hash)];
                 }
-                _ => {
-                    log.failed += 1;
+                Ok(Err(e)) => {
+                    count_failure(&mut log.failed, &mut log.failures, e.to_string());
+                    states.push(Some(hash));
+                }
+                Err(_) => {
+                    count_failure(&mut log.failed, &mut log.failures, "timed out".into());
                     states.push(Some(hash));
                 }
             }
@@ -250,6 +268,9 @@ pub async fn run(
     for log in &logs {
         report.ops_acked += log.acked;
         report.ops_failed += log.failed;
+        for (why, n) in &log.failures {
+            *report.failures.entry(why.clone()).or_default() += n;
+        }
         report.lost.extend(log.anomalies.iter().cloned());
         for (key, states) in &log.possible {
             report.keys_checked += 1;

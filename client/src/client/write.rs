@@ -140,6 +140,22 @@ impl Client {
 }
 
 impl Inner {
+    /// Under the cached ring: how many synchronous copies chunk `id` needs
+    /// — S, or every server when the ring holds fewer (a small cluster is a
+    /// configuration, a down server is not) — and the up servers to write
+    /// it to, likely culprits of recent failures last.
+    fn write_plan(&self, id: &ChunkId) -> (usize, Vec<cairn_proto::meta_rpc::RingMember>) {
+        let policy = self.ring.policy();
+        let copies = usize::from(policy.copies);
+        let sync = usize::from(policy.sync_copies)
+            .min(self.ring.owners(id, copies).len())
+            .max(1);
+        (
+            sync,
+            self.suspects.order(self.ring.write_targets(id, copies)),
+        )
+    }
+
     /// Hashes a chunk and makes sure its primary owner stores it.
     pub(super) async fn store_chunk(self: Arc<Self>, data: Bytes) -> Result<ChunkId, ClientError> {
         let (id, data) = tokio::task::spawn_blocking(move || (ChunkId::of(&data), data))
@@ -159,14 +175,12 @@ impl Inner {
         let mut last = None;
         for _ in 0..UPLOAD_ATTEMPTS {
             self.refresh_ring_if_stale().await;
-            let policy = self.ring.policy();
-            let copies = usize::from(policy.copies);
-            // S copies, or every server when the ring holds fewer: a small
-            // cluster is a configuration, a down server is not.
-            let sync = usize::from(policy.sync_copies)
-                .min(self.ring.owners(&id, copies).len())
-                .max(1);
-            let targets = self.suspects.order(self.ring.write_targets(&id, copies));
+            let mut plan = self.write_plan(&id);
+            if plan.1.len() < plan.0 && self.refresh_ring_anyway().await {
+                // The servers this ring shows down may be back.
+                plan = self.write_plan(&id);
+            }
+            let (sync, targets) = plan;
             if targets.len() < sync {
                 return Err(ClientError::TooFewServers {
                     up: targets.len(),
