@@ -391,23 +391,22 @@ impl DevCluster {
 
     /// `SIGSTOP`s server NAME: alive, silent to every peer.
     pub fn pause(&self, name: &str) -> anyhow::Result<()> {
-        let pid = self.pid(name)?;
-        anyhow::ensure!(
-            self.owns(pid),
-            "pid {pid} of {name} is not a server of this cluster"
-        );
-        signal(pid, libc::SIGSTOP);
-        Ok(())
+        self.signal_server(name, libc::SIGSTOP)
     }
 
     /// `SIGCONT`s server NAME after [`Self::pause`].
     pub fn resume(&self, name: &str) -> anyhow::Result<()> {
+        self.signal_server(name, libc::SIGCONT)
+    }
+
+    /// Sends `sig` to server NAME, if its pid is one of this cluster's.
+    fn signal_server(&self, name: &str, sig: libc::c_int) -> anyhow::Result<()> {
         let pid = self.pid(name)?;
         anyhow::ensure!(
             self.owns(pid),
             "pid {pid} of {name} is not a server of this cluster"
         );
-        signal(pid, libc::SIGCONT);
+        signal(pid, sig);
         Ok(())
     }
 

@@ -48,16 +48,27 @@ fn der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
-/// The certificate `addr` presents to a new connection, as DER.
-async fn presented(ca: &CertificateAuthority, addr: &str) -> Vec<u8> {
-    let (cert_pem, key_pem) = ca.issue(Role::Client, "probe", Validity::days(1)).unwrap();
-    let ep = client_endpoint(&TlsIdentity {
+/// A client endpoint presenting a fresh `role` certificate named `name`
+/// from `ca`, valid for `validity`.
+fn endpoint(
+    ca: &CertificateAuthority,
+    role: Role,
+    name: &str,
+    validity: Validity,
+) -> quinn::Endpoint {
+    let (cert_pem, key_pem) = ca.issue(role, name, validity).unwrap();
+    client_endpoint(&TlsIdentity {
         ca_pem: ca.cert_pem.clone(),
         cert_pem,
         key_pem,
         source: None,
     })
-    .expect("endpoint");
+    .expect("endpoint")
+}
+
+/// The certificate `addr` presents to a new connection, as DER.
+async fn presented(ca: &CertificateAuthority, addr: &str) -> Vec<u8> {
+    let ep = endpoint(ca, Role::Client, "probe", Validity::days(1));
     let conn = connect(&ep, addr).await.expect("connects");
     let certs = conn
         .peer_identity()
@@ -130,23 +141,15 @@ async fn a_connection_closes_when_its_peer_certificate_expires() {
     let ca = cluster_ca(&cluster);
     let now = SystemTime::now();
     let lasts = Duration::from_secs(4);
-    let (cert_pem, key_pem) = ca
-        .issue(
-            Role::Client,
-            "short-lived",
-            Validity {
-                not_before: now - Duration::from_secs(60),
-                not_after: now + lasts,
-            },
-        )
-        .unwrap();
-    let ep = client_endpoint(&TlsIdentity {
-        ca_pem: ca.cert_pem.clone(),
-        cert_pem,
-        key_pem,
-        source: None,
-    })
-    .expect("endpoint");
+    let ep = endpoint(
+        &ca,
+        Role::Client,
+        "short-lived",
+        Validity {
+            not_before: now - Duration::from_secs(60),
+            not_after: now + lasts,
+        },
+    );
     let meta = cluster.listen_addr("meta-1").unwrap().to_string();
     let conn = connect(&ep, &meta).await.expect("connects while valid");
     let status = || MetaCall {
