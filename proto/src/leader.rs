@@ -20,6 +20,10 @@ use crate::{ErrorCode, RpcError};
 
 /// Attempts per call before giving up.
 const MAX_ATTEMPTS: u32 = 12;
+/// How long a call keeps waiting while the group answers but has no leader
+/// (an election, slow under load) before those waits count as attempts: a
+/// reachable group that is choosing a leader is waited for, not failed.
+const ELECTION_PATIENCE: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_millis(800);
 /// How long one attempt may wait for its answer before it is sent again
@@ -173,7 +177,10 @@ impl MetaCaller {
         // never followed as a redirect (a follower may still name a leader
         // that just died).
         let mut failed: Vec<String> = self.avoided();
-        for _ in 0..MAX_ATTEMPTS {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        while attempts < MAX_ATTEMPTS {
+            attempts += 1;
             if self.addrs.len() > 1 && self.hint().is_none_or(|h| failed.contains(&h)) {
                 let (leader, silent) = self.discover(&failed).await;
                 for a in silent {
@@ -213,18 +220,30 @@ impl MetaCaller {
                     let dead = redirect.as_ref().is_some_and(|r| failed.contains(r));
                     if redirect.is_none() || redirect.as_deref() == Some(addr.as_str()) || dead {
                         // Election in progress: wait, then ask around.
+                        if started.elapsed() < ELECTION_PATIENCE {
+                            attempts -= 1;
+                        }
                         self.set_hint(None);
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
+                        // After a wait, a node that failed may have come
+                        // back or been slow only once (a timed-out leader
+                        // stays the leader): ask everyone again rather
+                        // than wait on the one node still answering.
+                        failed.clear();
                     } else {
                         self.set_hint(redirect);
                     }
                 }
                 Ok(Err(e)) if e.code == ErrorCode::Unavailable => {
                     last = format!("{addr}: {}", e.message);
+                    if started.elapsed() < ELECTION_PATIENCE {
+                        attempts -= 1;
+                    }
                     self.set_hint(None);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
+                    failed.clear();
                 }
                 Ok(Err(e)) => return Err(MetaCallError::Rpc(e)),
                 Err(e @ NetError::Timeout(_)) => {

@@ -593,6 +593,22 @@ impl DevCluster {
 
 impl Drop for DevCluster {
     fn drop(&mut self) {
+        // A failing test shows what its servers last said (the directory
+        // goes with it).
+        if std::thread::panicking() {
+            eprintln!("the servers' last log lines:\n{}", self.log_tails(40));
+            if let Ok(rd) = std::fs::read_dir(self.dir.path().join("pids")) {
+                for e in rd.flatten() {
+                    let pid = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    let state = pid.trim().parse().map(process_state).unwrap_or_default();
+                    eprintln!(
+                        "{}: pid {} {state}",
+                        e.file_name().to_string_lossy(),
+                        pid.trim()
+                    );
+                }
+            }
+        }
         // A paused server could not stop cleanly.
         for name in self
             .meta_names()
