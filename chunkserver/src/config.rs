@@ -32,6 +32,12 @@ pub struct ChunkServerConfig {
     /// Capacity to announce; defaults to the size of the data disk.
     #[serde(default)]
     pub capacity_bytes: Option<u64>,
+    /// Free space kept in reserve: with less, this server reports itself
+    /// full and new writes go to other servers; it takes writes again once
+    /// twice this is free. Defaults to 1% of the capacity (at least 64 MiB,
+    /// at most 10 GiB, at most an eighth of a small disk).
+    #[serde(default)]
+    pub min_free_bytes: Option<u64>,
     #[serde(default = "defaults::heartbeat_ms")]
     pub heartbeat_ms: u64,
     /// Pause between repair/rebalance passes over the local chunks.
@@ -119,6 +125,7 @@ impl ChunkServerConfig {
             meta,
             zone: defaults::zone(),
             capacity_bytes: None,
+            min_free_bytes: None,
             metrics_listen: None,
             heartbeat_ms: defaults::heartbeat_ms(),
             repair_interval_ms: defaults::repair_interval_ms(),

@@ -113,6 +113,13 @@ impl Forwarding {
                 Ok(Ok(reply)) => match reply.result {
                     Ok(ChunkResponse::Stored) => {}
                     Ok(other) => return Err(backup_failed(&addr, format!("{other:?}"))),
+                    // A full backup: the client should hear "no space".
+                    Err(e) if e.code == ErrorCode::NoSpace => {
+                        return Err(RpcError::new(
+                            ErrorCode::NoSpace,
+                            format!("synchronous copy to {addr}: {e}"),
+                        ))
+                    }
                     Err(e) => return Err(backup_failed(&addr, e)),
                 },
                 Ok(Err(e)) => return Err(backup_failed(&addr, e)),

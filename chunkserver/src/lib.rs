@@ -10,6 +10,7 @@
 //! cairn-proto only; never on the metadata code, the client, or fuser.
 
 pub mod config;
+pub mod disk_room;
 pub mod forward;
 pub mod gc;
 pub mod membership;
@@ -118,7 +119,9 @@ pub async fn start(
         meta.clone(),
         std::time::Duration::from_millis(config.gc_interval_ms),
     ));
+    let space_alarm = Arc::new(disk_room::SpaceAlarm::default());
     let service = Arc::new(ChunkService {
+        space_alarm: space_alarm.clone(),
         metrics: service_metrics,
         gc: collector.clone(),
         store: store.clone(),
@@ -166,6 +169,8 @@ pub async fn start(
         scrub: scrub_counters,
         repair: repair_counters,
         gc: collector.clone(),
+        full: Default::default(),
+        space_alarm: space_alarm.clone(),
     });
     let serve_task = tokio::spawn(serve(
         endpoint,

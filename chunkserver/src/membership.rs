@@ -4,7 +4,7 @@
 //! carries the ring epoch, which this server passes on in every reply so
 //! that clients holding an older ring refresh it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +14,12 @@ use cairn_proto::ErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ChunkServerConfig;
+use crate::disk_room;
 use crate::gc::Collector;
 use crate::repair::RepairCounters;
 use crate::scrubber::ScrubCounters;
-use crate::store::{disk_space, FileStore};
+use crate::store::FileStore;
+use cairn_proto::disk_space::disk_space;
 
 /// The newest placement-ring epoch this server has heard of.
 #[derive(Default)]
@@ -45,6 +47,10 @@ pub struct Membership {
     pub scrub: Arc<ScrubCounters>,
     pub repair: Arc<RepairCounters>,
     pub gc: Arc<Collector>,
+    /// Whether the last heartbeat said this server is full.
+    pub full: AtomicBool,
+    /// Raised by a store that ran out of space.
+    pub space_alarm: Arc<disk_room::SpaceAlarm>,
 }
 
 impl Membership {
@@ -68,14 +74,44 @@ impl Membership {
         Ok(())
     }
 
+    /// Bytes this server may still store, and whether that is below its
+    /// reserve (see [`disk_room`]).
+    fn room(&self, used: u64) -> (u64, bool) {
+        let capacity = self.capacity();
+        let available = disk_room::available(
+            disk_space(self.store.root()).map(|(_, free)| free),
+            self.config.capacity_bytes,
+            used,
+        );
+        let reserve = self
+            .config
+            .min_free_bytes
+            .unwrap_or_else(|| disk_room::default_reserve(capacity));
+        let was = self.full.load(Ordering::Relaxed);
+        let ran_out = self.space_alarm.take();
+        let full = ran_out || disk_room::is_full(available, reserve, was);
+        if full != was {
+            self.full.store(full, Ordering::Relaxed);
+            if full {
+                tracing::warn!(available, reserve, "disk below its reserve: reporting full");
+            } else {
+                tracing::info!(available, reserve, "disk has room again");
+            }
+        }
+        (available, full)
+    }
+
     async fn heartbeat(&self) -> Result<(), MetaCallError> {
         let (chunks, used) = self.store.usage();
+        let (available_bytes, full) = self.room(used);
         let answer = self
             .meta
             .call(&MetaRequest::Heartbeat {
                 id: self.config.id,
                 capacity_bytes: self.capacity(),
                 used_bytes: used,
+                available_bytes,
+                full,
                 chunks,
                 under_replicated: self.under_replicated.load(Ordering::Relaxed),
                 scrub: self.scrub.report(),
@@ -111,6 +147,8 @@ impl Membership {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep(period) => {}
+                // A store ran out of space: say so now, not a period later.
+                _ = self.space_alarm.raised() => {}
             }
         }
     }

@@ -153,6 +153,7 @@ impl Repairer {
             })
             .collect();
         let is_down = |n: NodeId| ring.member(n).is_some_and(|m| m.down);
+        let is_full = |n: NodeId| ring.member(n).is_some_and(|m| m.full);
         let mut ask: HashMap<(NodeId, String), Vec<ChunkId>> = HashMap::new();
         for (id, os) in ids.iter().zip(&owners) {
             for o in os.iter().filter(|(n, _)| *n != self.id && !is_down(*n)) {
@@ -179,7 +180,9 @@ impl Repairer {
                 .map(|n| answers.get(&(*n, *id)).copied())
                 .collect();
             let d = decide(self.id, &nodes, &have);
-            for target in d.push_to {
+            // A full owner gets no copy until it has room again; without
+            // one it does not confirm, so nothing is dropped meanwhile.
+            for target in d.push_to.into_iter().filter(|n| !is_full(*n)) {
                 if let Some((_, addr)) = os.iter().find(|(n, _)| *n == target) {
                     pushes.push((*id, target, addr.clone()));
                 }

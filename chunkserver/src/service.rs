@@ -35,6 +35,8 @@ pub struct ChunkService {
     pub outboards: Arc<Outboards>,
     pub metrics: ServiceMetrics,
     pub gc: Arc<Collector>,
+    /// Raised when a store finds the disk full (see [`crate::disk_room`]).
+    pub space_alarm: Arc<crate::disk_room::SpaceAlarm>,
 }
 
 /// A store failure as the caller sees it: a full disk says so.
@@ -122,16 +124,23 @@ impl ChunkService {
             store.put(&id, &data).map_err(store_failed)
         });
         let (local, remote) = tokio::join!(local, forwarding.acknowledged());
-        local.map_err(internal)??;
+        let local = local.map_err(internal)?;
+        if local.as_ref().is_err_and(|e| e.code == ErrorCode::NoSpace) {
+            self.space_alarm.raise();
+        }
+        local?;
         remote?;
         self.metrics.bytes_in.inc_by(u64::from(len));
         if !async_copies.is_empty() {
             let queue = self.queue.clone();
             let targets = async_copies.to_vec();
-            tokio::task::spawn_blocking(move || queue.enqueue(&id, &targets))
+            let queued = tokio::task::spawn_blocking(move || queue.enqueue(&id, &targets))
                 .await
-                .map_err(internal)?
-                .map_err(store_failed)?;
+                .map_err(internal)?;
+            if queued.as_ref().is_err_and(|e| e.is_no_space()) {
+                self.space_alarm.raise();
+            }
+            queued.map_err(store_failed)?;
         }
         Ok((ChunkResponse::Stored, Vec::new()))
     }

@@ -504,20 +504,6 @@ pub fn open_for_random_reads(path: &Path) -> std::io::Result<fs::File> {
     Ok(f)
 }
 
-/// Total and available bytes of the filesystem holding `path`.
-pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return None;
-    }
-    let frsize = st.f_frsize as u64;
-    Some((st.f_blocks as u64 * frsize, st.f_bavail as u64 * frsize))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,6 +532,5 @@ mod tests {
         s2.delete(&id).unwrap();
         assert_eq!(s2.usage(), (0, 0));
         assert!(s2.list().unwrap().is_empty());
-        assert!(disk_space(dir.path()).is_some());
     }
 }

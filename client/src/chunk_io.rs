@@ -89,6 +89,12 @@ pub async fn upload(
     match reply.result {
         Ok(ChunkResponse::Stored) => Ok(()),
         Ok(other) => Err(refused(format!("unexpected reply {other:?}"))),
+        Err(e) if e.code == ErrorCode::NoSpace => Err(UploadFailure {
+            error: ClientError::NoSpace {
+                detail: format!("storing chunk {id} on {}: {e}", server.addr),
+            },
+            primary_answered: true,
+        }),
         Err(e) => Err(refused(e.to_string())),
     }
 }

@@ -30,6 +30,11 @@ pub enum ClientError {
     /// replication policy asks for; nothing was acknowledged.
     #[error("only {up} chunkservers are up; a write needs {needed} synchronous copies")]
     TooFewServers { up: usize, needed: usize },
+    /// Too few chunkservers have room: `full` of them are below their
+    /// free-space reserve, or a server refused for want of space. Nothing
+    /// was acknowledged; free space (remove files, add servers) and retry.
+    #[error("no space: {detail}")]
+    NoSpace { detail: String },
     /// The cluster has no chunkserver registered yet.
     #[error("no chunkservers are registered with the cluster")]
     NoChunkservers,
@@ -61,6 +66,7 @@ impl ClientError {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             ClientError::Rpc(e) => Some(e.code),
+            ClientError::NoSpace { .. } => Some(ErrorCode::NoSpace),
             _ => None,
         }
     }

@@ -62,13 +62,22 @@ impl RingCache {
         self.read().members().is_empty()
     }
 
+    /// How many placed servers (not being drained) are up, and how many
+    /// of those are full.
+    pub fn fullness(&self) -> (usize, usize) {
+        let ring = self.read();
+        let up = ring.members().iter().filter(|m| !m.draining && !m.down);
+        let full = up.clone().filter(|m| m.full).count();
+        (up.count(), full)
+    }
+
     /// Addresses of the first `n` owners of `chunk`, primary first.
     pub fn owners(&self, chunk: &ChunkId, n: usize) -> Vec<RingMember> {
         self.read().owners(chunk, n).into_iter().cloned().collect()
     }
 
-    /// Where a new copy of `chunk` goes: its first `n` owners that are not
-    /// marked down (see [`Ring::write_targets`]).
+    /// Where a new copy of `chunk` goes: its first `n` owners that are
+    /// neither down nor full (see [`Ring::write_targets`]).
     pub fn write_targets(&self, chunk: &ChunkId, n: usize) -> Vec<RingMember> {
         self.read()
             .write_targets(chunk, n)

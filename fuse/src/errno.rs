@@ -29,7 +29,9 @@ pub fn errno(e: &ClientError) -> Errno {
             | ErrorCode::NotInline
             | ErrorCode::InlineData => Errno::EIO,
         },
-        ClientError::TooFewServers { .. } | ClientError::NoChunkservers => Errno::ENOSPC,
+        ClientError::TooFewServers { .. }
+        | ClientError::NoSpace { .. }
+        | ClientError::NoChunkservers => Errno::ENOSPC,
         ClientError::Changed { .. } => Errno::EAGAIN,
         ClientError::CommitTooLate { .. } => Errno::ETIMEDOUT,
         ClientError::Unreachable(_)

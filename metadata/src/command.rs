@@ -162,6 +162,9 @@ pub enum Command {
         ids: Vec<cairn_proto::ChunkId>,
         older_than_ns: i64,
     },
+    /// A chunkserver's heartbeats say its disk is below its free-space
+    /// reserve (`full: true`), or has room again (`full: false`).
+    SetChunkServerFull { id: NodeId, full: bool },
 }
 
 /// [`AttrChange`] as earlier builds logged it.

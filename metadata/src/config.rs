@@ -50,6 +50,11 @@ pub struct MetaConfig {
     /// re-creates its copies on the others. Must exceed the down timeout.
     #[serde(default = "defaults::chunkserver_remove_ms")]
     pub chunkserver_remove_after_ms: u64,
+    /// Free space kept in reserve on the data disk: with less, writes that
+    /// add to the namespace are refused ("no space") while reads and
+    /// removals go on. Defaults to 64 MiB (an eighth of a smaller disk).
+    #[serde(default)]
+    pub min_free_bytes: Option<u64>,
     /// Build a snapshot after this many log entries since the last one;
     /// the log behind it is then purged.
     #[serde(default = "defaults::snapshot_every_entries")]
@@ -135,6 +140,7 @@ impl MetaConfig {
             election_timeout_max_ms: defaults::election_max_ms(),
             chunkserver_down_after_ms: defaults::chunkserver_down_ms(),
             chunkserver_remove_after_ms: defaults::chunkserver_remove_ms(),
+            min_free_bytes: None,
             snapshot_every_entries: defaults::snapshot_every_entries(),
             log_kept_behind_snapshot: defaults::log_kept_behind_snapshot(),
             gc_grace_ms: defaults::gc_grace_ms(),

@@ -25,6 +25,7 @@ pub mod service;
 pub mod sessions;
 pub mod snapshot_format;
 pub mod snapshot_store;
+pub mod space_guard;
 pub mod state_machine;
 
 use std::net::SocketAddr;
@@ -170,6 +171,7 @@ pub async fn start(
         down_after: Duration::from_millis(config.chunkserver_down_after_ms),
         remove_after: Duration::from_millis(config.chunkserver_remove_after_ms),
         gc_grace: Duration::from_millis(config.gc_grace_ms),
+        space: space_guard::SpaceGuard::new(config.data_dir.clone(), config.min_free_bytes),
     });
     let (exposition, requests) = metrics::exposition(config.id, raft.clone(), service.kv.clone());
     let metrics_task = cairn_proto::metrics::spawn(

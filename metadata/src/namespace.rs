@@ -62,6 +62,9 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
         Command::SetChunkServerDown { id, down } => {
             servers::set_flags(t, *id, |f| f.down = *down).map(|()| None)
         }
+        Command::SetChunkServerFull { id, full } => {
+            servers::set_flags(t, *id, |f| f.full = *full).map(|()| None)
+        }
         Command::DrainChunkServer { id, drain } => {
             servers::set_flags(t, *id, |f| f.draining = *drain).map(|()| None)
         }

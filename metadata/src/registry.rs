@@ -16,6 +16,9 @@ pub struct Beat {
     pub at: Instant,
     pub capacity_bytes: u64,
     pub used_bytes: u64,
+    pub available_bytes: u64,
+    /// Below its free-space reserve, as it judges.
+    pub full: bool,
     pub chunks: u64,
     pub under_replicated: u64,
     pub scrub: ScrubReport,
@@ -58,6 +61,13 @@ pub enum Verdict {
     /// Silent past the removal timeout: out of the ring; repair re-creates
     /// its copies elsewhere.
     Remove,
+}
+
+/// The new `full` flag of a server flagged `flagged` whose heartbeat just
+/// said `reported`, if it changes: the flag follows what the server says
+/// of its own disk (a silent server keeps its flag).
+pub fn full_flag_change(flagged: bool, reported: bool) -> Option<bool> {
+    (reported != flagged).then_some(reported)
 }
 
 /// The rule for a server that has been silent for `silent_for` and is
@@ -103,6 +113,14 @@ mod tests {
     }
 
     #[test]
+    fn the_full_flag_follows_the_heartbeats() {
+        assert_eq!(full_flag_change(false, true), Some(true));
+        assert_eq!(full_flag_change(true, false), Some(false));
+        assert_eq!(full_flag_change(true, true), None);
+        assert_eq!(full_flag_change(false, false), None);
+    }
+
+    #[test]
     fn removal_needs_most_servers_up() {
         assert!(may_remove(3, 4));
         assert!(!may_remove(2, 4));
@@ -117,6 +135,8 @@ mod tests {
             at: t0,
             capacity_bytes: 1,
             used_bytes: 0,
+            available_bytes: 1,
+            full: false,
             chunks: 0,
             under_replicated: 0,
             scrub: ScrubReport::default(),

@@ -184,16 +184,58 @@ pub struct ServerRecord {
 
 /// A chunkserver's placement flags, kept apart from [`ServerRecord`] (in
 /// one map under [`meta_keys::SERVER_FLAGS`]; a server without an entry has
-/// both false).
+/// them all false).
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ServerFlags {
     /// Missed heartbeats past the down timeout (set by the leader).
     pub down: bool,
     /// Being emptied by an operator (`cairn chunkserver drain`).
     pub draining: bool,
+    /// Its heartbeats say its disk is below its reserve (set by the leader).
+    pub full: bool,
 }
 
 pub type ServerFlagsMap = std::collections::BTreeMap<NodeId, ServerFlags>;
+
+/// Format byte of the server-flags map since `full` was added; maps of
+/// format [`RECORD_V1`] hold [`ServerFlagsV1`].
+pub const SERVER_FLAGS_V2: u8 = 2;
+
+/// A server's flags as the first release wrote them (no `full`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerFlagsV1 {
+    pub down: bool,
+    pub draining: bool,
+}
+
+pub fn encode_server_flags(m: &ServerFlagsMap) -> Vec<u8> {
+    postcard::to_extend(m, vec![SERVER_FLAGS_V2]).expect("in-memory postcard encoding cannot fail")
+}
+
+pub fn decode_server_flags(bytes: &[u8]) -> Result<ServerFlagsMap, KvError> {
+    let corrupt = |e: postcard::Error| KvError(format!("corrupt server flags: {e}"));
+    match bytes.split_first() {
+        Some((&RECORD_V1, rest)) => Ok(postcard::from_bytes::<
+            std::collections::BTreeMap<NodeId, ServerFlagsV1>,
+        >(rest)
+        .map_err(corrupt)?
+        .into_iter()
+        .map(|(id, f)| {
+            let flags = ServerFlags {
+                down: f.down,
+                draining: f.draining,
+                full: false,
+            };
+            (id, flags)
+        })
+        .collect()),
+        Some((&SERVER_FLAGS_V2, rest)) => postcard::from_bytes(rest).map_err(corrupt),
+        Some((v, _)) => Err(KvError(format!(
+            "server flags format {v} is newer than this build"
+        ))),
+        None => Err(KvError("empty server flags".into())),
+    }
+}
 
 /// Counts kept for `cairn status`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -231,6 +273,34 @@ mod tests {
                 kind: FileKind::Dir
             }
         );
+    }
+
+    #[test]
+    fn server_flags_of_both_formats_decode() {
+        // Server 4 down, server 9 draining, as the first release wrote them.
+        let v1 = [1u8, 2, 4, 1, 0, 9, 0, 1];
+        let m = decode_server_flags(&v1).unwrap();
+        assert_eq!(
+            m.get(&4),
+            Some(&ServerFlags {
+                down: true,
+                draining: false,
+                full: false
+            })
+        );
+        assert!(m[&9].draining && !m[&9].down && !m[&9].full);
+        let mut new = m.clone();
+        new.insert(
+            5,
+            ServerFlags {
+                full: true,
+                ..Default::default()
+            },
+        );
+        let bytes = encode_server_flags(&new);
+        assert_eq!(bytes[0], SERVER_FLAGS_V2);
+        assert_eq!(decode_server_flags(&bytes).unwrap(), new);
+        assert!(decode_server_flags(&[3, 0]).is_err());
     }
 
     #[test]

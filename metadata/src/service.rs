@@ -25,6 +25,7 @@ use crate::network::handle_raft;
 use crate::raft_types::Raft;
 use crate::registry::{Beat, Liveness};
 use crate::schema::{decode, ServerRecord};
+use crate::space_guard::{refused_when_low, SpaceGuard};
 
 /// How long a write may wait to commit before the caller is told the
 /// group is unavailable (a leader cut off from its majority cannot commit).
@@ -44,6 +45,8 @@ pub struct MetaService {
     pub remove_after: Duration,
     /// The garbage-collection grace period (zero: no collection).
     pub gc_grace: Duration,
+    /// Refuses namespace growth while this node's disk is nearly full.
+    pub space: SpaceGuard,
 }
 
 pub(crate) fn now_ns() -> i64 {
@@ -82,6 +85,7 @@ impl MetaService {
         let dirs = req.changed_dirs();
         let req = match Command::from_namespace_request(req, now_ns()) {
             Ok(cmd) => {
+                self.refuse_if_disk_low(&cmd)?;
                 let r = self.write(session, cmd).await?;
                 return Ok(self.with_dir_attrs(r, &dirs));
             }
@@ -228,6 +232,8 @@ impl MetaService {
                         at: Instant::now(),
                         capacity_bytes,
                         used_bytes: last.map_or(0, |b| b.used_bytes),
+                        available_bytes: last.map_or(capacity_bytes, |b| b.available_bytes),
+                        full: last.is_some_and(|b| b.full),
                         chunks: last.map_or(0, |b| b.chunks),
                         under_replicated: last.map_or(0, |b| b.under_replicated),
                         scrub: last.map_or_else(Default::default, |b| b.scrub),
@@ -241,6 +247,8 @@ impl MetaService {
                 id,
                 capacity_bytes,
                 used_bytes,
+                available_bytes,
+                full,
                 chunks,
                 under_replicated,
                 scrub,
@@ -265,6 +273,8 @@ impl MetaService {
                         at: Instant::now(),
                         capacity_bytes,
                         used_bytes,
+                        available_bytes,
+                        full,
                         chunks,
                         under_replicated,
                         scrub,
@@ -272,6 +282,7 @@ impl MetaService {
                         gc,
                     },
                 );
+                self.follow_fullness(id, full).await;
                 let ring_epoch = namespace::ring_epoch(&self.kv).map_err(ns_err)?;
                 Ok(MetaResponse::Beat { ring_epoch })
             }
@@ -353,6 +364,56 @@ impl MetaService {
     }
 
     /// Proposes `cmd` through Raft; returns once it is applied.
+    /// Flags chunkserver `id` full in the ring, or not, as its heartbeat
+    /// just `reported` (see [`crate::registry::full_flag_change`]); a
+    /// failure is retried at its next heartbeat.
+    async fn follow_fullness(&self, id: NodeId, reported: bool) {
+        let flagged = match namespace::server_flags(&self.kv) {
+            Ok(flags) => flags.get(&id).is_some_and(|f| f.full),
+            Err(e) => {
+                tracing::warn!(chunkserver = id, error = %e, "server flags unreadable");
+                return;
+            }
+        };
+        let Some(full) = crate::registry::full_flag_change(flagged, reported) else {
+            return;
+        };
+        if full {
+            tracing::warn!(
+                chunkserver = id,
+                "its disk is full: new writes go elsewhere"
+            );
+        } else {
+            tracing::info!(chunkserver = id, "its disk has room again: it takes writes");
+        }
+        if let Err(e) = self.propose(Command::SetChunkServerFull { id, full }).await {
+            tracing::warn!(chunkserver = id, error = %e, "full flag not applied");
+        }
+    }
+
+    /// Refuses `cmd` with "no space" if it adds to the namespace while this
+    /// node's disk is below its reserve (see [`crate::space_guard`]).
+    fn refuse_if_disk_low(&self, cmd: &Command) -> Result<(), RpcError> {
+        if !refused_when_low(cmd) {
+            return Ok(());
+        }
+        match self.space.low() {
+            None => Ok(()),
+            Some(free) => {
+                tracing::warn!(free, "metadata disk below its reserve: refusing a write");
+                Err(RpcError::new(
+                    ErrorCode::NoSpace,
+                    format!(
+                        "no space left on metadata node {}'s disk ({free} bytes free, below its \
+                         reserve): writes are refused until space is freed; reads and removals \
+                         still work",
+                        self.id
+                    ),
+                ))
+            }
+        }
+    }
+
     pub async fn propose(&self, cmd: Command) -> Result<(), RpcError> {
         self.write(None, cmd).await.map(|_| ())
     }
@@ -474,12 +535,14 @@ impl MetaService {
                 zone: s.zone,
                 capacity_bytes: beat.map_or(s.capacity_bytes, |b| b.capacity_bytes),
                 used_bytes: beat.map_or(0, |b| b.used_bytes),
+                available_bytes: beat.map_or(0, |b| b.available_bytes),
                 chunks: beat.map_or(0, |b| b.chunks),
                 last_heartbeat_ms: beat
                     .map(|b| now.saturating_duration_since(b.at).as_millis() as u64),
                 up: Liveness::is_up(beat, now, self.down_after),
                 down: f.down,
                 draining: f.draining,
+                full: f.full,
                 under_replicated: beat.map_or(0, |b| b.under_replicated),
                 scrub: beat.map_or_else(Default::default, |b| b.scrub),
                 repair: beat.map_or_else(Default::default, |b| b.repair),

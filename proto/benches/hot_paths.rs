@@ -49,6 +49,7 @@ fn bench(c: &mut Criterion) {
                 weight: 256,
                 down: false,
                 draining: false,
+                full: false,
             })
             .collect(),
     });

@@ -14,6 +14,7 @@ pub mod access;
 pub mod chunk_rpc;
 pub mod chunk_slice;
 pub mod dir_changes;
+pub mod disk_space;
 pub mod error;
 pub mod frame;
 pub mod gc_rule;

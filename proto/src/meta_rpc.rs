@@ -79,6 +79,16 @@ pub struct RingMember {
     /// Being emptied by an operator: owns nothing (repair moves its chunks
     /// to the owners), still serves reads until it is removed.
     pub draining: bool,
+    /// Its disk is (nearly) full, as its heartbeats say: still an owner
+    /// and read as usual, but new writes and repair copies go elsewhere.
+    pub full: bool,
+}
+
+impl RingMember {
+    /// Up and with room: new copies may be written to it.
+    pub fn takes_writes(&self) -> bool {
+        !self.down && !self.full
+    }
 }
 
 /// How many copies of each chunk the cluster keeps.
@@ -265,6 +275,11 @@ pub enum MetaRequest {
         id: NodeId,
         capacity_bytes: u64,
         used_bytes: u64,
+        /// Bytes it may still store (free space on its disk, within its
+        /// configured capacity).
+        available_bytes: u64,
+        /// Below its free-space reserve: writes should go elsewhere.
+        full: bool,
         chunks: u64,
         /// Chunks its last repair pass found short of N copies.
         under_replicated: u64,

@@ -77,10 +77,11 @@ impl Ring {
     }
 
     /// Where a new copy of `chunk` is written: the first `n` owners that are
-    /// not down, chosen by the same rule as [`Ring::owners`] among the
-    /// servers that are up. Equal to `owners` while every server is up.
+    /// neither down nor full, chosen by the same rule as [`Ring::owners`]
+    /// among the servers that take writes. Equal to `owners` while every
+    /// server is up and has room.
     pub fn write_targets(&self, chunk: &ChunkId, n: usize) -> Vec<&RingMember> {
-        self.pick(chunk, n, |m| !m.down)
+        self.pick(chunk, n, RingMember::takes_writes)
     }
 
     /// Every placed server in `chunk`'s owner order, then the draining ones:
@@ -170,6 +171,7 @@ mod tests {
             weight: 128,
             down: false,
             draining: false,
+            full: false,
         }
     }
 
@@ -287,6 +289,22 @@ mod tests {
             for o in b.iter().filter(|&&o| o != 3) {
                 assert!(targets.contains(o));
             }
+        }
+    }
+
+    #[test]
+    fn full_servers_stay_owners_but_are_not_written() {
+        let r = ring(&[1, 2, 3, 4, 5]);
+        let ids = random_ids(2000, 7);
+        let mut state = r.state().clone();
+        state.members[0].full = true; // server 1
+        let full = Ring::new(state);
+        for c in &ids {
+            let owners = |r: &Ring| r.owners(c, 3).iter().map(|m| m.id).collect::<Vec<_>>();
+            assert_eq!(owners(&full), owners(&r), "a full server changed ownership");
+            let targets: Vec<NodeId> = full.write_targets(c, 3).iter().map(|m| m.id).collect();
+            assert_eq!(targets.len(), 3);
+            assert!(!targets.contains(&1), "a full server was written to");
         }
     }
 

@@ -17,6 +17,8 @@ pub struct ChunkServerStatus {
     pub zone: String,
     pub capacity_bytes: u64,
     pub used_bytes: u64,
+    /// Bytes it may still store, as of its last heartbeat.
+    pub available_bytes: u64,
     pub chunks: u64,
     /// Milliseconds since its last heartbeat reached the leader, if any did.
     pub last_heartbeat_ms: Option<u64>,
@@ -25,6 +27,8 @@ pub struct ChunkServerStatus {
     /// Marked down in the ring (writes skip it, reads try it last).
     pub down: bool,
     pub draining: bool,
+    /// Below its free-space reserve: new writes go elsewhere.
+    pub full: bool,
     /// Chunks with fewer than N confirmed copies that this server is
     /// responsible for repairing, as of its last repair pass.
     pub under_replicated: u64,

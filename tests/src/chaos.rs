@@ -174,7 +174,7 @@ async fn writer(client: Client, w: usize, seed: u64, stop: Arc<AtomicBool>) -> W
 /// Files the mount wrote, fsynced and closed: (name, hash).
 fn mount_writer(dir: PathBuf, seed: u64, stop: Arc<AtomicBool>) -> (Vec<(String, Hash)>, u64) {
     use std::io::Write;
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x6d6f_756e_74);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x006d_6f75_6e74);
     let (mut acked, mut failed) = (Vec::new(), 0u64);
     let mut i = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -239,7 +239,7 @@ pub async fn run(
     let mut steps = Vec::new();
     while started.elapsed() < duration {
         tokio::time::sleep(planner.pause()).await;
-        steps.push(planner.next());
+        steps.push(planner.next_step());
         let step = steps.last().expect("pushed").clone();
         if let Step::Fault { server, kind } = &step {
             *report.faults.entry(kind.as_str().into()).or_default() += 1;

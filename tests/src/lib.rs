@@ -655,6 +655,35 @@ fn process_state(pid: u32) -> String {
         .unwrap_or_else(|| "gone".into())
 }
 
+/// What each thread of `pid` waits on in the kernel (`wchan`, and the
+/// top of the stack where readable): why a killed process is not gone.
+fn kernel_waits(pid: u32) -> String {
+    let mut out = String::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    for t in tasks.flatten().take(64) {
+        let p = t.path();
+        let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
+        let state = read("stat")
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or("?")
+            .to_string();
+        if state != "D" {
+            continue;
+        }
+        let stack: Vec<String> = read("stack").lines().take(6).map(str::to_string).collect();
+        out.push_str(&format!(
+            "\n  thread {} in D, wchan {}: {}",
+            t.file_name().to_string_lossy(),
+            read("wchan"),
+            stack.join(" < ")
+        ));
+    }
+    out
+}
+
 pub(crate) fn signal(pid: u32, sig: libc::c_int) {
     // SAFETY: a plain kill(2) on a pid this fixture started.
     unsafe {
@@ -664,8 +693,9 @@ pub(crate) fn signal(pid: u32, sig: libc::c_int) {
 
 /// How long a `kill -9`ed server may take to be gone: one whose threads
 /// wait on a busy disk (fsync, page faults) stays in uninterruptible
-/// sleep until the disk answers.
-const KILL_WAIT: Duration = Duration::from_secs(120);
+/// sleep until the disk answers (once seen past 120 s on a CI machine;
+/// the error then says what each thread waits on).
+const KILL_WAIT: Duration = Duration::from_secs(300);
 
 /// Waits (bounded) for child `pid` of this process to exit, and reaps it.
 fn reap(pid: u32, timeout: Duration) -> anyhow::Result<()> {
@@ -679,8 +709,9 @@ fn reap(pid: u32, timeout: Duration) -> anyhow::Result<()> {
         }
         if Instant::now() > deadline {
             bail!(
-                "process {pid} still alive {timeout:?} after SIGKILL ({})",
-                process_state(pid)
+                "process {pid} still alive {timeout:?} after SIGKILL ({}){}",
+                process_state(pid),
+                kernel_waits(pid)
             );
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -696,7 +727,11 @@ fn wait_gone(pid: u32, timeout: Duration) -> anyhow::Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("process {pid} still alive after {timeout:?}");
+            bail!(
+                "process {pid} still alive after {timeout:?} ({}){}",
+                process_state(pid),
+                kernel_waits(pid)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }

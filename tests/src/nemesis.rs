@@ -70,7 +70,7 @@ impl Planner {
     }
 
     /// The next step.
-    pub fn next(&mut self) -> Step {
+    pub fn next_step(&mut self) -> Step {
         let heal = !self.faulted.is_empty() && self.rng.random_bool(0.45);
         let meta_free = !self.faulted.keys().any(|s| self.meta.contains(s));
         let chunk_free = !self.faulted.keys().any(|s| self.chunkservers.contains(s));
@@ -145,7 +145,7 @@ mod tests {
     fn a_seed_replays_the_same_steps() {
         let (mut a, mut b) = (planner(7), planner(7));
         for _ in 0..200 {
-            assert_eq!(a.next(), b.next());
+            assert_eq!(a.next_step(), b.next_step());
         }
     }
 
@@ -155,7 +155,7 @@ mod tests {
             let mut p = planner(seed);
             let mut down: BTreeMap<String, FaultKind> = BTreeMap::new();
             for _ in 0..300 {
-                match p.next() {
+                match p.next_step() {
                     Step::Fault { server, kind } => {
                         if kind != FaultKind::CrashRestart {
                             assert!(down.insert(server, kind).is_none(), "faulted twice");
@@ -183,7 +183,7 @@ mod tests {
     fn a_single_metadata_node_is_never_faulted() {
         let mut p = Planner::new(3, vec!["meta-1".into()], vec!["chunk-1".into()]);
         for _ in 0..100 {
-            if let Step::Fault { server, .. } = p.next() {
+            if let Step::Fault { server, .. } = p.next_step() {
                 assert_eq!(server, "chunk-1");
             }
         }

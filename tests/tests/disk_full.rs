@@ -32,27 +32,46 @@ impl Drop for SmallDisks {
 }
 
 fn small_disks() -> SmallDisks {
-    let mut cluster = DevCluster::start().expect("cluster starts");
+    let cluster = DevCluster::start().expect("cluster starts");
+    let names = cluster.chunkserver_names();
+    let sized: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), DISK_MIB)).collect();
+    on_small_disks(cluster, &sized, &[])
+}
+
+/// Stops `cluster`, puts each `(server, MiB)` of `disks` on a tmpfs of that
+/// size (a chunkserver's capacity is then its filesystem's size, its
+/// collector runs every second), applies `extra` settings to those
+/// chunkservers, and starts it again with an 8 s garbage grace period.
+fn on_small_disks(
+    mut cluster: DevCluster,
+    disks: &[(&str, u64)],
+    extra: &[(&str, i64)],
+) -> SmallDisks {
     cluster.stop_dev().expect("stop");
-    for name in cluster.chunkserver_names() {
+    for (name, _) in disks.iter().filter(|(n, _)| n.starts_with("chunk")) {
         cluster
-            .edit_config(&name, |cfg| {
+            .edit_config(name, |cfg| {
                 cfg.insert("gc_interval_ms".into(), toml::Value::Integer(1_000));
-                // The filesystem's size is the capacity.
                 cfg.remove("capacity_bytes");
+                for (k, v) in extra {
+                    cfg.insert((*k).into(), toml::Value::Integer(*v));
+                }
             })
             .expect("edit");
     }
-    let mut disks = SmallDisks {
+    let mut small = SmallDisks {
         cluster,
         mounts: Vec::new(),
     };
-    for name in disks.cluster.chunkserver_names() {
-        let dir = disks.cluster.dir().join("data").join(&name);
+    for (name, mib) in disks {
+        let dir = small.cluster.dir().join("data").join(name);
         std::fs::create_dir_all(&dir).expect("data dir");
+        // A metadata node's data moves onto the new disk.
+        let keep = tempfile::tempdir().expect("tempdir");
+        copy_tree(&dir, keep.path());
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={DISK_MIB}m"))
+            .arg(format!("size={mib}m"))
             .arg("tmpfs")
             .arg(&dir)
             .status()
@@ -62,13 +81,30 @@ fn small_disks() -> SmallDisks {
             "mounting a tmpfs on {} (needs root)",
             dir.display()
         );
-        disks.mounts.push(dir);
+        copy_tree(keep.path(), &dir);
+        small.mounts.push(dir);
     }
-    disks
+    small
         .cluster
         .reconfigure_meta(&[("gc_grace_ms", 8_000)])
         .expect("restart on the small disks");
-    disks
+    small
+}
+
+/// Copies the files under `from` into `to` (same layout).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()
+        .expect("run cp");
+    assert!(
+        ok.success(),
+        "copying {} to {}",
+        from.display(),
+        to.display()
+    );
 }
 
 /// Temporary files left in the chunkservers' stores.
@@ -147,4 +183,145 @@ async fn a_full_disk_refuses_writes_clearly_harms_nothing_and_recovers() {
     let mut back = Vec::new();
     client.get("/again", &mut back).await.expect("get");
     assert!(back == data, "the file written after recovery differs");
+}
+
+/// Whether chunkserver `id` is flagged full, as `client`'s cluster says.
+async fn flagged_full(client: &cairn_client::Client, id: u64) -> bool {
+    client
+        .status()
+        .await
+        .ok()
+        .and_then(|s| s.chunkservers.into_iter().find(|c| c.id == id))
+        .is_some_and(|c| c.full)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_chunkserver_is_flagged_and_writes_go_to_the_others() {
+    let cluster = DevCluster::start_with(&["--chunkservers", "4"]).expect("cluster starts");
+    // Every server announces the same ring weight (the smallest), so
+    // chunk-1 gets its full share of the writes.
+    for name in ["chunk-2", "chunk-3", "chunk-4"] {
+        cluster
+            .edit_config(name, |cfg| {
+                cfg.insert("capacity_bytes".into(), toml::Value::Integer(1 << 30));
+            })
+            .expect("edit");
+    }
+    // chunk-1 alone is small: full below 12 MiB free, room again at 24 MiB.
+    let disks = on_small_disks(
+        cluster,
+        &[("chunk-1", 40)],
+        &[("min_free_bytes", 12 << 20), ("heartbeat_ms", 500)],
+    );
+    let client = disks.cluster.client().await.expect("client");
+    // 72 MiB of files at 3 copies on 4 servers: chunk-1's share would be
+    // about 54 MiB, more than its disk.
+    let mut acked = Vec::new();
+    let mut refused_before_flag = Vec::new();
+    let mut refused_after_flag = Vec::new();
+    let mut seen_full = false;
+    for i in 0..24u64 {
+        let data = random_bytes(3 << 20, 700 + i);
+        let path = format!("/g{i}");
+        match client.put(&path, &data[..]).await {
+            Ok(_) => acked.push((path, data)),
+            Err(e) if seen_full => refused_after_flag.push(e.to_string()),
+            Err(e) => refused_before_flag.push(e.to_string()),
+        }
+        seen_full = seen_full || flagged_full(&client, 1).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(seen_full, "chunk-1 was never flagged full");
+    assert!(
+        refused_after_flag.is_empty(),
+        "writes failed although three servers had room: {refused_after_flag:?}"
+    );
+    for e in &refused_before_flag {
+        assert!(
+            e.to_lowercase().contains("no space"),
+            "unclear refusal: {e}"
+        );
+    }
+    assert!(
+        acked.len() >= 20,
+        "only {} of 24 puts acknowledged ({refused_before_flag:?})",
+        acked.len()
+    );
+    let free = disk_free(&disks.mounts[0]);
+    assert!(free > 0, "chunk-1's disk filled up completely");
+    for (path, data) in &acked {
+        let mut back = Vec::new();
+        client.get(path, &mut back).await.expect("get");
+        assert!(&back == data, "{path} differs");
+    }
+    let left = leftovers(&disks);
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+
+    // Space freed: chunk-1 takes writes again.
+    for (path, _) in &acked {
+        client.remove(path, false).await.expect("rm");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while flagged_full(&client, 1).await {
+        assert!(
+            Instant::now() < deadline,
+            "chunk-1 still flagged full 60 s after its files were removed ({} bytes free)",
+            disk_free(&disks.mounts[0])
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Free bytes of the filesystem at `path`.
+fn disk_free(path: &std::path::Path) -> u64 {
+    cairn_proto::disk_space::disk_space(path).map_or(0, |(_, free)| free)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_node_low_on_disk_refuses_writes_and_keeps_serving_reads() {
+    let mut cluster = DevCluster::start().expect("cluster starts");
+    cluster.stop_dev().expect("stop");
+    cluster
+        .edit_config("meta-1", |cfg| {
+            cfg.insert("min_free_bytes".into(), toml::Value::Integer(16 << 20));
+        })
+        .expect("edit");
+    let disks = on_small_disks(cluster, &[("meta-1", 96)], &[]);
+    let client = disks.cluster.client().await.expect("client");
+    client.mkdir("/kept", false).await.expect("mkdir");
+    let data = random_bytes(200_000, 5);
+    client.put("/kept/f", &data[..]).await.expect("put");
+
+    // Fill the disk to below the reserve with a ballast file.
+    let ballast = disks.mounts[0].join("ballast");
+    let free = disk_free(&disks.mounts[0]);
+    let fill = free.saturating_sub(8 << 20);
+    std::fs::write(&ballast, vec![0u8; fill as usize]).expect("ballast");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    let refused = client.mkdir("/new", false).await;
+    let err = refused.expect_err("a write was accepted below the reserve");
+    assert_eq!(err.code(), Some(cairn_proto::ErrorCode::NoSpace), "{err}");
+    assert!(err.to_string().contains("no space"), "{err}");
+    let put = client.put("/kept/g", &b"more"[..]).await;
+    assert!(put.is_err(), "a put was committed below the reserve");
+    // Reads go on.
+    let mut back = Vec::new();
+    client.get("/kept/f", &mut back).await.expect("get");
+    assert!(back == data, "the file read back differs");
+    assert_eq!(client.list("/kept").await.expect("list").len(), 1);
+    // Removing frees space and is allowed.
+    client.remove("/kept/f", false).await.expect("rm while low");
+
+    std::fs::remove_file(&ballast).expect("rm ballast");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.mkdir("/new", false).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "writes still refused: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }

@@ -73,18 +73,24 @@ pub async fn run(args: &ClusterArgs, json: bool) -> anyhow::Result<()> {
             // Silent, but not yet marked down by the leader.
             (false, false, false) => "silent",
         };
+        let state = if c.full {
+            format!("{state},FULL")
+        } else {
+            state.to_string()
+        };
         let seen = c.last_heartbeat_ms.map_or("never".to_string(), |ms| {
             format!("{:.1}s ago", ms as f64 / 1000.0)
         });
         println!(
-            "  id {:<3} {:<22} {:<8} zone {:<8} {} chunks, {} used of {}, heartbeat {seen}",
+            "  id {:<3} {:<22} {:<8} zone {:<8} {} chunks, {} used of {}, {} free, heartbeat {seen}",
             c.id,
             c.addr,
             state,
             c.zone,
             c.chunks,
             human(c.used_bytes),
-            human(c.capacity_bytes)
+            human(c.capacity_bytes),
+            human(c.available_bytes)
         );
     }
     let sum = |f: fn(&cairn_proto::meta_rpc::ChunkServerStatus) -> u64| -> u64 {

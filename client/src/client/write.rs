@@ -156,6 +156,25 @@ impl Inner {
         )
     }
 
+    /// Why only `writable` servers take a write that needs `needed`: full
+    /// disks (a "no space" error) or servers down.
+    fn too_few_writable(&self, writable: usize, needed: usize) -> ClientError {
+        let (up, full) = self.ring.fullness();
+        if full > 0 {
+            ClientError::NoSpace {
+                detail: format!(
+                    "{full} of {up} chunkservers up are full and {writable} have room; a write \
+                     needs {needed} synchronous copies (remove files or add servers)"
+                ),
+            }
+        } else {
+            ClientError::TooFewServers {
+                up: writable,
+                needed,
+            }
+        }
+    }
+
     /// Hashes a chunk and makes sure its primary owner stores it.
     pub(super) async fn store_chunk(self: Arc<Self>, data: Bytes) -> Result<ChunkId, ClientError> {
         let (id, data) = tokio::task::spawn_blocking(move || (ChunkId::of(&data), data))
@@ -182,18 +201,22 @@ impl Inner {
             }
             let (sync, targets) = plan;
             if targets.len() < sync {
-                return Err(ClientError::TooFewServers {
-                    up: targets.len(),
-                    needed: sync,
-                });
+                return Err(self.too_few_writable(targets.len(), sync));
             }
             match upload(&self.pool, &self.ring, &targets, sync, id, &data).await {
                 Ok(()) => return Ok(id),
                 Err(f) => {
                     tracing::debug!(chunk = %id, error = %f.error, "upload attempt failed");
                     // Try again with the likely culprits moved to the back:
-                    // the primary if it could not be reached, else its backups.
-                    if f.primary_answered {
+                    // the primary if it could not be reached, else its backups;
+                    // after "no space", any of them (the ring may say which
+                    // is full by now).
+                    if matches!(f.error, ClientError::NoSpace { .. }) {
+                        for t in targets.iter().take(sync) {
+                            self.suspects.mark(&t.addr);
+                        }
+                        self.refresh_ring_anyway().await;
+                    } else if f.primary_answered {
                         for b in targets.iter().take(sync).skip(1) {
                             self.suspects.mark(&b.addr);
                         }

@@ -271,6 +271,7 @@ pub fn ring(kv: &impl KvRead) -> Result<RingState, NsError> {
                 weight: weight_for_capacity(s.capacity_bytes),
                 down: f.down,
                 draining: f.draining,
+                full: f.full,
             })
         })
         .collect::<Result<Vec<_>, KvError>>()?;
@@ -291,11 +292,11 @@ pub fn ring_epoch(kv: &impl KvRead) -> Result<u64, NsError> {
     })
 }
 
-/// Every chunkserver's down/draining flags (servers without an entry have
-/// neither).
+/// Every chunkserver's down/draining/full flags (servers without an entry
+/// have none).
 pub fn server_flags(kv: &impl KvRead) -> Result<ServerFlagsMap, NsError> {
     Ok(match kv.get(Cf::SmMeta, meta_keys::SERVER_FLAGS)? {
-        Some(b) => decode(&b)?,
+        Some(b) => crate::schema::decode_server_flags(&b)?,
         None => ServerFlagsMap::new(),
     })
 }

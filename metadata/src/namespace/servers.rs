@@ -1,12 +1,14 @@
-//! Commands on the chunkserver registry: register, remove, the down and
-//! draining flags. Each change to what the ring is made of bumps its epoch.
+//! Commands on the chunkserver registry: register, remove, the down,
+//! draining and full flags. Each change to what the ring is made of bumps its epoch.
 
 use cairn_proto::ring::weight_for_capacity;
 use cairn_proto::{ErrorCode, NodeId};
 
 use super::{refuse, server_flags, NsError};
 use crate::kv::{Cf, KvRead, Txn};
-use crate::schema::{decode, encode, meta_keys, server_key, ServerFlags, ServerRecord};
+use crate::schema::{
+    decode, encode, encode_server_flags, meta_keys, server_key, ServerFlags, ServerRecord,
+};
 
 /// Takes chunkserver `id` out of the registry (and so the ring).
 pub(super) fn remove<R: KvRead>(t: &mut Txn<'_, R>, id: NodeId) -> Result<(), NsError> {
@@ -17,7 +19,11 @@ pub(super) fn remove<R: KvRead>(t: &mut Txn<'_, R>, id: NodeId) -> Result<(), Ns
     t.delete(Cf::Servers, key);
     let mut flags = server_flags(t)?;
     if flags.remove(&id).is_some() {
-        t.put(Cf::SmMeta, meta_keys::SERVER_FLAGS.to_vec(), encode(&flags));
+        t.put(
+            Cf::SmMeta,
+            meta_keys::SERVER_FLAGS.to_vec(),
+            encode_server_flags(&flags),
+        );
     }
     bump_ring_epoch(t)
 }
@@ -76,7 +82,11 @@ pub(super) fn set_flags<R: KvRead>(
     } else {
         all.insert(id, new);
     }
-    t.put(Cf::SmMeta, meta_keys::SERVER_FLAGS.to_vec(), encode(&all));
+    t.put(
+        Cf::SmMeta,
+        meta_keys::SERVER_FLAGS.to_vec(),
+        encode_server_flags(&all),
+    );
     bump_ring_epoch(t)
 }
 
