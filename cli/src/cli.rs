@@ -8,8 +8,15 @@ use clap::{Args, Parser, Subcommand};
 ///
 /// Start a local cluster with `cairn dev`, then use `put`, `get`, `ls` and
 /// friends from another terminal: they find the dev cluster by themselves.
+/// The version `--version` shows; a build with failpoints says so.
+const VERSION: &str = if cfg!(feature = "failpoints") {
+    concat!(env!("CARGO_PKG_VERSION"), " (with failpoints)")
+} else {
+    env!("CARGO_PKG_VERSION")
+};
+
 #[derive(Parser, Debug)]
-#[command(name = "cairn", version, propagate_version = true)]
+#[command(name = "cairn", version = VERSION, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

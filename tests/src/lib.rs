@@ -389,6 +389,25 @@ impl DevCluster {
         }
     }
 
+    /// Waits up to `timeout` for server NAME, started by this fixture, to
+    /// exit by itself (a failpoint's crash); reaps it. False if it lives.
+    pub fn wait_exit(&mut self, name: &str, timeout: Duration) -> anyhow::Result<bool> {
+        let pid = self.pid(name)?;
+        let child = self
+            .extra
+            .iter_mut()
+            .find(|c| c.id() == pid)
+            .with_context(|| format!("{name} (pid {pid}) was not started by this fixture"))?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if child.try_wait()?.is_some() {
+                return Ok(true);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(false)
+    }
+
     /// `SIGSTOP`s server NAME: alive, silent to every peer.
     pub fn pause(&self, name: &str) -> anyhow::Result<()> {
         self.signal_server(name, libc::SIGSTOP)
@@ -413,6 +432,11 @@ impl DevCluster {
     /// Starts server NAME again by hand (`cairn meta|chunkserver --config`),
     /// recording its new pid.
     pub fn restart_server(&mut self, name: &str) -> anyhow::Result<()> {
+        self.restart_server_with(name, &[])
+    }
+
+    /// [`Self::restart_server`] with extra environment (`FAILPOINTS`).
+    pub fn restart_server_with(&mut self, name: &str, env: &[(&str, &str)]) -> anyhow::Result<()> {
         let kind = if name.starts_with("meta") {
             "meta"
         } else {
@@ -426,6 +450,7 @@ impl DevCluster {
             .arg(kind)
             .arg("--config")
             .arg(self.dir.path().join(format!("{name}.toml")))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -736,6 +761,15 @@ fn wait_gone(pid: u32, timeout: Duration) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
+}
+
+/// Chunkserver `id` as `client`'s cluster reports it, if it can.
+pub async fn chunkserver_status(
+    client: &cairn_client::Client,
+    id: u64,
+) -> Option<cairn_proto::meta_rpc::ChunkServerStatus> {
+    let status = client.status().await.ok()?;
+    status.chunkservers.into_iter().find(|c| c.id == id)
 }
 
 /// The metadata leader's id as `client`'s cluster reports it, if any.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cairn_tests::{random_bytes, DevCluster};
+use cairn_tests::{chunkserver_status, random_bytes, DevCluster};
 
 /// Each chunkserver's filesystem.
 const DISK_MIB: u64 = 48;
@@ -187,12 +187,7 @@ async fn a_full_disk_refuses_writes_clearly_harms_nothing_and_recovers() {
 
 /// Whether chunkserver `id` is flagged full, as `client`'s cluster says.
 async fn flagged_full(client: &cairn_client::Client, id: u64) -> bool {
-    client
-        .status()
-        .await
-        .ok()
-        .and_then(|s| s.chunkservers.into_iter().find(|c| c.id == id))
-        .is_some_and(|c| c.full)
+    chunkserver_status(client, id).await.is_some_and(|c| c.full)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
