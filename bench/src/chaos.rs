@@ -13,9 +13,14 @@ pub async fn run(minutes: u64, seed: Option<u64>, json: Option<PathBuf>) -> anyh
             .map_or(1, |d| d.as_secs())
     });
     eprintln!("chaos: {minutes} min of faults, seed {seed} (--seed {seed} replays the fault plan)");
-    let mut cluster = cairn_tests::chaos::cluster()?;
-    let report =
-        cairn_tests::chaos::run(&mut cluster, Duration::from_secs(minutes * 60), seed).await?;
+    let (mut cluster, relays) = cairn_tests::chaos::cluster()?;
+    let report = cairn_tests::chaos::run(
+        &mut cluster,
+        &relays,
+        Duration::from_secs(minutes * 60),
+        seed,
+    )
+    .await?;
     let text = serde_json::to_string_pretty(&report)?;
     println!("{text}");
     if let Some(path) = json {

@@ -115,9 +115,12 @@ impl Collector {
                 } else {
                     let (store, id) = (self.store.clone(), *id);
                     let cutoff = now.checked_sub(grace).unwrap_or(UNIX_EPOCH);
-                    tokio::task::spawn_blocking(move || store.delete_if_idle(&id, cutoff))
-                        .await
-                        .map_err(|e| GcError::Unexpected(e.to_string()))??
+                    tokio::task::spawn_blocking(move || {
+                        pause_before_delete();
+                        store.delete_if_idle(&id, cutoff)
+                    })
+                    .await
+                    .map_err(|e| GcError::Unexpected(e.to_string()))??
                 };
                 if let Some(len) = freed {
                     report.chunks += 1;
@@ -164,6 +167,17 @@ impl Collector {
             other => Err(GcError::Unexpected(format!("{other:?}"))),
         }
     }
+}
+
+/// Race tests (`--features failpoints`): `gc-before-delete=return(MS)`
+/// pauses MS milliseconds between metadata's verdict on a chunk and its
+/// delete, a window in which an upload of the same chunk may renew it.
+fn pause_before_delete() {
+    fail::fail_point!("gc-before-delete", |ms: Option<String>| {
+        let ms = ms.and_then(|m| m.parse().ok()).unwrap_or(1_000);
+        tracing::warn!(ms, "failpoint gc-before-delete: pausing before a delete");
+        std::thread::sleep(Duration::from_millis(ms));
+    });
 }
 
 #[cfg(test)]

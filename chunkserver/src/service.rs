@@ -132,6 +132,9 @@ impl ChunkService {
         remote?;
         self.metrics.bytes_in.inc_by(u64::from(len));
         if !async_copies.is_empty() {
+            // Crash tests: stored here and on the backups, the asynchronous
+            // copies not yet queued, or queued but not yet answered.
+            cairn_proto::crash_point!("replication-before-enqueue");
             let queue = self.queue.clone();
             let targets = async_copies.to_vec();
             let queued = tokio::task::spawn_blocking(move || queue.enqueue(&id, &targets))
@@ -141,6 +144,7 @@ impl ChunkService {
                 self.space_alarm.raise();
             }
             queued.map_err(store_failed)?;
+            cairn_proto::crash_point!("replication-enqueued");
         }
         Ok((ChunkResponse::Stored, Vec::new()))
     }

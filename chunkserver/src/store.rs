@@ -199,22 +199,22 @@ impl FileStore {
             .root
             .join("tmp")
             .join(format!("{}.{seq}", id.to_hex()));
-        // Crash tests (`--features failpoints`, see `crash_point`) stop the
+        // Crash tests (`--features failpoints`, see `cairn_proto::crash`) stop the
         // process at each step of a put.
         let written = fs::File::create(&tmp)
             .map_err(err("create", &tmp))
             .and_then(|mut f| {
-                fail::fail_point!("chunk-put-created", |_| crash_point("chunk-put-created"));
+                cairn_proto::crash_point!("chunk-put-created");
                 fail::fail_point!("chunk-put-half-written", |_| {
                     let _ = f.write_all(&data[..data.len() / 2]);
-                    crash_point("chunk-put-half-written")
+                    cairn_proto::crash::crash("chunk-put-half-written")
                 });
                 f.write_all(data).map_err(err("write", &tmp))?;
-                fail::fail_point!("chunk-put-written", |_| crash_point("chunk-put-written"));
+                cairn_proto::crash_point!("chunk-put-written");
                 f.sync_data().map_err(err("fsync", &tmp))
             });
         let replaced = written.and_then(|()| {
-            fail::fail_point!("chunk-put-synced", |_| crash_point("chunk-put-synced"));
+            cairn_proto::crash_point!("chunk-put-synced");
             // A new file: its modification time is now, so a collector
             // that looked at an older copy leaves it alone.
             let _stripe = self.stripe(id);
@@ -222,7 +222,7 @@ impl FileStore {
             fs::rename(&tmp, &path).map_err(err("rename", &path))?;
             Ok(old)
         });
-        fail::fail_point!("chunk-put-renamed", |_| crash_point("chunk-put-renamed"));
+        cairn_proto::crash_point!("chunk-put-renamed");
         let old = match replaced {
             Ok(old) => old,
             Err(e) => {
@@ -512,15 +512,6 @@ pub fn open_for_random_reads(path: &Path) -> std::io::Result<fs::File> {
         tracing::debug!(path = %path.display(), rc, "posix_fadvise(RANDOM) refused");
     }
     Ok(f)
-}
-
-/// A failpoint's crash: the process ends at once, as if killed, leaving
-/// its files as they are (only with `--features failpoints`, when
-/// `FAILPOINTS` names the point with `return`).
-#[cfg(feature = "failpoints")]
-fn crash_point(name: &str) -> ! {
-    eprintln!("failpoint {name}: crashing");
-    std::process::abort()
 }
 
 #[cfg(test)]

@@ -184,7 +184,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 postcard::to_allocvec(&e).map_err(write_err)?,
             );
         }
+        // Crash tests: entries received but not yet durable, or durable
+        // but not yet reported so.
+        cairn_proto::crash_point!("raft-append-before-write");
         let res = write(&self.db, batch, true);
+        cairn_proto::crash_point!("raft-append-written");
         let io = res
             .as_ref()
             .map(|_| ())

@@ -271,8 +271,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if let Some(m) = membership {
             t.put(Cf::SmMeta, meta_keys::MEMBERSHIP.to_vec(), encode(&m));
         }
+        // Crash tests: entries applied in memory but not stored, or stored
+        // but not yet answered.
+        cairn_proto::crash_point!("raft-apply-before-commit");
         kv.commit(t.into_writes(), |_| Ok(()))
             .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        cairn_proto::crash_point!("raft-apply-committed");
         Ok(results)
     }
 

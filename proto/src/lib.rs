@@ -13,6 +13,7 @@
 pub mod access;
 pub mod chunk_rpc;
 pub mod chunk_slice;
+pub mod crash;
 pub mod dir_changes;
 pub mod disk_space;
 pub mod error;

@@ -1,5 +1,6 @@
 //! Chaos on real processes: the [`nemesis`](crate::nemesis) faults servers
-//! while writers put, overwrite and remove files through the library and a
+//! and cuts links (every server is behind a relay, [`crate::links`]) while
+//! writers put, overwrite and remove files through the library and a
 //! mount writes and fsyncs files; then the checker proves that every
 //! acknowledged write reads back exactly and that the cluster converges to
 //! N copies of every referenced chunk and no garbage.
@@ -10,7 +11,7 @@
 //! one) until the next acknowledged operation. At the end every key must
 //! read as one of its possible states; anything else is a lost write.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,8 +22,11 @@ use cairn_proto::ErrorCode;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use crate::copies::{referenced_chunks, wait_converged};
 use crate::fuse_mount::FuseMount;
+use crate::links::{relay_every_server, Relays};
 use crate::nemesis::{apply, Planner, Step};
+use crate::shared_files;
 use crate::{random_bytes, DevCluster};
 
 /// Copies of every chunk (the dev cluster's policy).
@@ -61,6 +65,10 @@ pub struct ChaosReport {
     pub mount_writes_failed: u64,
     /// Every acknowledged write found wrong or missing (empty: none).
     pub lost: Vec<String>,
+    /// Operations on the shared files whose history was checked, and why
+    /// it is not linearizable (`None`: it is).
+    pub shared_ops_checked: usize,
+    pub shared_history_violation: Option<String>,
     /// Seconds after the faults stopped until every referenced chunk had
     /// N copies and no garbage was left (`None`: not within the bound).
     pub converged_after: Option<f64>,
@@ -70,23 +78,32 @@ pub struct ChaosReport {
 }
 
 impl ChaosReport {
-    /// True if nothing acknowledged was lost and the cluster converged.
+    /// True if nothing acknowledged was lost, the shared files' history is
+    /// linearizable and the cluster converged.
     pub fn ok(&self) -> bool {
-        self.lost.is_empty() && self.converged_after.is_some()
+        self.lost.is_empty()
+            && self.shared_history_violation.is_none()
+            && self.converged_after.is_some()
     }
 }
 
 /// A cluster set up for chaos: three metadata nodes, four chunkservers,
-/// GC grace [`GC_GRACE_MS`] and a GC pass every 2 s.
-pub fn cluster() -> anyhow::Result<DevCluster> {
+/// GC grace [`GC_GRACE_MS`] and a GC pass every 2 s, every server behind
+/// a relay.
+pub fn cluster() -> anyhow::Result<(DevCluster, Relays)> {
     let mut cluster = DevCluster::start_with(&["--meta", "3", "--chunkservers", "4"])?;
     for name in cluster.chunkserver_names() {
         cluster.edit_config(&name, |cfg| {
             cfg.insert("gc_interval_ms".into(), toml::Value::Integer(2_000));
         })?;
     }
-    cluster.reconfigure_meta(&[("gc_grace_ms", GC_GRACE_MS)])?;
-    Ok(cluster)
+    for name in cluster.meta_names() {
+        cluster.edit_config(&name, |cfg| {
+            cfg.insert("gc_grace_ms".into(), toml::Value::Integer(GC_GRACE_MS));
+        })?;
+    }
+    let relays = relay_every_server(&mut cluster)?;
+    Ok((cluster, relays))
 }
 
 type Hash = [u8; 32];
@@ -101,10 +118,22 @@ struct WriterLog {
     anomalies: Vec<String>,
 }
 
-/// Counts a failed operation under the start of its error.
+/// Counts a failed operation under the start of its error (chunk ids and
+/// other long hex words read `…`, so one kind of failure counts once).
 fn count_failure(failed: &mut u64, failures: &mut BTreeMap<String, u64>, why: String) {
     *failed += 1;
-    let kind: String = why.chars().take(60).collect();
+    let words: Vec<&str> = why
+        .split(' ')
+        .map(|w| {
+            let hex = w.len() >= 16 && w.bytes().all(|b| b.is_ascii_hexdigit());
+            if hex {
+                "…"
+            } else {
+                w
+            }
+        })
+        .collect();
+    let kind: String = words.join(" ").chars().take(60).collect();
     *failures.entry(kind).or_default() += 1;
 }
 
@@ -215,6 +244,7 @@ async fn read_back(client: &Client, path: &str) -> Result<Option<Hash>, String> 
 /// multi-threaded tokio runtime.
 pub async fn run(
     cluster: &mut DevCluster,
+    relays: &Relays,
     duration: Duration,
     seed: u64,
 ) -> anyhow::Result<ChaosReport> {
@@ -225,31 +255,49 @@ pub async fn run(
     let client = cluster.client().await?;
     client.mkdir("/chaos", true).await?;
     client.mkdir("/chaos-mount", true).await?;
+    client.mkdir(shared_files::DIR, true).await?;
     let mount = FuseMount::start(cluster, &[])?;
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..3)
         .map(|w| tokio::spawn(writer(client.clone(), w, seed, stop.clone())))
         .collect();
+    let contents = shared_files::Contents::default();
+    let sharers: Vec<_> = (0..shared_files::SHARERS)
+        .map(|s| {
+            let (client, contents, stop) = (client.clone(), contents.clone(), stop.clone());
+            tokio::spawn(shared_files::sharer(client, s, seed, contents, stop))
+        })
+        .collect();
     let mount_dir = mount.path().join("chaos-mount");
     let mount_stop = stop.clone();
     let mount_writer = std::thread::spawn(move || mount_writer(mount_dir, seed, mount_stop));
 
-    let mut planner = Planner::new(seed, cluster.meta_names(), cluster.chunkserver_names());
+    let mut planner =
+        Planner::new(seed, cluster.meta_names(), cluster.chunkserver_names()).cutting_links();
     let started = Instant::now();
     let mut steps = Vec::new();
     while started.elapsed() < duration {
         tokio::time::sleep(planner.pause()).await;
         steps.push(planner.next_step());
         let step = steps.last().expect("pushed").clone();
-        if let Step::Fault { server, kind } = &step {
-            *report.faults.entry(kind.as_str().into()).or_default() += 1;
-            *report.faults_by_server.entry(server.clone()).or_default() += 1;
+        match &step {
+            Step::Fault { server, kind } => {
+                *report.faults.entry(kind.as_str().into()).or_default() += 1;
+                *report.faults_by_server.entry(server.clone()).or_default() += 1;
+            }
+            Step::Cut(cut) => {
+                *report.faults.entry(cut.kind()).or_default() += 1;
+                for end in [&cut.from, &cut.to] {
+                    *report.faults_by_server.entry(end.to_string()).or_default() += 1;
+                }
+            }
+            Step::Heal { .. } | Step::Mend(_) => {}
         }
         eprintln!("nemesis +{:.1}s: {step:?}", started.elapsed().as_secs_f64());
-        tokio::task::block_in_place(|| apply(cluster, &step))?;
+        tokio::task::block_in_place(|| apply(cluster, &relays.links, &step))?;
     }
     for step in planner.heal_all() {
-        tokio::task::block_in_place(|| apply(cluster, &step))?;
+        tokio::task::block_in_place(|| apply(cluster, &relays.links, &step))?;
     }
     report.fault_seconds = started.elapsed().as_secs_f64();
     let healed = Instant::now();
@@ -257,6 +305,14 @@ pub async fn run(
     let mut logs = Vec::new();
     for w in writers {
         logs.push(w.await?);
+    }
+    let mut shared = Vec::new();
+    for s in sharers {
+        shared.push(s.await?);
+    }
+    match shared_files::check_history(&shared) {
+        Ok(n) => report.shared_ops_checked = n,
+        Err(why) => report.shared_history_violation = Some(why),
     }
     let (mount_files, mount_failed) = tokio::task::block_in_place(|| mount_writer.join())
         .map_err(|_| anyhow::anyhow!("the mount writer panicked"))?;
@@ -314,65 +370,26 @@ pub async fn run(
                 .push(format!("{path}: unreadable after the faults: {e}")),
         }
     }
-    // Files the mount did not get to fsync may exist too: they hold chunks.
-    for entry in client.list("/chaos-mount").await? {
-        let path = format!("/chaos-mount/{}", entry.name);
-        if !live.contains(&path) {
-            live.push(path);
+    // Files the mount did not get to fsync may exist too, and the shared
+    // files: they hold chunks.
+    for dir in ["/chaos-mount", shared_files::DIR] {
+        for entry in client.list(dir).await? {
+            let path = format!("{dir}/{}", entry.name);
+            if !live.contains(&path) {
+                live.push(path);
+            }
         }
     }
 
     // The cluster converges: N copies of what files reference, no garbage.
     let referenced = referenced_chunks(&client, &live).await?;
-    let deadline = healed + CONVERGE_WITHIN;
-    loop {
-        let counts = stored_chunks(cluster);
-        report.short_chunks = referenced
-            .iter()
-            .filter(|id| counts.get(*id).copied().unwrap_or(0) < COPIES)
-            .count();
-        report.garbage_chunks = counts.keys().filter(|id| !referenced.contains(*id)).count();
-        if report.short_chunks == 0 && report.garbage_chunks == 0 {
-            report.converged_after = Some(healed.elapsed().as_secs_f64());
-            break;
+    let left = CONVERGE_WITHIN.saturating_sub(healed.elapsed());
+    match wait_converged(cluster, &referenced, COPIES, left).await {
+        Ok(_) => report.converged_after = Some(healed.elapsed().as_secs_f64()),
+        Err(last) => {
+            report.short_chunks = last.short;
+            report.garbage_chunks = last.garbage;
         }
-        if Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(report)
-}
-
-/// Every chunk the files at `paths` reference (hex ids).
-async fn referenced_chunks(client: &Client, paths: &[String]) -> anyhow::Result<BTreeSet<String>> {
-    let mut out = BTreeSet::new();
-    for path in paths {
-        let layout = async {
-            let attr = client.stat(path).await?;
-            client.content(attr.ino).await
-        };
-        let (content, _) = tokio::time::timeout(READ_TIMEOUT, layout)
-            .await
-            .map_err(|_| anyhow::anyhow!("reading the layout of {path} timed out"))??;
-        out.extend(content.extents.iter().map(|e| e.chunk.to_hex()));
-    }
-    Ok(out)
-}
-
-/// Copies of every chunk stored (hex id → chunkservers holding a file
-/// named for it); temporary and quarantined files are not chunks.
-fn stored_chunks(cluster: &DevCluster) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for name in cluster.chunkserver_names() {
-        for (path, _) in cluster.chunk_files(&name) {
-            let Some(f) = path.file_name().map(|f| f.to_string_lossy().into_owned()) else {
-                continue;
-            };
-            if f.len() == 64 && f.bytes().all(|b| b.is_ascii_hexdigit()) {
-                *counts.entry(f).or_insert(0) += 1;
-            }
-        }
-    }
-    counts
 }

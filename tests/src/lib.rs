@@ -16,10 +16,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 
 pub mod chaos;
+pub mod copies;
+pub mod failpoints;
 pub mod fuse_mount;
 pub mod linearizability;
+pub mod links;
 pub mod metrics;
 pub mod nemesis;
+pub mod shared_files;
 pub mod udp_proxy;
 
 /// The `cairn` binary under test: `$CAIRN_BIN`, else the one built beside
@@ -176,8 +180,23 @@ impl DevCluster {
     /// Sets integer `settings` in every metadata node's config
     /// (`meta-N.toml`) and restarts the cluster so they apply.
     pub fn reconfigure_meta(&mut self, settings: &[(&str, i64)]) -> anyhow::Result<()> {
+        self.reconfigure(&[], settings)
+    }
+
+    /// Sets integer settings in every chunkserver's and every metadata
+    /// node's config and restarts the cluster so they apply.
+    pub fn reconfigure(
+        &mut self,
+        chunkservers: &[(&str, i64)],
+        meta: &[(&str, i64)],
+    ) -> anyhow::Result<()> {
         self.stop_dev()?;
-        for name in self.meta_names() {
+        let servers = self
+            .chunkserver_names()
+            .into_iter()
+            .map(|n| (n, chunkservers))
+            .chain(self.meta_names().into_iter().map(|n| (n, meta)));
+        for (name, settings) in servers {
             self.edit_config(&name, |cfg| {
                 for (key, value) in settings {
                     cfg.insert((*key).to_string(), toml::Value::Integer(*value));

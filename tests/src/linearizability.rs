@@ -1,5 +1,7 @@
-//! A linearizability checker for histories of namespace operations on a
-//! few names in one directory (create, rename, stat).
+//! A linearizability checker for histories of namespace and file
+//! operations on a few names in one directory: mkdir, rename, stat, and
+//! whole-file put, read and remove, with file contents told apart by a
+//! number the caller gives each write.
 //!
 //! The search is Wing & Gong's, with Lowe's memoization as Porcupine does
 //! it: walk the history's call/return events; at a call, try to linearize
@@ -12,28 +14,41 @@
 
 use std::collections::HashSet;
 
-/// The names operated on: indices 0..MAX_NAMES into a bit set.
+/// The names operated on: indices 0..MAX_NAMES.
 pub const MAX_NAMES: u8 = 8;
+
+/// Contents a history may name: 0..MAX_CONTENTS.
+pub const MAX_CONTENTS: u16 = u16::MAX - 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     /// mkdir of name `n`.
     Create(u8),
-    /// rename `from` to `to` (an empty directory at `to` is replaced).
+    /// rename `from` to `to` (whatever is at `to` is replaced).
     Rename(u8, u8),
     /// stat of name `n`.
     Stat(u8),
+    /// Writes file `n` whole with content `c` (created or replaced).
+    Put(u8, u16),
+    /// Reads file `n` whole.
+    Read(u8),
+    /// Removes name `n`.
+    Remove(u8),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
-    /// Create: the name existed.
+    /// Create: the name existed. Put: a directory is there.
     Exists,
-    /// Rename: the source did not exist. Stat: the name does not exist.
+    /// Rename, stat, read, remove: the name does not exist.
     NotFound,
     /// Stat: the name exists.
     Found,
+    /// Read: the file holds content `c`.
+    Content(u16),
+    /// Read: the name is a directory.
+    IsDir,
     /// No answer, or an error that leaves the effect unknown.
     Unknown,
 }
@@ -48,22 +63,48 @@ pub struct Event {
     pub completed: Option<std::time::Instant>,
 }
 
-type State = u8;
-
-fn bit(n: u8) -> State {
-    1 << n
-}
+/// What each name holds: [`ABSENT`], [`DIR`], or a file of content `c`
+/// as `FILE + c`.
+type State = [u16; MAX_NAMES as usize];
+const ABSENT: u16 = 0;
+const DIR: u16 = 1;
+const FILE: u16 = 2;
 
 /// The model's answer to `op` in `state`: the result and the next state.
 fn step(state: State, op: Op) -> (Outcome, State) {
-    match op {
-        Op::Create(n) if state & bit(n) != 0 => (Outcome::Exists, state),
-        Op::Create(n) => (Outcome::Ok, state | bit(n)),
-        Op::Rename(a, _) if state & bit(a) == 0 => (Outcome::NotFound, state),
-        Op::Rename(a, b) => (Outcome::Ok, (state & !bit(a)) | bit(b)),
-        Op::Stat(n) if state & bit(n) != 0 => (Outcome::Found, state),
-        Op::Stat(_) => (Outcome::NotFound, state),
-    }
+    let mut next = state;
+    let at = |n: u8| state[n as usize];
+    let outcome = match op {
+        Op::Create(n) if at(n) != ABSENT => Outcome::Exists,
+        Op::Create(n) => {
+            next[n as usize] = DIR;
+            Outcome::Ok
+        }
+        Op::Rename(a, _) if at(a) == ABSENT => Outcome::NotFound,
+        Op::Rename(a, b) => {
+            next[a as usize] = ABSENT;
+            next[b as usize] = at(a);
+            Outcome::Ok
+        }
+        Op::Stat(n) if at(n) == ABSENT => Outcome::NotFound,
+        Op::Stat(_) => Outcome::Found,
+        Op::Put(n, _) if at(n) == DIR => Outcome::Exists,
+        Op::Put(n, c) => {
+            next[n as usize] = FILE + c;
+            Outcome::Ok
+        }
+        Op::Read(n) => match at(n) {
+            ABSENT => Outcome::NotFound,
+            DIR => Outcome::IsDir,
+            f => Outcome::Content(f - FILE),
+        },
+        Op::Remove(n) if at(n) == ABSENT => Outcome::NotFound,
+        Op::Remove(n) => {
+            next[n as usize] = ABSENT;
+            Outcome::Ok
+        }
+    };
+    (outcome, next)
 }
 
 /// Why a history could not be checked.
@@ -73,7 +114,8 @@ pub enum CheckError {
     NotLinearizable,
     /// The search gave up after this many steps.
     TooLong(u64),
-    /// An event names a name outside 0..MAX_NAMES.
+    /// An event names a name outside 0..MAX_NAMES, or a content outside
+    /// 0..MAX_CONTENTS.
     BadName,
 }
 
@@ -87,7 +129,8 @@ enum Kind {
 /// `max_steps` search steps.
 pub fn check(history: &[Event], max_steps: u64) -> Result<(), CheckError> {
     let names_ok = |op: &Op| match *op {
-        Op::Create(n) | Op::Stat(n) => n < MAX_NAMES,
+        Op::Create(n) | Op::Stat(n) | Op::Read(n) | Op::Remove(n) => n < MAX_NAMES,
+        Op::Put(n, c) => n < MAX_NAMES && c < MAX_CONTENTS,
         Op::Rename(a, b) => a < MAX_NAMES && b < MAX_NAMES,
     };
     if !history.iter().all(|e| names_ok(&e.op)) {
@@ -118,7 +161,7 @@ pub fn check(history: &[Event], max_steps: u64) -> Result<(), CheckError> {
     let mut seen: HashSet<(Vec<u64>, State)> = HashSet::new();
     // Linearized so far: (event index of its call, state before it).
     let mut stack: Vec<(usize, State)> = Vec::new();
-    let mut state: State = 0;
+    let mut state: State = [ABSENT; MAX_NAMES as usize];
     let mut j = 0usize;
     let mut steps = 0u64;
     let mut backtrack = false;
@@ -269,6 +312,56 @@ mod tests {
             ev(t, Op::Stat(0), Outcome::NotFound, 7, Some(8)),
         ];
         assert_eq!(check(&flicker, 10_000), Err(CheckError::NotLinearizable));
+    }
+
+    #[test]
+    fn reads_see_the_last_write_or_one_overlapping_it() {
+        let t = Instant::now();
+        let h = vec![
+            ev(t, Op::Put(0, 1), Outcome::Ok, 0, Some(2)),
+            ev(t, Op::Put(0, 2), Outcome::Ok, 3, Some(10)),
+            // Overlaps the second put: either content.
+            ev(t, Op::Read(0), Outcome::Content(1), 4, Some(5)),
+            ev(t, Op::Read(0), Outcome::Content(2), 6, Some(7)),
+            ev(t, Op::Remove(0), Outcome::Ok, 11, Some(12)),
+            ev(t, Op::Read(0), Outcome::NotFound, 13, Some(14)),
+        ];
+        assert_eq!(check(&h, 10_000), Ok(()));
+        // Once a read saw the new content, a later read may not go back.
+        let mut back = h.clone();
+        back.insert(4, ev(t, Op::Read(0), Outcome::Content(1), 8, Some(9)));
+        assert_eq!(check(&back, 10_000), Err(CheckError::NotLinearizable));
+        // A read after the put returned sees it, not the old bytes.
+        let stale = vec![
+            ev(t, Op::Put(1, 1), Outcome::Ok, 0, Some(1)),
+            ev(t, Op::Put(1, 2), Outcome::Ok, 2, Some(3)),
+            ev(t, Op::Read(1), Outcome::Content(1), 4, Some(5)),
+        ];
+        assert_eq!(check(&stale, 10_000), Err(CheckError::NotLinearizable));
+        // A put whose answer was lost may or may not show.
+        let lost = vec![
+            ev(t, Op::Put(2, 7), Outcome::Unknown, 0, None),
+            ev(t, Op::Read(2), Outcome::NotFound, 1, Some(2)),
+            ev(t, Op::Read(2), Outcome::Content(7), 3, Some(4)),
+        ];
+        assert_eq!(check(&lost, 10_000), Ok(()));
+    }
+
+    #[test]
+    fn renames_move_contents_and_directories_refuse_puts() {
+        let t = Instant::now();
+        let h = vec![
+            ev(t, Op::Put(0, 5), Outcome::Ok, 0, Some(1)),
+            ev(t, Op::Rename(0, 1), Outcome::Ok, 2, Some(3)),
+            ev(t, Op::Read(1), Outcome::Content(5), 4, Some(5)),
+            ev(t, Op::Create(2), Outcome::Ok, 6, Some(7)),
+            ev(t, Op::Put(2, 6), Outcome::Exists, 8, Some(9)),
+            ev(t, Op::Read(2), Outcome::IsDir, 10, Some(11)),
+        ];
+        assert_eq!(check(&h, 10_000), Ok(()));
+        let mut wrong = h.clone();
+        wrong[2].outcome = Outcome::Content(6);
+        assert_eq!(check(&wrong, 10_000), Err(CheckError::NotLinearizable));
     }
 
     #[test]

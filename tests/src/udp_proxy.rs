@@ -1,11 +1,12 @@
 //! A UDP relay on 127.0.0.1 that the test can cut: the "test's
 //! transport" for partition tests.
 //!
-//! Each metadata node's peers reach it through its own [`UdpProxy`] (the
-//! group's membership names proxy addresses). [`Partition`] decides which
-//! datagrams pass: isolating node C drops everything relayed to C and
-//! everything C sends to the others (recognized by its source port, the
-//! node's one QUIC socket).
+//! Each server's peers reach it through its own [`UdpProxy`] (the group's
+//! membership, or the ring, names proxy addresses). A [`Cuts`] decides
+//! which datagrams pass, by the ports of their sender and receiver: a
+//! server is recognized by its source port, its one QUIC socket, and
+//! anything else is a client. [`Partition`] isolates whole nodes;
+//! [`crate::links::Links`] cuts single links, one way or both.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -13,6 +14,13 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
+
+/// Which datagrams a relay passes.
+pub trait Cuts: Clone + Send + Sync + 'static {
+    /// True if a datagram from port `from` to port `to` passes (a
+    /// server's port is its real, listening one).
+    fn passes(&self, from: u16, to: u16) -> bool;
+}
 
 /// Which nodes are cut off, by their real (listening) port.
 #[derive(Clone, Default)]
@@ -28,14 +36,17 @@ impl Partition {
     pub fn heal(&self) {
         self.isolated.lock().unwrap().clear();
     }
+}
 
-    fn cut(&self, port: u16) -> bool {
-        self.isolated.lock().unwrap().contains(&port)
+impl Cuts for Partition {
+    fn passes(&self, from: u16, to: u16) -> bool {
+        let isolated = self.isolated.lock().unwrap();
+        !isolated.contains(&from) && !isolated.contains(&to)
     }
 }
 
 /// Relays datagrams between any sender and one target, while the
-/// [`Partition`] allows. Runs on a thread and runtime of its own (so a test
+/// [`Cuts`] allow. Runs on a thread and runtime of its own (so a test
 /// blocking its own runtime cannot stall the relay); stops when dropped.
 pub struct UdpProxy {
     pub addr: SocketAddr,
@@ -50,7 +61,7 @@ const ERROR_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 const MAX_DATAGRAM: usize = 65_536;
 
 impl UdpProxy {
-    pub fn start(target: SocketAddr, partition: Partition) -> std::io::Result<Self> {
+    pub fn start(target: SocketAddr, cuts: impl Cuts) -> std::io::Result<Self> {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
         socket.set_nonblocking(true)?;
         let addr = socket.local_addr()?;
@@ -64,7 +75,7 @@ impl UdpProxy {
                     return;
                 };
                 tokio::select! {
-                    _ = relay(Arc::new(front), target, partition) => {}
+                    _ = relay(Arc::new(front), target, cuts) => {}
                     _ = stopped => {}
                 }
             });
@@ -77,7 +88,7 @@ impl UdpProxy {
     }
 }
 
-async fn relay(front: Arc<UdpSocket>, target: SocketAddr, partition: Partition) {
+async fn relay(front: Arc<UdpSocket>, target: SocketAddr, cuts: impl Cuts) {
     // One upstream socket per sender, so replies find their way back.
     let mut upstream: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut relays = JoinSet::new();
@@ -87,7 +98,7 @@ async fn relay(front: Arc<UdpSocket>, target: SocketAddr, partition: Partition) 
             tokio::time::sleep(ERROR_PAUSE).await;
             continue;
         };
-        if partition.cut(target.port()) || partition.cut(from.port()) {
+        if !cuts.passes(from.port(), target.port()) {
             continue;
         }
         let up = match upstream.get(&from) {
@@ -101,7 +112,7 @@ async fn relay(front: Arc<UdpSocket>, target: SocketAddr, partition: Partition) 
                 }
                 let u = Arc::new(u);
                 upstream.insert(from, u.clone());
-                let (back, front, partition) = (u.clone(), front.clone(), partition.clone());
+                let (back, front, cuts) = (u.clone(), front.clone(), cuts.clone());
                 relays.spawn(async move {
                     let mut buf = vec![0u8; MAX_DATAGRAM];
                     loop {
@@ -112,7 +123,7 @@ async fn relay(front: Arc<UdpSocket>, target: SocketAddr, partition: Partition) 
                             tokio::time::sleep(ERROR_PAUSE).await;
                             continue;
                         };
-                        if partition.cut(target.port()) || partition.cut(from.port()) {
+                        if !cuts.passes(target.port(), from.port()) {
                             continue;
                         }
                         let _ = front.send_to(&buf[..n], from).await;

@@ -1,8 +1,11 @@
 //! The nemesis on real processes: about two minutes of `kill -9`, crash
 //! restarts and `SIGSTOP`/`SIGCONT` of any server — metadata nodes too —
-//! while writers put, overwrite and remove and a mount writes and fsyncs
-//! files. Nothing acknowledged may be lost, and afterwards the cluster must
-//! converge to three copies of every referenced chunk and no garbage.
+//! and cuts of any client↔chunkserver, chunkserver↔chunkserver or
+//! chunkserver↔meta link, one way or both, while writers put, overwrite
+//! and remove, two writers share three files and a mount writes and
+//! fsyncs files. Nothing acknowledged may be lost, the shared files'
+//! history must be linearizable, and afterwards the cluster must converge
+//! to three copies of every referenced chunk and no garbage.
 //!
 //! `CAIRN_CHAOS_SECS` sets the length (default 120), `CAIRN_CHAOS_SEED`
 //! the seed (default: from the clock, printed); `cairn-bench chaos
@@ -25,8 +28,8 @@ async fn nothing_acknowledged_is_lost_under_process_faults() {
             .map_or(1, |d| d.as_secs())
     });
     eprintln!("chaos: seed {seed}, {secs} s (CAIRN_CHAOS_SEED={seed} replays the fault plan)");
-    let mut cluster = chaos::cluster().expect("cluster starts");
-    let report = match chaos::run(&mut cluster, Duration::from_secs(secs), seed).await {
+    let (mut cluster, relays) = chaos::cluster().expect("cluster starts");
+    let report = match chaos::run(&mut cluster, &relays, Duration::from_secs(secs), seed).await {
         Ok(r) => r,
         Err(e) => panic!(
             "seed {seed}: the chaos run failed: {e:#}\n{}",
@@ -44,6 +47,18 @@ async fn nothing_acknowledged_is_lost_under_process_faults() {
         "seed {seed}: acknowledged writes lost: {:#?}\n{}",
         report.lost,
         cluster.log_tails(30)
+    );
+    assert!(
+        report.shared_history_violation.is_none(),
+        "seed {seed}: {}",
+        report
+            .shared_history_violation
+            .as_deref()
+            .unwrap_or_default()
+    );
+    assert!(
+        report.shared_ops_checked > 0,
+        "no shared-file history was checked"
     );
     assert!(
         report.converged_after.is_some(),

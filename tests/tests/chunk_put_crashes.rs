@@ -2,12 +2,15 @@
 //! real process (the test build has `--features failpoints`) — leaves no
 //! chunk or a whole verified one: restarted, it holds only chunks whose
 //! bytes hash to their names and no temporary file, and every file the
-//! cluster acknowledged reads back exactly.
+//! cluster acknowledged reads back exactly. A crash just before or after
+//! it queues the asynchronous copy still ends with every chunk at three
+//! copies and no garbage.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cairn_tests::{cairn_bin, chunkserver_status, random_bytes, DevCluster};
+use cairn_tests::copies::{referenced_chunks, wait_converged};
+use cairn_tests::failpoints::{crash_at, require_failpoint_build};
+use cairn_tests::{chunkserver_status, random_bytes, DevCluster};
 
 /// The failpoints in `FileStore::put`, in the order a put passes them.
 const STEPS: [&str; 5] = [
@@ -33,6 +36,28 @@ async fn wait_up(client: &cairn_client::Client, id: u64) {
     }
 }
 
+/// Restarts chunk-1 to crash at failpoint `step`, and waits until it is up.
+async fn restart_crashing_at(cluster: &mut DevCluster, client: &cairn_client::Client, step: &str) {
+    cluster.kill9("chunk-1").expect("kill chunk-1");
+    cluster
+        .restart_server_with("chunk-1", &[("FAILPOINTS", &crash_at(step))])
+        .expect("restart chunk-1 with a failpoint");
+    wait_up(client, 1).await;
+}
+
+/// Every acknowledged (path, bytes) reads back exactly.
+async fn reads_back(client: &cairn_client::Client, acked: &[(String, Vec<u8>)]) {
+    assert!(
+        !acked.is_empty(),
+        "no put was acknowledged around the crashes"
+    );
+    for (path, data) in acked {
+        let mut back = Vec::new();
+        client.get(path, &mut back).await.expect("get");
+        assert!(&back == data, "{path} differs after the crashes");
+    }
+}
+
 /// Files in chunk-1's `tmp/`.
 fn temporary_files(cluster: &DevCluster) -> Vec<std::path::PathBuf> {
     let tmp = cluster.dir().join("data").join("chunk-1").join("tmp");
@@ -43,27 +68,13 @@ fn temporary_files(cluster: &DevCluster) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_any_step_of_a_put_leaves_no_chunk_or_a_whole_one() {
-    let version = Command::new(cairn_bin())
-        .arg("--version")
-        .output()
-        .expect("cairn --version");
-    assert!(
-        String::from_utf8_lossy(&version.stdout).contains("failpoints"),
-        "{} was built without failpoints: build it with \
-         `cargo build --release -p cairn --features failpoints` (scripts/test does)",
-        cairn_bin().display()
-    );
+    require_failpoint_build();
     // Three servers and three copies: chunk-1 gets a copy of every chunk.
     let mut cluster = DevCluster::start().expect("cluster starts");
     let client = cluster.client().await.expect("client");
     let mut acked = Vec::new();
     for (i, step) in STEPS.iter().enumerate() {
-        cluster.kill9("chunk-1").expect("kill chunk-1");
-        let failpoints = format!("{step}=return");
-        cluster
-            .restart_server_with("chunk-1", &[("FAILPOINTS", failpoints.as_str())])
-            .expect("restart chunk-1 with a failpoint");
-        wait_up(&client, 1).await;
+        restart_crashing_at(&mut cluster, &client, step).await;
 
         let data = random_bytes(600_000, 40 + i as u64);
         let path = format!("/crash-{step}");
@@ -110,13 +121,63 @@ async fn a_crash_at_any_step_of_a_put_leaves_no_chunk_or_a_whole_one() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    assert!(
-        !acked.is_empty(),
-        "no put was acknowledged around the crashes"
-    );
-    for (path, data) in &acked {
-        let mut back = Vec::new();
-        client.get(path, &mut back).await.expect("get");
-        assert!(&back == data, "{path} differs after the crashes");
+    reads_back(&client, &acked).await;
+}
+
+/// The failpoints around queueing a put's asynchronous copy: stored on
+/// the primary and its backup, the third copy not yet queued; or queued
+/// and not yet answered.
+const QUEUE_STEPS: [&str; 2] = ["replication-before-enqueue", "replication-enqueued"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_around_queueing_the_asynchronous_copy_still_ends_with_every_copy() {
+    require_failpoint_build();
+    // Three servers and three copies, two of them synchronous: the third
+    // copy of a chunk chunk-1 takes as primary goes through its queue. A
+    // short GC grace, so uploads never committed go within the test.
+    let mut cluster = DevCluster::start().expect("cluster starts");
+    cluster
+        .reconfigure(&[("gc_interval_ms", 1_000)], &[("gc_grace_ms", 5_000)])
+        .expect("restart with a short grace period");
+    let client = cluster.client().await.expect("client");
+    let mut acked = Vec::new();
+    for (i, step) in QUEUE_STEPS.iter().enumerate() {
+        restart_crashing_at(&mut cluster, &client, step).await;
+        // Puts until chunk-1 is the primary of one and crashes.
+        let started = Instant::now();
+        let mut n = 0u64;
+        while !cluster
+            .wait_exit("chunk-1", Duration::from_millis(100))
+            .expect("wait")
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "chunk-1 did not crash at {step} within 60 s"
+            );
+            n += 1;
+            let data = random_bytes(300_000, 1_000 * (i as u64 + 1) + n);
+            let path = format!("/{step}-{n}");
+            let put = tokio::time::timeout(Duration::from_secs(30), client.put(&path, &data[..]));
+            if let Ok(Ok(_)) = put.await {
+                acked.push((path, data));
+            }
+        }
+        cluster.restart_server("chunk-1").expect("restart chunk-1");
+        wait_up(&client, 1).await;
     }
+    reads_back(&client, &acked).await;
+    // Every file's chunks reach three copies, and nothing else stays.
+    let files: Vec<String> = client
+        .list("/")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|e| format!("/{}", e.name))
+        .collect();
+    let referenced = referenced_chunks(&client, &files).await.expect("layouts");
+    let converged = wait_converged(&cluster, &referenced, 3, Duration::from_secs(90)).await;
+    assert!(
+        converged.is_ok(),
+        "not converged after the crashes: {converged:?}"
+    );
 }

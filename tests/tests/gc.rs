@@ -1,7 +1,10 @@
 //! Garbage collection: chunks no file references are deleted once the
 //! grace period has passed, never before, and never while a file still
 //! references them (dedup); uploads never committed go too; a write too
-//! slow to commit within half the grace period is refused.
+//! slow to commit within half the grace period is refused. Failpoints
+//! widen the races: a collector paused between its verdict and the delete
+//! while the same bytes are written again, and a write held or abandoned
+//! between its upload and its commit.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -13,6 +16,8 @@ use cairn_client::ClientError;
 use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse};
 use cairn_proto::net::{client_endpoint, connect};
 use cairn_proto::ChunkId;
+use cairn_tests::copies::{referenced_chunks, stored_chunks, wait_converged};
+use cairn_tests::failpoints::require_failpoint_build;
 use cairn_tests::{random_bytes, DevCluster};
 
 const GRACE_MS: i64 = 2_000;
@@ -21,15 +26,11 @@ const GRACE_MS: i64 = 2_000;
 /// collecting every `interval_ms`.
 fn cluster(interval_ms: i64) -> DevCluster {
     let mut c = DevCluster::start().expect("cluster starts");
-    c.stop_dev().expect("stop");
-    for name in c.chunkserver_names() {
-        c.edit_config(&name, |cfg| {
-            cfg.insert("gc_interval_ms".into(), toml::Value::Integer(interval_ms));
-        })
-        .expect("edit");
-    }
-    c.reconfigure_meta(&[("gc_grace_ms", GRACE_MS)])
-        .expect("restart with a short grace period");
+    c.reconfigure(
+        &[("gc_interval_ms", interval_ms)],
+        &[("gc_grace_ms", GRACE_MS)],
+    )
+    .expect("restart with a short grace period");
     c
 }
 
@@ -266,4 +267,136 @@ async fn a_write_slower_than_half_the_grace_period_is_not_committed() {
     assert!(client.stat("/slow").await.is_err(), "/slow was committed");
     // A prompt write of the same bytes commits.
     client.put("/slow", &data[..]).await.expect("prompt put");
+}
+
+/// Chunks (hex ids) of the file at `path`.
+async fn chunks_of(client: &cairn_client::Client, path: &str) -> BTreeSet<String> {
+    referenced_chunks(client, &[path.to_string()])
+        .await
+        .expect("layout")
+}
+
+/// Whether any chunkserver's log says its collector paused before a
+/// delete (the `gc-before-delete` failpoint).
+fn collector_paused(cluster: &DevCluster) -> bool {
+    cluster.chunkserver_names().iter().any(|name| {
+        let log = cluster.dir().join("logs").join(format!("{name}.log"));
+        std::fs::read_to_string(log)
+            .is_ok_and(|text| text.contains("failpoint gc-before-delete: pausing"))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_while_the_collector_pauses_before_its_delete_keeps_the_chunk() {
+    require_failpoint_build();
+    let mut cluster = cluster(500);
+    // Every collector pauses 4 s between metadata's verdict and a delete.
+    for name in cluster.chunkserver_names() {
+        cluster.kill9(&name).expect("kill");
+        cluster
+            .restart_server_with(&name, &[("FAILPOINTS", "gc-before-delete=return(4000)")])
+            .expect("restart with the pause");
+    }
+    let client = cluster.client().await.expect("client");
+    let data = random_bytes(600_000, 46);
+    client.put("/a", &data[..]).await.expect("put a");
+    let chunks = chunks_of(&client, "/a").await;
+    cluster
+        .wait_replicated(3, Duration::from_secs(30))
+        .expect("3 copies");
+    client.remove("/a", false).await.expect("remove a");
+    // Once a collector has condemned the chunk and is pausing before the
+    // delete, the same bytes are written again (an upload, or a dedup hit).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !collector_paused(&cluster) {
+        assert!(
+            Instant::now() < deadline,
+            "no collector condemned /a's chunk"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client.put("/b", &data[..]).await.expect("put b");
+    assert_eq!(
+        chunks_of(&client, "/b").await,
+        chunks,
+        "/b is not /a's bytes"
+    );
+    // The paused deletes run, and later passes see /b's reference.
+    tokio::time::sleep(Duration::from_millis(4_000 + 3 * GRACE_MS as u64)).await;
+    let mut back = Vec::new();
+    client.get("/b", &mut back).await.expect("get b");
+    assert!(back == data, "/b reads back other bytes");
+    let copies = stored_chunks(&cluster);
+    for id in &chunks {
+        assert_eq!(
+            copies.get(id).copied().unwrap_or(0),
+            3,
+            "{id} of /b lost copies to a delete condemned before /b was written"
+        );
+    }
+}
+
+/// Puts `data` at `path` with the write-path failpoint set to `action`
+/// (in this process); the put must fail.
+async fn put_stopped_before_commit(
+    client: &cairn_client::Client,
+    path: &str,
+    data: &[u8],
+    action: &str,
+) -> ClientError {
+    fail::cfg("client-put-before-commit", action).expect("failpoint");
+    let put = client.put(path, data).await;
+    fail::remove("client-put-before-commit");
+    match put {
+        Ok(_) => panic!("{path} was committed past the failpoint ({action})"),
+        Err(e) => e,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_held_between_upload_and_commit_past_half_the_grace_is_refused() {
+    let cluster = cluster(500);
+    let client = cluster.client().await.expect("client");
+    let data = random_bytes(600_000, 47);
+    // The write stores its chunk, then waits longer than the grace period
+    // before its commit: collectors may take the chunk meanwhile.
+    let held = format!("return({})", GRACE_MS + 1_000);
+    let err = put_stopped_before_commit(&client, "/held", &data, &held).await;
+    assert!(
+        matches!(err, ClientError::CommitTooLate { .. }),
+        "unexpected error: {err}"
+    );
+    assert!(client.stat("/held").await.is_err(), "/held was committed");
+    client.put("/held", &data[..]).await.expect("prompt put");
+    tokio::time::sleep(Duration::from_millis(3 * GRACE_MS as u64)).await;
+    let mut back = Vec::new();
+    client.get("/held", &mut back).await.expect("get");
+    assert!(back == data, "/held reads back other bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_abandoned_between_upload_and_commit_leaves_no_garbage() {
+    let cluster = cluster(500);
+    let client = cluster.client().await.expect("client");
+    let data = random_bytes(3 << 20, 48);
+    let err = put_stopped_before_commit(&client, "/abandoned", &data, "return").await;
+    assert!(
+        err.to_string().contains("failpoint"),
+        "unexpected error: {err}"
+    );
+    assert!(
+        client.stat("/abandoned").await.is_err(),
+        "/abandoned was committed"
+    );
+    let uploaded = distinct(&stored(&cluster));
+    assert!(
+        !uploaded.is_empty(),
+        "the write stored no chunk before its commit"
+    );
+    // Never committed, the chunks go once the grace period has passed.
+    let waited = wait_converged(&cluster, &BTreeSet::new(), 3, Duration::from_secs(30)).await;
+    assert!(
+        waited.is_ok(),
+        "the abandoned write's chunks are still stored: {waited:?}"
+    );
 }

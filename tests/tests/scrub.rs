@@ -9,16 +9,12 @@ use cairn_tests::{random_bytes, DevCluster};
 async fn a_scrub_finds_and_repairs_a_flipped_bit() {
     let mut cluster = DevCluster::start().expect("cluster starts");
     // Scrub and repair every second (defaults: a day and 5 s).
-    cluster.stop_dev().expect("stop");
-    for name in cluster.chunkserver_names() {
-        cluster
-            .edit_config(&name, |cfg| {
-                cfg.insert("scrub_interval_ms".into(), toml::Value::Integer(1000));
-                cfg.insert("repair_interval_ms".into(), toml::Value::Integer(1000));
-            })
-            .expect("edit config");
-    }
-    cluster.start_dev().expect("restart");
+    cluster
+        .reconfigure(
+            &[("scrub_interval_ms", 1000), ("repair_interval_ms", 1000)],
+            &[],
+        )
+        .expect("restart");
     let client = cluster.client().await.expect("client");
     let data = random_bytes(3 << 20, 21);
     client.put("/scrubbed", &data[..]).await.expect("put");

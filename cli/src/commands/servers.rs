@@ -27,6 +27,9 @@ pub async fn meta(
     if let Some(d) = data_dir {
         cfg.data_dir = d;
     }
+    // Failpoints named in FAILPOINTS, for crash tests (a test build only).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let termination = Termination::install()?;
     let cancel = CancellationToken::new();
     let handle = cairn_metadata::start(cfg, cancel.clone())

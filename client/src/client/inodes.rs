@@ -412,8 +412,7 @@ impl Client {
             .buffered(self.inner.config.upload_concurrency)
             .try_collect()
             .await?;
-        self.check_commit_in_time(started)?;
-        self.attr_of(MetaRequest::WriteExtents { ino, extents })
+        self.commit_in_time(started, MetaRequest::WriteExtents { ino, extents })
             .await
     }
 }

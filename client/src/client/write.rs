@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cairn_proto::gc_rule::commit_in_time;
 use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner};
@@ -65,7 +65,7 @@ impl Client {
             }
         }
         self.wait_for_ring().await?;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let mut cdc = chunker(reader);
         let extents: Vec<Extent> = cdc
             .as_stream()
@@ -92,37 +92,49 @@ impl Client {
             .buffered(self.inner.config.upload_concurrency)
             .try_collect()
             .await?;
-        self.check_commit_in_time(started)?;
         let size = extents.last().map_or(0, |e| e.offset + e.len);
         let owner = Owner {
             mode: 0o644,
             uid: self.inner.uid,
             gid: self.inner.gid,
         };
-        self.attr_of(MetaRequest::CommitFile {
+        let commit = MetaRequest::CommitFile {
             parent: p.ino,
             name,
             extents,
             size,
             owner,
-        })
-        .await
+        };
+        self.commit_in_time(started, commit).await
     }
 
-    /// Refuses to commit chunks whose storing began `started` (before the
-    /// first upload or dedup check) more than half the cluster's GC grace
-    /// period ago: the collector may already have taken them
-    /// (`cairn_proto::gc_rule`).
-    pub(super) fn check_commit_in_time(
+    /// Commits `commit`, naming chunks whose storing began `started`
+    /// (before the first upload or dedup check), only while that is less
+    /// than half the cluster's GC grace period ago: later, the collector
+    /// may already have taken them (`cairn_proto::gc_rule`). Checked just
+    /// before the commit is sent, and the commit's retries (elections,
+    /// unreachable nodes) stop when that time is up.
+    pub(super) async fn commit_in_time(
         &self,
-        started: std::time::Instant,
-    ) -> Result<(), ClientError> {
+        started: Instant,
+        commit: MetaRequest,
+    ) -> Result<InodeAttr, ClientError> {
+        before_commit().await?;
         let grace = self.inner.ring.gc_grace();
         let elapsed = started.elapsed();
-        if commit_in_time(elapsed, grace) {
-            Ok(())
-        } else {
-            Err(ClientError::CommitTooLate { elapsed, grace })
+        if !commit_in_time(elapsed, grace) {
+            return Err(ClientError::CommitTooLate { elapsed, grace });
+        }
+        if grace.is_zero() {
+            return self.attr_of(commit).await;
+        }
+        let left = (grace / 2).saturating_sub(elapsed);
+        match tokio::time::timeout(left, self.attr_of(commit)).await {
+            Ok(committed) => committed,
+            Err(_) => Err(ClientError::Unreachable(format!(
+                "the commit did not finish within half the garbage-collection grace period \
+                 ({grace:?}) of the write's first chunk; it may or may not have been applied"
+            ))),
         }
     }
 
@@ -229,4 +241,23 @@ impl Inner {
         }
         Err(last.unwrap_or(ClientError::NoChunkservers))
     }
+}
+
+/// Race tests (`--features failpoints`): `client-put-before-commit` holds
+/// a write between its last chunk and its commit — `return(MS)` for MS
+/// milliseconds, `return` for ever (the write is abandoned there, as by a
+/// client that crashed).
+async fn before_commit() -> Result<(), ClientError> {
+    #[cfg(feature = "failpoints")]
+    if let Some(arg) = fail::eval("client-put-before-commit", |arg| arg) {
+        match arg.and_then(|ms| ms.parse::<u64>().ok()) {
+            Some(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            None => {
+                return Err(ClientError::Io(std::io::Error::other(
+                    "failpoint client-put-before-commit: the write was abandoned before its commit",
+                )))
+            }
+        }
+    }
+    Ok(())
 }
