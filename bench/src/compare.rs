@@ -110,7 +110,7 @@ pub fn fio(
         .args(["--time_based", "--group_reporting", "--output-format=json"])
         .args(extra)
         .output()
-        .context("running fio (apt-get install fio)")?;
+        .context("running fio")?;
     if !out.status.success() {
         bail!("fio failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -143,6 +143,7 @@ pub async fn run(p: MountWorkload) -> anyhow::Result<()> {
     if !drop_caches() {
         bail!("compare needs root: it drops the page cache and mounts MooseFS");
     }
+    crate::packages::ensure_fio()?;
     std::env::set_var("TMPDIR", base.path());
     eprintln!("starting MooseFS (1 master, 3 chunkservers, goal 3) ...");
     let moose = MooseFs::start(base.path())?;

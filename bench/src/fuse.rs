@@ -38,6 +38,7 @@ pub async fn run(p: MountWorkload) -> anyhow::Result<()> {
     if !cold {
         eprintln!("note: cannot drop page caches (not root?): local reads are warm, not cold");
     }
+    crate::packages::ensure_fio()?;
     std::env::set_var("TMPDIR", base.path());
     eprintln!("starting a cairn dev cluster and mounting it ...");
     let cluster = DevCluster::start()?;

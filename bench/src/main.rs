@@ -32,6 +32,7 @@ mod foundation;
 mod fuse;
 mod metadata;
 mod moosefs;
+mod packages;
 mod replication;
 
 use std::io::Write;

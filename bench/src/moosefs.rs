@@ -45,26 +45,10 @@ fn run(cmd: &mut Command) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Installs the MooseFS packages with apt when `mfsmaster` is missing.
-fn install() -> anyhow::Result<()> {
-    if Command::new("mfsmaster").arg("-v").output().is_ok() {
-        return Ok(());
-    }
-    eprintln!(
-        "installing MooseFS from Debian ({}) ...",
-        PACKAGES.join(" ")
-    );
-    run(Command::new("apt-get")
-        .args(["install", "-y", "-qq"])
-        .args(PACKAGES)
-        .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    Ok(())
-}
-
 impl MooseFs {
     /// Starts MooseFS under `base` and mounts it.
     pub fn start(base: &Path) -> anyhow::Result<Self> {
-        install()?;
+        crate::packages::ensure("mfsmaster", "-v", PACKAGES)?;
         let dir = tempfile::Builder::new().prefix("mfs-").tempdir_in(base)?;
         // The daemons run as user mfs: it must reach its directories.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;

@@ -1,0 +1,35 @@
+//! Debian packages the benchmarks drive (fio, MooseFS), installed with apt
+//! when their command is missing: a fresh machine needs no setup by hand.
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+/// Installs `packages` unless `command` runs (with `probe` as its
+/// argument, such as `--version`).
+pub fn ensure(command: &str, probe: &str, packages: &[&str]) -> anyhow::Result<()> {
+    if Command::new(command).arg(probe).output().is_ok() {
+        return Ok(());
+    }
+    eprintln!("installing {} from Debian ...", packages.join(" "));
+    let out = Command::new("apt-get")
+        .args(["install", "-y", "-qq"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .context("running apt-get (the benchmarks install what they drive; run as root)")?;
+    if !out.status.success() {
+        bail!(
+            "apt-get install {} failed: {}{}",
+            packages.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// fio, for the random-I/O rows.
+pub fn ensure_fio() -> anyhow::Result<()> {
+    ensure("fio", "--version", &["fio"])
+}
