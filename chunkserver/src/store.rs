@@ -199,8 +199,8 @@ impl FileStore {
             .root
             .join("tmp")
             .join(format!("{}.{seq}", id.to_hex()));
-        // Crash tests (`--features failpoints`, see `cairn_proto::crash`) stop the
-        // process at each step of a put.
+        // Crash tests (`--features failpoints`, see `cairn_proto::crash`)
+        // stop the process at each step of a put.
         let written = fs::File::create(&tmp)
             .map_err(err("create", &tmp))
             .and_then(|mut f| {

@@ -243,10 +243,10 @@ impl Inner {
     }
 }
 
-/// Race tests (`--features failpoints`): `client-put-before-commit` holds
-/// a write between its last chunk and its commit — `return(MS)` for MS
-/// milliseconds, `return` for ever (the write is abandoned there, as by a
-/// client that crashed).
+/// Race tests (`--features failpoints`): `client-put-before-commit` stops
+/// a write between its last chunk and its commit — `return(MS)` holds it
+/// MS milliseconds, `return` abandons it there (as a client that crashed
+/// would).
 async fn before_commit() -> Result<(), ClientError> {
     #[cfg(feature = "failpoints")]
     if let Some(arg) = fail::eval("client-put-before-commit", |arg| arg) {
