@@ -9,6 +9,7 @@
 //! connection between them, whichever side opened it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -119,19 +120,14 @@ pub fn relay_every_server(cluster: &mut DevCluster) -> anyhow::Result<Relays> {
             .map(|n| toml::Value::String(front[n].clone()))
             .collect(),
     );
-    let peers: toml::Table = meta_names
+    let peers: BTreeMap<u64, String> = meta_names
         .iter()
         .map(|n| {
-            let id = n.trim_start_matches("meta-").to_string();
-            (id, toml::Value::String(front[n].clone()))
+            let id = n.trim_start_matches("meta-").parse().context("meta-N")?;
+            Ok((id, front[n].clone()))
         })
-        .collect();
-    cluster.stop_dev()?;
-    for name in &meta_names {
-        cluster.edit_config(name, |cfg| {
-            cfg.insert("peers".into(), toml::Value::Table(peers.clone()));
-        })?;
-    }
+        .collect::<anyhow::Result<_>>()?;
+    // Read only at start: the rebuild below applies them.
     for name in cluster.chunkserver_names() {
         cluster.edit_config(&name, |cfg| {
             cfg.insert(
@@ -146,10 +142,7 @@ pub fn relay_every_server(cluster: &mut DevCluster) -> anyhow::Result<Relays> {
             cfg.insert("meta".into(), meta_fronts.clone());
         })?;
     }
-    let data = cluster.dir().join("data");
-    std::fs::remove_dir_all(&data)?;
-    std::fs::create_dir_all(&data)?;
-    cluster.start_dev()?;
+    cluster.rebuild_meta_group(&peers)?;
     Ok(Relays {
         links,
         _proxies: proxies,
