@@ -25,6 +25,7 @@ pub mod replication_queue;
 pub mod scrubber;
 pub mod service;
 pub mod store;
+pub mod store_fs;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;

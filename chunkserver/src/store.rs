@@ -20,16 +20,20 @@
 //!
 //! A put is durable before it returns: write to a temporary file, fsync it,
 //! rename into place, fsync the directory. A crash leaves either no chunk or
-//! the whole chunk, never a torn one under the final name.
+//! the whole chunk, never a torn one under the final name. Every call goes
+//! through [`StoreFs`], so the simulation checks exactly that over a disk
+//! that loses what was not synced (`cairn-sim`, `sim/src/sim_fs.rs`).
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use cairn_proto::ChunkId;
+
+use crate::store_fs::{RealFs, StoreFs};
 
 /// A disk failure in the chunk store.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +77,7 @@ pub struct FileStore {
 }
 
 struct Inner {
+    fs: Arc<dyn StoreFs>,
     root: PathBuf,
     chunks: AtomicU64,
     bytes: AtomicU64,
@@ -110,43 +115,51 @@ impl PrefixSet {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(err("fsync dir", dir))
+fn sync_dir(fs: &dyn StoreFs, dir: &Path) -> Result<(), StoreError> {
+    fs.sync_dir(dir).map_err(err("fsync dir", dir))
 }
 
 impl FileStore {
     /// Opens (creating if needed) the store at `root` and counts its chunks.
     /// Leftover temporary files from a crash are removed.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
+        Self::open_on(Arc::new(RealFs), root)
+    }
+
+    /// [`Self::open`] over another filesystem (the simulation's).
+    pub fn open_on(fs: Arc<dyn StoreFs>, root: &Path) -> Result<Self, StoreError> {
         let chunks_dir = root.join("chunks");
         let tmp = root.join("tmp");
-        fs::create_dir_all(&chunks_dir).map_err(err("create", &chunks_dir))?;
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(err("clean", &tmp))?;
+        create_dir_durably(&*fs, &chunks_dir)?;
+        if fs.exists(&tmp) {
+            fs.remove_dir_all(&tmp).map_err(err("clean", &tmp))?;
         }
-        fs::create_dir_all(&tmp).map_err(err("create", &tmp))?;
+        fs.create_dir_all(&tmp).map_err(err("create", &tmp))?;
         let (mut n, mut b) = (0u64, 0u64);
         let durable_dirs = PrefixSet::new();
-        // What a crash left is made durable as it is now, so each existing
-        // directory counts as durable from here on.
-        sync_dir(&chunks_dir)?;
-        for l1 in read_dir(&chunks_dir)? {
-            sync_dir(&l1)?;
-            for l2 in read_dir(&l1)? {
+        // What a crash left is made durable as it is now: each existing
+        // directory counts as durable from here on, and so does every
+        // chunk's name — a put killed between its rename and its directory
+        // fsync left one that only the page cache holds, and a later put of
+        // the same chunk would acknowledge it as stored.
+        sync_dir(&*fs, &chunks_dir)?;
+        for l1 in read_dir(&*fs, &chunks_dir)? {
+            sync_dir(&*fs, &l1)?;
+            for l2 in read_dir(&*fs, &l1)? {
+                sync_dir(&*fs, &l2)?;
                 if let Some(slot) = slot_of_dirs(&l1, &l2) {
                     durable_dirs.insert(slot);
                 }
-                for f in read_dir(&l2)? {
-                    let meta = fs::metadata(&f).map_err(err("stat", &f))?;
+                for f in read_dir(&*fs, &l2)? {
+                    let meta = fs.stat(&f).map_err(err("stat", &f))?;
                     n += 1;
-                    b += meta.len();
+                    b += meta.len;
                 }
             }
         }
         Ok(FileStore {
             inner: Arc::new(Inner {
+                fs,
                 root: root.to_path_buf(),
                 chunks: AtomicU64::new(n),
                 bytes: AtomicU64::new(b),
@@ -201,7 +214,9 @@ impl FileStore {
             .join(format!("{}.{seq}", id.to_hex()));
         // Crash tests (`--features failpoints`, see `cairn_proto::crash`)
         // stop the process at each step of a put.
-        let written = fs::File::create(&tmp)
+        let fs = &*self.inner.fs;
+        let written = fs
+            .create(&tmp)
             .map_err(err("create", &tmp))
             .and_then(|mut f| {
                 cairn_proto::crash_point!("chunk-put-created");
@@ -218,8 +233,8 @@ impl FileStore {
             // A new file: its modification time is now, so a collector
             // that looked at an older copy leaves it alone.
             let _stripe = self.stripe(id);
-            let old = fs::metadata(&path).ok().map(|m| m.len());
-            fs::rename(&tmp, &path).map_err(err("rename", &path))?;
+            let old = fs.stat(&path).ok().map(|m| m.len);
+            fs.rename(&tmp, &path).map_err(err("rename", &path))?;
             Ok(old)
         });
         cairn_proto::crash_point!("chunk-put-renamed");
@@ -228,13 +243,11 @@ impl FileStore {
             Err(e) => {
                 // Out of space, or the disk failed: nothing half-written
                 // stays behind to fill it further.
-                let _ = fs::remove_file(&tmp);
+                let _ = fs.remove_file(&tmp);
                 return Err(e);
             }
         };
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err("fsync dir", dir))?;
+        sync_dir(fs, dir)?;
         match old {
             Some(old_len) => {
                 self.inner.bytes.fetch_sub(old_len, Ordering::Relaxed);
@@ -252,7 +265,8 @@ impl FileStore {
     /// If an intact copy of `id` (the same bytes as `data`) is stored,
     /// marks it as stored now, durably, and says so.
     fn renew_if_intact(&self, id: &ChunkId, path: &Path, data: &[u8]) -> Result<bool, StoreError> {
-        match fs::read(path) {
+        let fs = &*self.inner.fs;
+        match fs.read(path) {
             Ok(held) if held == data => {}
             Ok(_) => return Ok(false),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
@@ -260,16 +274,11 @@ impl FileStore {
             Err(_) => return Ok(false),
         }
         let _stripe = self.stripe(id);
-        match fs::OpenOptions::new().write(true).open(path) {
-            Ok(f) => {
-                f.set_modified(SystemTime::now())
-                    .and_then(|()| f.sync_all())
-                    .map_err(err("touch", path))?;
-                Ok(true)
-            }
+        match fs.touch(path) {
+            Ok(()) => Ok(true),
             // Deleted since the read: stored anew.
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(err("open", path)(e)),
+            Err(e) => Err(err("touch", path)(e)),
         }
     }
 
@@ -296,13 +305,14 @@ impl FileStore {
             .to_path_buf();
         let l1 = l2.parent().expect("two levels").to_path_buf();
         let chunks = l1.parent().expect("under chunks/").to_path_buf();
+        let fs = &*self.inner.fs;
         for (dir, parent) in [(&l1, &chunks), (&l2, &l1)] {
-            match fs::create_dir(dir) {
+            match fs.create_dir(dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(err("create", dir)(e)),
             }
-            sync_dir(parent)?;
+            sync_dir(fs, parent)?;
         }
         self.inner.durable_dirs.insert(slot);
         Ok(())
@@ -311,7 +321,7 @@ impl FileStore {
     /// The stored bytes of chunk `id`, unverified (readers verify), or None.
     pub fn get(&self, id: &ChunkId) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path_of(id);
-        match fs::read(&path) {
+        match self.inner.fs.read(&path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(err("read", &path)(e)),
@@ -319,7 +329,7 @@ impl FileStore {
     }
 
     pub fn has(&self, id: &ChunkId) -> bool {
-        self.path_of(id).exists()
+        self.inner.fs.exists(&self.path_of(id))
     }
 
     /// Every stored chunk's id (files whose names are not chunk ids are
@@ -327,9 +337,10 @@ impl FileStore {
     pub fn list(&self) -> Result<Vec<ChunkId>, StoreError> {
         let mut out = Vec::new();
         let chunks_dir = self.inner.root.join("chunks");
-        for l1 in read_dir(&chunks_dir)? {
-            for l2 in read_dir(&l1)? {
-                for f in read_dir(&l2)? {
+        let fs = &*self.inner.fs;
+        for l1 in read_dir(fs, &chunks_dir)? {
+            for l2 in read_dir(fs, &l1)? {
+                for f in read_dir(fs, &l2)? {
                     if let Some(id) = f
                         .file_name()
                         .and_then(|n| n.to_str())
@@ -359,7 +370,7 @@ impl FileStore {
             Ok(None) => return Ok(None),
             Err(e) => {
                 tracing::warn!(chunk = %id, error = %e, "stored copy is unreadable");
-                let len = fs::metadata(self.path_of(id)).map_or(0, |m| m.len());
+                let len = self.inner.fs.stat(&self.path_of(id)).map_or(0, |m| m.len);
                 self.quarantine(id, len)?;
                 return Ok(Some((true, len)));
             }
@@ -381,13 +392,14 @@ impl FileStore {
 
     /// Moves chunk `id` (`len` bytes) out of service into `quarantine/`.
     fn quarantine(&self, id: &ChunkId, len: u64) -> Result<(), StoreError> {
+        let fs = &*self.inner.fs;
         let qdir = self.inner.root.join("quarantine");
-        fs::create_dir_all(&qdir).map_err(err("create", &qdir))?;
+        fs.create_dir_all(&qdir).map_err(err("create", &qdir))?;
         let from = self.path_of(id);
         let to = qdir.join(id.to_hex());
         {
             let _stripe = self.stripe(id);
-            match fs::rename(&from, &to) {
+            match fs.rename(&from, &to) {
                 Ok(()) => {}
                 // Quarantined meanwhile by another check.
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
@@ -409,11 +421,10 @@ impl FileStore {
         let mut out = Vec::new();
         for id in self.list()? {
             let path = self.path_of(&id);
-            match fs::metadata(&path) {
+            match self.inner.fs.stat(&path) {
                 Ok(m) => {
-                    let mtime = m.modified().map_err(err("stat", &path))?;
-                    if mtime < cutoff {
-                        out.push((id, mtime, m.len()));
+                    if m.modified < cutoff {
+                        out.push((id, m.modified, m.len));
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
@@ -433,20 +444,21 @@ impl FileStore {
         cutoff: SystemTime,
     ) -> Result<Option<u64>, StoreError> {
         let path = self.path_of(id);
+        let fs = &*self.inner.fs;
         let _stripe = self.stripe(id);
-        let meta = match fs::metadata(&path) {
+        let meta = match fs.stat(&path) {
             Ok(m) => m,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(err("stat", &path)(e)),
         };
-        if meta.modified().map_err(err("stat", &path))? >= cutoff {
+        if meta.modified >= cutoff {
             return Ok(None);
         }
-        match fs::remove_file(&path) {
+        match fs.remove_file(&path) {
             Ok(()) => {
                 self.inner.chunks.fetch_sub(1, Ordering::Relaxed);
-                self.inner.bytes.fetch_sub(meta.len(), Ordering::Relaxed);
-                Ok(Some(meta.len()))
+                self.inner.bytes.fetch_sub(meta.len, Ordering::Relaxed);
+                Ok(Some(meta.len))
             }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(err("remove", &path)(e)),
@@ -456,12 +468,13 @@ impl FileStore {
     /// Removes chunk `id` (no-op if absent).
     pub fn delete(&self, id: &ChunkId) -> Result<(), StoreError> {
         let path = self.path_of(id);
-        let len = match fs::metadata(&path) {
-            Ok(m) => m.len(),
+        let fs = &*self.inner.fs;
+        let len = match fs.stat(&path) {
+            Ok(m) => m.len,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(err("stat", &path)(e)),
         };
-        match fs::remove_file(&path) {
+        match fs.remove_file(&path) {
             Ok(()) => {
                 self.inner.chunks.fetch_sub(1, Ordering::Relaxed);
                 self.inner.bytes.fetch_sub(len, Ordering::Relaxed);
@@ -491,12 +504,26 @@ fn slot_of_dirs(l1: &Path, l2: &Path) -> Option<usize> {
     Some(usize::from(byte(l1)?) << 8 | usize::from(byte(l2)?))
 }
 
-fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).map_err(err("list", dir))? {
-        out.push(e.map_err(err("list", dir))?.path());
+fn read_dir(fs: &dyn StoreFs, dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    fs.read_dir(dir).map_err(err("list", dir))
+}
+
+/// Creates `dir` and any missing parents, each fsynced into its parent, so
+/// that a crash cannot take a directory the store has written into.
+fn create_dir_durably(fs: &dyn StoreFs, dir: &Path) -> Result<(), StoreError> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !fs.exists(d))
+        .collect();
+    fs.create_dir_all(dir).map_err(err("create", dir))?;
+    for made in missing.iter().rev() {
+        match made.parent() {
+            Some(p) if p.as_os_str().is_empty() => sync_dir(fs, Path::new("."))?,
+            Some(p) => sync_dir(fs, p)?,
+            None => {}
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Opens `path` for small reads at scattered offsets: the kernel is told

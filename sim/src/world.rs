@@ -25,7 +25,7 @@ use cairn_proto::{ChunkId, InodeId, NodeId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::disk::SimDisk;
+use crate::disk::{CrashDamage, SimDisk};
 
 /// The client and metadata as network endpoints (chunkservers are 1..).
 const CLIENT: NodeId = 0;
@@ -84,6 +84,18 @@ pub enum Violation {
     },
     /// After the quiet phase, a chunk no file references is still stored.
     Garbage { chunk: ChunkId, copies: usize },
+    /// A crash took a copy the store had acknowledged.
+    CrashLost {
+        step: u64,
+        server: NodeId,
+        chunk: ChunkId,
+    },
+    /// After a crash, a copy under a chunk's name does not hash to it.
+    Torn {
+        step: u64,
+        server: NodeId,
+        chunk: ChunkId,
+    },
 }
 
 impl std::fmt::Display for Violation {
@@ -112,6 +124,14 @@ impl std::fmt::Display for Violation {
             Violation::Garbage { chunk, copies } => {
                 write!(f, "after the faults: unreferenced {chunk} still has {copies} copies")
             }
+            Violation::CrashLost { step, server, chunk } => write!(
+                f,
+                "step {step}: a crash of server {server} lost its acknowledged copy of {chunk}"
+            ),
+            Violation::Torn { step, server, chunk } => write!(
+                f,
+                "step {step}: after a crash, server {server} holds a torn copy under {chunk}'s name"
+            ),
         }
     }
 }
@@ -147,7 +167,6 @@ struct PlannedDrops {
     drops: Vec<(ChunkId, Vec<NodeId>)>,
 }
 
-#[derive(Clone, Debug)]
 struct Server {
     disk: SimDisk,
     up: bool,
@@ -159,6 +178,9 @@ struct Server {
     next_repair_ns: i64,
     next_gc_ns: i64,
     planned: Option<PlannedDrops>,
+    /// What the scrubber's pass has still to re-hash.
+    scrub_pass: Vec<ChunkId>,
+    next_scrub_pass_ns: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -329,6 +351,8 @@ impl World {
                 next_repair_ns: self.now_ns + phase,
                 next_gc_ns: self.now_ns + gc_phase,
                 planned: None,
+                scrub_pass: Vec::new(),
+                next_scrub_pass_ns: 0,
             },
         );
         id
@@ -338,7 +362,8 @@ impl World {
 
     /// Stores a new chunk as the client does: primary and sync backups
     /// durably, async copies queued on the primary.
-    fn upload(&mut self, id: ChunkId) -> bool {
+    fn upload(&mut self, data: &[u8]) -> bool {
+        let id = ChunkId::of(data);
         let ring = self.ring();
         let policy = ring.policy();
         let (n, s) = (usize::from(policy.copies), usize::from(policy.sync_copies));
@@ -354,7 +379,7 @@ impl World {
             }
             let now = self.clock(t);
             if let Some(server) = self.servers.get_mut(&t) {
-                if server.disk.put(id, now).is_ok() {
+                if server.disk.put(data, now).is_ok() {
                     stored += 1;
                 }
             }
@@ -392,8 +417,9 @@ impl World {
                 }
             }
             self.chunk_seq += 1;
-            let id = ChunkId::of(&self.chunk_seq.to_le_bytes());
-            if !self.upload(id) {
+            let data = self.chunk_seq.to_le_bytes();
+            let id = ChunkId::of(&data);
+            if !self.upload(&data) {
                 self.event(&format!("put {name} failed"));
                 return;
             }
@@ -517,7 +543,7 @@ impl World {
         let ids: Vec<ChunkId> = match self.servers.get_mut(&me) {
             Some(s) => {
                 s.known_epoch = s.known_epoch.max(ring.epoch());
-                s.disk.copies.keys().copied().collect()
+                s.disk.ids()
             }
             None => return,
         };
@@ -574,15 +600,17 @@ impl World {
 
     /// Copies `me`'s copy of `id` to `target`; false if it could not.
     fn push(&mut self, me: NodeId, id: ChunkId, target: NodeId, why: &str) -> bool {
-        let readable = self.servers.get_mut(&me).is_some_and(|s| s.disk.read(&id));
-        if !readable || !self.reach(me, target) {
+        let Some(data) = self.servers.get_mut(&me).and_then(|s| s.disk.read(&id)) else {
+            return false;
+        };
+        if !self.reach(me, target) {
             return false;
         }
         let now = self.clock(target);
         let stored = self
             .servers
             .get_mut(&target)
-            .is_some_and(|t| t.disk.put(id, now).is_ok());
+            .is_some_and(|t| t.disk.put(&data, now).is_ok());
         if stored {
             self.event(&format!("{why} push {id} {me}->{target}"));
         }
@@ -634,12 +662,8 @@ impl World {
         let ring = self.ring();
         let n = usize::from(ring.policy().copies);
         for owner in ring.owners(&id, n).iter().map(|m| m.id) {
-            let intact = owner != me
-                && self
-                    .servers
-                    .get(&owner)
-                    .and_then(|s| s.disk.copies.get(&id))
-                    .is_some_and(|c| c.intact());
+            let intact =
+                owner != me && self.servers.get(&owner).is_some_and(|s| s.disk.intact(&id));
             if !intact {
                 self.violations.push(Violation::UnsafeDrop {
                     step: self.step,
@@ -658,23 +682,22 @@ impl World {
         }
         let grace = self.grace();
         let now = self.clock(me);
-        let old: Vec<(ChunkId, Duration)> = match self.servers.get(&me) {
-            Some(s) => s
-                .disk
-                .copies
-                .iter()
-                .map(|(id, c)| (*id, Duration::from_nanos((now - c.stored_ns).max(0) as u64)))
-                .filter(|(_, age)| *age >= grace)
-                .collect(),
+        let cutoff = now - self.cfg.grace_ms * MS;
+        let old: Vec<(ChunkId, i64)> = match self.servers.get(&me) {
+            Some(s) => s.disk.stored_before(cutoff),
             None => return,
         };
         let ids: Vec<ChunkId> = old.iter().map(|(id, _)| *id).collect();
         let states = self.states(&ids);
-        for ((id, stored_for), state) in old.into_iter().zip(states) {
+        for ((id, stored_ns), state) in old.into_iter().zip(states) {
+            let stored_for = Duration::from_nanos((now - stored_ns).max(0) as u64);
             if let Verdict::Delete(_) = gc_rule::decide(state, stored_for, self.now_ns, grace) {
-                self.event(&format!("gc {id} on {me}"));
-                if let Some(s) = self.servers.get_mut(&me) {
-                    s.disk.delete(&id);
+                let deleted = self
+                    .servers
+                    .get_mut(&me)
+                    .is_some_and(|s| s.disk.delete_if_idle(&id, cutoff));
+                if deleted {
+                    self.event(&format!("gc {id} on {me}"));
                 }
             }
         }
@@ -734,17 +757,19 @@ impl World {
         }
     }
 
-    /// The scrubber: re-hashes one copy on `me`.
+    /// The scrubber: re-hashes the next copy of its pass on `me` (a pass
+    /// lists the store, then goes through the list; passes start at most
+    /// every 10 s).
     fn scrub_one(&mut self, me: NodeId) {
+        let now = self.clock(me);
         let Some(s) = self.servers.get_mut(&me) else {
             return;
         };
-        let ids: Vec<ChunkId> = s.disk.copies.keys().copied().collect();
-        if ids.is_empty() {
-            return;
+        if s.scrub_pass.is_empty() && now >= s.next_scrub_pass_ns {
+            s.scrub_pass = s.disk.ids();
+            s.next_scrub_pass_ns = now + 10_000 * MS;
         }
-        let id = ids[self.rng.random_range(0..ids.len())];
-        if let Some(s) = self.servers.get_mut(&me) {
+        if let Some(id) = s.scrub_pass.pop() {
             s.disk.verify(&id);
         }
     }
@@ -763,24 +788,29 @@ impl World {
 
     /// Intact copies of `id` in the whole cluster.
     fn intact_copies(&self, id: &ChunkId) -> usize {
-        self.servers
-            .values()
-            .filter(|s| s.disk.copies.get(id).is_some_and(|c| c.intact()))
-            .count()
+        self.servers.values().filter(|s| s.disk.intact(id)).count()
     }
 
     fn inject_fault(&mut self) {
         match self.rng.random_range(0..14) {
             0 | 1 => {
                 if let Some(id) = self.random_server(|s| s.up) {
-                    if let Some(s) = self.servers.get_mut(&id) {
-                        // Process state goes; the disk and queue stay.
-                        s.up = false;
-                        s.planned = None;
-                        s.backoff.clear();
-                        s.known_epoch = 0;
+                    match self.rng.random_range(0..3) {
+                        0 => {
+                            self.crash(id, false);
+                            self.fault("crash", format!("{id}"));
+                        }
+                        1 => {
+                            self.crash(id, true);
+                            self.fault("power_loss", format!("{id}"));
+                        }
+                        _ => {
+                            // Dies inside whatever it does next on disk.
+                            let calls = self.rng.random_range(0..12);
+                            self.servers[&id].disk.die_after(calls);
+                            self.fault("crash_mid_call", format!("{id} after {calls}"));
+                        }
                     }
-                    self.fault("crash", format!("{id}"));
                 }
             }
             2 | 3 => {
@@ -817,24 +847,20 @@ impl World {
                 // A copy rots or turns unreadable — only where another
                 // intact copy exists, so that a correct cluster can always
                 // recover.
-                let Some(id) = self.random_server(|s| !s.disk.copies.is_empty()) else {
+                let Some(id) = self.random_server(|s| !s.disk.stored().is_empty()) else {
                     return;
                 };
-                let ids: Vec<ChunkId> = self.servers[&id].disk.copies.keys().copied().collect();
+                let ids = self.servers[&id].disk.stored();
                 let chunk = ids[self.rng.random_range(0..ids.len())];
                 if self.intact_copies(&chunk) < 2 {
                     return;
                 }
                 let eio = self.rng.random_bool(0.3);
-                if let Some(c) = self
-                    .servers
-                    .get_mut(&id)
-                    .and_then(|s| s.disk.copies.get_mut(&chunk))
-                {
+                if let Some(s) = self.servers.get_mut(&id) {
                     if eio {
-                        c.unreadable = true;
+                        s.disk.break_sector(&chunk);
                     } else {
-                        c.rotten = true;
+                        s.disk.rot(&chunk);
                     }
                 }
                 self.fault(if eio { "eio" } else { "rot" }, format!("{chunk} on {id}"));
@@ -842,8 +868,8 @@ impl World {
             9 => {
                 if let Some(id) = self.random_server(|_| true) {
                     let full = self.rng.random_bool(0.5);
-                    if let Some(s) = self.servers.get_mut(&id) {
-                        s.disk.full = full;
+                    if let Some(s) = self.servers.get(&id) {
+                        s.disk.set_full(full);
                     }
                     self.fault("disk_full", format!("{id} {full}"));
                 }
@@ -878,7 +904,7 @@ impl World {
                 if let Some(&done) = draining.iter().find(|id| {
                     self.servers
                         .get(id)
-                        .is_some_and(|s| s.disk.copies.is_empty())
+                        .is_some_and(|s| s.disk.stored().is_empty())
                 }) {
                     if self.apply(Command::RemoveChunkServer { id: done }).is_ok() {
                         self.servers.remove(&done);
@@ -907,6 +933,52 @@ impl World {
                     self.fault("set_replication", format!("{copies}/{sync_copies}"));
                 }
             }
+        }
+    }
+
+    /// Server `id` goes down: its process state goes; the queue (durable
+    /// on the real server) stays; the disk keeps what it synced, and with
+    /// `power_lost` loses or tears the rest. The crash must not take what
+    /// the store acknowledged.
+    fn crash(&mut self, id: NodeId, power_lost: bool) {
+        let Some(s) = self.servers.get_mut(&id) else {
+            return;
+        };
+        s.up = false;
+        s.planned = None;
+        s.scrub_pass.clear();
+        s.backoff.clear();
+        s.known_epoch = 0;
+        let damage = s.disk.crash(power_lost, &mut self.rng);
+        for d in damage {
+            self.violations.push(match d {
+                CrashDamage::Lost(chunk) => Violation::CrashLost {
+                    step: self.step,
+                    server: id,
+                    chunk,
+                },
+                CrashDamage::Torn(chunk) => Violation::Torn {
+                    step: self.step,
+                    server: id,
+                    chunk,
+                },
+            });
+        }
+    }
+
+    /// Servers whose process died inside a disk call go down, half of them
+    /// losing power too.
+    fn reap_the_dead(&mut self) {
+        let dead: Vec<NodeId> = self
+            .servers
+            .iter()
+            .filter(|(_, s)| s.disk.has_died())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            let power_lost = self.rng.random_bool(0.5);
+            self.crash(id, power_lost);
+            self.event(&format!("{id} died mid-call, power lost: {power_lost}"));
         }
     }
 
@@ -939,6 +1011,7 @@ impl World {
             }
         }
         self.background();
+        self.reap_the_dead();
         self.check_durability();
     }
 
@@ -946,11 +1019,13 @@ impl World {
     /// clocks agreeing; then the cluster runs with no clients.
     fn quiet(&mut self) {
         self.event("quiet");
+        self.reap_the_dead();
         self.cut.clear();
         self.drop_per_mille = 0;
         for s in self.servers.values_mut() {
+            s.disk.disarm();
             s.up = true;
-            s.disk.full = false;
+            s.disk.set_full(false);
             s.skew_ns = 0;
         }
         let end = self.now_ns + self.cfg.quiet_ms * MS;
@@ -973,7 +1048,7 @@ impl World {
         let mut lost = Vec::new();
         for (file, chunks) in &self.live {
             for c in chunks {
-                if self.intact_copies(c) == 0 {
+                if !self.servers.values().any(|s| s.disk.intact(c)) {
                     lost.push((file.clone(), *c));
                 }
             }
@@ -1000,12 +1075,7 @@ impl World {
             let intact_on_owners = ring
                 .owners(id, n)
                 .iter()
-                .filter(|m| {
-                    self.servers
-                        .get(&m.id)
-                        .and_then(|s| s.disk.copies.get(id))
-                        .is_some_and(|c| c.intact())
-                })
+                .filter(|m| self.servers.get(&m.id).is_some_and(|s| s.disk.intact(id)))
                 .count();
             if intact_on_owners < n {
                 self.violations.push(Violation::Short {
@@ -1017,8 +1087,8 @@ impl World {
         }
         let mut stored: BTreeMap<ChunkId, usize> = BTreeMap::new();
         for s in self.servers.values() {
-            for id in s.disk.copies.keys() {
-                *stored.entry(*id).or_default() += 1;
+            for id in s.disk.stored() {
+                *stored.entry(id).or_default() += 1;
             }
         }
         for (chunk, copies) in stored {
