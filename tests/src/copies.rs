@@ -89,3 +89,27 @@ pub async fn wait_converged(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// Waits until no chunkserver has an asynchronous copy queued (every
+/// `queue/` directory empty), so that no push is still on its way to a
+/// server whose copies a test is about to tamper with.
+pub fn wait_queues_drained(cluster: &DevCluster, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let queued: usize = cluster
+            .chunkserver_names()
+            .iter()
+            .map(|name| {
+                let dir = cluster.dir().join("data").join(name).join("queue");
+                std::fs::read_dir(dir).map_or(0, |d| d.count())
+            })
+            .sum();
+        if queued == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("{queued} asynchronous copies still queued after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use cairn_tests::copies::wait_queues_drained;
 use cairn_tests::{random_bytes, DevCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,6 +22,10 @@ async fn a_scrub_finds_and_repairs_a_flipped_bit() {
     cluster
         .wait_replicated(3, Duration::from_secs(30))
         .expect("3 copies");
+    // The third copy may have come by repair while the asynchronous one is
+    // still queued: once pushed, it would replace the rotten copy before
+    // the scrubber finds it.
+    wait_queues_drained(&cluster, Duration::from_secs(30)).expect("queues drained");
 
     // Flip one bit of one copy on chunk-1; nobody reads it.
     let (path, len) = cluster
