@@ -18,6 +18,7 @@ pub mod log_store;
 pub mod metrics;
 pub mod namespace;
 pub mod network;
+pub mod peer_space;
 pub mod raft_types;
 pub mod registry;
 pub mod schema;
@@ -85,6 +86,7 @@ pub struct MetaHandle {
     serve_task: tokio::task::JoinHandle<()>,
     detector_task: tokio::task::JoinHandle<()>,
     purger_task: tokio::task::JoinHandle<()>,
+    peer_space_task: tokio::task::JoinHandle<()>,
     metrics_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -95,6 +97,7 @@ impl MetaHandle {
         let _ = self.serve_task.await;
         let _ = self.detector_task.await;
         let _ = self.purger_task.await;
+        let _ = self.peer_space_task.await;
         if let Some(t) = self.metrics_task {
             let _ = t.await;
         }
@@ -133,9 +136,8 @@ pub async fn start(
     }
     .validate()
     .map_err(|e| StartError::Raft(e.to_string()))?;
-    let network = QuicNetwork {
-        pool: ConnPool::new(endpoint.clone()),
-    };
+    let pool = ConnPool::new(endpoint.clone());
+    let network = QuicNetwork { pool: pool.clone() };
     let raft = Raft::new(
         config.id,
         Arc::new(raft_config),
@@ -182,6 +184,7 @@ pub async fn start(
     .await?;
     let detector_task = tokio::spawn(failure_detector::run(service.clone(), shutdown.clone()));
     let purger_task = tokio::spawn(garbage_purger::run(service.clone(), shutdown.clone()));
+    let peer_space_task = tokio::spawn(peer_space::run(service.clone(), pool, shutdown.clone()));
     let serve_task = tokio::spawn(serve(
         endpoint,
         shutdown.cancelled_owned(),
@@ -241,6 +244,7 @@ pub async fn start(
         serve_task,
         detector_task,
         purger_task,
+        peer_space_task,
         metrics_task,
     })
 }

@@ -20,6 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::raft_types::{NodeId, TypeConfig};
+use crate::space_guard::SpaceGuard;
 
 /// Limit on Raft frames (a batch of entries can carry large commits).
 pub const MAX_RAFT_FRAME: usize = 4 * MAX_FRAME_LEN;
@@ -144,10 +145,41 @@ impl RaftNetwork<TypeConfig> for QuicPeer {
     }
 }
 
+/// Asks the member at `addr` whether its disk is below its free-space
+/// reserve ([`RaftRpcKind::DiskSpace`]): its free bytes if so.
+pub async fn ask_disk_space(pool: &ConnPool, addr: &str) -> Result<Option<u64>, String> {
+    let conn = pool.get(addr).await.map_err(|e| {
+        if e.is_unreachable() {
+            pool.forget(addr);
+        }
+        e.to_string()
+    })?;
+    let msg = MetaCall {
+        session: None,
+        req: MetaRequest::Raft {
+            kind: RaftRpcKind::DiskSpace,
+            payload: Vec::new(),
+        },
+        follower_read: false,
+        request_id: cairn_proto::trace::current(),
+    };
+    let (resp, _) = call::<_, MetaResponse>(&conn, &msg, &[], MAX_FRAME_LEN)
+        .await
+        .map_err(|e| e.to_string())?;
+    match resp {
+        Ok(MetaResponse::Raft(b)) => {
+            postcard::from_bytes(&b).map_err(|e| format!("undecodable disk space: {e}"))
+        }
+        Ok(other) => Err(format!("unexpected reply {other:?}")),
+        Err(e) => Err(e.message),
+    }
+}
+
 /// Serves one Raft RPC from a peer: decodes, hands it to openraft, encodes
-/// the result.
+/// the result. [`RaftRpcKind::DiskSpace`] is answered from `space`.
 pub async fn handle_raft(
     raft: &crate::raft_types::Raft,
+    space: &SpaceGuard,
     kind: RaftRpcKind,
     payload: &[u8],
 ) -> Result<Vec<u8>, String> {
@@ -163,5 +195,6 @@ pub async fn handle_raft(
         RaftRpcKind::InstallSnapshot => enc(&raft
             .install_snapshot(postcard::from_bytes(payload).map_err(bad)?)
             .await),
+        RaftRpcKind::DiskSpace => enc(&space.low()),
     }
 }

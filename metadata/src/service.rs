@@ -92,7 +92,7 @@ impl MetaService {
             Err(other) => other,
         };
         match req {
-            Q::Raft { kind, payload } => handle_raft(&self.raft, kind, &payload)
+            Q::Raft { kind, payload } => handle_raft(&self.raft, &self.space, kind, &payload)
                 .await
                 .map(MetaResponse::Raft)
                 .map_err(|m| RpcError::new(ErrorCode::InvalidRequest, m)),
@@ -392,22 +392,30 @@ impl MetaService {
     }
 
     /// Refuses `cmd` with "no space" if it adds to the namespace while this
-    /// node's disk is below its reserve (see [`crate::space_guard`]).
+    /// node's disk, or another member's, is below its reserve (see
+    /// [`crate::space_guard`]).
     fn refuse_if_disk_low(&self, cmd: &Command) -> Result<(), RpcError> {
         if !refused_when_low(cmd) {
             return Ok(());
         }
-        match self.space.low() {
+        let low = match self.space.low() {
+            Some(free) => Some((self.id, free)),
+            None => self.space.low_peer(Instant::now()),
+        };
+        match low {
             None => Ok(()),
-            Some(free) => {
-                tracing::warn!(free, "metadata disk below its reserve: refusing a write");
+            Some((node, free)) => {
+                tracing::warn!(
+                    node,
+                    free,
+                    "a metadata disk is below its reserve: refusing a write"
+                );
                 Err(RpcError::new(
                     ErrorCode::NoSpace,
                     format!(
-                        "no space left on metadata node {}'s disk ({free} bytes free, below its \
-                         reserve): writes are refused until space is freed; reads and removals \
-                         still work",
-                        self.id
+                        "no space left on metadata node {node}'s disk ({free} bytes free, below \
+                         its reserve): writes are refused until space is freed; reads and \
+                         removals still work"
                     ),
                 ))
             }

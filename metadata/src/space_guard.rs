@@ -5,17 +5,28 @@
 //! and, once compacted, here) and the cluster's own bookkeeping go on, out
 //! of the reserve. Refusing early is what keeps the node serving: a log
 //! append that hit a full disk would stop its Raft group member.
+//!
+//! Every member's disk counts, not only the leader's: the leader asks the
+//! others every second (`peer_space.rs`) and refuses growth while any of
+//! them is low, as etcd's NOSPACE alarm does — a follower whose append
+//! failed for want of space would stop too.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cairn_proto::disk_space::disk_space;
+use cairn_proto::NodeId;
 
 use crate::command::Command;
 
 /// How long one look at the disk's free space is trusted.
 const RECHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// How long a member's "low" answer counts without being renewed (a member
+/// that stops answering is not held against the group for ever).
+pub const PEER_LOW_TRUSTED_FOR: Duration = Duration::from_secs(5);
 
 /// The default reserve: 64 MiB, or an eighth of a smaller disk.
 pub fn default_reserve(disk_total: u64) -> u64 {
@@ -51,6 +62,9 @@ pub struct SpaceGuard {
     min_free: Option<u64>,
     /// The last look: when, and the free bytes if below the reserve.
     last: Mutex<Option<(Instant, Option<u64>)>>,
+    /// Other members that last said they were below their reserve: when,
+    /// and their free bytes.
+    peers_low: Mutex<BTreeMap<NodeId, (Instant, u64)>>,
 }
 
 impl SpaceGuard {
@@ -59,6 +73,7 @@ impl SpaceGuard {
             dir,
             min_free,
             last: Mutex::new(None),
+            peers_low: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -78,12 +93,64 @@ impl SpaceGuard {
         *last = Some((Instant::now(), low));
         low
     }
+
+    /// Records member `id`'s answer: its free bytes if below its reserve.
+    pub fn record_peer(&self, id: NodeId, low: Option<u64>, now: Instant) {
+        let mut peers = self.peers_low.lock().unwrap_or_else(|p| p.into_inner());
+        match low {
+            Some(free) => {
+                peers.insert(id, (now, free));
+            }
+            None => {
+                peers.remove(&id);
+            }
+        }
+    }
+
+    /// Forgets every member's answer (this node is no longer the leader).
+    pub fn clear_peers(&self) {
+        self.peers_low
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// A member that said, within [`PEER_LOW_TRUSTED_FOR`], that it was
+    /// below its reserve: its id and free bytes.
+    pub fn low_peer(&self, now: Instant) -> Option<(NodeId, u64)> {
+        let peers = self.peers_low.lock().unwrap_or_else(|p| p.into_inner());
+        peers
+            .iter()
+            .find(|(_, (at, _))| now.saturating_duration_since(*at) < PEER_LOW_TRUSTED_FOR)
+            .map(|(id, (_, free))| (*id, *free))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use cairn_proto::InodeId;
+
+    #[test]
+    fn a_low_member_counts_until_it_says_otherwise_or_falls_silent() {
+        let guard = SpaceGuard::new(PathBuf::from("/nonexistent"), None);
+        let t0 = Instant::now();
+        assert_eq!(guard.low_peer(t0), None);
+        guard.record_peer(2, Some(1_000), t0);
+        guard.record_peer(3, None, t0);
+        assert_eq!(
+            guard.low_peer(t0 + Duration::from_secs(1)),
+            Some((2, 1_000))
+        );
+        // Silent for longer than it is trusted: no longer held against us.
+        assert_eq!(guard.low_peer(t0 + PEER_LOW_TRUSTED_FOR), None);
+        guard.record_peer(2, Some(500), t0);
+        guard.record_peer(2, None, t0);
+        assert_eq!(guard.low_peer(t0), None);
+        guard.record_peer(3, Some(7), t0);
+        guard.clear_peers();
+        assert_eq!(guard.low_peer(t0), None);
+    }
 
     #[test]
     fn growth_is_refused_and_removal_is_not() {

@@ -165,6 +165,10 @@ pub enum RaftRpcKind {
     AppendEntries,
     Vote,
     InstallSnapshot,
+    /// Not openraft's: the leader asks a member whether its disk is below
+    /// its free-space reserve (an empty payload; the answer is postcard of
+    /// `Option<u64>`, the free bytes when low).
+    DiskSpace,
 }
 
 /// Names one write so that sending it again changes nothing: the metadata

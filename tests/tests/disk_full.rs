@@ -320,3 +320,85 @@ async fn a_metadata_node_low_on_disk_refuses_writes_and_keeps_serving_reads() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_low_on_disk_makes_the_leader_refuse_writes() {
+    let mut cluster = DevCluster::start_with(&["--meta", "3"]).expect("cluster starts");
+    cluster.stop_dev().expect("stop");
+    let metas = cluster.meta_names();
+    for name in &metas {
+        cluster
+            .edit_config(name, |cfg| {
+                cfg.insert("min_free_bytes".into(), toml::Value::Integer(16 << 20));
+            })
+            .expect("edit");
+    }
+    let sized: Vec<(&str, u64)> = metas.iter().map(|n| (n.as_str(), 96)).collect();
+    let disks = on_small_disks(cluster, &sized, &[]);
+    let client = disks.cluster.client().await.expect("client");
+    client.mkdir("/kept", false).await.expect("mkdir");
+
+    // One follower's disk fills to below its reserve.
+    let leader = client
+        .status()
+        .await
+        .expect("status")
+        .leader
+        .expect("a leader");
+    let (at, follower) = metas
+        .iter()
+        .enumerate()
+        .find(|(_, n)| **n != format!("meta-{leader}"))
+        .expect("a follower");
+    let mount = &disks.mounts[at];
+    let ballast = mount.join("ballast");
+    let fill = disk_free(mount).saturating_sub(8 << 20);
+    std::fs::write(&ballast, vec![0u8; fill as usize]).expect("ballast");
+
+    // The leader hears of it within a few seconds and refuses growth.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut n = 0;
+    let err = loop {
+        n += 1;
+        match client.mkdir(&format!("/before-{n}"), false).await {
+            Err(e) => break e,
+            Ok(_) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "writes still accepted 10 s after {follower}'s disk fell below its reserve"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert_eq!(err.code(), Some(cairn_proto::ErrorCode::NoSpace), "{err}");
+    let id = follower.trim_start_matches("meta-");
+    assert!(
+        err.to_string()
+            .contains(&format!("metadata node {id}'s disk")),
+        "the refusal does not name {follower}: {err}"
+    );
+    assert_eq!(
+        client.status().await.expect("status").leader,
+        Some(leader),
+        "the leader changed: the follower's low disk was not what refused the write"
+    );
+    // Reads and removals go on; the low follower is still a member.
+    assert!(client.list("/kept").await.expect("list").is_empty());
+    client
+        .remove("/before-1", false)
+        .await
+        .expect("rm while low");
+
+    std::fs::remove_file(&ballast).expect("rm ballast");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match client.mkdir("/after", false).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "writes still refused: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
