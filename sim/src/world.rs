@@ -4,28 +4,37 @@
 //! one seeded scheduler, so a seed replays exactly.
 //!
 //! The decisions are the real ones: placement and write targets from
-//! [`Ring`], repair from [`decide`] / [`may_drop`] / [`repair_may_copy`],
-//! collection from [`gc_rule::decide`], the client's commit window from
-//! [`commit_in_time`], the async queue from [`pick`] / [`fate`], and every
-//! metadata change applied by [`namespace::apply_one`]. What is simulated
-//! is only what lies between them: disks, clocks and messages.
+//! [`Ring`], repair from `repair_plan::{decide, may_drop}` and
+//! `gc_rule::repair_may_copy`, collection from `gc_rule::decide`, the
+//! client's commit window from `gc_rule::commit_in_time`, the async queue
+//! from `queue_plan::{pick, fate}`, every metadata change applied by
+//! [`namespace::apply_one`], and every disk call made by the real chunk
+//! store. What is simulated is only what lies between them: disks, clocks
+//! and messages.
+//!
+//! The parts of a run live beside this file: [`client`] (puts, commits,
+//! removes), [`background`] (each server's loops), [`faults`] (what the
+//! scheduler breaks) and [`checks`] (the invariants).
+
+mod background;
+mod checks;
+mod client;
+mod faults;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use cairn_chunkserver::queue_plan::{fate, pick, Fate};
-use cairn_chunkserver::repair_plan::{decide, may_drop};
 use cairn_metadata::command::{Command, CommandResult};
 use cairn_metadata::kv::{MemKv, Txn};
 use cairn_metadata::namespace;
-use cairn_proto::gc_rule::{self, commit_in_time, repair_may_copy, Verdict};
-use cairn_proto::meta_rpc::{ChunkState, Extent, Owner, ReplicationPolicy};
+use cairn_proto::meta_rpc::ChunkState;
 use cairn_proto::ring::Ring;
-use cairn_proto::{ChunkId, InodeId, NodeId};
+use cairn_proto::{ChunkId, NodeId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::disk::{CrashDamage, SimDisk};
+pub use self::checks::Violation;
+use crate::disk::SimDisk;
 
 /// The client and metadata as network endpoints (chunkservers are 1..).
 const CLIENT: NodeId = 0;
@@ -44,6 +53,11 @@ pub struct Config {
     pub repair_interval_ms: i64,
     /// Chunkservers at the start.
     pub servers: u64,
+    /// Longest metadata leader election: while one runs, metadata answers
+    /// nobody, and the commits caught in it apply (in order, before
+    /// anything else is answered, as a new Raft leader commits its
+    /// predecessor's entries before it serves a read) or not when it ends.
+    pub election_ms_max: i64,
 }
 
 impl Default for Config {
@@ -55,83 +69,7 @@ impl Default for Config {
             gc_interval_ms: 3_000,
             repair_interval_ms: 5_000,
             servers: 5,
-        }
-    }
-}
-
-/// A broken invariant, with the step it broke at.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Violation {
-    /// An acknowledged file's chunk has no intact copy anywhere.
-    Lost {
-        step: u64,
-        file: String,
-        chunk: ChunkId,
-    },
-    /// A repair drop left a current owner without an intact copy.
-    UnsafeDrop {
-        step: u64,
-        chunk: ChunkId,
-        dropper: NodeId,
-        owner: NodeId,
-    },
-    /// After the quiet phase, a referenced chunk is not on N intact copies
-    /// on its owners.
-    Short {
-        chunk: ChunkId,
-        intact_on_owners: usize,
-        want: usize,
-    },
-    /// After the quiet phase, a chunk no file references is still stored.
-    Garbage { chunk: ChunkId, copies: usize },
-    /// A crash took a copy the store had acknowledged.
-    CrashLost {
-        step: u64,
-        server: NodeId,
-        chunk: ChunkId,
-    },
-    /// After a crash, a copy under a chunk's name does not hash to it.
-    Torn {
-        step: u64,
-        server: NodeId,
-        chunk: ChunkId,
-    },
-}
-
-impl std::fmt::Display for Violation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Violation::Lost { step, file, chunk } => {
-                write!(f, "step {step}: {file} lost its last intact copy of {chunk}")
-            }
-            Violation::UnsafeDrop {
-                step,
-                chunk,
-                dropper,
-                owner,
-            } => write!(
-                f,
-                "step {step}: server {dropper} dropped {chunk} while owner {owner} held no intact copy"
-            ),
-            Violation::Short {
-                chunk,
-                intact_on_owners,
-                want,
-            } => write!(
-                f,
-                "after the faults: {chunk} on {intact_on_owners} intact owner copies, not {want}"
-            ),
-            Violation::Garbage { chunk, copies } => {
-                write!(f, "after the faults: unreferenced {chunk} still has {copies} copies")
-            }
-            Violation::CrashLost { step, server, chunk } => write!(
-                f,
-                "step {step}: a crash of server {server} lost its acknowledged copy of {chunk}"
-            ),
-            Violation::Torn { step, server, chunk } => write!(
-                f,
-                "step {step}: after a crash, server {server} holds a torn copy under {chunk}'s name"
-            ),
+            election_ms_max: 1_000,
         }
     }
 }
@@ -191,6 +129,26 @@ struct PendingCommit {
     at_ns: i64,
 }
 
+/// What becomes of a commit caught in a leader election.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InFlightFate {
+    /// The old leader had not replicated it: it never applies.
+    Dropped,
+    /// It applies when the election ends, but the answer is lost.
+    AppliedUnanswered,
+    /// It applies when the election ends and the client hears so.
+    Applied,
+}
+
+/// A commit sent to a leader that lost its office before answering.
+#[derive(Clone, Debug)]
+struct InFlight {
+    commit: PendingCommit,
+    /// When the old leader stamped it.
+    proposed_ns: i64,
+    fate: InFlightFate,
+}
+
 struct World {
     rng: StdRng,
     cfg: Config,
@@ -203,8 +161,13 @@ struct World {
     cut: BTreeSet<(NodeId, NodeId)>,
     /// Messages lost at random (per mille), while faults run.
     drop_per_mille: u32,
+    /// Files the client knows it committed (and has not removed), with
+    /// their chunks.
     live: BTreeMap<String, Vec<ChunkId>>,
     pending: Vec<PendingCommit>,
+    /// Metadata is electing a leader until then.
+    election_until_ns: i64,
+    in_flight: Vec<InFlight>,
     chunk_seq: u64,
     faults: BTreeMap<&'static str, u64>,
     acked: u64,
@@ -212,6 +175,11 @@ struct World {
     trace: blake3::Hasher,
     /// The ring as of the last registry change (rebuilt after each).
     ring: Option<Ring>,
+}
+
+/// The bytes of the client's `seq`-th new chunk (its id is their hash).
+fn chunk_bytes(seq: u64) -> [u8; 8] {
+    seq.to_le_bytes()
 }
 
 /// Runs one seed.
@@ -248,6 +216,8 @@ impl World {
             drop_per_mille: 0,
             live: BTreeMap::new(),
             pending: Vec::new(),
+            election_until_ns: 0,
+            in_flight: Vec::new(),
             chunk_seq: 0,
             faults: BTreeMap::new(),
             acked: 0,
@@ -311,7 +281,11 @@ impl World {
     }
 
     fn is_up(&self, id: NodeId) -> bool {
-        id == CLIENT || id == META || self.servers.get(&id).is_some_and(|s| s.up)
+        match id {
+            CLIENT => true,
+            META => self.now_ns >= self.election_until_ns,
+            _ => self.servers.get(&id).is_some_and(|s| s.up),
+        }
     }
 
     /// Whether a message from `a` to `b` (and its answer) gets through.
@@ -358,630 +332,6 @@ impl World {
         id
     }
 
-    // ---- the client ----------------------------------------------------
-
-    /// Stores a new chunk as the client does: primary and sync backups
-    /// durably, async copies queued on the primary.
-    fn upload(&mut self, data: &[u8]) -> bool {
-        let id = ChunkId::of(data);
-        let ring = self.ring();
-        let policy = ring.policy();
-        let (n, s) = (usize::from(policy.copies), usize::from(policy.sync_copies));
-        let targets: Vec<NodeId> = ring.write_targets(&id, n).iter().map(|m| m.id).collect();
-        if targets.len() < s || !self.reach(CLIENT, targets[0]) {
-            return false;
-        }
-        let primary = targets[0];
-        let mut stored = 0;
-        for &t in &targets[..s] {
-            if t != primary && !self.reach(primary, t) {
-                continue;
-            }
-            let now = self.clock(t);
-            if let Some(server) = self.servers.get_mut(&t) {
-                if server.disk.put(data, now).is_ok() {
-                    stored += 1;
-                }
-            }
-        }
-        if stored < s {
-            return false;
-        }
-        let queued_ns = self.clock(primary);
-        if let Some(p) = self.servers.get_mut(&primary) {
-            for &t in &targets[s..] {
-                p.queue.push(Queued {
-                    chunk: id,
-                    target: t,
-                    queued_ns,
-                });
-            }
-        }
-        true
-    }
-
-    fn put(&mut self) {
-        let name = format!("f{}", self.rng.random_range(0..12));
-        let parts = self.rng.random_range(1..=3);
-        let mut chunks = Vec::new();
-        for _ in 0..parts {
-            // Deduplication: a chunk some file references already.
-            if self.rng.random_bool(0.2) {
-                let known: Vec<ChunkId> = self.live.values().flatten().copied().collect();
-                if !known.is_empty() {
-                    let c = known[self.rng.random_range(0..known.len())];
-                    if self.reach(CLIENT, META) && self.states(&[c])[0] == ChunkState::Referenced {
-                        chunks.push(c);
-                        continue;
-                    }
-                }
-            }
-            self.chunk_seq += 1;
-            let data = self.chunk_seq.to_le_bytes();
-            let id = ChunkId::of(&data);
-            if !self.upload(&data) {
-                self.event(&format!("put {name} failed"));
-                return;
-            }
-            chunks.push(id);
-        }
-        // Commits mostly in time, sometimes past the window (refused).
-        let delay = self.rng.random_range(0..=self.cfg.grace_ms * 7 / 10) * MS;
-        self.event(&format!("put {name} {} chunks", chunks.len()));
-        self.pending.push(PendingCommit {
-            name,
-            chunks,
-            started_ns: self.now_ns,
-            at_ns: self.now_ns + delay,
-        });
-    }
-
-    fn commit(&mut self, p: PendingCommit) {
-        let elapsed = Duration::from_nanos((self.now_ns - p.started_ns).max(0) as u64);
-        if !commit_in_time(elapsed, self.grace()) || !self.reach(CLIENT, META) {
-            self.event(&format!("commit {} given up", p.name));
-            return;
-        }
-        let extents = p
-            .chunks
-            .iter()
-            .enumerate()
-            .map(|(i, c)| Extent {
-                offset: i as u64 * 64,
-                len: 64,
-                chunk: *c,
-                chunk_offset: 0,
-            })
-            .collect();
-        let r = self.apply(Command::CommitFile {
-            parent: InodeId::ROOT,
-            name: p.name.clone(),
-            extents,
-            size: p.chunks.len() as u64 * 64,
-            owner: Owner {
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-            },
-            now_ns: self.now_ns,
-        });
-        if r.is_ok() {
-            self.acked += 1;
-            self.event(&format!("commit {} acked", p.name));
-            self.live.insert(p.name, p.chunks);
-        }
-    }
-
-    fn remove(&mut self) {
-        let names: Vec<String> = self.live.keys().cloned().collect();
-        if names.is_empty() || !self.reach(CLIENT, META) {
-            return;
-        }
-        let name = names[self.rng.random_range(0..names.len())].clone();
-        let r = self.apply(Command::Unlink {
-            parent: InodeId::ROOT,
-            name: name.clone(),
-            now_ns: self.now_ns,
-        });
-        if r.is_ok() {
-            self.event(&format!("remove {name}"));
-            self.live.remove(&name);
-        }
-    }
-
-    // ---- the servers' background work ----------------------------------
-
-    fn background(&mut self) {
-        let ids: Vec<NodeId> = self.servers.keys().copied().collect();
-        for id in ids {
-            if !self.is_up(id) {
-                continue;
-            }
-            // Heartbeats (every 2 s) tell a server the ring epoch.
-            if self.rng.random_range(0..20) == 0 && self.reach(id, META) {
-                let epoch = self.ring().epoch();
-                if let Some(s) = self.servers.get_mut(&id) {
-                    s.known_epoch = epoch;
-                }
-            }
-            let now = self.clock(id);
-            let (repair_due, gc_due, drops_due) = match self.servers.get(&id) {
-                Some(s) => (
-                    now >= s.next_repair_ns,
-                    now >= s.next_gc_ns,
-                    s.planned.as_ref().is_some_and(|p| now >= p.at_ns),
-                ),
-                None => continue,
-            };
-            if drops_due {
-                self.repair_drops(id);
-            }
-            if repair_due {
-                self.repair_plan(id);
-                if let Some(s) = self.servers.get_mut(&id) {
-                    s.next_repair_ns = now + self.cfg.repair_interval_ms * MS;
-                }
-            }
-            if gc_due {
-                self.gc(id);
-                if let Some(s) = self.servers.get_mut(&id) {
-                    s.next_gc_ns = now + self.cfg.gc_interval_ms * MS;
-                }
-            }
-            self.replicate(id);
-        }
-    }
-
-    /// The first half of a repair pass: read the ring, ask owners, push
-    /// missing copies of referenced chunks, and plan the drops.
-    fn repair_plan(&mut self, me: NodeId) {
-        if !self.reach(me, META) {
-            return;
-        }
-        let ring = self.ring();
-        let n = usize::from(ring.policy().copies);
-        let ids: Vec<ChunkId> = match self.servers.get_mut(&me) {
-            Some(s) => {
-                s.known_epoch = s.known_epoch.max(ring.epoch());
-                s.disk.ids()
-            }
-            None => return,
-        };
-        let mut pushes = Vec::new();
-        let mut drops = Vec::new();
-        for id in ids {
-            let owners: Vec<NodeId> = ring.owners(&id, n).iter().map(|m| m.id).collect();
-            let have: Vec<Option<bool>> = owners
-                .iter()
-                .map(|&o| {
-                    if o != me && self.reach(me, o) {
-                        Some(self.servers.get(&o).is_some_and(|s| s.disk.has(&id)))
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-            let d = decide(me, &owners, &have);
-            pushes.extend(d.push_to.into_iter().map(|t| (id, t)));
-            if d.drop_local {
-                drops.push((id, owners));
-            }
-        }
-        if !pushes.is_empty() {
-            let ids: Vec<ChunkId> = pushes.iter().map(|(id, _)| *id).collect();
-            let states = if self.reach(me, META) {
-                self.states(&ids)
-            } else {
-                Vec::new()
-            };
-            let referenced: BTreeSet<ChunkId> = ids
-                .iter()
-                .zip(states)
-                .filter(|(_, s)| repair_may_copy(*s))
-                .map(|(id, _)| *id)
-                .collect();
-            pushes.retain(|(id, _)| referenced.contains(id));
-        }
-        for (id, target) in pushes {
-            self.push(me, id, target, "repair");
-        }
-        if !drops.is_empty() {
-            let at_ns =
-                self.clock(me) + self.rng.random_range(0..2 * self.cfg.repair_interval_ms) * MS;
-            if let Some(s) = self.servers.get_mut(&me) {
-                s.planned = Some(PlannedDrops {
-                    epoch: ring.epoch(),
-                    at_ns,
-                    drops,
-                });
-            }
-        }
-    }
-
-    /// Copies `me`'s copy of `id` to `target`; false if it could not.
-    fn push(&mut self, me: NodeId, id: ChunkId, target: NodeId, why: &str) -> bool {
-        let Some(data) = self.servers.get_mut(&me).and_then(|s| s.disk.read(&id)) else {
-            return false;
-        };
-        if !self.reach(me, target) {
-            return false;
-        }
-        let now = self.clock(target);
-        let stored = self
-            .servers
-            .get_mut(&target)
-            .is_some_and(|t| t.disk.put(&data, now).is_ok());
-        if stored {
-            self.event(&format!("{why} push {id} {me}->{target}"));
-        }
-        stored
-    }
-
-    /// The second half of a repair pass: confirm with every owner (a
-    /// re-hash, on the planned epoch), re-read the epoch, drop.
-    fn repair_drops(&mut self, me: NodeId) {
-        let Some(plan) = self.servers.get_mut(&me).and_then(|s| s.planned.take()) else {
-            return;
-        };
-        let mut confirmed: HashMap<(NodeId, ChunkId), bool> = HashMap::new();
-        for (id, owners) in &plan.drops {
-            for &o in owners {
-                if !self.reach(me, o) {
-                    continue;
-                }
-                if let Some(s) = self.servers.get_mut(&o) {
-                    if s.known_epoch == plan.epoch {
-                        confirmed.insert((o, *id), s.disk.verify(id));
-                    }
-                }
-            }
-        }
-        if !self.reach(me, META) {
-            return;
-        }
-        let epoch_now = self.ring().epoch();
-        for (id, owners) in plan.drops {
-            let answers: Vec<Option<bool>> = owners
-                .iter()
-                .map(|o| confirmed.get(&(*o, id)).copied())
-                .collect();
-            if !may_drop(me, &owners, &answers, plan.epoch, epoch_now) {
-                continue;
-            }
-            self.check_drop(me, id);
-            self.event(&format!("repair drop {id} on {me}"));
-            if let Some(s) = self.servers.get_mut(&me) {
-                s.disk.delete(&id);
-            }
-        }
-    }
-
-    /// Invariant: a repair drop leaves every current owner with an intact
-    /// copy.
-    fn check_drop(&mut self, me: NodeId, id: ChunkId) {
-        let ring = self.ring();
-        let n = usize::from(ring.policy().copies);
-        for owner in ring.owners(&id, n).iter().map(|m| m.id) {
-            let intact =
-                owner != me && self.servers.get(&owner).is_some_and(|s| s.disk.intact(&id));
-            if !intact {
-                self.violations.push(Violation::UnsafeDrop {
-                    step: self.step,
-                    chunk: id,
-                    dropper: me,
-                    owner,
-                });
-            }
-        }
-    }
-
-    /// One collector pass on `me`.
-    fn gc(&mut self, me: NodeId) {
-        if !self.reach(me, META) {
-            return;
-        }
-        let grace = self.grace();
-        let now = self.clock(me);
-        let cutoff = now - self.cfg.grace_ms * MS;
-        let old: Vec<(ChunkId, i64)> = match self.servers.get(&me) {
-            Some(s) => s.disk.stored_before(cutoff),
-            None => return,
-        };
-        let ids: Vec<ChunkId> = old.iter().map(|(id, _)| *id).collect();
-        let states = self.states(&ids);
-        for ((id, stored_ns), state) in old.into_iter().zip(states) {
-            let stored_for = Duration::from_nanos((now - stored_ns).max(0) as u64);
-            if let Verdict::Delete(_) = gc_rule::decide(state, stored_for, self.now_ns, grace) {
-                let deleted = self
-                    .servers
-                    .get_mut(&me)
-                    .is_some_and(|s| s.disk.delete_if_idle(&id, cutoff));
-                if deleted {
-                    self.event(&format!("gc {id} on {me}"));
-                }
-            }
-        }
-    }
-
-    /// A few queued async copies from `me`, as the replicator does.
-    fn replicate(&mut self, me: NodeId) {
-        let now = self.clock(me);
-        let (targets, blocked): (Vec<NodeId>, BTreeSet<NodeId>) = match self.servers.get(&me) {
-            Some(s) if !s.queue.is_empty() => (
-                s.queue.iter().map(|q| q.target).collect(),
-                s.backoff
-                    .iter()
-                    .filter(|(_, (until, _))| *until > now)
-                    .map(|(t, _)| *t)
-                    .collect(),
-            ),
-            _ => return,
-        };
-        let picked = pick(&targets, |t| blocked.contains(t), 4);
-        let meta = self.reach(me, META);
-        let ring = self.ring();
-        let mut done = BTreeSet::new();
-        for i in picked {
-            let Some(q) = self.servers.get(&me).map(|s| s.queue[i].clone()) else {
-                return;
-            };
-            let state = meta.then(|| self.states(&[q.chunk])[0]);
-            let in_ring = meta.then(|| ring.member(q.target).is_some());
-            let age = Duration::from_nanos((now - q.queued_ns).max(0) as u64);
-            match fate(state, age, self.grace(), in_ring) {
-                Fate::Wait => {}
-                Fate::Drop(_) => {
-                    done.insert(i);
-                }
-                Fate::Push => {
-                    let held = self.servers.get(&me).is_some_and(|s| s.disk.has(&q.chunk));
-                    if !held || self.push(me, q.chunk, q.target, "async") {
-                        done.insert(i);
-                    } else if let Some(s) = self.servers.get_mut(&me) {
-                        let delay = s
-                            .backoff
-                            .get(&q.target)
-                            .map_or(500 * MS, |(_, d)| (d * 2).min(30_000 * MS));
-                        s.backoff.insert(q.target, (now + delay, delay));
-                    }
-                }
-            }
-        }
-        if let Some(s) = self.servers.get_mut(&me) {
-            let mut i = 0;
-            s.queue.retain(|_| {
-                let keep = !done.contains(&i);
-                i += 1;
-                keep
-            });
-        }
-    }
-
-    /// The scrubber: re-hashes the next copy of its pass on `me` (a pass
-    /// lists the store, then goes through the list; passes start at most
-    /// every 10 s).
-    fn scrub_one(&mut self, me: NodeId) {
-        let now = self.clock(me);
-        let Some(s) = self.servers.get_mut(&me) else {
-            return;
-        };
-        if s.scrub_pass.is_empty() && now >= s.next_scrub_pass_ns {
-            s.scrub_pass = s.disk.ids();
-            s.next_scrub_pass_ns = now + 10_000 * MS;
-        }
-        if let Some(id) = s.scrub_pass.pop() {
-            s.disk.verify(&id);
-        }
-    }
-
-    // ---- faults --------------------------------------------------------
-
-    fn random_server(&mut self, filter: impl Fn(&Server) -> bool) -> Option<NodeId> {
-        let ids: Vec<NodeId> = self
-            .servers
-            .iter()
-            .filter(|(_, s)| filter(s))
-            .map(|(id, _)| *id)
-            .collect();
-        (!ids.is_empty()).then(|| ids[self.rng.random_range(0..ids.len())])
-    }
-
-    /// Intact copies of `id` in the whole cluster.
-    fn intact_copies(&self, id: &ChunkId) -> usize {
-        self.servers.values().filter(|s| s.disk.intact(id)).count()
-    }
-
-    fn inject_fault(&mut self) {
-        match self.rng.random_range(0..14) {
-            0 | 1 => {
-                if let Some(id) = self.random_server(|s| s.up) {
-                    match self.rng.random_range(0..3) {
-                        0 => {
-                            self.crash(id, false);
-                            self.fault("crash", format!("{id}"));
-                        }
-                        1 => {
-                            self.crash(id, true);
-                            self.fault("power_loss", format!("{id}"));
-                        }
-                        _ => {
-                            // Dies inside whatever it does next on disk.
-                            let calls = self.rng.random_range(0..12);
-                            self.servers[&id].disk.die_after(calls);
-                            self.fault("crash_mid_call", format!("{id} after {calls}"));
-                        }
-                    }
-                }
-            }
-            2 | 3 => {
-                if let Some(id) = self.random_server(|s| !s.up) {
-                    if let Some(s) = self.servers.get_mut(&id) {
-                        s.up = true;
-                    }
-                    self.fault("restart", format!("{id}"));
-                }
-            }
-            4 => {
-                let mut nodes: Vec<NodeId> = self.servers.keys().copied().collect();
-                nodes.extend([CLIENT, META]);
-                let a = nodes[self.rng.random_range(0..nodes.len())];
-                let b = nodes[self.rng.random_range(0..nodes.len())];
-                if a != b {
-                    self.cut.insert((a, b));
-                    let both = self.rng.random_bool(0.3);
-                    if both {
-                        self.cut.insert((b, a));
-                    }
-                    self.fault("cut", format!("{a}->{b} both={both}"));
-                }
-            }
-            5 | 6 => {
-                let cuts: Vec<(NodeId, NodeId)> = self.cut.iter().copied().collect();
-                if !cuts.is_empty() {
-                    let c = cuts[self.rng.random_range(0..cuts.len())];
-                    self.cut.remove(&c);
-                    self.fault("heal", format!("{}->{}", c.0, c.1));
-                }
-            }
-            7 | 8 => {
-                // A copy rots or turns unreadable — only where another
-                // intact copy exists, so that a correct cluster can always
-                // recover.
-                let Some(id) = self.random_server(|s| !s.disk.stored().is_empty()) else {
-                    return;
-                };
-                let ids = self.servers[&id].disk.stored();
-                let chunk = ids[self.rng.random_range(0..ids.len())];
-                if self.intact_copies(&chunk) < 2 {
-                    return;
-                }
-                let eio = self.rng.random_bool(0.3);
-                if let Some(s) = self.servers.get_mut(&id) {
-                    if eio {
-                        s.disk.break_sector(&chunk);
-                    } else {
-                        s.disk.rot(&chunk);
-                    }
-                }
-                self.fault(if eio { "eio" } else { "rot" }, format!("{chunk} on {id}"));
-            }
-            9 => {
-                if let Some(id) = self.random_server(|_| true) {
-                    let full = self.rng.random_bool(0.5);
-                    if let Some(s) = self.servers.get(&id) {
-                        s.disk.set_full(full);
-                    }
-                    self.fault("disk_full", format!("{id} {full}"));
-                }
-            }
-            10 => {
-                if let Some(id) = self.random_server(|_| true) {
-                    let max = self.cfg.grace_ms / 8;
-                    let skew = self.rng.random_range(-max..=max) * MS;
-                    if let Some(s) = self.servers.get_mut(&id) {
-                        s.skew_ns = skew;
-                    }
-                    self.fault("clock_skew", format!("{id} {skew}"));
-                }
-            }
-            11 => {
-                if self.servers.len() < 9 {
-                    let id = self.add_server();
-                    self.fault("join", format!("{id}"));
-                }
-            }
-            12 => {
-                let ring = self.ring();
-                let placed = ring.members().iter().filter(|m| !m.draining).count();
-                let copies = usize::from(ring.policy().copies);
-                let draining: Vec<NodeId> = ring
-                    .members()
-                    .iter()
-                    .filter(|m| m.draining)
-                    .map(|m| m.id)
-                    .collect();
-                // Drain one (keeping N + 1 placed), or retire a drained one.
-                if let Some(&done) = draining.iter().find(|id| {
-                    self.servers
-                        .get(id)
-                        .is_some_and(|s| s.disk.stored().is_empty())
-                }) {
-                    if self.apply(Command::RemoveChunkServer { id: done }).is_ok() {
-                        self.servers.remove(&done);
-                        self.fault("remove", format!("{done}"));
-                    }
-                } else if placed > copies + 1 {
-                    if let Some(id) = self.random_server(|s| s.up) {
-                        if ring.member(id).is_some_and(|m| !m.draining) {
-                            let _ = self.apply(Command::DrainChunkServer { id, drain: true });
-                            self.fault("drain", format!("{id}"));
-                        }
-                    }
-                }
-            }
-            _ => {
-                let policies = [(3, 2), (3, 3), (2, 2), (3, 1)];
-                let (copies, sync_copies) = policies[self.rng.random_range(0..policies.len())];
-                let placed = self.ring().members().iter().filter(|m| !m.draining).count();
-                if placed >= usize::from(copies) {
-                    let _ = self.apply(Command::SetReplication {
-                        policy: ReplicationPolicy {
-                            copies,
-                            sync_copies,
-                        },
-                    });
-                    self.fault("set_replication", format!("{copies}/{sync_copies}"));
-                }
-            }
-        }
-    }
-
-    /// Server `id` goes down: its process state goes; the queue (durable
-    /// on the real server) stays; the disk keeps what it synced, and with
-    /// `power_lost` loses or tears the rest. The crash must not take what
-    /// the store acknowledged.
-    fn crash(&mut self, id: NodeId, power_lost: bool) {
-        let Some(s) = self.servers.get_mut(&id) else {
-            return;
-        };
-        s.up = false;
-        s.planned = None;
-        s.scrub_pass.clear();
-        s.backoff.clear();
-        s.known_epoch = 0;
-        let damage = s.disk.crash(power_lost, &mut self.rng);
-        for d in damage {
-            self.violations.push(match d {
-                CrashDamage::Lost(chunk) => Violation::CrashLost {
-                    step: self.step,
-                    server: id,
-                    chunk,
-                },
-                CrashDamage::Torn(chunk) => Violation::Torn {
-                    step: self.step,
-                    server: id,
-                    chunk,
-                },
-            });
-        }
-    }
-
-    /// Servers whose process died inside a disk call go down, half of them
-    /// losing power too.
-    fn reap_the_dead(&mut self) {
-        let dead: Vec<NodeId> = self
-            .servers
-            .iter()
-            .filter(|(_, s)| s.disk.has_died())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in dead {
-            let power_lost = self.rng.random_bool(0.5);
-            self.crash(id, power_lost);
-            self.event(&format!("{id} died mid-call, power lost: {power_lost}"));
-        }
-    }
-
     // ---- the schedule --------------------------------------------------
 
     fn advance(&mut self) {
@@ -993,6 +343,9 @@ impl World {
             .partition(|p| p.at_ns <= self.now_ns);
         for p in due {
             self.commit(p);
+        }
+        if self.is_up(META) && !self.in_flight.is_empty() {
+            self.election_ends();
         }
     }
 
@@ -1040,61 +393,6 @@ impl World {
             }
             self.background();
             self.check_durability();
-        }
-    }
-
-    /// Invariant: every acknowledged file's chunks have an intact copy.
-    fn check_durability(&mut self) {
-        let mut lost = Vec::new();
-        for (file, chunks) in &self.live {
-            for c in chunks {
-                if !self.servers.values().any(|s| s.disk.intact(c)) {
-                    lost.push((file.clone(), *c));
-                }
-            }
-        }
-        for (file, chunk) in lost {
-            let v = Violation::Lost {
-                step: self.step,
-                file,
-                chunk,
-            };
-            if !self.violations.contains(&v) {
-                self.violations.push(v);
-            }
-        }
-    }
-
-    /// After the quiet phase: N intact copies of every referenced chunk
-    /// on its owners, and no garbage.
-    fn final_checks(&mut self) {
-        let ring = self.ring();
-        let n = usize::from(ring.policy().copies);
-        let referenced: BTreeSet<ChunkId> = self.live.values().flatten().copied().collect();
-        for id in &referenced {
-            let intact_on_owners = ring
-                .owners(id, n)
-                .iter()
-                .filter(|m| self.servers.get(&m.id).is_some_and(|s| s.disk.intact(id)))
-                .count();
-            if intact_on_owners < n {
-                self.violations.push(Violation::Short {
-                    chunk: *id,
-                    intact_on_owners,
-                    want: n,
-                });
-            }
-        }
-        let mut stored: BTreeMap<ChunkId, usize> = BTreeMap::new();
-        for s in self.servers.values() {
-            for id in s.disk.stored() {
-                *stored.entry(id).or_default() += 1;
-            }
-        }
-        for (chunk, copies) in stored {
-            if !referenced.contains(&chunk) {
-                self.violations.push(Violation::Garbage { chunk, copies });
-            }
         }
     }
 }
