@@ -225,8 +225,8 @@ impl Default for SimDisk {
 
 fn open(fs: &SimFs) -> FileStore {
     // The simulated filesystem fails only on a dead process, which a
-    // crash has just revived, or when full — and opening writes nothing
-    // that needs room but directories, made before any disk fills.
+    // crash has just revived, or when full — and opening creates nothing
+    // but directories, which take no room there.
     FileStore::open_on(Arc::new(fs.clone()), Path::new(ROOT))
         .expect("opening the store on a revived simulated disk")
 }
