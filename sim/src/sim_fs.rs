@@ -161,6 +161,14 @@ impl State {
         }
     }
 
+    fn dir(&self, p: &Path) -> io::Result<()> {
+        if self.is_dir(p) {
+            Ok(())
+        } else {
+            Err(not_found(p))
+        }
+    }
+
     fn file(&self, p: &Path) -> io::Result<u64> {
         match self.live.get(p) {
             Some(Node::File(ino)) => Ok(ino),
@@ -177,6 +185,13 @@ impl SimFs {
     fn state(&self) -> MutexGuard<'_, State> {
         // Nothing panics while holding it; a poisoned lock is still whole.
         self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state, for one call of the process (failing once it has died).
+    fn call(&self) -> io::Result<MutexGuard<'_, State>> {
+        let mut s = self.state();
+        s.call()?;
+        Ok(s)
     }
 
     /// Sets the clock new modification times are stamped with (ns since
@@ -337,8 +352,7 @@ struct SimFile {
 
 impl NewFile for SimFile {
     fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        let mut s = self.fs.state();
-        s.call()?;
+        let mut s = self.fs.call()?;
         if s.full {
             return Err(no_space());
         }
@@ -353,8 +367,7 @@ impl NewFile for SimFile {
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
-        let mut s = self.fs.state();
-        s.call()?;
+        let mut s = self.fs.call()?;
         let i = s
             .inodes
             .get_mut(&self.ino)
@@ -367,8 +380,7 @@ impl NewFile for SimFile {
 
 impl StoreFs for SimFs {
     fn create_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut s = self.state();
-        s.call()?;
+        let mut s = self.call()?;
         s.parent_is_dir(dir)?;
         if s.live.get(dir).is_some() {
             return Err(io::Error::new(
@@ -381,8 +393,7 @@ impl StoreFs for SimFs {
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        let mut s = self.state();
-        s.call()?;
+        let mut s = self.call()?;
         let mut missing: Vec<&Path> = dir.ancestors().take_while(|d| !s.is_dir(d)).collect();
         missing.reverse();
         for d in missing {
@@ -398,11 +409,8 @@ impl StoreFs for SimFs {
     }
 
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
-        let mut s = self.state();
-        s.call()?;
-        if !s.is_dir(dir) {
-            return Err(not_found(dir));
-        }
+        let mut s = self.call()?;
+        s.dir(dir)?;
         s.live.set(dir, None);
         Ok(())
     }
@@ -413,17 +421,13 @@ impl StoreFs for SimFs {
     }
 
     fn read_dir(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        let mut s = self.state();
-        s.call()?;
-        if !s.is_dir(dir) {
-            return Err(not_found(dir));
-        }
+        let s = self.call()?;
+        s.dir(dir)?;
         Ok(s.children(dir))
     }
 
     fn stat(&self, path: &Path) -> io::Result<Stat> {
-        let mut s = self.state();
-        s.call()?;
+        let s = self.call()?;
         match s.live.get(path) {
             Some(Node::File(ino)) => {
                 let i = &s.inodes[&ino];
@@ -441,8 +445,7 @@ impl StoreFs for SimFs {
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let mut s = self.state();
-        s.call()?;
+        let s = self.call()?;
         let i = &s.inodes[&s.file(path)?];
         if i.unreadable {
             return Err(io::Error::from_raw_os_error(libc::EIO));
@@ -451,8 +454,7 @@ impl StoreFs for SimFs {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn NewFile>> {
-        let mut s = self.state();
-        s.call()?;
+        let mut s = self.call()?;
         s.parent_is_dir(path)?;
         if s.full {
             return Err(no_space());
@@ -478,8 +480,7 @@ impl StoreFs for SimFs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut s = self.state();
-        s.call()?;
+        let mut s = self.call()?;
         let ino = s.file(from)?;
         s.parent_is_dir(to)?;
         s.live.set(from, None);
@@ -488,27 +489,22 @@ impl StoreFs for SimFs {
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        let mut s = self.state();
-        s.call()?;
+        let mut s = self.call()?;
         s.file(path)?;
         s.live.set(path, None);
         Ok(())
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        let mut s = self.state();
-        s.call()?;
-        if !s.is_dir(dir) {
-            return Err(not_found(dir));
-        }
+        let mut s = self.call()?;
+        s.dir(dir)?;
         let entries = s.live.0.get(dir).cloned().unwrap_or_default();
         s.durable.insert(dir.to_path_buf(), entries);
         Ok(())
     }
 
     fn touch(&self, path: &Path) -> io::Result<()> {
-        let mut s = self.state();
-        s.call()?;
+        let mut s = self.call()?;
         let ino = s.file(path)?;
         let now = s.now;
         let i = s.inodes.get_mut(&ino).expect("live files have inodes");
