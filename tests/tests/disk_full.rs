@@ -337,6 +337,7 @@ async fn a_follower_low_on_disk_makes_the_leader_refuse_writes() {
     let disks = on_small_disks(cluster, &sized, &[]);
     let client = disks.cluster.client().await.expect("client");
     client.mkdir("/kept", false).await.expect("mkdir");
+    client.mkdir("/removable", false).await.expect("mkdir");
 
     // One follower's disk fills to below its reserve.
     let leader = client
@@ -385,8 +386,10 @@ async fn a_follower_low_on_disk_makes_the_leader_refuse_writes() {
     );
     // Reads and removals go on; the low follower is still a member.
     assert!(client.list("/kept").await.expect("list").is_empty());
+    // (The first mkdir may already have been refused, so remove one made
+    // before the disk filled.)
     client
-        .remove("/before-1", false)
+        .remove("/removable", false)
         .await
         .expect("rm while low");
 
