@@ -12,15 +12,27 @@ pub fn ensure(command: &str, probe: &str, packages: &[&str]) -> anyhow::Result<(
         return Ok(());
     }
     eprintln!("installing {} from Debian ...", packages.join(" "));
+    // A fresh machine (a new container) may have no package lists yet:
+    // install from the lists there are, and only if that fails fetch them
+    // and try once more.
+    if apt_get(&["install", "-y", "-qq"], packages).is_ok() {
+        return Ok(());
+    }
+    apt_get(&["update", "-qq"], &[])?;
+    apt_get(&["install", "-y", "-qq"], packages)
+}
+
+fn apt_get(args: &[&str], packages: &[&str]) -> anyhow::Result<()> {
     let out = Command::new("apt-get")
-        .args(["install", "-y", "-qq"])
+        .args(args)
         .args(packages)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .output()
         .context("running apt-get (the benchmarks install what they drive; run as root)")?;
     if !out.status.success() {
         bail!(
-            "apt-get install {} failed: {}{}",
+            "apt-get {} {} failed: {}{}",
+            args.join(" "),
             packages.join(" "),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)

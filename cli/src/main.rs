@@ -5,6 +5,7 @@ mod cli;
 mod cluster_files;
 mod commands;
 mod locate;
+mod owners;
 mod signals;
 
 use std::io::IsTerminal;
@@ -14,6 +15,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if !args.command.is_server() {
+        restore_default_sigpipe();
+    }
     let default_level = if args.command.is_server() {
         "info"
     } else {
@@ -43,6 +47,19 @@ fn main() -> ExitCode {
             eprintln!("cairn: {}", one_line(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A command whose output is cut off (`cairn status | head -2`) ends the
+/// way `ls` or `cat` do, killed quietly by SIGPIPE, instead of panicking in
+/// `println!` ("failed printing to stdout: Broken pipe"). The Rust runtime
+/// ignores SIGPIPE before `main`; servers keep it ignored, so a peer that
+/// hangs up turns into an error on that one socket, never into an exit.
+fn restore_default_sigpipe() {
+    // SAFETY: setting a signal's disposition to the default touches no
+    // memory; nothing in this process has installed a SIGPIPE handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -791,6 +791,32 @@ pub async fn chunkserver_status(
     status.chunkservers.into_iter().find(|c| c.id == id)
 }
 
+/// Waits (up to `timeout`) until chunkserver `id` has heartbeated since
+/// `since` — a restarted server is serving again, rather than guessed to
+/// be after a sleep; panics if it never does.
+pub async fn wait_heartbeat_since(
+    client: &cairn_client::Client,
+    id: u64,
+    since: Instant,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let heard = chunkserver_status(client, id).await.and_then(|c| {
+            c.last_heartbeat_ms
+                .filter(|&ms| c.up && u128::from(ms) < since.elapsed().as_millis())
+        });
+        if heard.is_some() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chunkserver {id} sent no heartbeat within {timeout:?} of its restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The metadata leader's id as `client`'s cluster reports it, if any.
 pub async fn current_leader(client: &cairn_client::Client) -> Option<u64> {
     client.status().await.ok().and_then(|s| s.leader)

@@ -220,14 +220,22 @@ async fn histories_under_partitions_and_a_leader_kill_are_linearizable() {
         r.partition.heal();
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let leader = within(Duration::from_secs(10), current_leader(&setup))
-        .await
-        .flatten();
-    if let Some(leader) = leader {
-        r.cluster
-            .kill9(&format!("meta-{leader}"))
-            .expect("kill the leader");
-    }
+    // The history must include a leader kill: wait for one to be elected
+    // after the last heal rather than skip the kill.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let leader = loop {
+        if let Some(Some(id)) = within(Duration::from_secs(5), current_leader(&setup)).await {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no metadata leader 15 s after the partitions healed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    r.cluster
+        .kill9(&format!("meta-{leader}"))
+        .expect("kill the leader");
     // Let them run well past the failover (an operation caught on the
     // killed leader's connection can take the QUIC idle timeout, 4 s), so
     // that operations are invoked after it; then stop them. Each stops

@@ -1,10 +1,11 @@
 //! N=3, S=2 replication: every chunk reaches three servers, and losing any
 //! one chunkserver loses nothing that was acknowledged.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cairn_proto::meta_rpc::ReplicationPolicy;
-use cairn_tests::{random_bytes, DevCluster};
+use cairn_tests::copies::{referenced_chunks, stored_chunks};
+use cairn_tests::{random_bytes, wait_heartbeat_since, DevCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_chunk_gets_three_copies_and_survives_a_kill9() {
@@ -49,12 +50,15 @@ async fn every_chunk_gets_three_copies_and_survives_a_kill9() {
     for c in [&client, &fresh] {
         read_all(c, &files, "chunk-1").await;
     }
-    // Bring it back, then lose another one.
+    // Bring it back, then lose both others: every read is served by the
+    // restarted chunk-1 alone, so its copies survived the kill -9.
+    let restarted = Instant::now();
     cluster.restart_server("chunk-1").expect("restart chunk-1");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_heartbeat_since(&fresh, 1, restarted, Duration::from_secs(20)).await;
+    cluster.kill9("chunk-2").expect("kill -9 chunk-2");
     cluster.kill9("chunk-3").expect("kill -9 chunk-3");
     let fresh = cluster.client().await.expect("fresh client");
-    read_all(&fresh, &files, "chunk-3").await;
+    read_all(&fresh, &files, "chunk-2 and chunk-3").await;
 }
 
 async fn read_all(client: &cairn_client::Client, files: &[(String, Vec<u8>)], dead: &str) {
@@ -234,8 +238,34 @@ async fn killing_a_server_during_a_put_never_yields_a_wrong_file() {
         Ok(attr) => {
             assert_eq!(attr.size, data.len() as u64);
             check("right after the kill").await;
+            let restarted = Instant::now();
             cluster.restart_server("chunk-1").expect("restart");
-            tokio::time::sleep(Duration::from_secs(6)).await; // a repair pass
+            wait_heartbeat_since(&client, 1, restarted, Duration::from_secs(20)).await;
+            // Repair (or the queued asynchronous copy) brings every chunk
+            // back to three copies, and the file still reads back exactly.
+            let chunks = referenced_chunks(&client, &["/inflight".to_string()])
+                .await
+                .expect("the file's chunks");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let counts = stored_chunks(&cluster);
+                let copies: Vec<usize> = chunks
+                    .iter()
+                    .map(|id| counts.get(id).copied().unwrap_or(0))
+                    .collect();
+                assert!(
+                    copies.iter().all(|&n| n <= 3),
+                    "a chunk has more than three copies: {copies:?}"
+                );
+                if copies.iter().all(|&n| n == 3) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "chunks still short of three copies 60 s after the restart: {copies:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
             check("after repair").await;
         }
     }

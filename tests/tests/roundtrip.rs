@@ -143,4 +143,31 @@ fn cli_put_get_ls_stat() {
         serde_json::from_slice(&status.stdout).expect("status --json is JSON");
     assert_eq!(v["chunkservers"].as_array().map(Vec::len), Some(3));
     assert_eq!(v["leader"], 1);
+    // Owners show as names, as `ls -l` shows them (the CLI runs as root here).
+    let long = ok(cluster.cairn(&["ls", "-l", "/x/y"]), "ls -l");
+    let line = String::from_utf8_lossy(&long.stdout).into_owned();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields.get(2..4), Some(&["root", "root"][..]), "{line}");
+
+    // Output cut off (`cairn status | head -1`) ends quietly, killed by
+    // SIGPIPE as `ls` would be, instead of panicking in println!.
+    let mut child = std::process::Command::new(cairn_tests::cairn_bin())
+        .args(["status", "--config"])
+        .arg(cluster.admin_config())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn cairn status");
+    // The reader goes away before cairn has connected, let alone printed.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for cairn status");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "cairn status into a closed pipe: {:?}, {stderr}",
+        out.status
+    );
 }

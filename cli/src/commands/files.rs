@@ -12,6 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::cli::ClusterArgs;
 use crate::locate::client_config;
+use crate::owners::OwnerNames;
 
 pub async fn connect(args: &ClusterArgs) -> anyhow::Result<Client> {
     let mut cfg = client_config(args.config.as_deref())?;
@@ -148,8 +149,9 @@ pub async fn ls(args: &ClusterArgs, path: &str, long: bool, json: bool) -> anyho
         return Ok(());
     }
     if long {
+        let mut owners = OwnerNames::default();
         for e in client.list_long(path).await? {
-            println!("{}", long_line(&e));
+            println!("{}", long_line(&e, &mut owners));
         }
         return Ok(());
     }
@@ -209,13 +211,14 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn long_line(e: &EntryInfo) -> String {
+fn long_line(e: &EntryInfo, owners: &mut OwnerNames) -> String {
+    let user = owners.user(e.uid).to_string();
     format!(
-        "{} {:>3} {:>5} {:>5} {:>12} {} {}",
+        "{} {:>3} {:>8} {:>8} {:>12} {} {}",
         mode_string(e.kind, e.mode),
         e.nlink,
-        e.uid,
-        e.gid,
+        user,
+        owners.group(e.gid),
         e.size,
         time_string(e.mtime_ns),
         e.name
@@ -279,7 +282,14 @@ pub async fn stat(args: &ClusterArgs, path: &str, json: bool) -> anyhow::Result<
     println!(" Inode: {}", a.ino);
     println!(" Links: {}", a.nlink);
     println!("  Mode: {} ({:04o})", mode_string(a.kind, a.mode), a.mode);
-    println!(" Owner: uid {} gid {}", a.uid, a.gid);
+    let mut owners = OwnerNames::default();
+    let user = owners.user(a.uid).to_string();
+    println!(
+        " Owner: uid {} ({user}) gid {} ({})",
+        a.uid,
+        a.gid,
+        owners.group(a.gid)
+    );
     println!("Modify: {} UTC", time_string(a.mtime_ns));
     println!("Change: {} UTC", time_string(a.ctime_ns));
     println!("Version: {}", a.version);
