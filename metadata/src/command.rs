@@ -80,7 +80,8 @@ pub enum Command {
     /// one fsync (group commit). Each is applied atomically on its own; one
     /// refused command does not affect the others.
     Batch(Vec<Command>),
-    // New variants go last: the log holds commands by variant index.
+    // New variants go last: the log holds commands by variant index
+    // (`golden.rs` pins every variant's bytes).
     CreateFile {
         parent: InodeId,
         name: String,
@@ -348,6 +349,9 @@ pub enum CommandOutput {
     /// [`Command::ReserveInodes`]: the first number set aside.
     Reserved(InodeId),
 }
+
+#[cfg(test)]
+mod golden;
 
 #[cfg(test)]
 impl Command {

@@ -14,6 +14,7 @@ pub mod failure_detector;
 pub mod garbage_purger;
 pub mod group_membership;
 pub mod kv;
+pub mod log_format;
 pub mod log_store;
 pub mod metrics;
 pub mod namespace;
@@ -142,7 +143,7 @@ pub async fn start(
         config.id,
         Arc::new(raft_config),
         network,
-        LogStore::new(db.clone()),
+        LogStore::open(db.clone())?,
         StateMachine::open(kv.clone(), &config.data_dir.join("snapshots"))?,
     )
     .await

@@ -1,8 +1,9 @@
 //! The Raft log in RocksDB (openraft `RaftLogStorage`).
 //!
 //! Entries live in [`CF_LOG`] under their big-endian index; the vote, the
-//! last purged log id and the committed log id in [`CF_RAFT`]. Appends and
-//! votes are synced before openraft is told they are durable.
+//! last purged log id and the committed log id in [`CF_RAFT`], each in the
+//! format of [`crate::log_format`]. Appends and votes are synced before
+//! openraft is told they are durable.
 
 // openraft's storage traits return its (large) StorageError; the helpers
 // here return the same type rather than boxing and unboxing it.
@@ -21,6 +22,7 @@ use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 
 use crate::db::{cf, write, CF_LOG, CF_RAFT};
 use crate::kv::KvError;
+use crate::log_format;
 use crate::raft_types::{NodeId, TypeConfig};
 
 const KEY_VOTE: &[u8] = b"vote";
@@ -49,8 +51,10 @@ fn write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
 }
 
 impl LogStore {
-    pub fn new(db: Arc<DB>) -> Self {
-        LogStore { db }
+    /// The log in `db`, upgraded to this build's format first.
+    pub fn open(db: Arc<DB>) -> Result<Self, KvError> {
+        log_format::upgrade(&db)?;
+        Ok(LogStore { db })
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -59,7 +63,7 @@ impl LogStore {
     ) -> Result<Option<T>, StorageError<NodeId>> {
         let h = cf(&self.db, CF_RAFT).map_err(read_err)?;
         match self.db.get_cf(h, key).map_err(read_err)? {
-            Some(b) => Ok(Some(postcard::from_bytes(&b).map_err(read_err)?)),
+            Some(b) => Ok(Some(log_format::decode(&b).map_err(read_err)?)),
             None => Ok(None),
         }
     }
@@ -73,7 +77,7 @@ impl LogStore {
     ) -> Result<(), StorageError<NodeId>> {
         let h = cf(&self.db, CF_RAFT).map_err(write_err)?;
         let mut batch = WriteBatch::default();
-        batch.put_cf(h, key, postcard::to_allocvec(v).map_err(write_err)?);
+        batch.put_cf(h, key, log_format::encode(v));
         write(&self.db, batch, sync).map_err(write_err)
     }
 
@@ -82,7 +86,7 @@ impl LogStore {
         match self.db.iterator_cf(h, IteratorMode::End).next() {
             Some(item) => {
                 let (_, v) = item.map_err(read_err)?;
-                Ok(Some(postcard::from_bytes(&v).map_err(read_err)?))
+                Ok(Some(log_format::decode(&v).map_err(read_err)?))
             }
             None => Ok(None),
         }
@@ -118,7 +122,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             if !range.contains(&idx) {
                 break;
             }
-            out.push(postcard::from_bytes(&v).map_err(read_err)?);
+            out.push(log_format::decode(&v).map_err(read_err)?);
         }
         Ok(out)
     }
@@ -178,11 +182,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let h = cf(&self.db, CF_LOG).map_err(write_err)?;
         let mut batch = WriteBatch::default();
         for e in entries {
-            batch.put_cf(
-                h,
-                index_key(e.log_id.index),
-                postcard::to_allocvec(&e).map_err(write_err)?,
-            );
+            batch.put_cf(h, index_key(e.log_id.index), log_format::encode(&e));
         }
         // Crash tests: entries received but not yet durable, or durable
         // but not yet reported so.

@@ -276,6 +276,47 @@ mod tests {
     }
 
     #[test]
+    fn records_of_format_1_decode_from_pinned_bytes() {
+        // As the first release wrote each record kind (format byte 1, then
+        // postcard); these bytes must keep decoding to the same values.
+        // len 3, chunk 07 × 32, chunk_offset 1.
+        let mut extent = vec![1u8, 3];
+        extent.extend_from_slice(&[7; 32]);
+        extent.push(1);
+        let want = ExtentRecord {
+            len: 3,
+            chunk: ChunkId([7; 32]),
+            chunk_offset: 1,
+        };
+        assert_eq!(encode(&want), extent);
+        assert_eq!(decode::<ExtentRecord>(&extent).unwrap(), want);
+        assert_eq!(
+            decode::<ChunkRecord>(&[1, 0xac, 0x02]).unwrap(),
+            ChunkRecord { refs: 300 }
+        );
+        let server = [1u8, 2, 3, b'h', b':', b'1', 1, b'z', 0xac, 0x02];
+        let want = ServerRecord {
+            id: 2,
+            addr: "h:1".into(),
+            zone: "z".into(),
+            capacity_bytes: 300,
+        };
+        assert_eq!(encode(&want), server);
+        assert_eq!(decode::<ServerRecord>(&server).unwrap(), want);
+        let counters = Counters {
+            files: 1,
+            directories: 2,
+            chunks_referenced: 3,
+        };
+        assert_eq!(encode(&counters), [1, 1, 2, 3]);
+        assert_eq!(decode::<Counters>(&[1, 1, 2, 3]).unwrap(), counters);
+        // A garbage record's time (zigzag i64), a parent, the next inode.
+        assert_eq!(decode::<i64>(&[1, 3]).unwrap(), -2);
+        assert_eq!(decode::<InodeId>(&[1, 9]).unwrap(), InodeId(9));
+        assert_eq!(decode::<u64>(&[1, 2]).unwrap(), 2);
+    }
+
+    #[test]
     fn server_flags_of_both_formats_decode() {
         // Server 4 down, server 9 draining, as the first release wrote them.
         let v1 = [1u8, 2, 4, 1, 0, 9, 0, 1];

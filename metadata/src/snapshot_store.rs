@@ -22,7 +22,7 @@ use openraft::{BasicNode, SnapshotMeta};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 
-use crate::raft_types::NodeId;
+use cairn_proto::NodeId;
 
 const CURRENT: &str = "CURRENT";
 const INSTALLING: &str = "INSTALLING";
@@ -32,6 +32,27 @@ const INSTALLING: &str = "INSTALLING";
 pub struct SnapshotRecord {
     pub meta: SnapshotMeta<NodeId, BasicNode>,
     pub file: String,
+}
+
+/// Format byte of sidecars written by this build. Sidecars of format 1
+/// (the first release) are bare postcard, whose first byte is the tag of
+/// `meta.last_log_id` (0 or 1); the byte 2 cannot begin one, so no marker
+/// is needed to tell them apart.
+pub const SIDECAR_V2: u8 = 2;
+
+pub fn encode_sidecar(rec: &SnapshotRecord) -> Vec<u8> {
+    postcard::to_extend(rec, vec![SIDECAR_V2]).expect("in-memory postcard encoding cannot fail")
+}
+
+pub fn decode_sidecar(bytes: &[u8]) -> Result<SnapshotRecord, String> {
+    match bytes.first() {
+        Some(0 | 1) => postcard::from_bytes(bytes).map_err(|e| e.to_string()),
+        Some(&SIDECAR_V2) => postcard::from_bytes(&bytes[1..]).map_err(|e| e.to_string()),
+        Some(v) => Err(format!(
+            "snapshot sidecar format {v} is newer than this build reads ({SIDECAR_V2})"
+        )),
+        None => Err("empty snapshot sidecar".into()),
+    }
 }
 
 /// The snapshot directory of one metadata node.
@@ -96,13 +117,13 @@ impl SnapshotDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        postcard::from_bytes(&bytes)
+        decode_sidecar(&bytes)
             .map(Some)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{name}: {e}")))
     }
 
     fn write_sidecar(&self, name: &str, rec: &SnapshotRecord) -> io::Result<()> {
-        let bytes = postcard::to_allocvec(rec).map_err(io::Error::other)?;
+        let bytes = encode_sidecar(rec);
         let tmp = self.dir.join(format!("{name}.tmp"));
         let mut f = File::create(&tmp)?;
         f.write_all(&bytes)?;
@@ -277,6 +298,32 @@ mod tests {
         let part = d.new_part("t");
         fs::write(&part, b"x").unwrap();
         d.promote(&part).unwrap()
+    }
+
+    #[test]
+    fn sidecars_of_both_formats_decode() {
+        // rec(7, "snap-a.bin") as the first release wrote it (bare
+        // postcard), then with its empty membership and no log id.
+        let v1: &[u8] = &[
+            1, 1, 1, 7, 0, 0, 0, 2, b's', b'7', 10, b's', b'n', b'a', b'p', b'-', b'a', b'.', b'b',
+            b'i', b'n',
+        ];
+        assert_eq!(postcard::to_allocvec(&rec(7, "snap-a.bin")).unwrap(), v1);
+        let got = decode_sidecar(v1).unwrap();
+        assert_eq!(
+            (got.meta, got.file),
+            (rec(7, "snap-a.bin").meta, "snap-a.bin".into())
+        );
+        let mut none = rec(0, "f");
+        none.meta.last_log_id = None;
+        let old = postcard::to_allocvec(&none).unwrap();
+        assert_eq!(old[0], 0);
+        assert_eq!(decode_sidecar(&old).unwrap().meta, none.meta);
+        let new = encode_sidecar(&rec(9, "g"));
+        assert_eq!(new[0], SIDECAR_V2);
+        assert_eq!(decode_sidecar(&new).unwrap().meta, rec(9, "g").meta);
+        assert!(decode_sidecar(&[3, 0]).is_err());
+        assert!(decode_sidecar(&[]).is_err());
     }
 
     #[test]

@@ -18,7 +18,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         let db = db::open(&dir.path().join("db")).expect("open rocksdb");
         let sm = StateMachine::open(RocksKv { db: db.clone() }, &dir.path().join("snapshots"))
             .expect("open state machine");
-        Ok((dir, LogStore::new(db), sm))
+        let log = LogStore::open(db).expect("open the log");
+        Ok((dir, log, sm))
     }
 }
 
