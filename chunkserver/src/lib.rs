@@ -13,6 +13,7 @@ pub mod config;
 pub mod disk_room;
 pub mod forward;
 pub mod gc;
+pub mod known_epoch;
 pub mod membership;
 pub mod metrics;
 pub mod outboards;
@@ -39,7 +40,8 @@ use tokio_util::sync::CancellationToken;
 pub use config::ChunkServerConfig;
 
 use crate::gc::Collector;
-use crate::membership::{KnownEpoch, Membership};
+use crate::known_epoch::KnownEpoch;
+use crate::membership::Membership;
 use crate::outboards::Outboards;
 use crate::pacer::Pacer;
 use crate::repair::{RepairCounters, Repairer};

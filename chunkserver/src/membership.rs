@@ -16,25 +16,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ChunkServerConfig;
 use crate::disk_room;
 use crate::gc::Collector;
+use crate::known_epoch::KnownEpoch;
 use crate::repair::RepairCounters;
 use crate::scrubber::ScrubCounters;
 use crate::store::FileStore;
 use cairn_proto::disk_space::disk_space;
-
-/// The newest placement-ring epoch this server has heard of.
-#[derive(Default)]
-pub struct KnownEpoch(AtomicU64);
-
-impl KnownEpoch {
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    /// Records `epoch` if it is newer than what is known.
-    pub fn observe(&self, epoch: u64) {
-        self.0.fetch_max(epoch, Ordering::Relaxed);
-    }
-}
 
 pub struct Membership {
     pub meta: Arc<MetaCaller>,

@@ -26,7 +26,7 @@ use cairn_proto::{ChunkId, NodeId};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::membership::KnownEpoch;
+use crate::known_epoch::KnownEpoch;
 use crate::pacer::Pacer;
 use crate::peer::push_chunk;
 use crate::repair_plan::{decide, may_drop};

@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 
 use crate::forward;
 use crate::gc::Collector;
-use crate::membership::KnownEpoch;
+use crate::known_epoch::KnownEpoch;
 use crate::metrics::ServiceMetrics;
 use crate::outboards::Outboards;
 use crate::replication_queue::ReplicationQueue;

@@ -231,7 +231,7 @@ pub fn apply_one<R: KvRead>(
         cmd,
     } = cmd
     {
-        return crate::sessions::apply_once(t, *session, *now_ns, cmd);
+        return crate::sessions::apply_once(t, *session, *now_ns, cmd, apply_one);
     }
     let save = t.savepoint();
     match apply(t, cmd) {

@@ -16,7 +16,6 @@ use cairn_proto::RpcError;
 
 use crate::command::{Command, CommandResult};
 use crate::kv::{Cf, KvError, KvRead, Txn};
-use crate::namespace;
 use crate::schema::{decode, encode, InodeAttrV1, INODE_V2, RECORD_V1};
 
 /// Most expired records dropped per command (bounds the work of one apply;
@@ -40,13 +39,15 @@ fn time_key(at_ns: i64, s: Session) -> Vec<u8> {
     k
 }
 
-/// Applies `cmd` under `session` at most once; returns its result (the
-/// kept one for a repeat).
+/// Applies `cmd` under `session` at most once, with `apply` (the
+/// namespace's, handed in so that this module depends on nothing but the
+/// command); returns its result (the kept one for a repeat).
 pub fn apply_once<R: KvRead>(
     t: &mut Txn<'_, R>,
     session: Session,
     now_ns: i64,
     cmd: &Command,
+    apply: impl FnOnce(&mut Txn<'_, R>, &Command) -> Result<CommandResult, KvError>,
 ) -> Result<CommandResult, KvError> {
     expire(t, now_ns)?;
     if matches!(cmd, Command::Once { .. } | Command::Batch(_)) {
@@ -59,7 +60,7 @@ pub fn apply_once<R: KvRead>(
     if let Some(kept) = t.get(Cf::Sessions, &key)? {
         return decode_result(&kept);
     }
-    let result = namespace::apply_one(t, cmd)?;
+    let result = apply(t, cmd)?;
     t.put(Cf::Sessions, key, encode_result(&result));
     t.put(Cf::Sessions, time_key(now_ns, session), Vec::new());
     Ok(result)
@@ -160,6 +161,7 @@ fn expire<R: KvRead>(t: &mut Txn<'_, R>, now_ns: i64) -> Result<(), KvError> {
 mod tests {
     use super::*;
     use crate::kv::MemKv;
+    use crate::namespace;
 
     fn mkdir(name: &str) -> Command {
         Command::mkdir_in_root(name)
