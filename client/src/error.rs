@@ -56,6 +56,11 @@ pub enum ClientError {
         elapsed: std::time::Duration,
         grace: std::time::Duration,
     },
+    /// A task of this client's own (hashing a chunk on the blocking pool)
+    /// panicked or was cancelled as the runtime shut down: nothing of it
+    /// was committed.
+    #[error("an internal task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
     /// A reply of the wrong kind: a bug or a version mismatch.
     #[error("unexpected reply from the cluster: {0}")]
     Protocol(String),

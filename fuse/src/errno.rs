@@ -34,11 +34,14 @@ pub fn errno(e: &ClientError) -> Errno {
         | ClientError::NoChunkservers => Errno::ENOSPC,
         ClientError::Changed { .. } => Errno::EAGAIN,
         ClientError::CommitTooLate { .. } => Errno::ETIMEDOUT,
+        // A local error keeps its own errno (a flush that failed with
+        // ENOSPC under a truncate answers ENOSPC, not EIO).
+        ClientError::Io(e) => e.raw_os_error().map_or(Errno::EIO, Errno::from_i32),
         ClientError::Unreachable(_)
         | ClientError::ChunkUnavailable { .. }
         | ClientError::Upload { .. }
         | ClientError::Config(_)
-        | ClientError::Io(_)
+        | ClientError::Task(_)
         | ClientError::Net(_)
         | ClientError::Protocol(_) => Errno::EIO,
     }
@@ -60,5 +63,14 @@ mod tests {
         assert_eq!(e(ErrorCode::NoData), Errno::ENODATA);
         assert_eq!(e(ErrorCode::Unavailable), Errno::EIO);
         assert_eq!(e(ErrorCode::NoSpace), Errno::ENOSPC);
+    }
+
+    #[test]
+    fn a_local_error_keeps_its_errno() {
+        let io = |code| errno(&ClientError::Io(std::io::Error::from_raw_os_error(code)));
+        assert_eq!(io(libc::ENOSPC), Errno::ENOSPC);
+        assert_eq!(io(libc::EFBIG), Errno::EFBIG);
+        let other = ClientError::Io(std::io::Error::other("no errno"));
+        assert_eq!(errno(&other), Errno::EIO);
     }
 }

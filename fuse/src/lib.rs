@@ -13,12 +13,14 @@
 mod attr;
 mod chunk_cache;
 mod deferred_create;
+mod dirty_budget;
 mod errno;
 mod filesystem;
 mod inode_aliases;
 mod lookup_cache;
 mod mount;
 mod open_file;
+mod read_pattern;
 mod stale_inodes;
 mod write_buffer;
 

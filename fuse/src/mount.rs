@@ -1,7 +1,6 @@
 //! Mounting and unmounting.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +8,7 @@ use cairn_client::Client;
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 
 use crate::chunk_cache::ChunkCache;
+use crate::dirty_budget::DirtyBudget;
 use crate::filesystem::CairnFs;
 use crate::open_file::FileIo;
 
@@ -62,9 +62,7 @@ pub fn mount(client: Client, mountpoint: &Path, opts: &MountOptions) -> std::io:
     let io = FileIo {
         client,
         cache: Arc::new(ChunkCache::new(opts.cache_bytes)),
-        dirty_total: AtomicUsize::new(0),
-        flush_file_bytes: opts.flush_file_bytes,
-        flush_total_bytes: opts.flush_total_bytes,
+        dirty: DirtyBudget::new(opts.flush_file_bytes, opts.flush_total_bytes),
         readahead_bytes: opts.readahead_bytes,
         aliases: Default::default(),
     };

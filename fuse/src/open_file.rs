@@ -5,7 +5,7 @@
 //! (inline in metadata for a tiny file, else as new chunks committed as
 //! extents keyed by offset — a random write replaces only what it covers).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -15,20 +15,18 @@ use cairn_proto::{ErrorCode, InodeId};
 use fuser::Errno;
 
 use crate::chunk_cache::ChunkCache;
+use crate::dirty_budget::{DirtyBudget, DirtyCharge};
 use crate::errno::errno;
 use crate::inode_aliases::InodeAliases;
+use crate::read_pattern::ReadPattern;
 use crate::write_buffer::WriteBuffer;
 
 /// What every open file of one mount shares.
 pub struct FileIo {
     pub client: Client,
     pub cache: Arc<ChunkCache>,
-    /// Dirty bytes over all open files.
-    pub dirty_total: AtomicUsize,
-    /// A file flushes once it holds this many dirty bytes.
-    pub flush_file_bytes: usize,
-    /// Any file flushes once all together hold this many.
-    pub flush_total_bytes: usize,
+    /// Dirty bytes over all open files, and when a file must flush.
+    pub dirty: Arc<DirtyBudget>,
     /// Bytes of chunks fetched ahead of a sequential reader.
     pub readahead_bytes: u64,
     /// Kernel inodes standing for other files (see `inode_aliases`).
@@ -80,6 +78,9 @@ type Parts = Arc<Vec<(u64, Bytes)>>;
 
 struct FileState {
     dirty: WriteBuffer,
+    /// `dirty`'s bytes, counted in the mount's budget (taken on the first
+    /// write, given back when the file is dropped).
+    charge: Option<DirtyCharge>,
     /// Ranges being stored and committed by a flush: still what reads
     /// must see until the commit lands.
     inflight: Option<Parts>,
@@ -93,10 +94,22 @@ struct FileState {
     content: Option<Arc<FileContent>>,
     /// Bumped when a commit changes what `content` should be.
     generation: u64,
-    /// Where the last read ended (sequential reads trigger read-ahead).
-    last_read_end: u64,
-    /// Reads in a row that each started near where the one before ended.
-    sequential_run: u32,
+    /// Whether reads are a scan (read-ahead, whole chunks).
+    pattern: ReadPattern,
+}
+
+impl FileState {
+    /// Brings the budget up to date with `dirty`; answers whether the
+    /// file should flush.
+    fn recount(&mut self, io: &FileIo) -> bool {
+        let bytes = self.dirty.bytes();
+        if bytes == 0 && self.charge.is_none() {
+            return false;
+        }
+        self.charge
+            .get_or_insert_with(|| io.dirty.charge())
+            .set(bytes)
+    }
 }
 
 impl OpenFile {
@@ -106,13 +119,13 @@ impl OpenFile {
             target: AtomicU64::new(attr.ino.0),
             state: tokio::sync::Mutex::new(FileState {
                 dirty: WriteBuffer::default(),
+                charge: None,
                 inflight: None,
                 size: attr.size,
                 version: attr.version,
                 content: None,
                 generation: 0,
-                last_read_end: 0,
-                sequential_run: 0,
+                pattern: ReadPattern::default(),
             }),
             flushing: tokio::sync::Mutex::new(()),
             hidden: std::sync::Mutex::new(None),
@@ -283,16 +296,9 @@ impl OpenFile {
             .ok_or(Errno::EFBIG)?;
         let over = {
             let mut st = self.state.lock().await;
-            let before = st.dirty.bytes();
             st.dirty.write(offset, data);
-            let after = st.dirty.bytes();
-            let total = if after >= before {
-                io.dirty_total.fetch_add(after - before, Ordering::Relaxed) + (after - before)
-            } else {
-                io.dirty_total.fetch_sub(before - after, Ordering::Relaxed) - (before - after)
-            };
             st.size = st.size.max(end);
-            after >= io.flush_file_bytes || total >= io.flush_total_bytes
+            st.recount(io)
         };
         Ok(over)
     }
@@ -343,8 +349,7 @@ impl OpenFile {
                 continue; // grew meanwhile
             }
             let taken = st.dirty.take();
-            let n: usize = taken.iter().map(|(_, d)| d.len()).sum();
-            io.dirty_total.fetch_sub(n, Ordering::Relaxed);
+            st.recount(io);
             let parts: Parts = Arc::new(
                 taken
                     .into_iter()
@@ -389,8 +394,7 @@ impl OpenFile {
                 for (o, d) in &newer {
                     st.dirty.write(*o, d);
                 }
-                io.dirty_total
-                    .fetch_add(st.dirty.bytes(), Ordering::Relaxed);
+                st.recount(io);
                 Err(errno(&e))
             }
         }
@@ -412,10 +416,8 @@ impl OpenFile {
             .await
             .map_err(|e| errno(&e))?;
         let mut st = self.state.lock().await;
-        let before = st.dirty.bytes();
         st.dirty.truncate(size);
-        io.dirty_total
-            .fetch_sub(before - st.dirty.bytes(), Ordering::Relaxed);
+        st.recount(io);
         st.size = size;
         st.version = st.version.max(attr.version);
         st.content = None;
@@ -427,6 +429,7 @@ impl OpenFile {
     /// committed bytes, under what a flush is committing, under what is
     /// buffered. Holes read as zeros.
     pub async fn read(&self, io: &FileIo, offset: u64, len: u32) -> Result<Vec<u8>, Errno> {
+        let mut scan = None;
         for _ in 0..READ_TRIES {
             let (mut out, content, generation, sequential) = {
                 let mut st = self.state.lock().await;
@@ -435,33 +438,28 @@ impl OpenFile {
                 }
                 let n = u64::from(len).min(st.size - offset);
                 let mut out = vec![0u8; n as usize];
-                // Near where the last read ended: kernel read-ahead sends
-                // several reads at once, not always in order. One such read
-                // is chance (a random reader lands near its last read now
-                // and then); a run of them is a scan.
-                if offset.abs_diff(st.last_read_end) <= SEQUENTIAL_SLACK {
-                    st.sequential_run = st.sequential_run.saturating_add(1);
-                } else {
-                    st.sequential_run = 0;
-                }
-                let sequential = st.sequential_run >= SEQUENTIAL_RUN;
-                st.last_read_end = offset + n;
+                // Counted once per read, however many tries it takes.
+                let sequential = *scan.get_or_insert_with(|| st.pattern.observe(offset, n));
                 if st.dirty.covers(offset, n) {
                     st.dirty.overlay(offset, &mut out);
                     return Ok(out);
                 }
-                let content = match &st.content {
-                    Some(c) => c.clone(),
-                    None => {
-                        let (content, _) = io
-                            .client
-                            .content(self.target())
-                            .await
-                            .map_err(|e| errno(&e))?;
-                        let content = Arc::new(content);
-                        st.content = Some(content.clone());
-                        content
+                let Some(content) = st.content.clone() else {
+                    // Fetched without holding the file's state: writes,
+                    // flushes and other reads of this file go on
+                    // meanwhile. Kept only if no commit landed since.
+                    let generation = st.generation;
+                    drop(st);
+                    let (content, _) = io
+                        .client
+                        .content(self.target())
+                        .await
+                        .map_err(|e| errno(&e))?;
+                    let mut st = self.state.lock().await;
+                    if st.generation == generation && st.content.is_none() {
+                        st.content = Some(Arc::new(content));
                     }
+                    continue;
                 };
                 if let Some(inline) = &content.inline {
                     // A tiny file: its bytes came with the content (zeros
@@ -532,14 +530,9 @@ fn overlay_parts(parts: &[(u64, Bytes)], offset: u64, out: &mut [u8]) {
 
 /// Largest file this mount writes (as the metadata service allows).
 const MAX_FILE_SIZE: u64 = 1 << 62;
-/// How far from the previous read's end a read may start and still count
-/// as part of a sequential scan.
-const SEQUENTIAL_SLACK: u64 = 2 << 20;
-/// Near reads in a row that make a reader sequential (whole chunks and
-/// read-ahead instead of verified slices).
-const SEQUENTIAL_RUN: u32 = 3;
-/// Reads retried when commits keep landing underneath them.
-const READ_TRIES: usize = 5;
+/// Tries of one read when commits keep landing underneath it (fetching
+/// the committed content takes one).
+const READ_TRIES: usize = 6;
 
 /// Copies the committed bytes of `offset..offset + out.len()` into `out`
 /// (holes stay zero), fetching in parallel: whole chunks through the cache

@@ -189,9 +189,7 @@ impl Inner {
 
     /// Hashes a chunk and makes sure its primary owner stores it.
     pub(super) async fn store_chunk(self: Arc<Self>, data: Bytes) -> Result<ChunkId, ClientError> {
-        let (id, data) = tokio::task::spawn_blocking(move || (ChunkId::of(&data), data))
-            .await
-            .map_err(|e| ClientError::Io(std::io::Error::other(e)))?;
+        let (id, data) = tokio::task::spawn_blocking(move || (ChunkId::of(&data), data)).await?;
         if data.len() >= DEDUP_QUERY_MIN {
             if let MetaResponse::Exist(v) = self
                 .meta
