@@ -2,6 +2,14 @@
 //! runtime, so slow ones (a flush uploading chunks) do not hold up the
 //! others. Permission checks are the kernel's (`default_permissions`),
 //! against the mode, owner and group this filesystem reports.
+//!
+//! The policies the operations share live beside this file, one concept
+//! each: the handle tables (`handles.rs`), page-cache coherence
+//! (`page_cache.rs`), creating (`create.rs`), unlink of an open file
+//! (`unlink_open.rs`), set-attributes ordering (`set_attr.rs`), statfs
+//! (`statfs.rs`) and which extended attributes are kept
+//! (`xattr_policy.rs`). This file is the `Filesystem` implementation
+//! itself (about 30 operations, which is why it is long).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -14,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use cairn_client::ClientError;
 use cairn_proto::meta_rpc::{AttrChange, FileKind, InodeAttr, Owner, RenameMode, XattrMode};
 use cairn_proto::path::MAX_NAME_LEN;
-use cairn_proto::{ErrorCode, InodeId};
+use cairn_proto::InodeId;
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
     IoctlFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
@@ -23,17 +31,23 @@ use fuser::{
 };
 
 use crate::attr::{file_type, ns_of, to_file_attr};
-use crate::deferred_create::{self, PendingCreates};
+use crate::deferred_create::PendingCreates;
 use crate::errno::errno;
 use crate::lookup_cache::{self, Cached, LookupCache};
-use crate::open_file::{FileIo, OpenFile, PendingCreate};
+use crate::open_file::{FileIo, OpenFile};
 
-/// How long cached statfs numbers are reused.
-const STATFS_TTL: Duration = Duration::from_secs(2);
-/// Block size statfs reports in.
-const STATFS_BLOCK: u64 = 4096;
-/// Inodes whose page-cache version is remembered, at most.
-const MAX_KNOWN_VERSIONS: usize = 1 << 20;
+mod create;
+mod handles;
+mod page_cache;
+mod set_attr;
+mod statfs;
+mod unlink_open;
+mod xattr_policy;
+
+use handles::OpenFiles;
+use statfs::STATFS_BLOCK;
+use xattr_policy::{reply_xattr, stored_xattr};
+
 /// Largest single read or write the kernel sends us.
 const MAX_IO: u32 = 1 << 20;
 
@@ -59,13 +73,6 @@ pub(crate) struct Shared {
     /// Creates answered here and not yet sent (see `deferred_create`).
     pending: PendingCreates,
     defer_creates: bool,
-}
-
-#[derive(Default)]
-struct OpenFiles {
-    /// Open files and how many handles each has.
-    by_ino: HashMap<InodeId, (Arc<OpenFile>, usize)>,
-    handles: HashMap<u64, InodeId>,
 }
 
 struct DirItem {
@@ -108,15 +115,6 @@ impl Shared {
         self.io.aliases.file(ino(i))
     }
 
-    /// The open file `ino` names: by the kernel's number or by metadata's.
-    fn open_file(&self, ino: InodeId) -> Option<Arc<OpenFile>> {
-        let files = lock(&self.files);
-        let found = |i: InodeId| files.by_ino.get(&i).map(|(f, _)| f.clone());
-        found(ino)
-            .or_else(|| self.io.aliases.kernel(ino).and_then(found))
-            .or_else(|| found(self.io.aliases.file(ino)))
-    }
-
     /// Attributes as the kernel should see them: an open file's size
     /// includes its buffered writes.
     async fn file_attr(&self, a: &InodeAttr) -> fuser::FileAttr {
@@ -130,50 +128,6 @@ impl Shared {
         to_file_attr(a, size)
     }
 
-    fn register(&self, attr: &InodeAttr) -> (u64, Arc<OpenFile>) {
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let mut files = lock(&self.files);
-        // A file open here under an alias shares that open file's buffers.
-        let key = self
-            .io
-            .aliases
-            .kernel(attr.ino)
-            .filter(|k| files.by_ino.contains_key(k))
-            .unwrap_or(attr.ino);
-        let entry = files
-            .by_ino
-            .entry(key)
-            .or_insert_with(|| (Arc::new(OpenFile::new(attr)), 0));
-        entry.1 += 1;
-        let file = entry.0.clone();
-        files.handles.insert(fh, key);
-        (fh, file)
-    }
-
-    /// Whether the page cache may be kept for `attr` (it holds this very
-    /// version), remembering that it now will. If not, the kernel's cached
-    /// attributes go too, so the opener sees the new size at once.
-    fn keep_cache(&self, attr: &InodeAttr) -> bool {
-        let keep = {
-            let mut known = lock(&self.cached_versions);
-            if known.len() >= MAX_KNOWN_VERSIONS {
-                // Forgetting only costs re-reading pages the kernel had.
-                known.clear();
-            }
-            known.insert(attr.ino, attr.version) == Some(attr.version)
-        };
-        if !keep {
-            if let Some(n) = self.notifier.get() {
-                // Offset -1: attributes only (the open reply drops pages).
-                let kernel = self.io.aliases.kernel(attr.ino).unwrap_or(attr.ino);
-                if let Err(e) = n.inval_inode(INodeNo(kernel.0), -1, 0) {
-                    tracing::debug!(ino = %attr.ino, error = %e, "attribute invalidation failed");
-                }
-            }
-        }
-        keep
-    }
-
     async fn flush(&self, file: &OpenFile) -> Result<(), Errno> {
         let flushed = file.flush(&self.io).await;
         if !file.is_pending() {
@@ -184,34 +138,6 @@ impl Shared {
             lock(&self.cached_versions).insert(attr.ino, attr.version);
         }
         Ok(())
-    }
-
-    async fn release(&self, fh: u64) -> Result<(), Errno> {
-        let last = {
-            let mut files = lock(&self.files);
-            let Some(ino) = files.handles.remove(&fh) else {
-                return Ok(());
-            };
-            match files.by_ino.get_mut(&ino) {
-                Some((f, n)) if *n > 1 => {
-                    *n -= 1;
-                    let _ = f;
-                    None
-                }
-                Some(_) => files.by_ino.remove(&ino).map(|(f, _)| f),
-                None => None,
-            }
-        };
-        let Some(f) = last else {
-            return Ok(());
-        };
-        let flushed = self.flush(&f).await;
-        if let Some((dir, name)) = f.take_hidden() {
-            if let Err(e) = self.io.client.unlink_in(dir, &name).await {
-                tracing::warn!(ino = %f.ino, name, error = %e, "removing an unlinked file at its last close failed");
-            }
-        }
-        flushed
     }
 
     /// Buffers a write; past the buffer bound, stores the buffered bytes in
@@ -236,148 +162,6 @@ impl Shared {
             let _ = s.flush(&file).await;
         });
         Ok(())
-    }
-
-    /// Unlinks `name`; a file open in this mount and losing its last name
-    /// is renamed to a hidden name instead and removed at its last close,
-    /// so that it stays readable and writable through the open handles (as
-    /// POSIX asks).
-    async fn unlink(&self, parent: InodeId, name: &str) -> Result<(), ClientError> {
-        if !lock(&self.files).by_ino.is_empty() {
-            let a = self.io.client.lookup(parent, name).await?;
-            if let (FileKind::File, 1, Some(f)) = (a.kind, a.nlink, self.open_file(a.ino)) {
-                let hidden = format!(".cairn-unlinked-{}", a.ino.0);
-                self.io
-                    .client
-                    .rename_in((parent, name), (parent, &hidden), RenameMode::Replace)
-                    .await?;
-                f.set_hidden(parent, hidden);
-                return Ok(());
-            }
-        }
-        self.io.client.unlink_in(parent, name).await
-    }
-
-    async fn set_attr(
-        &self,
-        ino: InodeId,
-        change: AttrChange,
-        size: Option<u64>,
-    ) -> Result<InodeAttr, ClientError> {
-        let open = self.open_file(ino);
-        if let Some(f) = &open {
-            // Buffered writes land first, so a later mtime or cut applies
-            // after them.
-            if let Err(e) = self.flush(f).await {
-                return Err(ClientError::Io(std::io::Error::from_raw_os_error(e.code())));
-            }
-        }
-        let mut attr = None;
-        if let Some(size) = size {
-            attr = Some(match &open {
-                Some(f) => f
-                    .set_size(&self.io, size)
-                    .await
-                    .map_err(|e| ClientError::Io(std::io::Error::from_raw_os_error(e.code())))?,
-                None => {
-                    self.io
-                        .client
-                        .set_attr_ino(
-                            ino,
-                            AttrChange {
-                                size: Some(size),
-                                ..Default::default()
-                            },
-                        )
-                        .await?
-                }
-            });
-        }
-        if change != AttrChange::default() || attr.is_none() {
-            attr = Some(self.io.client.set_attr_ino(ino, change).await?);
-        }
-        Ok(attr.expect("set above"))
-    }
-
-    async fn statfs(&self) -> Result<[u64; 4], ClientError> {
-        if let Some((at, v)) = *lock(&self.statfs) {
-            if at.elapsed() < STATFS_TTL {
-                return Ok(v);
-            }
-        }
-        let s = self.io.client.status().await?;
-        let capacity: u64 = s.chunkservers.iter().map(|c| c.capacity_bytes).sum();
-        let used: u64 = s.chunkservers.iter().map(|c| c.used_bytes).sum();
-        let copies = u64::from(s.policy.copies.max(1));
-        // Space as a user sees it: every byte is stored N times.
-        let blocks = capacity / copies / STATFS_BLOCK;
-        let free = capacity.saturating_sub(used) / copies / STATFS_BLOCK;
-        let files = s.files + s.directories;
-        let v = [
-            blocks,
-            free,
-            files,
-            u64::from(u32::MAX).saturating_sub(files),
-        ];
-        *lock(&self.statfs) = Some((Instant::now(), v));
-        Ok(v)
-    }
-
-    async fn create(
-        self: &Arc<Self>,
-        parent: InodeId,
-        name: &str,
-        owner: Owner,
-        flags: i32,
-    ) -> Result<(InodeAttr, u64), ClientError> {
-        let dir = self.io.client.changed_dir_attr(parent, self.attr_ttl);
-        if self.defer_creates && deferred_create::may_defer(flags, dir.as_ref().map(|(d, _)| d)) {
-            let ino = self.io.client.reserved_inode().await?;
-            let created_ns = now_ns();
-            let attr = deferred_create::pending_attr(ino, owner, created_ns);
-            let create = PendingCreate {
-                parent,
-                name: name.to_string(),
-                owner,
-                created_ns,
-                truncate: flags & libc::O_TRUNC != 0,
-            };
-            let file = Arc::new(OpenFile::new_pending(&attr, create));
-            self.pending.add(file.clone());
-            let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-            {
-                let mut files = lock(&self.files);
-                files.by_ino.insert(ino, (file, 1));
-                files.handles.insert(fh, ino);
-            }
-            self.keep_cache(&attr);
-            let s = self.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(deferred_create::MAX_PENDING).await;
-                s.pending.settle_one(&s.io, ino).await;
-            });
-            return Ok((attr, fh));
-        }
-        let attr = match self.io.client.create_in(parent, name, owner).await {
-            Ok(a) => a,
-            // Created by someone else since the kernel looked: open theirs
-            // unless the caller asked for a new file.
-            Err(e) if e.code() == Some(ErrorCode::AlreadyExists) && flags & libc::O_EXCL == 0 => {
-                let a = self.io.client.lookup(parent, name).await?;
-                if a.kind == FileKind::Dir {
-                    return Err(e);
-                }
-                if flags & libc::O_TRUNC != 0 && a.size > 0 {
-                    self.set_attr(a.ino, AttrChange::default(), Some(0)).await?
-                } else {
-                    a
-                }
-            }
-            Err(e) => return Err(e),
-        };
-        self.keep_cache(&attr);
-        let (fh, _) = self.register(&attr);
-        Ok((attr, fh))
     }
 }
 
@@ -475,11 +259,7 @@ impl Filesystem for CairnFs {
 
     fn destroy(&mut self) {
         // The kernel is done with us: whatever is still buffered goes out.
-        let files: Vec<Arc<OpenFile>> = lock(&self.shared.files)
-            .by_ino
-            .values()
-            .map(|(f, _)| f.clone())
-            .collect();
+        let files = self.shared.all_open_files();
         let s = self.shared.clone();
         self.shared.rt.block_on(async move {
             for f in files {
@@ -1101,21 +881,5 @@ impl Filesystem for CairnFs {
                 Err(e) => reply.error(errno(&e)),
             }
         });
-    }
-}
-
-/// User and trusted attributes are stored; `security.*` and `system.*`
-/// (capabilities, ACLs, SELinux labels) are not supported.
-fn stored_xattr(name: &str) -> bool {
-    name.starts_with("user.") || name.starts_with("trusted.")
-}
-
-fn reply_xattr(value: &[u8], size: u32, reply: ReplyXattr) {
-    if size == 0 {
-        reply.size(value.len() as u32);
-    } else if value.len() > size as usize {
-        reply.error(Errno::ERANGE);
-    } else {
-        reply.data(value);
     }
 }
