@@ -38,58 +38,43 @@ const START_BUF: usize = 1024;
 const MAX_BUF: usize = 1 << 20;
 
 fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0u8; START_BUF];
-    loop {
-        // SAFETY: `pwd` and `buf` outlive the call; getpwuid_r writes only
-        // into them and sets `found` to null or to `&mut pwd`.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getpwuid_r(
-                uid,
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < MAX_BUF {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: on success pw_name points at a NUL-terminated string in `buf`.
-        let name = unsafe { CStr::from_ptr(pwd.pw_name) };
-        return Some(name.to_string_lossy().into_owned());
-    }
+    // SAFETY: `pwd` and `buf` outlive the call; getpwuid_r writes only
+    // into them and sets `found` to null or to `&mut pwd`, whose pw_name
+    // then points at a NUL-terminated string in `buf`.
+    lookup_name(|buf, found: &mut *mut libc::passwd| unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), found);
+        (rc, (!found.is_null()).then_some(pwd.pw_name))
+    })
 }
 
 fn group_name(gid: u32) -> Option<String> {
+    // SAFETY: as in `user_name`, for getgrgid_r.
+    lookup_name(|buf, found: &mut *mut libc::group| unsafe {
+        let mut grp: libc::group = std::mem::zeroed();
+        let rc = libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr().cast(), buf.len(), found);
+        (rc, (!found.is_null()).then_some(grp.gr_name))
+    })
+}
+
+/// Runs a reentrant NSS lookup (`call` answers its return code and, if
+/// found, the name pointer into the buffer), growing the buffer while the
+/// record does not fit; the name, if there is one.
+fn lookup_name<R>(
+    mut call: impl FnMut(&mut [u8], &mut *mut R) -> (libc::c_int, Option<*mut libc::c_char>),
+) -> Option<String> {
     let mut buf = vec![0u8; START_BUF];
     loop {
-        // SAFETY: as in `user_name`, for getgrgid_r.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getgrgid_r(
-                gid,
-                &mut grp,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut found,
-            )
-        };
+        let mut found: *mut R = std::ptr::null_mut();
+        let (rc, name) = call(&mut buf, &mut found);
         if rc == libc::ERANGE && buf.len() < MAX_BUF {
             buf.resize(buf.len() * 2, 0);
             continue;
         }
-        if rc != 0 || found.is_null() || grp.gr_name.is_null() {
-            return None;
-        }
-        // SAFETY: on success gr_name points at a NUL-terminated string in `buf`.
-        let name = unsafe { CStr::from_ptr(grp.gr_name) };
+        let name = name.filter(|p| rc == 0 && !p.is_null())?;
+        // SAFETY: a non-null name from a successful lookup is a
+        // NUL-terminated string in `buf`, which is still alive here.
+        let name = unsafe { CStr::from_ptr(name) };
         return Some(name.to_string_lossy().into_owned());
     }
 }
