@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_proto::chunk_rpc::{GcItem, GcReport, MAX_GC_REPORT_ITEMS};
 use cairn_proto::leader::MetaCaller;
-use cairn_proto::meta_rpc::{GcTotals, MetaRequest, MetaResponse, MAX_EXIST_QUERY};
+use cairn_proto::meta_rpc::{ClusterQuery, ClusterReply, GcTotals, MAX_EXIST_QUERY};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -153,11 +153,11 @@ impl Collector {
     ) -> Result<(Vec<cairn_proto::meta_rpc::ChunkState>, i64, Duration), GcError> {
         let answer = self
             .meta
-            .call(&MetaRequest::ChunkStates { ids: ids.to_vec() })
+            .ask(ClusterQuery::ChunkStates { ids: ids.to_vec() })
             .await
             .map_err(|e| GcError::Meta(e.to_string()))?;
         match answer {
-            MetaResponse::ChunkStates {
+            ClusterReply::ChunkStates {
                 states,
                 now_ns,
                 gc_grace_ms,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_proto::leader::{MetaCallError, MetaCaller};
-use cairn_proto::meta_rpc::{MetaRequest, MetaResponse};
+use cairn_proto::meta_rpc::{ChunkServerReply, ChunkServerReport};
 use cairn_proto::ErrorCode;
 use tokio_util::sync::CancellationToken;
 
@@ -49,7 +49,7 @@ impl Membership {
 
     pub async fn register(&self) -> Result<(), MetaCallError> {
         self.meta
-            .call(&MetaRequest::RegisterChunkServer {
+            .ask(ChunkServerReport::Register {
                 id: self.config.id,
                 addr: self.config.advertise_addr(),
                 zone: self.config.zone.clone(),
@@ -92,7 +92,7 @@ impl Membership {
         let (available_bytes, full) = self.room(used);
         let answer = self
             .meta
-            .call(&MetaRequest::Heartbeat {
+            .ask(ChunkServerReport::Heartbeat {
                 id: self.config.id,
                 capacity_bytes: self.capacity(),
                 used_bytes: used,
@@ -105,7 +105,7 @@ impl Membership {
                 gc: self.gc.totals(),
             })
             .await?;
-        if let MetaResponse::Beat { ring_epoch } = answer {
+        if let ChunkServerReply::Beat { ring_epoch } = answer {
             self.ring_epoch.observe(ring_epoch);
         }
         Ok(())

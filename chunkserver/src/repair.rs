@@ -19,7 +19,7 @@ use cairn_proto::chunk_rpc::{
 };
 use cairn_proto::gc_rule::repair_may_copy;
 use cairn_proto::leader::MetaCaller;
-use cairn_proto::meta_rpc::{MetaRequest, MetaResponse, MAX_EXIST_QUERY};
+use cairn_proto::meta_rpc::{ClusterQuery, ClusterReply, MAX_EXIST_QUERY};
 use cairn_proto::net::ConnPool;
 use cairn_proto::ring::Ring;
 use cairn_proto::{ChunkId, NodeId};
@@ -215,11 +215,11 @@ impl Repairer {
     async fn fetch_ring(&self) -> Result<Ring, String> {
         match self
             .meta
-            .call(&MetaRequest::GetRing)
+            .ask(ClusterQuery::GetRing)
             .await
             .map_err(|e| e.to_string())?
         {
-            MetaResponse::Ring(r) => {
+            ClusterReply::Ring(r) => {
                 let ring = Ring::new(r);
                 self.ring_epoch.observe(ring.epoch());
                 Ok(ring)
@@ -241,10 +241,10 @@ impl Repairer {
         for part in ids.chunks(MAX_EXIST_QUERY) {
             let answer = self
                 .meta
-                .call(&MetaRequest::ChunkStates { ids: part.to_vec() })
+                .ask(ClusterQuery::ChunkStates { ids: part.to_vec() })
                 .await;
             match answer {
-                Ok(MetaResponse::ChunkStates { states, .. }) if states.len() == part.len() => {
+                Ok(ClusterReply::ChunkStates { states, .. }) if states.len() == part.len() => {
                     for (id, state) in part.iter().zip(states) {
                         if repair_may_copy(state) {
                             referenced.insert(*id);

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use cairn_proto::leader::MetaCaller;
-use cairn_proto::meta_rpc::{ChunkState, MetaRequest, MetaResponse, MAX_EXIST_QUERY};
+use cairn_proto::meta_rpc::{ChunkState, ClusterQuery, ClusterReply, MAX_EXIST_QUERY};
 use cairn_proto::net::ConnPool;
 use cairn_proto::ChunkId;
 use futures::StreamExt;
@@ -337,8 +337,8 @@ impl AsyncReplicator {
     /// asked.
     async fn read_ring(&self) -> Option<RingView> {
         let read_at = SystemTime::now();
-        match self.meta.call(&MetaRequest::GetRing).await {
-            Ok(MetaResponse::Ring(r)) => Some(RingView {
+        match self.meta.ask(ClusterQuery::GetRing).await {
+            Ok(ClusterReply::Ring(r)) => Some(RingView {
                 addrs: r.members.iter().map(|m| m.addr.clone()).collect(),
                 read_at,
                 grace: Duration::from_millis(r.gc_grace_ms),
@@ -359,10 +359,10 @@ impl AsyncReplicator {
         for part in ids.chunks(MAX_EXIST_QUERY) {
             match self
                 .meta
-                .call(&MetaRequest::ChunkStates { ids: part.to_vec() })
+                .ask(ClusterQuery::ChunkStates { ids: part.to_vec() })
                 .await
             {
-                Ok(MetaResponse::ChunkStates { states, .. }) if states.len() == part.len() => {
+                Ok(ClusterReply::ChunkStates { states, .. }) if states.len() == part.len() => {
                     out.extend(part.iter().copied().zip(states));
                 }
                 other => {

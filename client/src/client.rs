@@ -13,10 +13,11 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_proto::leader::MetaCaller;
+use cairn_proto::leader::{wrong_reply, MetaCallError, MetaCaller};
 use cairn_proto::meta_rpc::{
-    AttrChange, ClusterStatus, DirEntry, DirEntryPlus, FileKind, InodeAttr, MetaRequest,
-    MetaResponse, Owner, RenameMode, ReplicationPolicy, MAX_DIR_PAGE, MAX_DIR_PLUS_PAGE,
+    AdminRequest, AttrChange, ClusterQuery, ClusterReply, ClusterStatus, DirEntry, DirEntryPlus,
+    FileKind, InodeAttr, MetaGroup, MetaRequest, NsRead, NsReadReply, NsWrite, NsWriteReply, Owner,
+    RenameMode, ReplicationPolicy, MAX_DIR_PAGE, MAX_DIR_PLUS_PAGE,
 };
 use cairn_proto::net::{client_endpoint, ConnPool};
 use cairn_proto::path::split_path;
@@ -106,8 +107,9 @@ struct Inner {
     gid: u32,
 }
 
-fn unexpected(r: MetaResponse) -> ClientError {
-    ClientError::Protocol(format!("{r:?}"))
+/// A reply of the right group but not the kind the request asks for.
+fn unexpected(r: impl std::fmt::Debug) -> ClientError {
+    ClientError::Protocol(format!("unexpected reply {r:?}"))
 }
 
 fn refused(code: ErrorCode, msg: impl Into<String>) -> ClientError {
@@ -159,25 +161,64 @@ impl Client {
         Ok(client)
     }
 
-    async fn meta(&self, req: MetaRequest) -> Result<MetaResponse, ClientError> {
-        if req.is_read_only() {
-            return Ok(self.inner.meta.call(&req).await?);
-        }
-        let sent = self.inner.changes.sending(&req);
-        let r = self.inner.meta.call(&req).await;
-        Ok(self.inner.changes.answered(&req, sent, r)?)
+    /// Reads the namespace.
+    async fn read(&self, r: NsRead) -> Result<NsReadReply, ClientError> {
+        Ok(self.inner.meta.ask(r).await?)
     }
 
-    async fn attr_of(&self, req: MetaRequest) -> Result<InodeAttr, ClientError> {
-        match self.meta(req).await? {
-            MetaResponse::Attr(a) => Ok(a),
+    /// The attributes a lookup, `GetAttr` or `ResolvePath` answers.
+    async fn attr_of(&self, r: NsRead) -> Result<InodeAttr, ClientError> {
+        match self.read(r).await? {
+            NsReadReply::Attr(a) => Ok(a),
             r => Err(unexpected(r)),
         }
     }
 
+    /// Changes the namespace, keeping what this client knows of its own
+    /// changes up to date (see `own_changes`).
+    async fn write(&self, w: NsWrite) -> Result<NsWriteReply, ClientError> {
+        let sent = self.inner.changes.sending(&w);
+        let req = MetaRequest::NsWrite(w);
+        let r = self.inner.meta.call(&req).await;
+        let MetaRequest::NsWrite(w) = &req else {
+            return Err(ClientError::Protocol(
+                "a write became another request".into(),
+            ));
+        };
+        let r = r.and_then(|answer| {
+            let got = answer.group_name();
+            NsWrite::reply(answer).ok_or_else(|| MetaCallError::Rpc(wrong_reply(&req, got)))
+        });
+        Ok(self.inner.changes.answered(w, sent, r)?)
+    }
+
+    /// A write that answers the attributes of the inode it made or changed.
+    async fn write_attr(&self, w: NsWrite) -> Result<InodeAttr, ClientError> {
+        match self.write(w).await? {
+            NsWriteReply::Done { attr: Some(a), .. } => Ok(a),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// A write whose answer is only that it was applied.
+    async fn write_ok(&self, w: NsWrite) -> Result<(), ClientError> {
+        match self.write(w).await? {
+            NsWriteReply::Done { .. } => Ok(()),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    async fn cluster(&self, q: ClusterQuery) -> Result<ClusterReply, ClientError> {
+        Ok(self.inner.meta.ask(q).await?)
+    }
+
+    async fn admin(&self, a: AdminRequest) -> Result<(), ClientError> {
+        Ok(self.inner.meta.ask(a).await?)
+    }
+
     async fn refresh_ring(&self) -> Result<(), ClientError> {
-        match self.meta(MetaRequest::GetRing).await? {
-            MetaResponse::Ring(r) => {
+        match self.cluster(ClusterQuery::GetRing).await? {
+            ClusterReply::Ring(r) => {
                 self.inner.ring.update(r);
                 Ok(())
             }
@@ -197,8 +238,8 @@ impl Client {
     }
 
     pub async fn status(&self) -> Result<ClusterStatus, ClientError> {
-        match self.meta(MetaRequest::Status).await? {
-            MetaResponse::Status(s) => Ok(s),
+        match self.cluster(ClusterQuery::Status).await? {
+            ClusterReply::Status(s) => Ok(s),
             r => Err(unexpected(r)),
         }
     }
@@ -206,15 +247,14 @@ impl Client {
     /// Takes chunkserver `id` out of the placement ring; repair re-creates
     /// its copies on the remaining servers.
     pub async fn remove_chunkserver(&self, id: u64) -> Result<(), ClientError> {
-        self.expect_ok(MetaRequest::RemoveChunkServer { id })
-            .await?;
+        self.admin(AdminRequest::RemoveChunkServer { id }).await?;
         self.refresh_ring().await
     }
 
     /// Starts (`drain: true`) or cancels emptying chunkserver `id`: while
     /// draining it owns no chunks and repair moves its copies away.
     pub async fn drain_chunkserver(&self, id: u64, drain: bool) -> Result<(), ClientError> {
-        self.expect_ok(MetaRequest::DrainChunkServer { id, drain })
+        self.admin(AdminRequest::DrainChunkServer { id, drain })
             .await?;
         self.refresh_ring().await
     }
@@ -223,13 +263,13 @@ impl Client {
     /// chown, truncate, mtime); returns the new attributes.
     pub async fn set_attr(&self, path: &str, change: AttrChange) -> Result<InodeAttr, ClientError> {
         let ino = self.stat(path).await?.ino;
-        self.attr_of(MetaRequest::SetAttr { ino, change }).await
+        self.write_attr(NsWrite::SetAttr { ino, change }).await
     }
 
     /// Adds metadata node `id` (started with `join = true`, reachable at
     /// `addr`) to the Raft group as a learner.
     pub async fn add_meta_node(&self, id: u64, addr: &str) -> Result<(), ClientError> {
-        self.expect_ok(MetaRequest::AddMetaNode {
+        self.admin(AdminRequest::AddMetaNode {
             id,
             addr: addr.to_string(),
         })
@@ -239,12 +279,12 @@ impl Client {
     /// Makes learner `id` a voter; refused (FailedPrecondition) while it
     /// is still catching up.
     pub async fn promote_meta_node(&self, id: u64) -> Result<(), ClientError> {
-        self.expect_ok(MetaRequest::PromoteMetaNode { id }).await
+        self.admin(AdminRequest::PromoteMetaNode { id }).await
     }
 
     /// Takes metadata node `id` out of the Raft group.
     pub async fn remove_meta_node(&self, id: u64) -> Result<(), ClientError> {
-        self.expect_ok(MetaRequest::RemoveMetaNode { id }).await
+        self.admin(AdminRequest::RemoveMetaNode { id }).await
     }
 
     /// Sets the cluster's replication policy (chunks written from now on).
@@ -252,14 +292,13 @@ impl Client {
         policy
             .validate()
             .map_err(|m| refused(ErrorCode::InvalidRequest, m))?;
-        self.expect_ok(MetaRequest::SetReplication { policy })
-            .await?;
+        self.admin(AdminRequest::SetReplication { policy }).await?;
         self.refresh_ring().await
     }
 
     /// Attributes of the file or directory at `path`.
     pub async fn stat(&self, path: &str) -> Result<InodeAttr, ClientError> {
-        self.attr_of(MetaRequest::ResolvePath {
+        self.attr_of(NsRead::ResolvePath {
             path: path.to_string(),
         })
         .await
@@ -288,14 +327,14 @@ impl Client {
         loop {
             let after = out.last().map(|e| e.name.clone());
             match self
-                .meta(MetaRequest::ReadDir {
+                .read(NsRead::ReadDir {
                     ino,
                     after,
                     limit: MAX_DIR_PAGE,
                 })
                 .await?
             {
-                MetaResponse::DirPage { entries, more } => {
+                NsReadReply::DirPage { entries, more } => {
                     out.extend(entries);
                     if !more {
                         return Ok(out);
@@ -321,11 +360,8 @@ impl Client {
                 return Ok((out, false));
             }
             let limit = MAX_DIR_PLUS_PAGE.min(u32::try_from(room).unwrap_or(u32::MAX));
-            match self
-                .meta(MetaRequest::ReadDirPlus { ino, after, limit })
-                .await?
-            {
-                MetaResponse::DirPlusPage {
+            match self.read(NsRead::ReadDirPlus { ino, after, limit }).await? {
+                NsReadReply::DirPlusPage {
                     entries,
                     more,
                     last,
@@ -359,7 +395,7 @@ impl Client {
         let entries = self.list_ino(attr.ino).await?;
         stream::iter(entries)
             .map(|e| async move {
-                let a = self.attr_of(MetaRequest::GetAttr { ino: e.ino }).await?;
+                let a = self.attr_of(NsRead::GetAttr { ino: e.ino }).await?;
                 Ok::<_, ClientError>(EntryInfo::new(e.name, &a))
             })
             .buffered(32)
@@ -379,7 +415,7 @@ impl Client {
             let (parent, name) = parent_and_name(path)?;
             let p = self.dir(&parent).await?;
             return self
-                .attr_of(MetaRequest::Mkdir {
+                .write_attr(NsWrite::Mkdir {
                     parent: p.ino,
                     name,
                     owner,
@@ -389,7 +425,7 @@ impl Client {
         let mut cur = self.stat("/").await?;
         for part in split_path(path)? {
             let found = self
-                .attr_of(MetaRequest::Lookup {
+                .attr_of(NsRead::Lookup {
                     parent: cur.ino,
                     name: part.to_string(),
                 })
@@ -404,7 +440,7 @@ impl Client {
                 }
                 Err(e) if e.code() == Some(ErrorCode::NotFound) => {
                     match self
-                        .attr_of(MetaRequest::Mkdir {
+                        .write_attr(NsWrite::Mkdir {
                             parent: cur.ino,
                             name: part.to_string(),
                             owner,
@@ -414,7 +450,7 @@ impl Client {
                         Ok(a) => a,
                         // Created meanwhile by someone else: use theirs.
                         Err(e) if e.code() == Some(ErrorCode::AlreadyExists) => {
-                            self.attr_of(MetaRequest::Lookup {
+                            self.attr_of(NsRead::Lookup {
                                 parent: cur.ino,
                                 name: part.to_string(),
                             })
@@ -435,14 +471,14 @@ impl Client {
         let (parent, name) = parent_and_name(path)?;
         let p = self.dir(&parent).await?;
         let target = self
-            .attr_of(MetaRequest::Lookup {
+            .attr_of(NsRead::Lookup {
                 parent: p.ino,
                 name: name.clone(),
             })
             .await?;
         if target.kind != FileKind::Dir {
             return self
-                .expect_ok(MetaRequest::Unlink {
+                .write_ok(NsWrite::Unlink {
                     parent: p.ino,
                     name,
                 })
@@ -451,7 +487,7 @@ impl Client {
         if recursive {
             self.remove_children(target.ino).await?;
         }
-        self.expect_ok(MetaRequest::Rmdir {
+        self.write_ok(NsWrite::Rmdir {
             parent: p.ino,
             name,
         })
@@ -466,13 +502,13 @@ impl Client {
             for e in self.list_ino(dir).await? {
                 if e.kind == FileKind::Dir {
                     self.remove_children(e.ino).await?;
-                    self.expect_ok(MetaRequest::Rmdir {
+                    self.write_ok(NsWrite::Rmdir {
                         parent: dir,
                         name: e.name,
                     })
                     .await?;
                 } else {
-                    self.expect_ok(MetaRequest::Unlink {
+                    self.write_ok(NsWrite::Unlink {
                         parent: dir,
                         name: e.name,
                     })
@@ -483,20 +519,13 @@ impl Client {
         })
     }
 
-    async fn expect_ok(&self, req: MetaRequest) -> Result<(), ClientError> {
-        match self.meta(req).await? {
-            MetaResponse::Ok | MetaResponse::Attr(_) => Ok(()),
-            r => Err(unexpected(r)),
-        }
-    }
-
     /// Renames `from` to `to` atomically, replacing a file at `to`.
     pub async fn rename(&self, from: &str, to: &str) -> Result<(), ClientError> {
         let (fp, fname) = parent_and_name(from)?;
         let (tp, tname) = parent_and_name(to)?;
         let fp = self.dir(&fp).await?;
         let tp = self.dir(&tp).await?;
-        self.expect_ok(MetaRequest::Rename {
+        self.write_ok(NsWrite::Rename {
             parent: fp.ino,
             name: fname,
             new_parent: tp.ino,
@@ -580,8 +609,8 @@ impl Inner {
 
     /// One `GetRing`; a failure is remembered in `failed_at`.
     async fn fetch_ring(&self, failed_at: &mut Option<Instant>) {
-        match self.meta.call(&MetaRequest::GetRing).await {
-            Ok(MetaResponse::Ring(r)) => {
+        match self.meta.ask(ClusterQuery::GetRing).await {
+            Ok(ClusterReply::Ring(r)) => {
                 self.ring.update(r);
                 *failed_at = None;
             }

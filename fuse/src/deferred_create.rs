@@ -5,7 +5,7 @@
 //! mount instead answers the create itself, under an inode number set
 //! aside for it ahead (`Client::reserved_inode`), and creates the file
 //! together with its bytes in one commit when it is flushed
-//! (`MetaRequest::CreateWith`). Until then nothing else may see the
+//! (`NsWrite::CreateWith`). Until then nothing else may see the
 //! difference:
 //!
 //! * any other request to this mount first sends every pending create

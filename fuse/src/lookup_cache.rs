@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use cairn_client::{Client, ClientError};
 use cairn_proto::dir_changes::{NameChange, Stales};
-use cairn_proto::meta_rpc::{DirEntryPlus, InodeAttr, MetaRequest};
+use cairn_proto::meta_rpc::{DirEntryPlus, InodeAttr, NsWrite};
 use cairn_proto::{ErrorCode, InodeId, RpcError};
 
 use crate::stale_inodes::StaleInodes;
@@ -253,7 +253,7 @@ impl LookupCache {
     /// Takes in a change this mount sent, once it was answered (`applied`)
     /// or failed (it may or may not have been applied: its directories'
     /// listings are dropped). See the module comment.
-    pub fn observe(&self, req: &MetaRequest, applied: bool, now: Instant) {
+    pub fn observe(&self, req: &NsWrite, applied: bool, now: Instant) {
         let mut st = self.lock();
         let mut inos = req.changed_dirs();
         if let Stales::Inode(ino) = req.stales() {
@@ -418,16 +418,16 @@ mod tests {
         }
     }
 
-    fn create(name: &str) -> MetaRequest {
-        MetaRequest::CreateFile {
+    fn create(name: &str) -> NsWrite {
+        NsWrite::CreateFile {
             parent: DIR,
             name: name.into(),
             owner: owner(),
         }
     }
 
-    fn unlink(dir: InodeId, name: &str) -> MetaRequest {
-        MetaRequest::Unlink {
+    fn unlink(dir: InodeId, name: &str) -> NsWrite {
+        NsWrite::Unlink {
             parent: dir,
             name: name.into(),
         }
@@ -451,7 +451,7 @@ mod tests {
         let t0 = Instant::now();
         let c = listed(t0);
         // Writing to b stales b only.
-        let write = MetaRequest::WriteInline {
+        let write = NsWrite::WriteInline {
             ino: InodeId(11),
             parts: vec![(0, vec![1])],
         };
@@ -480,7 +480,7 @@ mod tests {
         misses_until_fetch(&c, t0);
         c.fill(DIR, vec![entry("sub", 40), entry("f", 41)], true, t0, 0, 0);
         c.observe(
-            &MetaRequest::CreateFile {
+            &NsWrite::CreateFile {
                 parent: InodeId(40),
                 name: "x".into(),
                 owner: owner(),
@@ -503,7 +503,7 @@ mod tests {
         // A rename within the listing names what it moves and replaces.
         let t1 = t0 + TTL;
         let c = listed(t1);
-        let rename = MetaRequest::Rename {
+        let rename = NsWrite::Rename {
             parent: DIR,
             name: "a".into(),
             new_parent: DIR,

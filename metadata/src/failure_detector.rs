@@ -1,5 +1,5 @@
 //! The leader's failure detector: every few seconds, judge each registered
-//! chunkserver by how long it has been silent ([`registry::verdict`]) and
+//! chunkserver by how long it has been silent ([`liveness::verdict`]) and
 //! turn the verdict into a Raft command — mark it down, up again, or remove
 //! it from the ring.
 //!
@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use cairn_proto::NodeId;
 use tokio_util::sync::CancellationToken;
 
-use crate::command::Command;
+use crate::command::{Command, RegistryChange};
 use crate::kv::{Cf, KvRead};
+use crate::liveness::{may_remove, verdict, Verdict};
 use crate::namespace;
-use crate::registry::{may_remove, verdict, Verdict};
 use crate::schema::{decode, ServerRecord};
 use crate::service::MetaService;
 
@@ -86,18 +86,18 @@ async fn act(service: &MetaService, id: NodeId, v: Verdict) {
     let cmd = match v {
         Verdict::MarkDown => {
             tracing::warn!(chunkserver = id, "missed heartbeats: marking it down");
-            Command::SetChunkServerDown { id, down: true }
+            Command::Registry(RegistryChange::SetDown { id, down: true })
         }
         Verdict::MarkUp => {
             tracing::info!(chunkserver = id, "heard from again: marking it up");
-            Command::SetChunkServerDown { id, down: false }
+            Command::Registry(RegistryChange::SetDown { id, down: false })
         }
         Verdict::Remove => {
             tracing::warn!(
                 chunkserver = id,
                 "silent past the removal timeout: removing it from the ring"
             );
-            Command::RemoveChunkServer { id }
+            Command::Registry(RegistryChange::Remove { id })
         }
     };
     if let Err(e) = service.propose(cmd).await {

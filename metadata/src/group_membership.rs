@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cairn_proto::meta_rpc::{MetaResponse, MAX_PROMOTE_LAG};
+use cairn_proto::meta_rpc::MAX_PROMOTE_LAG;
 use cairn_proto::{ErrorCode, NodeId, RpcError};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
@@ -59,7 +59,7 @@ impl MetaService {
 
     /// Adds `id` at `addr` as a learner. Adding it again with the same
     /// address is a no-op.
-    pub async fn add_meta_node(&self, id: NodeId, addr: String) -> Result<MetaResponse, RpcError> {
+    pub async fn add_meta_node(&self, id: NodeId, addr: String) -> Result<(), RpcError> {
         self.ensure_leader()?;
         if id == 0 {
             return Err(RpcError::new(
@@ -71,7 +71,7 @@ impl MetaService {
         let (_, nodes) = self.members();
         if let Some(n) = nodes.get(&id) {
             if n.addr == addr {
-                return Ok(MetaResponse::Ok);
+                return Ok(());
             }
             return Err(RpcError::new(
                 ErrorCode::AlreadyExists,
@@ -92,17 +92,17 @@ impl MetaService {
             .await
             .map_err(change_err)?;
         tracing::info!(id, "metadata node added as a learner");
-        Ok(MetaResponse::Ok)
+        Ok(())
     }
 
     /// Makes learner `id` a voter once it is within [`MAX_PROMOTE_LAG`]
     /// entries of the leader's log. A voter already: a no-op.
-    pub async fn promote_meta_node(&self, id: NodeId) -> Result<MetaResponse, RpcError> {
+    pub async fn promote_meta_node(&self, id: NodeId) -> Result<(), RpcError> {
         self.ensure_leader()?;
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         if membership.voter_ids().any(|v| v == id) {
-            return Ok(MetaResponse::Ok);
+            return Ok(());
         }
         if membership.get_node(&id).is_none() {
             return Err(RpcError::new(
@@ -138,11 +138,11 @@ impl MetaService {
             .await
             .map_err(change_err)?;
         tracing::info!(id, "metadata node promoted to voter");
-        Ok(MetaResponse::Ok)
+        Ok(())
     }
 
     /// Removes `id` from the group; refused for the last voter.
-    pub async fn remove_meta_node(&self, id: NodeId) -> Result<MetaResponse, RpcError> {
+    pub async fn remove_meta_node(&self, id: NodeId) -> Result<(), RpcError> {
         self.ensure_leader()?;
         let (voters, nodes) = self.members();
         if !nodes.contains_key(&id) {
@@ -167,7 +167,7 @@ impl MetaService {
             .await
             .map_err(change_err)?;
         tracing::info!(id, "metadata node removed from the group");
-        Ok(MetaResponse::Ok)
+        Ok(())
     }
 }
 

@@ -1,11 +1,14 @@
 //! cairn-metadata: the metadata service.
 //!
 //! Owns the openraft group ([`raft_types`], [`log_store`], [`state_machine`],
-//! [`network`]), its RocksDB ([`db`]), the namespace logic ([`namespace`],
-//! pure over [`kv`]; exactly-once writes in [`sessions`]), the chunkserver registry ([`registry`]) with the
-//! leader's [`failure_detector`], and the request handler ([`service`]). Depends on cairn-proto only; never on the
+//! [`network`]), its RocksDB ([`db`]), the replicated state's logic, pure
+//! over [`kv`] ([`command`] applied by [`apply`]: the [`namespace`], the
+//! chunkserver [`registry`], exactly-once writes in [`sessions`]), the
+//! leader's in-memory chunkserver [`liveness`] and its
+//! [`failure_detector`], and the request handler ([`service`]). Depends on cairn-proto only; never on the
 //! client or on fuser.
 
+pub mod apply;
 pub mod batcher;
 pub mod command;
 pub mod config;
@@ -14,6 +17,7 @@ pub mod failure_detector;
 pub mod garbage_purger;
 pub mod group_membership;
 pub mod kv;
+pub mod liveness;
 pub mod log_format;
 pub mod log_store;
 pub mod metrics;
@@ -48,10 +52,10 @@ use tokio_util::sync::CancellationToken;
 pub use config::MetaConfig;
 
 use crate::db::RocksKv;
+use crate::liveness::Liveness;
 use crate::log_store::LogStore;
 use crate::network::{QuicNetwork, MAX_RAFT_FRAME};
 use crate::raft_types::Raft;
-use crate::registry::Liveness;
 use crate::service::MetaService;
 use crate::state_machine::StateMachine;
 

@@ -1,4 +1,4 @@
-//! Namespace logic: applying [`Command`]s to, and answering queries from,
+//! Namespace logic: applying [`NsWrite`]s to, and answering queries from,
 //! the state machine's key-value view. No IO of its own, no Raft: the state
 //! machine feeds it a [`Txn`] and commits what it wrote; the tests feed it a
 //! [`MemKv`](crate::kv::MemKv).
@@ -6,15 +6,14 @@
 //! A command that is refused (bad name, missing parent, ...) writes nothing:
 //! the caller rolls its transaction back to the savepoint taken before it.
 
-use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, Owner, RenameMode};
+use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, NsWrite, Owner};
 use cairn_proto::path::validate_name;
 use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
 
-use crate::command::Command;
 use crate::kv::{Cf, KvError, KvRead, Txn};
 use crate::schema::{
     chunk_key, decode, dentry_key, dentry_range, encode, encode_inode, extent_range, inode_key,
-    meta_keys, ChunkRecord, Counters, DentryRecord, ExtentRecord, ServerRecord,
+    meta_keys, ChunkRecord, Counters, DentryRecord, ExtentRecord,
 };
 
 /// Most extents one file may have in one commit.
@@ -35,100 +34,42 @@ pub(crate) fn refuse<T>(code: ErrorCode, msg: impl Into<String>) -> Result<T, Ns
     Err(NsError::Refused(RpcError::new(code, msg)))
 }
 
-/// Applies one command. On `Err(Refused)` the caller must discard the
-/// writes this call made.
-pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<InodeAttr>, NsError> {
+/// Applies namespace change `w`, stamped `now_ns`. On `Err(Refused)` the
+/// caller must discard the writes this call made (see
+/// [`crate::apply::apply_one`]).
+pub fn apply<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    w: &NsWrite,
+    now_ns: i64,
+) -> Result<Option<InodeAttr>, NsError> {
     ensure_root(t)?;
-    match cmd {
-        Command::Batch(_) => refuse(ErrorCode::InvalidRequest, "a batch cannot nest in a batch"),
-        Command::Once { .. } => refuse(
-            ErrorCode::InvalidRequest,
-            "a session command cannot nest in another",
-        ),
-        Command::SetAttr {
-            ino,
-            change,
-            now_ns,
-        } => attrs::set_attr(t, *ino, &(*change).into(), *now_ns).map(Some),
-        Command::SetAttrs {
-            ino,
-            change,
-            now_ns,
-        } => attrs::set_attr(t, *ino, change, *now_ns).map(Some),
-        Command::RemoveChunkServer { id } => servers::remove(t, *id).map(|()| None),
-        Command::PurgeGarbage { ids, older_than_ns } => {
-            garbage::purge(t, ids, *older_than_ns).map(|()| None)
-        }
-        Command::SetChunkServerDown { id, down } => {
-            servers::set_flags(t, *id, |f| f.down = *down).map(|()| None)
-        }
-        Command::SetChunkServerFull { id, full } => {
-            servers::set_flags(t, *id, |f| f.full = *full).map(|()| None)
-        }
-        Command::DrainChunkServer { id, drain } => {
-            servers::set_flags(t, *id, |f| f.draining = *drain).map(|()| None)
-        }
-        Command::SetReplication { policy } => {
-            policy
-                .validate()
-                .map_err(|m| RpcError::new(ErrorCode::InvalidRequest, m))?;
-            if replication(t)? != *policy {
-                t.put(Cf::SmMeta, meta_keys::REPLICATION.to_vec(), encode(policy));
-                servers::bump_ring_epoch(t)?;
-            }
-            Ok(None)
-        }
-        Command::Mkdir {
+    match w {
+        NsWrite::SetAttr { ino, change } => attrs::set_attr(t, *ino, change, now_ns).map(Some),
+        NsWrite::Mkdir {
             parent,
             name,
             owner,
-            now_ns,
-        } => mkdir(t, *parent, name, *owner, *now_ns).map(Some),
-        Command::Unlink {
-            parent,
-            name,
-            now_ns,
-        } => unlink(t, *parent, name, *now_ns).map(|()| None),
-        Command::Rmdir {
-            parent,
-            name,
-            now_ns,
-        } => rmdir(t, *parent, name, *now_ns).map(|()| None),
-        Command::Rename {
-            parent,
-            name,
-            new_parent,
-            new_name,
-            now_ns,
-        } => rename::rename(
-            t,
-            (*parent, name),
-            (*new_parent, new_name),
-            RenameMode::Replace,
-            *now_ns,
-        )
-        .map(|()| None),
-        Command::RenameWith {
+        } => mkdir(t, *parent, name, *owner, now_ns).map(Some),
+        NsWrite::Unlink { parent, name } => unlink(t, *parent, name, now_ns).map(|()| None),
+        NsWrite::Rmdir { parent, name } => rmdir(t, *parent, name, now_ns).map(|()| None),
+        NsWrite::Rename {
             parent,
             name,
             new_parent,
             new_name,
             mode,
-            now_ns,
-        } => rename::rename(t, (*parent, name), (*new_parent, new_name), *mode, *now_ns)
+        } => rename::rename(t, (*parent, name), (*new_parent, new_name), *mode, now_ns)
             .map(|()| None),
-        Command::CreateFile {
+        NsWrite::CreateFile {
             parent,
             name,
             owner,
-            now_ns,
-        } => create_node(t, *parent, name, FileKind::File, *owner, *now_ns).map(Some),
-        Command::Mknod {
+        } => create_node(t, *parent, name, FileKind::File, *owner, now_ns).map(Some),
+        NsWrite::Mknod {
             parent,
             name,
             kind,
             owner,
-            now_ns,
         } => {
             if !matches!(kind, FileKind::Fifo | FileKind::Socket) {
                 return refuse(
@@ -136,111 +77,60 @@ pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, cmd: &Command) -> Result<Option<Inod
                     format!("mknod makes fifos and sockets, not {kind:?}"),
                 );
             }
-            create_node(t, *parent, name, *kind, *owner, *now_ns).map(Some)
+            create_node(t, *parent, name, *kind, *owner, now_ns).map(Some)
         }
-        Command::WriteExtents {
-            ino,
-            extents,
-            now_ns,
-        } => partial_write::write_extents(t, *ino, extents, *now_ns).map(Some),
-        Command::WriteInline { ino, parts, now_ns } => {
-            inline::write_inline(t, *ino, parts, *now_ns).map(Some)
+        NsWrite::WriteExtents { ino, extents } => {
+            partial_write::write_extents(t, *ino, extents, now_ns).map(Some)
         }
-        Command::CreateWith {
+        NsWrite::WriteInline { ino, parts } => {
+            inline::write_inline(t, *ino, parts, now_ns).map(Some)
+        }
+        NsWrite::CreateWith {
             parent,
             name,
             owner,
             ino,
             inline,
             created_ns,
-            now_ns,
         } => inline::create_with(
             t,
             (*parent, name),
             (*owner, *ino),
             inline,
-            (*created_ns, *now_ns),
+            (*created_ns, now_ns),
         )
         .map(Some),
         // Answered with the numbers it set aside, which a batch cannot
         // carry: the state machine applies it on its own.
-        Command::ReserveInodes { .. } => refuse(
+        NsWrite::ReserveInodes { .. } => refuse(
             ErrorCode::InvalidRequest,
             "an inode reservation is its own log entry",
         ),
-        Command::Symlink {
+        NsWrite::Symlink {
             parent,
             name,
             target,
             owner,
-            now_ns,
-        } => links::symlink(t, *parent, name, target, *owner, *now_ns).map(Some),
-        Command::Link {
+        } => links::symlink(t, *parent, name, target, *owner, now_ns).map(Some),
+        NsWrite::Link {
             ino,
             new_parent,
             new_name,
-            now_ns,
-        } => links::link(t, *ino, *new_parent, new_name, *now_ns).map(Some),
-        Command::SetXattr {
+        } => links::link(t, *ino, *new_parent, new_name, now_ns).map(Some),
+        NsWrite::SetXattr {
             ino,
             name,
             value,
             mode,
-            now_ns,
-        } => xattrs::set(t, *ino, name, value, *mode, *now_ns).map(|()| None),
-        Command::RemoveXattr { ino, name, now_ns } => {
-            xattrs::remove(t, *ino, name, *now_ns).map(|()| None)
-        }
-        Command::CommitFile {
+        } => xattrs::set(t, *ino, name, value, *mode, now_ns).map(|()| None),
+        NsWrite::RemoveXattr { ino, name } => xattrs::remove(t, *ino, name, now_ns).map(|()| None),
+        NsWrite::CommitFile {
             parent,
             name,
             extents,
             size,
             owner,
-            now_ns,
-        } => commit_file::commit_file(t, *parent, name, extents, *size, *owner, *now_ns).map(Some),
-        Command::RegisterChunkServer {
-            id,
-            addr,
-            zone,
-            capacity_bytes,
-        } => {
-            servers::register_server(
-                t,
-                ServerRecord {
-                    id: *id,
-                    addr: addr.clone(),
-                    zone: zone.clone(),
-                    capacity_bytes: *capacity_bytes,
-                },
-            )?;
-            Ok(None)
-        }
-    }
-}
-
-/// Applies one command as a unit: a refused command leaves `t` exactly as
-/// it was. Only a storage failure is an `Err`.
-pub fn apply_one<R: KvRead>(
-    t: &mut Txn<'_, R>,
-    cmd: &Command,
-) -> Result<crate::command::CommandResult, KvError> {
-    if let Command::Once {
-        session,
-        now_ns,
-        cmd,
-    } = cmd
-    {
-        return crate::sessions::apply_once(t, *session, *now_ns, cmd, apply_one);
-    }
-    let save = t.savepoint();
-    match apply(t, cmd) {
-        Ok(attr) => Ok(Ok(attr)),
-        Err(NsError::Refused(e)) => {
-            t.rollback(save);
-            Ok(Err(e))
-        }
-        Err(NsError::Storage(e)) => Err(e),
+        } => commit_file::commit_file(t, *parent, name, extents, *size, *owner, now_ns).map(Some),
     }
 }
 
@@ -593,9 +483,8 @@ mod links;
 mod partial_write;
 mod query;
 mod rename;
-mod servers;
 mod xattrs;
-pub use garbage::{purgeable, PURGE_AFTER_GRACES};
+pub use garbage::{purge, purgeable, PURGE_AFTER_GRACES};
 pub use inline::inline_bytes;
 use inode_numbers::alloc_ino;
 pub use inode_numbers::reserve_inodes;

@@ -17,3 +17,17 @@ openraft::declare_raft_types!(
 );
 
 pub type Raft = openraft::Raft<TypeConfig>;
+
+openraft::declare_raft_types!(
+    /// The type configuration as log formats 0 and 1 held entries (their
+    /// commands were [`crate::command::v1::CommandV1`]); used only to read
+    /// those logs while upgrading them ([`crate::log_format::upgrade`]).
+    pub TypeConfigV1:
+        D = crate::command::v1::CommandV1,
+        R = CommandOutput,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfigV1>,
+        SnapshotData = crate::snapshot_store::SnapshotFile,
+        AsyncRuntime = openraft::TokioRuntime,
+);

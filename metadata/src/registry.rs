@@ -1,155 +1,140 @@
-//! Chunkserver liveness: the last heartbeat of each, kept in memory on the
-//! node that receives them (the leader). Registration itself — id,
-//! address, zone, capacity — is replicated through Raft; liveness is not,
-//! since a new leader learns it again within one heartbeat period.
-//! [`verdict`] is the rule the leader's failure detector applies.
+//! The replicated chunkserver registry: applying [`RegistryChange`]s —
+//! register, remove, the down, draining and full flags, the replication
+//! policy. Each change to what the ring is made of bumps its epoch. (What
+//! the registry answers is read by `namespace::ring`; the leader's
+//! in-memory view of heartbeats is [`crate::liveness`].)
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use cairn_proto::ring::weight_for_capacity;
+use cairn_proto::{ErrorCode, NodeId, RpcError};
 
-use cairn_proto::meta_rpc::{GcTotals, RepairReport, ScrubReport};
-use cairn_proto::NodeId;
+use crate::command::RegistryChange;
+use crate::kv::{Cf, KvRead, Txn};
+use crate::namespace::{refuse, replication, server_flags, NsError};
+use crate::schema::{
+    decode, encode, encode_server_flags, meta_keys, server_key, ServerFlags, ServerRecord,
+};
 
-#[derive(Clone, Copy, Debug)]
-pub struct Beat {
-    pub at: Instant,
-    pub capacity_bytes: u64,
-    pub used_bytes: u64,
-    pub available_bytes: u64,
-    /// Below its free-space reserve, as it judges.
-    pub full: bool,
-    pub chunks: u64,
-    pub under_replicated: u64,
-    pub scrub: ScrubReport,
-    pub repair: RepairReport,
-    pub gc: GcTotals,
-}
-
-#[derive(Default)]
-pub struct Liveness {
-    beats: Mutex<HashMap<NodeId, Beat>>,
-}
-
-impl Liveness {
-    pub fn record(&self, id: NodeId, beat: Beat) {
-        self.lock().insert(id, beat);
-    }
-
-    pub fn last(&self, id: NodeId) -> Option<Beat> {
-        self.lock().get(&id).copied()
-    }
-
-    /// Up means a heartbeat arrived within `down_after` of `now`.
-    pub fn is_up(beat: Option<Beat>, now: Instant, down_after: Duration) -> bool {
-        beat.is_some_and(|b| now.saturating_duration_since(b.at) < down_after)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Beat>> {
-        // Entries are plain values replaced whole; a poisoned map is still valid.
-        self.beats.lock().unwrap_or_else(|p| p.into_inner())
+/// Applies `change`. On `Err(Refused)` the caller must discard the writes
+/// this call made (see [`crate::apply::apply_one`]).
+pub fn apply<R: KvRead>(t: &mut Txn<'_, R>, change: &RegistryChange) -> Result<(), NsError> {
+    match change {
+        RegistryChange::Register {
+            id,
+            addr,
+            zone,
+            capacity_bytes,
+        } => register_server(
+            t,
+            ServerRecord {
+                id: *id,
+                addr: addr.clone(),
+                zone: zone.clone(),
+                capacity_bytes: *capacity_bytes,
+            },
+        ),
+        RegistryChange::Remove { id } => remove(t, *id),
+        RegistryChange::SetDown { id, down } => set_flags(t, *id, |f| f.down = *down),
+        RegistryChange::SetFull { id, full } => set_flags(t, *id, |f| f.full = *full),
+        RegistryChange::Drain { id, drain } => set_flags(t, *id, |f| f.draining = *drain),
+        RegistryChange::SetReplication { policy } => {
+            policy
+                .validate()
+                .map_err(|m| RpcError::new(ErrorCode::InvalidRequest, m))?;
+            if replication(t)? != *policy {
+                t.put(Cf::SmMeta, meta_keys::REPLICATION.to_vec(), encode(policy));
+                bump_ring_epoch(t)?;
+            }
+            Ok(())
+        }
     }
 }
 
-/// What the failure detector does about one chunkserver.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Silent past the down timeout: writes skip it, reads try it last.
-    MarkDown,
-    /// Heard from again after being marked down.
-    MarkUp,
-    /// Silent past the removal timeout: out of the ring; repair re-creates
-    /// its copies elsewhere.
-    Remove,
+/// Takes chunkserver `id` out of the registry (and so the ring).
+fn remove<R: KvRead>(t: &mut Txn<'_, R>, id: NodeId) -> Result<(), NsError> {
+    let key = server_key(id);
+    if t.get(Cf::Servers, &key)?.is_none() {
+        return refuse(ErrorCode::NotFound, format!("no chunkserver {id}"));
+    }
+    t.delete(Cf::Servers, key);
+    let mut flags = server_flags(t)?;
+    if flags.remove(&id).is_some() {
+        t.put(
+            Cf::SmMeta,
+            meta_keys::SERVER_FLAGS.to_vec(),
+            encode_server_flags(&flags),
+        );
+    }
+    bump_ring_epoch(t)
 }
 
-/// The new `full` flag of a server flagged `flagged` whose heartbeat just
-/// said `reported`, if it changes: the flag follows what the server says
-/// of its own disk (a silent server keeps its flag).
-pub fn full_flag_change(flagged: bool, reported: bool) -> Option<bool> {
-    (reported != flagged).then_some(reported)
+fn register_server<R: KvRead>(t: &mut Txn<'_, R>, rec: ServerRecord) -> Result<(), NsError> {
+    if rec.addr.is_empty() || rec.addr.len() > 256 || rec.zone.len() > 64 {
+        return refuse(
+            ErrorCode::InvalidRequest,
+            "chunkserver address or zone out of bounds",
+        );
+    }
+    let key = server_key(rec.id);
+    let old: Option<ServerRecord> = match t.get(Cf::Servers, &key)? {
+        Some(b) => Some(decode(&b)?),
+        None => None,
+    };
+    let ring_changes = match &old {
+        None => true,
+        Some(o) => {
+            o.addr != rec.addr
+                || o.zone != rec.zone
+                || weight_for_capacity(o.capacity_bytes) != weight_for_capacity(rec.capacity_bytes)
+        }
+    };
+    if old.as_ref() == Some(&rec) {
+        return Ok(());
+    }
+    t.put(Cf::Servers, key, encode(&rec));
+    if ring_changes {
+        bump_ring_epoch(t)?;
+    }
+    Ok(())
 }
 
-/// The rule for a server that has been silent for `silent_for` and is
-/// (`down`) or is not marked down. `None`: nothing to change.
-pub fn verdict(
-    down: bool,
-    silent_for: Duration,
-    down_after: Duration,
-    remove_after: Duration,
-) -> Option<Verdict> {
-    if silent_for >= remove_after {
-        Some(Verdict::Remove)
-    } else if silent_for >= down_after {
-        (!down).then_some(Verdict::MarkDown)
+/// Changes chunkserver `id`'s flags; bumps the ring epoch if they changed.
+fn set_flags<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    id: NodeId,
+    change: impl FnOnce(&mut ServerFlags),
+) -> Result<(), NsError> {
+    if t.get(Cf::Servers, &server_key(id))?.is_none() {
+        return refuse(ErrorCode::NotFound, format!("no chunkserver {id}"));
+    }
+    let mut all = server_flags(t)?;
+    let old = all.get(&id).copied().unwrap_or_default();
+    let mut new = old;
+    change(&mut new);
+    if new == old {
+        return Ok(());
+    }
+    if new == ServerFlags::default() {
+        all.remove(&id);
     } else {
-        down.then_some(Verdict::MarkUp)
+        all.insert(id, new);
     }
+    t.put(
+        Cf::SmMeta,
+        meta_keys::SERVER_FLAGS.to_vec(),
+        encode_server_flags(&all),
+    );
+    bump_ring_epoch(t)
 }
 
-/// Whether the failure detector may remove silent servers while `up` of
-/// `total` registered servers are heard from. Only while more than half
-/// are: when most of the cluster goes silent at once, the likelier cause
-/// is the network or the metadata node itself, and emptying the ring
-/// would help nobody.
-pub fn may_remove(up: usize, total: usize) -> bool {
-    up * 2 > total
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verdicts_follow_the_timeouts() {
-        let s = Duration::from_secs;
-        let (d, r) = (s(10), s(60));
-        assert_eq!(verdict(false, s(1), d, r), None);
-        assert_eq!(verdict(false, s(10), d, r), Some(Verdict::MarkDown));
-        assert_eq!(verdict(true, s(30), d, r), None);
-        assert_eq!(verdict(true, s(2), d, r), Some(Verdict::MarkUp));
-        assert_eq!(verdict(true, s(60), d, r), Some(Verdict::Remove));
-        assert_eq!(verdict(false, s(61), d, r), Some(Verdict::Remove));
-    }
-
-    #[test]
-    fn the_full_flag_follows_the_heartbeats() {
-        assert_eq!(full_flag_change(false, true), Some(true));
-        assert_eq!(full_flag_change(true, false), Some(false));
-        assert_eq!(full_flag_change(true, true), None);
-        assert_eq!(full_flag_change(false, false), None);
-    }
-
-    #[test]
-    fn removal_needs_most_servers_up() {
-        assert!(may_remove(3, 4));
-        assert!(!may_remove(2, 4));
-        assert!(may_remove(2, 3));
-        assert!(!may_remove(0, 1));
-    }
-
-    #[test]
-    fn up_only_within_the_window() {
-        let t0 = Instant::now();
-        let beat = Beat {
-            at: t0,
-            capacity_bytes: 1,
-            used_bytes: 0,
-            available_bytes: 1,
-            full: false,
-            chunks: 0,
-            under_replicated: 0,
-            scrub: ScrubReport::default(),
-            repair: RepairReport::default(),
-            gc: GcTotals::default(),
-        };
-        let w = Duration::from_secs(10);
-        assert!(Liveness::is_up(Some(beat), t0 + Duration::from_secs(9), w));
-        assert!(!Liveness::is_up(
-            Some(beat),
-            t0 + Duration::from_secs(10),
-            w
-        ));
-        assert!(!Liveness::is_up(None, t0, w));
-    }
+fn bump_ring_epoch<R: KvRead>(t: &mut Txn<'_, R>) -> Result<(), NsError> {
+    let epoch: u64 = match t.get(Cf::SmMeta, meta_keys::RING_EPOCH)? {
+        Some(b) => decode(&b)?,
+        None => 0,
+    };
+    t.put(
+        Cf::SmMeta,
+        meta_keys::RING_EPOCH.to_vec(),
+        encode(&(epoch + 1)),
+    );
+    Ok(())
 }

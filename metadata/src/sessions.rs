@@ -39,8 +39,8 @@ fn time_key(at_ns: i64, s: Session) -> Vec<u8> {
     k
 }
 
-/// Applies `cmd` under `session` at most once, with `apply` (the
-/// namespace's, handed in so that this module depends on nothing but the
+/// Applies `cmd` under `session` at most once, with `apply`
+/// ([`crate::apply::apply_one`], handed in so that this module depends on nothing but the
 /// command); returns its result (the kept one for a repeat).
 pub fn apply_once<R: KvRead>(
     t: &mut Txn<'_, R>,
@@ -161,7 +161,6 @@ fn expire<R: KvRead>(t: &mut Txn<'_, R>, now_ns: i64) -> Result<(), KvError> {
 mod tests {
     use super::*;
     use crate::kv::MemKv;
-    use crate::namespace;
 
     fn mkdir(name: &str) -> Command {
         Command::mkdir_in_root(name)
@@ -169,7 +168,7 @@ mod tests {
 
     fn run(kv: &mut MemKv, cmd: &Command) -> CommandResult {
         let mut t = Txn::new(&*kv);
-        let r = namespace::apply_one(&mut t, cmd).expect("memory store does not fail");
+        let r = crate::apply::apply_one(&mut t, cmd).expect("memory store does not fail");
         let writes = t.into_writes();
         kv.commit(writes);
         r

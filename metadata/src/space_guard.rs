@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cairn_proto::disk_space::disk_space;
+use cairn_proto::meta_rpc::NsWrite;
 use cairn_proto::NodeId;
 
 use crate::command::Command;
@@ -37,21 +38,14 @@ pub fn default_reserve(disk_total: u64) -> u64 {
 /// client adds to the namespace is; removals and the cluster's own records
 /// (chunkserver registry, garbage purges, sessions of those) are not.
 pub fn refused_when_low(cmd: &Command) -> bool {
-    use Command as C;
     match cmd {
-        C::Unlink { .. }
-        | C::Rmdir { .. }
-        | C::RemoveXattr { .. }
-        | C::RegisterChunkServer { .. }
-        | C::RemoveChunkServer { .. }
-        | C::SetChunkServerDown { .. }
-        | C::SetChunkServerFull { .. }
-        | C::DrainChunkServer { .. }
-        | C::SetReplication { .. }
-        | C::PurgeGarbage { .. } => false,
-        C::Once { cmd, .. } => refused_when_low(cmd),
-        C::Batch(cmds) => cmds.iter().any(refused_when_low),
-        _ => true,
+        Command::Ns { write, .. } => !matches!(
+            write,
+            NsWrite::Unlink { .. } | NsWrite::Rmdir { .. } | NsWrite::RemoveXattr { .. }
+        ),
+        Command::Registry(_) | Command::PurgeGarbage { .. } => false,
+        Command::Once { cmd, .. } => refused_when_low(cmd),
+        Command::Batch(cmds) => cmds.iter().any(refused_when_low),
     }
 }
 
@@ -154,19 +148,12 @@ mod tests {
 
     #[test]
     fn growth_is_refused_and_removal_is_not() {
-        let mkdir = Command::Mkdir {
-            parent: InodeId(1),
-            name: "d".into(),
-            owner: cairn_proto::inode::Owner {
-                mode: 0o755,
-                uid: 0,
-                gid: 0,
+        let mkdir = Command::mkdir_in_root("d");
+        let rmdir = Command::Ns {
+            write: NsWrite::Rmdir {
+                parent: InodeId(1),
+                name: "d".into(),
             },
-            now_ns: 0,
-        };
-        let rmdir = Command::Rmdir {
-            parent: InodeId(1),
-            name: "d".into(),
             now_ns: 0,
         };
         assert!(refused_when_low(&mkdir));

@@ -3,7 +3,7 @@
 //! Each `apply` call turns its entries into one [`Txn`] and commits it as one
 //! RocksDB batch together with the last applied log id and membership, so
 //! a crash leaves the state machine at an entry boundary. Refused commands
-//! write nothing (see [`namespace::apply_one`]).
+//! write nothing (see [`crate::apply::apply_one`]).
 //!
 //! Snapshots stream from a consistent RocksDB view to a file and back
 //! ([`crate::snapshot_format`], [`crate::snapshot_store`]): neither building
@@ -18,6 +18,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::Path;
 
+use cairn_proto::meta_rpc::NsWrite;
 use openraft::storage::RaftStateMachine;
 use openraft::{
     AnyError, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder,
@@ -236,13 +237,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let mut out = Vec::with_capacity(cmds.len());
                     for cmd in &cmds {
                         out.push(
-                            namespace::apply_one(&mut t, cmd)
+                            crate::apply::apply_one(&mut t, cmd)
                                 .map_err(|e| sm_err(ErrorVerb::Write, e))?,
                         );
                     }
                     results.push(CommandOutput::Many(out));
                 }
-                EntryPayload::Normal(Command::ReserveInodes { count }) => {
+                EntryPayload::Normal(Command::Ns {
+                    write: NsWrite::ReserveInodes { count },
+                    ..
+                }) => {
                     let save = t.savepoint();
                     results.push(match namespace::reserve_inodes(&mut t, count) {
                         Ok(first) => CommandOutput::Reserved(first),
@@ -254,7 +258,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     });
                 }
                 EntryPayload::Normal(cmd) => {
-                    let r = namespace::apply_one(&mut t, &cmd)
+                    let r = crate::apply::apply_one(&mut t, &cmd)
                         .map_err(|e| sm_err(ErrorVerb::Write, e))?;
                     results.push(CommandOutput::One(r));
                 }

@@ -1,7 +1,7 @@
 //! Framing and ring lookups. `cargo bench -p cairn-proto --bench hot_paths`
 
 use cairn_proto::frame::{decode_frame, encode_frame, MAX_FRAME_LEN};
-use cairn_proto::meta_rpc::{Extent, MetaRequest, Owner, RingMember, RingState};
+use cairn_proto::meta_rpc::{Extent, MetaRequest, NsWrite, Owner, RingMember, RingState};
 use cairn_proto::ring::Ring;
 use cairn_proto::{ChunkId, InodeId};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -15,7 +15,7 @@ fn bench(c: &mut Criterion) {
             chunk_offset: 0,
         })
         .collect();
-    let commit = MetaRequest::CommitFile {
+    let commit = MetaRequest::NsWrite(NsWrite::CommitFile {
         parent: InodeId::ROOT,
         name: "file".into(),
         extents,
@@ -25,7 +25,7 @@ fn bench(c: &mut Criterion) {
             uid: 0,
             gid: 0,
         },
-    };
+    });
     let buf = encode_frame(&commit).unwrap();
     let mut g = c.benchmark_group("frame");
     g.throughput(Throughput::Bytes(buf.len() as u64));

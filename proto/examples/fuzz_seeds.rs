@@ -8,7 +8,9 @@ use std::path::Path;
 use cairn_proto::chunk_rpc::{ChunkCall, ChunkReply, ChunkRequest, ChunkResponse};
 use cairn_proto::chunk_slice::{extract, outboard};
 use cairn_proto::frame::encode_frame;
-use cairn_proto::meta_rpc::{MetaCall, MetaRequest, MetaResponse, Owner, RaftRpcKind, Session};
+use cairn_proto::meta_rpc::{
+    ClusterQuery, MetaCall, MetaRequest, MetaResponse, NsRead, NsWrite, Owner, RaftRpcKind, Session,
+};
 use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
 
 fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) -> std::io::Result<()> {
@@ -26,33 +28,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         uid: 1000,
         gid: 1000,
     };
-    let metas = [
+    let metas: [(&str, MetaRequest); 10] = [
         (
             "lookup",
-            MetaRequest::Lookup {
+            NsRead::Lookup {
                 parent: InodeId::ROOT,
                 name: "hello.txt".into(),
-            },
+            }
+            .into(),
         ),
         (
             "mkdir",
-            MetaRequest::Mkdir {
+            NsWrite::Mkdir {
                 parent: InodeId::ROOT,
                 name: "dir".into(),
                 owner,
-            },
+            }
+            .into(),
         ),
         (
             "rename",
-            MetaRequest::Rename {
+            NsWrite::Rename {
                 parent: InodeId::ROOT,
                 name: "a".into(),
                 new_parent: InodeId::ROOT,
                 new_name: "b".into(),
                 mode: Default::default(),
-            },
+            }
+            .into(),
         ),
-        ("exist", MetaRequest::ChunksExist { ids: vec![id, id] }),
+        (
+            "exist",
+            ClusterQuery::ChunksExist { ids: vec![id, id] }.into(),
+        ),
         (
             "raft",
             MetaRequest::Raft {
@@ -60,33 +68,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 payload: vec![1, 2, 3, 4],
             },
         ),
-        ("ring", MetaRequest::GetRing),
+        ("ring", ClusterQuery::GetRing.into()),
         (
             "write_inline",
-            MetaRequest::WriteInline {
+            NsWrite::WriteInline {
                 ino: InodeId(9),
                 parts: vec![(0, b"tiny".to_vec()), (100, vec![7; 16])],
-            },
+            }
+            .into(),
         ),
         (
             "read_dir_plus",
-            MetaRequest::ReadDirPlus {
+            NsRead::ReadDirPlus {
                 ino: InodeId::ROOT,
                 after: Some("f00010".into()),
                 limit: 1024,
-            },
+            }
+            .into(),
         ),
-        ("reserve_inodes", MetaRequest::ReserveInodes { count: 1024 }),
+        (
+            "reserve_inodes",
+            NsWrite::ReserveInodes { count: 1024 }.into(),
+        ),
         (
             "create_with",
-            MetaRequest::CreateWith {
+            NsWrite::CreateWith {
                 parent: InodeId::ROOT,
                 name: "tiny".into(),
                 owner,
                 ino: InodeId(4096),
                 inline: b"hello".to_vec(),
                 created_ns: 1_764_000_000_000_000_000,
-            },
+            }
+            .into(),
         ),
     ];
     for (name, req) in metas {

@@ -25,16 +25,7 @@ use crate::{ErrorCode, RpcError};
 /// Whether `req` changes the cluster rather than the namespace: only an
 /// [`Role::Admin`] certificate may send it.
 pub fn is_admin_request(req: &MetaRequest) -> bool {
-    use MetaRequest as Q;
-    matches!(
-        req,
-        Q::SetReplication { .. }
-            | Q::DrainChunkServer { .. }
-            | Q::RemoveChunkServer { .. }
-            | Q::AddMetaNode { .. }
-            | Q::PromoteMetaNode { .. }
-            | Q::RemoveMetaNode { .. }
-    )
+    matches!(req, MetaRequest::Admin(_))
 }
 
 /// Whether `role` uses the namespace and the data: clients and admins.
@@ -42,17 +33,14 @@ fn is_user(role: Role) -> bool {
     matches!(role, Role::Client | Role::Admin)
 }
 
-/// Whether `role` may send `req` to a metadata node.
+/// Whether `role` may send `req` to a metadata node: one rule per group.
 pub fn meta_allowed(role: Role, req: &MetaRequest) -> bool {
-    use MetaRequest as Q;
     match req {
-        Q::Raft { .. } => role == Role::Meta,
-        Q::RegisterChunkServer { .. } | Q::Heartbeat { .. } => role == Role::ChunkServer,
-        Q::ChunksExist { .. } | Q::ChunkStates { .. } | Q::Status => true,
-        _ if req.serves_follower_reads() => true,
-        _ if is_admin_request(req) => role == Role::Admin,
-        // Every other request changes the namespace.
-        _ => is_user(role),
+        MetaRequest::NsRead(_) | MetaRequest::Cluster(_) => true,
+        MetaRequest::NsWrite(_) => is_user(role),
+        MetaRequest::ChunkServer(_) => role == Role::ChunkServer,
+        MetaRequest::Admin(_) => role == Role::Admin,
+        MetaRequest::Raft { .. } => role == Role::Meta,
     }
 }
 
@@ -98,9 +86,8 @@ pub fn check_meta(peer: &PeerIdentity, req: &MetaRequest) -> Result<(), RpcError
         return Err(refuse(peer, req.op_name(), is_admin_request(req)));
     }
     match req {
-        MetaRequest::RegisterChunkServer { id, .. } | MetaRequest::Heartbeat { id, .. }
-            if !acts_as(peer, *id) =>
-        {
+        MetaRequest::ChunkServer(report) if !acts_as(peer, report.id()) => {
+            let id = report.id();
             tracing::warn!(peer = %peer, claimed = id, op = req.op_name(), "refused a chunkserver speaking for another");
             Err(RpcError::new(
                 ErrorCode::PermissionDenied,
@@ -127,11 +114,13 @@ pub fn check_chunk(peer: &PeerIdentity, req: &ChunkRequest) -> Result<(), RpcErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta_rpc::RaftRpcKind;
+    use crate::meta_rpc::{
+        AdminRequest, ChunkServerReport, ClusterQuery, NsRead, NsWrite, RaftRpcKind,
+    };
     use crate::{ChunkId, InodeId};
 
     fn mkdir() -> MetaRequest {
-        MetaRequest::Mkdir {
+        MetaRequest::NsWrite(NsWrite::Mkdir {
             parent: InodeId::ROOT,
             name: "d".into(),
             owner: crate::meta_rpc::Owner {
@@ -139,7 +128,7 @@ mod tests {
                 uid: 0,
                 gid: 0,
             },
-        }
+        })
     }
 
     #[test]
@@ -164,21 +153,22 @@ mod tests {
     #[test]
     fn cluster_changes_only_from_admins() {
         let admin_ops = [
-            MetaRequest::DrainChunkServer { id: 1, drain: true },
-            MetaRequest::RemoveChunkServer { id: 1 },
-            MetaRequest::SetReplication {
+            AdminRequest::DrainChunkServer { id: 1, drain: true },
+            AdminRequest::RemoveChunkServer { id: 1 },
+            AdminRequest::SetReplication {
                 policy: crate::meta_rpc::ReplicationPolicy {
                     copies: 1,
                     sync_copies: 1,
                 },
             },
-            MetaRequest::AddMetaNode {
+            AdminRequest::AddMetaNode {
                 id: 4,
                 addr: "127.0.0.1:1".into(),
             },
-            MetaRequest::PromoteMetaNode { id: 4 },
-            MetaRequest::RemoveMetaNode { id: 4 },
-        ];
+            AdminRequest::PromoteMetaNode { id: 4 },
+            AdminRequest::RemoveMetaNode { id: 4 },
+        ]
+        .map(MetaRequest::Admin);
         for req in &admin_ops {
             assert!(is_admin_request(req), "{}", req.op_name());
             for role in Role::ALL {
@@ -199,7 +189,7 @@ mod tests {
 
     #[test]
     fn heartbeats_only_from_chunkservers() {
-        let beat = MetaRequest::Heartbeat {
+        let beat = MetaRequest::ChunkServer(ChunkServerReport::Heartbeat {
             id: 1,
             capacity_bytes: 0,
             used_bytes: 0,
@@ -210,7 +200,7 @@ mod tests {
             scrub: Default::default(),
             repair: Default::default(),
             gc: Default::default(),
-        };
+        });
         assert!(meta_allowed(Role::ChunkServer, &beat));
         assert!(!meta_allowed(Role::Client, &beat));
         assert!(!meta_allowed(Role::Meta, &beat));
@@ -219,11 +209,11 @@ mod tests {
     #[test]
     fn reads_are_open_to_every_role() {
         for role in Role::ALL {
-            assert!(meta_allowed(role, &MetaRequest::GetRing));
-            assert!(meta_allowed(role, &MetaRequest::Status));
+            assert!(meta_allowed(role, &ClusterQuery::GetRing.into()));
+            assert!(meta_allowed(role, &ClusterQuery::Status.into()));
             assert!(meta_allowed(
                 role,
-                &MetaRequest::GetAttr { ino: InodeId::ROOT }
+                &NsRead::GetAttr { ino: InodeId::ROOT }.into()
             ));
         }
     }
@@ -260,23 +250,27 @@ mod tests {
 
     #[test]
     fn a_chunkserver_speaks_only_for_the_id_its_certificate_names() {
-        let beat = |id| MetaRequest::Heartbeat {
-            id,
-            capacity_bytes: 0,
-            used_bytes: 0,
-            available_bytes: 0,
-            full: false,
-            chunks: 0,
-            under_replicated: 0,
-            scrub: Default::default(),
-            repair: Default::default(),
-            gc: Default::default(),
+        let beat = |id| {
+            MetaRequest::ChunkServer(ChunkServerReport::Heartbeat {
+                id,
+                capacity_bytes: 0,
+                used_bytes: 0,
+                available_bytes: 0,
+                full: false,
+                chunks: 0,
+                under_replicated: 0,
+                scrub: Default::default(),
+                repair: Default::default(),
+                gc: Default::default(),
+            })
         };
-        let register = |id| MetaRequest::RegisterChunkServer {
-            id,
-            addr: "127.0.0.1:1".into(),
-            zone: String::new(),
-            capacity_bytes: 0,
+        let register = |id| {
+            MetaRequest::ChunkServer(ChunkServerReport::Register {
+                id,
+                addr: "127.0.0.1:1".into(),
+                zone: String::new(),
+                capacity_bytes: 0,
+            })
         };
         let peer = |name: &str| PeerIdentity {
             role: Role::ChunkServer,

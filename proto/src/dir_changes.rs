@@ -5,19 +5,19 @@
 //! directory's attributes stale and asks for them at its next permission
 //! check: one more round trip per create or unlink. Metadata answers each
 //! change to a directory's entries with the directory's attributes after
-//! the change ([`MetaResponse::Changed`]), and the client answers that
+//! the change ([`NsWriteReply::Done`]), and the client answers that
 //! question itself (see `Client::changed_dir_attr`).
 //!
-//! [`MetaResponse::Changed`]: crate::meta_rpc::MetaResponse::Changed
+//! [`NsWriteReply::Done`]: crate::meta_rpc::NsWriteReply::Done
 
-use crate::meta_rpc::{MetaRequest, RenameMode};
+use crate::meta_rpc::{NsWrite, RenameMode};
 use crate::InodeId;
 
 /// What else a request may change that a client's copy of directory
 /// attributes would then show wrongly.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Stales {
-    /// Nothing beyond [`MetaRequest::changed_dirs`].
+    /// Nothing beyond [`NsWrite::changed_dirs`].
     Nothing,
     /// Inode `ino`'s own attributes (mode, owner, times, xattrs).
     Inode(InodeId),
@@ -33,12 +33,12 @@ pub enum NameChange {
     Removed { dir: InodeId, name: String },
 }
 
-impl MetaRequest {
+impl NsWrite {
     /// The names this request adds and removes when it is applied (a
     /// rename removes its source and adds its target; an exchange leaves
     /// both names in place).
     pub fn name_changes(&self) -> Vec<NameChange> {
-        use MetaRequest as Q;
+        use NsWrite as Q;
         let added = |dir: &InodeId, name: &String| NameChange::Added {
             dir: *dir,
             name: name.clone(),
@@ -81,7 +81,7 @@ impl MetaRequest {
     /// lose a link or, renamed, change their ctime), each with its
     /// directory.
     pub fn removed_or_replaced(&self) -> Vec<(InodeId, &str)> {
-        use MetaRequest as Q;
+        use NsWrite as Q;
         match self {
             Q::Unlink { parent, name }
             | Q::Rmdir { parent, name }
@@ -101,7 +101,7 @@ impl MetaRequest {
     /// (at most two; the same one once); metadata answers their
     /// attributes after the change.
     pub fn changed_dirs(&self) -> Vec<InodeId> {
-        use MetaRequest as Q;
+        use NsWrite as Q;
         match self {
             Q::Mkdir { parent, .. }
             | Q::Unlink { parent, .. }
@@ -127,7 +127,7 @@ impl MetaRequest {
 
     /// What else the request changes; see [`Stales`].
     pub fn stales(&self) -> Stales {
-        use MetaRequest as Q;
+        use NsWrite as Q;
         match self {
             // A rename changes the moved entry's ctime (and a moved
             // directory's parent link) and may replace a directory; a
@@ -161,14 +161,14 @@ mod tests {
 
     #[test]
     fn creates_and_removes_change_their_parent_only() {
-        let create = MetaRequest::CreateFile {
+        let create = NsWrite::CreateFile {
             parent: InodeId(7),
             name: "a".into(),
             owner: owner(),
         };
         assert_eq!(create.changed_dirs(), vec![InodeId(7)]);
         assert_eq!(create.stales(), Stales::Nothing);
-        let unlink = MetaRequest::Unlink {
+        let unlink = NsWrite::Unlink {
             parent: InodeId(7),
             name: "a".into(),
         };
@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn renames_name_both_parents_once_and_stale_everything() {
-        let rename = |a: u64, b: u64| MetaRequest::Rename {
+        let rename = |a: u64, b: u64| NsWrite::Rename {
             parent: InodeId(a),
             name: "a".into(),
             new_parent: InodeId(b),
@@ -215,7 +215,7 @@ mod tests {
                 }
             ]
         );
-        let exchange = MetaRequest::Rename {
+        let exchange = NsWrite::Rename {
             parent: InodeId(3),
             name: "a".into(),
             new_parent: InodeId(4),
@@ -230,8 +230,8 @@ mod tests {
     }
 
     #[test]
-    fn attribute_changes_stale_their_inode_and_reads_nothing() {
-        let set = MetaRequest::SetXattr {
+    fn attribute_changes_stale_their_inode_and_reservations_nothing() {
+        let set = NsWrite::SetXattr {
             ino: InodeId(9),
             name: "user.a".into(),
             value: vec![1],
@@ -239,8 +239,8 @@ mod tests {
         };
         assert!(set.changed_dirs().is_empty());
         assert_eq!(set.stales(), Stales::Inode(InodeId(9)));
-        let get = MetaRequest::GetAttr { ino: InodeId(9) };
-        assert!(get.changed_dirs().is_empty());
-        assert_eq!(get.stales(), Stales::Nothing);
+        let reserve = NsWrite::ReserveInodes { count: 8 };
+        assert!(reserve.changed_dirs().is_empty());
+        assert_eq!(reserve.stales(), Stales::Nothing);
     }
 }

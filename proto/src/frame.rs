@@ -171,15 +171,15 @@ async fn read_exact_or_truncated<R: AsyncRead + Unpin>(
 mod tests {
     use super::*;
     use crate::chunk_rpc::ChunkRequest;
-    use crate::meta_rpc::MetaRequest;
+    use crate::meta_rpc::{MetaRequest, NsRead};
     use crate::{ChunkId, InodeId};
     use proptest::prelude::*;
 
     fn sample() -> MetaRequest {
-        MetaRequest::Lookup {
+        MetaRequest::NsRead(NsRead::Lookup {
             parent: InodeId::ROOT,
             name: "hello".into(),
-        }
+        })
     }
 
     #[test]
@@ -277,7 +277,7 @@ mod tests {
 
         #[test]
         fn names_round_trip(name in ".{0,300}", parent in any::<u64>()) {
-            let msg = MetaRequest::Lookup { parent: InodeId(parent), name };
+            let msg = MetaRequest::NsRead(NsRead::Lookup { parent: InodeId(parent), name });
             let buf = encode_frame(&msg).unwrap();
             let (back, _): (MetaRequest, usize) = decode_frame(&buf, MAX_FRAME_LEN).unwrap();
             prop_assert_eq!(back, msg);

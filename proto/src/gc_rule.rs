@@ -23,7 +23,20 @@
 
 use std::time::Duration;
 
-use crate::meta_rpc::ChunkState;
+use serde::{Deserialize, Serialize};
+
+/// What metadata knows of a chunk, for garbage collection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub enum ChunkState {
+    /// A committed file references it.
+    Referenced,
+    /// Its last reference went away at this time (ns since the epoch, by
+    /// the metadata leader's clock).
+    Unreferenced { since_ns: i64 },
+    /// No file has ever referenced it, or its garbage record is gone: an
+    /// upload never committed (or not yet).
+    Unknown,
+}
 
 /// What to do with one chunk.
 #[derive(Clone, Debug, PartialEq, Eq)]

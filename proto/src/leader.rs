@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::frame::MAX_FRAME_LEN;
-use crate::meta_rpc::{MetaRequest, MetaResponse, Session};
+use crate::meta_rpc::{ClusterQuery, MetaGroup, MetaRequest, MetaResponse, Session};
 use crate::net::{call, ConnPool, NetError};
 use crate::{ErrorCode, RpcError};
 
@@ -152,6 +152,15 @@ impl MetaCaller {
 
     fn set_hint(&self, addr: Option<String>) {
         *self.leader.lock().unwrap_or_else(|p| p.into_inner()) = addr;
+    }
+
+    /// Sends `req` (of any group) and answers that group's reply; a reply
+    /// of another group is an `Internal` error, not a guess.
+    pub async fn ask<G: MetaGroup>(&self, req: G) -> Result<G::Reply, MetaCallError> {
+        let req: MetaRequest = req.into();
+        let answer = self.call(&req).await?;
+        let got = answer.group_name();
+        G::reply(answer).ok_or_else(|| MetaCallError::Rpc(wrong_reply(&req, got)))
     }
 
     /// Sends `req` to the leader (as far as known), following redirects.
@@ -405,13 +414,21 @@ impl MetaCaller {
     }
 }
 
+/// The error for `req` answered with a reply of another group.
+pub fn wrong_reply(req: &MetaRequest, got: &str) -> RpcError {
+    RpcError::new(
+        ErrorCode::Internal,
+        format!("metadata answered {} with a {got} reply", req.op_name()),
+    )
+}
+
 /// Asks `addr` who leads. `None`: no answer within `limit`. `Some(None)`:
 /// it answered but knows no leader (an election). `Some(Some(l))`: `l`
 /// leads — `addr` itself when it answered a linearizable read.
 async fn ask_leader(pool: &ConnPool, addr: &str, limit: Duration) -> Option<Option<String>> {
     let probe = MetaCallRef {
         session: None,
-        req: &MetaRequest::GetRing,
+        req: &MetaRequest::Cluster(ClusterQuery::GetRing),
         follower_read: false,
         request_id: crate::trace::current(),
     };
@@ -434,11 +451,11 @@ async fn ask_leader(pool: &ConnPool, addr: &str, limit: Duration) -> Option<Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta_rpc::{MetaCall, Owner};
+    use crate::meta_rpc::{MetaCall, NsWrite, Owner};
 
     #[test]
     fn the_borrowed_call_decodes_as_a_meta_call() {
-        let req = MetaRequest::Mkdir {
+        let req = MetaRequest::NsWrite(NsWrite::Mkdir {
             parent: crate::InodeId::ROOT,
             name: "x".into(),
             owner: Owner {
@@ -446,7 +463,7 @@ mod tests {
                 uid: 1,
                 gid: 2,
             },
-        };
+        });
         let session = Some(Session { client: 9, seq: 3 });
         let bytes = postcard::to_allocvec(&MetaCallRef {
             session,

@@ -1,7 +1,8 @@
 //! cairn-proto: what every Cairn process shares on the wire.
 //!
-//! Owns the ids ([`ChunkId`], [`InodeId`], [`NodeId`]), one request and one
-//! response type per service ([`meta_rpc`], [`chunk_rpc`]), the stable error
+//! Owns the ids ([`ChunkId`], [`InodeId`], [`NodeId`]), the requests and
+//! replies of each service ([`meta_rpc`], grouped by service, and
+//! [`chunk_rpc`]), the cluster's placement state ([`cluster_map`]), the stable error
 //! codes ([`error`]), who may call what ([`access`]), the framing of one request per bidirectional QUIC
 //! stream ([`frame`], [`net`]), the TLS helpers ([`tls`]), path-component
 //! validation ([`path`]) and the pure placement ring ([`ring`]), which client,
@@ -13,6 +14,7 @@
 pub mod access;
 pub mod chunk_rpc;
 pub mod chunk_slice;
+pub mod cluster_map;
 pub mod crash;
 pub mod dir_changes;
 pub mod disk_space;
@@ -39,7 +41,7 @@ pub use ids::{ChunkId, InodeId, NodeId};
 
 /// ALPN protocol id; a peer speaking another version fails the TLS handshake,
 /// so the protocol version is checked once, when the connection opens.
-pub const ALPN: &[u8] = b"cairn/4";
+pub const ALPN: &[u8] = b"cairn/5";
 
 /// Version byte carried by every frame header (see [`frame`]).
 pub const FRAME_VERSION: u8 = 1;

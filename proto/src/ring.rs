@@ -7,7 +7,7 @@
 //! Owner 0 is the primary. Client, chunkservers and metadata all compute
 //! this, so it must be deterministic and identical everywhere.
 
-use crate::meta_rpc::{RingMember, RingState};
+use crate::cluster_map::{RingMember, RingState};
 use crate::{ChunkId, NodeId};
 
 /// Virtual nodes for a server of `capacity_bytes`: one per GiB, between 32
@@ -62,7 +62,7 @@ impl Ring {
         &self.state.members
     }
 
-    pub fn policy(&self) -> crate::meta_rpc::ReplicationPolicy {
+    pub fn policy(&self) -> crate::cluster_map::ReplicationPolicy {
         self.state.policy
     }
 

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::meta_rpc::ReplicationPolicy;
+use crate::cluster_map::ReplicationPolicy;
 use crate::NodeId;
 
 /// One chunkserver as `cairn status` shows it.

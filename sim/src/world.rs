@@ -8,7 +8,7 @@
 //! `gc_rule::repair_may_copy`, collection from `gc_rule::decide`, the
 //! client's commit window from `gc_rule::commit_in_time`, the async queue
 //! from `queue_plan::{pick, fate}`, every metadata change applied by
-//! [`namespace::apply_one`], and every disk call made by the real chunk
+//! [`apply_one`], and every disk call made by the real chunk
 //! store. What is simulated is only what lies between them: disks, clocks
 //! and messages.
 //!
@@ -24,7 +24,8 @@ mod faults;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use cairn_metadata::command::{Command, CommandResult};
+use cairn_metadata::apply::apply_one;
+use cairn_metadata::command::{Command, CommandResult, RegistryChange};
 use cairn_metadata::kv::{MemKv, Txn};
 use cairn_metadata::namespace;
 use cairn_proto::meta_rpc::ChunkState;
@@ -245,16 +246,18 @@ impl World {
     fn apply(&mut self, cmd: Command) -> CommandResult {
         if matches!(
             cmd,
-            Command::RegisterChunkServer { .. }
-                | Command::RemoveChunkServer { .. }
-                | Command::DrainChunkServer { .. }
-                | Command::SetChunkServerDown { .. }
-                | Command::SetReplication { .. }
+            Command::Registry(
+                RegistryChange::Register { .. }
+                    | RegistryChange::Remove { .. }
+                    | RegistryChange::Drain { .. }
+                    | RegistryChange::SetDown { .. }
+                    | RegistryChange::SetReplication { .. }
+            )
         ) {
             self.ring = None;
         }
         let mut t = Txn::new(&self.kv);
-        let r = namespace::apply_one(&mut t, &cmd).expect("the memory store does not fail");
+        let r = apply_one(&mut t, &cmd).expect("the memory store does not fail");
         let writes = t.into_writes();
         self.kv.commit(writes);
         r
@@ -304,12 +307,12 @@ impl World {
     fn add_server(&mut self) -> NodeId {
         let id = self.next_id;
         self.next_id += 1;
-        let r = self.apply(Command::RegisterChunkServer {
+        let r = self.apply(Command::Registry(RegistryChange::Register {
             id,
             addr: format!("s{id}"),
             zone: String::new(),
             capacity_bytes: 1 << 40,
-        });
+        }));
         debug_assert!(r.is_ok());
         let phase = self.rng.random_range(0..self.cfg.repair_interval_ms) * MS;
         let gc_phase = self.rng.random_range(0..self.cfg.gc_interval_ms) * MS;

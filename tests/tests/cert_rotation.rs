@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use cairn_proto::meta_rpc::{MetaCall, MetaRequest, MetaResponse};
+use cairn_proto::meta_rpc::{ClusterQuery, ClusterReply, MetaCall, MetaRequest, MetaResponse};
 use cairn_proto::net::{call, client_endpoint, connect};
 use cairn_proto::tls::{CertificateAuthority, Role, TlsIdentity, Validity};
 use cairn_tests::{random_bytes, DevCluster};
@@ -154,14 +154,17 @@ async fn a_connection_closes_when_its_peer_certificate_expires() {
     let conn = connect(&ep, &meta).await.expect("connects while valid");
     let status = || MetaCall {
         session: None,
-        req: MetaRequest::Status,
+        req: MetaRequest::Cluster(ClusterQuery::Status),
         follower_read: false,
         request_id: 1,
     };
     let (reply, _) = call::<_, MetaResponse>(&conn, &status(), &[], 1 << 20)
         .await
         .expect("an answer while valid");
-    assert!(matches!(reply, Ok(MetaResponse::Status(_))), "{reply:?}");
+    assert!(
+        matches!(reply, Ok(MetaResponse::Cluster(ClusterReply::Status(_)))),
+        "{reply:?}"
+    );
 
     // Keep the connection busy past the expiry: it must be closed anyway.
     let deadline = Instant::now() + lasts + Duration::from_secs(10);

@@ -8,7 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use cairn_proto::chunk_rpc::{call_chunk, ChunkCall, ChunkReply, ChunkRequest};
 use cairn_proto::frame::encode_frame;
-use cairn_proto::meta_rpc::{MetaCall, MetaRequest, MetaResponse, Owner, RaftRpcKind};
+use cairn_proto::meta_rpc::{
+    ChunkServerReport, ClusterQuery, ClusterReply, MetaCall, MetaRequest, MetaResponse, NsWrite,
+    Owner, RaftRpcKind,
+};
 use cairn_proto::net::{call, client_endpoint, connect, REQUEST_TIMEOUT};
 use cairn_proto::tls::{CertificateAuthority, Role, TlsIdentity, Validity};
 use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError, ALPN, FRAME_VERSION};
@@ -49,7 +52,12 @@ fn meta_call(req: MetaRequest) -> MetaCall {
 async fn get_ring(conn: &quinn::Connection) -> anyhow::Result<Result<MetaResponse, RpcError>> {
     let (answer, _) = tokio::time::timeout(
         PROBE,
-        call::<_, MetaResponse>(conn, &meta_call(MetaRequest::GetRing), &[], 1 << 20),
+        call::<_, MetaResponse>(
+            conn,
+            &meta_call(MetaRequest::Cluster(ClusterQuery::GetRing)),
+            &[],
+            1 << 20,
+        ),
     )
     .await??;
     Ok(answer)
@@ -256,7 +264,7 @@ async fn each_role_may_call_only_its_own_requests() {
         payload: vec![0; 16],
     };
     assert_denied(&ask(client_meta.clone(), raft).await, "client sending Raft");
-    let beat = MetaRequest::Heartbeat {
+    let beat = MetaRequest::ChunkServer(ChunkServerReport::Heartbeat {
         id: 1,
         capacity_bytes: 1,
         used_bytes: 0,
@@ -267,7 +275,7 @@ async fn each_role_may_call_only_its_own_requests() {
         scrub: Default::default(),
         repair: Default::default(),
         gc: Default::default(),
-    };
+    });
     assert_denied(&ask(client_meta.clone(), beat).await, "client heartbeat");
     let id = ChunkId::of(b"x");
     let (reply, _) = call_chunk(&client_chunk, &ChunkRequest::Replicate { id, len: 1 }, b"x")
@@ -276,7 +284,7 @@ async fn each_role_may_call_only_its_own_requests() {
     assert_denied(&reply.result, "client sending a chunkserver copy");
 
     let (_cs_ep, cs_meta, cs_chunk) = conn_as(Role::ChunkServer).await;
-    let mkdir = MetaRequest::Mkdir {
+    let mkdir = MetaRequest::NsWrite(NsWrite::Mkdir {
         parent: InodeId::ROOT,
         name: "made-by-a-chunkserver".into(),
         owner: Owner {
@@ -284,12 +292,12 @@ async fn each_role_may_call_only_its_own_requests() {
             uid: 0,
             gid: 0,
         },
-    };
+    });
     assert_denied(&ask(cs_meta.clone(), mkdir).await, "chunkserver mkdir");
     assert!(
         matches!(
-            ask(cs_meta.clone(), MetaRequest::GetRing).await,
-            Ok(MetaResponse::Ring(_))
+            ask(cs_meta.clone(), MetaRequest::Cluster(ClusterQuery::GetRing)).await,
+            Ok(MetaResponse::Cluster(ClusterReply::Ring(_)))
         ),
         "a chunkserver may read the ring"
     );
@@ -571,9 +579,9 @@ async fn certificates_made_with_the_cli_are_private_and_carry_their_role() {
     let conn = connect(&ep, &meta).await.expect("connects");
     assert!(matches!(
         get_ring(&conn).await,
-        Ok(Ok(MetaResponse::Ring(_)))
+        Ok(Ok(MetaResponse::Cluster(ClusterReply::Ring(_))))
     ));
-    let mkdir = MetaRequest::Mkdir {
+    let mkdir = MetaRequest::NsWrite(NsWrite::Mkdir {
         parent: InodeId::ROOT,
         name: "rogue".into(),
         owner: Owner {
@@ -581,7 +589,7 @@ async fn certificates_made_with_the_cli_are_private_and_carry_their_role() {
             uid: 0,
             gid: 0,
         },
-    };
+    });
     let (answer, _) = call::<_, MetaResponse>(&conn, &meta_call(mkdir), &[], 1 << 20)
         .await
         .expect("an answer");
@@ -590,7 +598,7 @@ async fn certificates_made_with_the_cli_are_private_and_carry_their_role() {
     // ...and only as the chunkserver its name is bound to: `rogue` may not
     // register (re-address) or heartbeat as chunkserver 1.
     let ring_addr = |r: &Result<MetaResponse, RpcError>| match r {
-        Ok(MetaResponse::Ring(ring)) => ring
+        Ok(MetaResponse::Cluster(ClusterReply::Ring(ring))) => ring
             .members
             .iter()
             .find(|m| m.id == 1)
@@ -599,12 +607,12 @@ async fn certificates_made_with_the_cli_are_private_and_carry_their_role() {
     };
     let before = ring_addr(&get_ring(&conn).await.expect("ring"));
     assert!(before.is_some(), "chunkserver 1 is in the ring");
-    let register = MetaRequest::RegisterChunkServer {
+    let register = MetaRequest::ChunkServer(ChunkServerReport::Register {
         id: 1,
         addr: "127.0.0.1:9".into(),
         zone: String::new(),
         capacity_bytes: 1 << 40,
-    };
+    });
     let (answer, _) = call::<_, MetaResponse>(&conn, &meta_call(register), &[], 1 << 20)
         .await
         .expect("an answer");
@@ -612,7 +620,7 @@ async fn certificates_made_with_the_cli_are_private_and_carry_their_role() {
         &answer,
         "a chunkserver certificate registering as another id",
     );
-    let beat = MetaRequest::Heartbeat {
+    let beat = MetaRequest::ChunkServer(ChunkServerReport::Heartbeat {
         id: 1,
         capacity_bytes: 0,
         used_bytes: 0,
@@ -623,7 +631,7 @@ async fn certificates_made_with_the_cli_are_private_and_carry_their_role() {
         scrub: Default::default(),
         repair: Default::default(),
         gc: Default::default(),
-    };
+    });
     let (answer, _) = call::<_, MetaResponse>(&conn, &meta_call(beat), &[], 1 << 20)
         .await
         .expect("an answer");

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use cairn_proto::meta_rpc::{
-    AttrChange, Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner, RenameMode,
+    AttrChange, Extent, FileKind, InodeAttr, NsRead, NsReadReply, NsWrite, Owner, RenameMode,
     XattrMode, MAX_INLINE,
 };
 use cairn_proto::trace;
@@ -37,7 +37,7 @@ pub struct FileContent {
 impl Client {
     /// Attributes of `name` in directory `parent`.
     pub async fn lookup(&self, parent: InodeId, name: &str) -> Result<InodeAttr, ClientError> {
-        self.attr_of(MetaRequest::Lookup {
+        self.attr_of(NsRead::Lookup {
             parent,
             name: name.to_string(),
         })
@@ -45,7 +45,7 @@ impl Client {
     }
 
     pub async fn get_attr(&self, ino: InodeId) -> Result<InodeAttr, ClientError> {
-        self.attr_of(MetaRequest::GetAttr { ino }).await
+        self.attr_of(NsRead::GetAttr { ino }).await
     }
 
     pub async fn set_attr_ino(
@@ -53,7 +53,7 @@ impl Client {
         ino: InodeId,
         change: AttrChange,
     ) -> Result<InodeAttr, ClientError> {
-        self.attr_of(MetaRequest::SetAttr { ino, change }).await
+        self.write_attr(NsWrite::SetAttr { ino, change }).await
     }
 
     pub async fn mkdir_in(
@@ -62,7 +62,7 @@ impl Client {
         name: &str,
         owner: Owner,
     ) -> Result<InodeAttr, ClientError> {
-        self.attr_of(MetaRequest::Mkdir {
+        self.write_attr(NsWrite::Mkdir {
             parent,
             name: name.to_string(),
             owner,
@@ -77,7 +77,7 @@ impl Client {
         name: &str,
         owner: Owner,
     ) -> Result<InodeAttr, ClientError> {
-        self.attr_of(MetaRequest::CreateFile {
+        self.write_attr(NsWrite::CreateFile {
             parent,
             name: name.to_string(),
             owner,
@@ -93,7 +93,7 @@ impl Client {
         kind: FileKind,
         owner: Owner,
     ) -> Result<InodeAttr, ClientError> {
-        self.attr_of(MetaRequest::Mknod {
+        self.write_attr(NsWrite::Mknod {
             parent,
             name: name.to_string(),
             kind,
@@ -109,7 +109,7 @@ impl Client {
         target: &str,
         owner: Owner,
     ) -> Result<InodeAttr, ClientError> {
-        self.attr_of(MetaRequest::Symlink {
+        self.write_attr(NsWrite::Symlink {
             parent,
             name: name.to_string(),
             target: target.to_string(),
@@ -119,8 +119,8 @@ impl Client {
     }
 
     pub async fn read_link(&self, ino: InodeId) -> Result<String, ClientError> {
-        match self.meta(MetaRequest::ReadLink { ino }).await? {
-            MetaResponse::SymlinkTarget(t) => Ok(t),
+        match self.read(NsRead::ReadLink { ino }).await? {
+            NsReadReply::SymlinkTarget(t) => Ok(t),
             r => Err(unexpected(r)),
         }
     }
@@ -132,7 +132,7 @@ impl Client {
         new_parent: InodeId,
         new_name: &str,
     ) -> Result<InodeAttr, ClientError> {
-        self.attr_of(MetaRequest::Link {
+        self.write_attr(NsWrite::Link {
             ino,
             new_parent,
             new_name: new_name.to_string(),
@@ -141,7 +141,7 @@ impl Client {
     }
 
     pub async fn unlink_in(&self, parent: InodeId, name: &str) -> Result<(), ClientError> {
-        self.expect_ok(MetaRequest::Unlink {
+        self.write_ok(NsWrite::Unlink {
             parent,
             name: name.to_string(),
         })
@@ -149,7 +149,7 @@ impl Client {
     }
 
     pub async fn rmdir_in(&self, parent: InodeId, name: &str) -> Result<(), ClientError> {
-        self.expect_ok(MetaRequest::Rmdir {
+        self.write_ok(NsWrite::Rmdir {
             parent,
             name: name.to_string(),
         })
@@ -162,7 +162,7 @@ impl Client {
         (new_parent, new_name): (InodeId, &str),
         mode: RenameMode,
     ) -> Result<(), ClientError> {
-        self.expect_ok(MetaRequest::Rename {
+        self.write_ok(NsWrite::Rename {
             parent,
             name: name.to_string(),
             new_parent,
@@ -179,7 +179,7 @@ impl Client {
         value: &[u8],
         mode: XattrMode,
     ) -> Result<(), ClientError> {
-        self.expect_ok(MetaRequest::SetXattr {
+        self.write_ok(NsWrite::SetXattr {
             ino,
             name: name.to_string(),
             value: value.to_vec(),
@@ -191,26 +191,26 @@ impl Client {
     /// The value of attribute `name`; `NoData` if there is none.
     pub async fn get_xattr(&self, ino: InodeId, name: &str) -> Result<Vec<u8>, ClientError> {
         match self
-            .meta(MetaRequest::GetXattr {
+            .read(NsRead::GetXattr {
                 ino,
                 name: name.to_string(),
             })
             .await?
         {
-            MetaResponse::Xattr(v) => Ok(v),
+            NsReadReply::Xattr(v) => Ok(v),
             r => Err(unexpected(r)),
         }
     }
 
     pub async fn list_xattrs(&self, ino: InodeId) -> Result<Vec<String>, ClientError> {
-        match self.meta(MetaRequest::ListXattr { ino }).await? {
-            MetaResponse::XattrNames(v) => Ok(v),
+        match self.read(NsRead::ListXattr { ino }).await? {
+            NsReadReply::XattrNames(v) => Ok(v),
             r => Err(unexpected(r)),
         }
     }
 
     pub async fn remove_xattr(&self, ino: InodeId, name: &str) -> Result<(), ClientError> {
-        self.expect_ok(MetaRequest::RemoveXattr {
+        self.write_ok(NsWrite::RemoveXattr {
             ino,
             name: name.to_string(),
         })
@@ -226,14 +226,14 @@ impl Client {
             loop {
                 let from = extents.last().map_or(0, |e| e.offset + e.len);
                 match self
-                    .meta(MetaRequest::GetContent {
+                    .read(NsRead::GetContent {
                         ino,
                         from,
                         limit: EXTENT_PAGE,
                     })
                     .await?
                 {
-                    MetaResponse::Content {
+                    NsReadReply::Content {
                         inline,
                         extents: page,
                         more,
@@ -273,15 +273,15 @@ impl Client {
         ino: InodeId,
     ) -> Result<Option<(FileContent, u64)>, ClientError> {
         match self
-            .meta(MetaRequest::GetContent {
+            .read(NsRead::GetContent {
                 ino,
                 from: 0,
                 limit: EXTENT_PAGE,
             })
             .await?
         {
-            MetaResponse::Content { more: true, .. } => Ok(None),
-            MetaResponse::Content {
+            NsReadReply::Content { more: true, .. } => Ok(None),
+            NsReadReply::Content {
                 inline,
                 extents,
                 version,
@@ -301,7 +301,7 @@ impl Client {
     pub async fn fetch_chunk(&self, id: ChunkId) -> Result<Vec<u8>, ClientError> {
         tokio::spawn(self.inner.clone().fetch_chunk(id))
             .await
-            .map_err(|e| ClientError::Io(std::io::Error::other(e)))?
+            .map_err(ClientError::Task)?
     }
 
     /// Bytes `start..start + len` of chunk `id`, verified against its hash
@@ -328,7 +328,7 @@ impl Client {
             .await
         })
         .await
-        .map_err(|e| ClientError::Io(std::io::Error::other(e)))?
+        .map_err(ClientError::Task)?
     }
 
     /// Writes each `(offset, bytes)` part into file `ino`, which the
@@ -347,11 +347,11 @@ impl Client {
     ) -> Result<InodeAttr, ClientError> {
         trace::operation(async {
             if file_size <= MAX_INLINE {
-                let req = MetaRequest::WriteInline {
+                let req = NsWrite::WriteInline {
                     ino,
                     parts: parts.iter().map(|(o, d)| (*o, d.to_vec())).collect(),
                 };
-                match self.attr_of(req).await {
+                match self.write_attr(req).await {
                     Err(ClientError::Rpc(e)) if e.code == ErrorCode::NotInline => {}
                     done => return done,
                 }
@@ -400,7 +400,7 @@ impl Client {
                 async move {
                     let id = tokio::spawn(trace::scope(trace::current(), inner.store_chunk(bytes)))
                         .await
-                        .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+                        .map_err(ClientError::Task)??;
                     Ok::<_, ClientError>(Extent {
                         offset,
                         len: len as u64,
@@ -412,7 +412,7 @@ impl Client {
             .buffered(self.inner.config.upload_concurrency)
             .try_collect()
             .await?;
-        self.commit_in_time(started, MetaRequest::WriteExtents { ino, extents })
+        self.commit_in_time(started, NsWrite::WriteExtents { ino, extents })
             .await
     }
 }

@@ -13,7 +13,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use cairn_proto::leader::MetaCallError;
-use cairn_proto::meta_rpc::{InodeAttr, MetaRequest, MetaResponse};
+use cairn_proto::meta_rpc::{InodeAttr, NsWrite, NsWriteReply};
 use cairn_proto::InodeId;
 
 use super::Client;
@@ -21,7 +21,7 @@ use crate::dir_attrs::DirAttrs;
 
 /// Told of each namespace change once it is answered, and whether it was
 /// applied; see [`Client::watch_changes`].
-pub type ChangeWatch = Box<dyn Fn(&MetaRequest, bool) + Send + Sync>;
+pub type ChangeWatch = Box<dyn Fn(&NsWrite, bool) + Send + Sync>;
 
 #[derive(Default)]
 pub(super) struct OwnChanges {
@@ -36,21 +36,20 @@ pub(super) struct Sent(u64);
 
 impl OwnChanges {
     /// Called before change `req` is sent.
-    pub(super) fn sending(&self, req: &MetaRequest) -> Sent {
+    pub(super) fn sending(&self, req: &NsWrite) -> Sent {
         // Counted on both sides: a read that overlaps the change in any
         // way sees the count move.
         self.mutations.fetch_add(1, Ordering::SeqCst);
         Sent(self.dir_attrs.sending(req.stales()))
     }
 
-    /// Called with change `req`'s answer; returns it as the request's
-    /// callers expect it (the directory attributes taken out).
+    /// Called with change `req`'s answer; returns it.
     pub(super) fn answered(
         &self,
-        req: &MetaRequest,
+        req: &NsWrite,
         sent: Sent,
-        r: Result<MetaResponse, MetaCallError>,
-    ) -> Result<MetaResponse, MetaCallError> {
+        r: Result<NsWriteReply, MetaCallError>,
+    ) -> Result<NsWriteReply, MetaCallError> {
         self.mutations.fetch_add(1, Ordering::SeqCst);
         for watch in self
             .watchers
@@ -60,11 +59,9 @@ impl OwnChanges {
         {
             watch(req, r.is_ok());
         }
-        let (r, dirs) = match r {
-            Ok(MetaResponse::Changed { attr, dirs }) => {
-                (Ok(attr.map_or(MetaResponse::Ok, MetaResponse::Attr)), dirs)
-            }
-            r => (r, Vec::new()),
+        let dirs = match &r {
+            Ok(NsWriteReply::Done { dirs, .. }) => dirs.clone(),
+            _ => Vec::new(),
         };
         self.dir_attrs
             .answered(req.stales(), sent.0, dirs, Instant::now());

@@ -2,7 +2,7 @@
 //! parallel (bounded), verified, writing them in order; holes read as zeros.
 //! A tiny file's bytes come inline with the first page.
 
-use cairn_proto::meta_rpc::{InodeAttr, MetaRequest, MetaResponse};
+use cairn_proto::meta_rpc::{InodeAttr, NsRead, NsReadReply};
 use cairn_proto::ChunkId;
 use futures::stream::{self, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -25,7 +25,7 @@ impl Client {
         let mut from = start;
         while from < end {
             let (extents, more) = match self
-                .meta(MetaRequest::GetContent {
+                .read(NsRead::GetContent {
                     ino: attr.ino,
                     from,
                     limit: EXTENT_PAGE,
@@ -34,10 +34,10 @@ impl Client {
             {
                 // Every page must come from the version `attr` describes, or
                 // the output could mix an old file with its replacement.
-                MetaResponse::Content { version, .. } if version != attr.version => {
+                NsReadReply::Content { version, .. } if version != attr.version => {
                     return Err(ClientError::Changed { ino: attr.ino.0 })
                 }
-                MetaResponse::Content {
+                NsReadReply::Content {
                     inline: Some(bytes),
                     ..
                 } => {
@@ -48,7 +48,7 @@ impl Client {
                     pos = start + (hi - lo) as u64;
                     break;
                 }
-                MetaResponse::Content { extents, more, .. } => (extents, more),
+                NsReadReply::Content { extents, more, .. } => (extents, more),
                 r => return Err(unexpected(r)),
             };
             let Some(last) = extents.last() else { break };
@@ -68,7 +68,7 @@ impl Client {
                     async move {
                         let data = tokio::spawn(inner.fetch_chunk(id))
                             .await
-                            .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+                            .map_err(ClientError::Task)??;
                         let s = in_chunk as usize;
                         let e = s + len as usize;
                         if e > data.len() {

@@ -1,13 +1,13 @@
 //! Files created under inode numbers set aside ahead (see
-//! [`MetaRequest::ReserveInodes`]), so a mount can tell the kernel a new
+//! [`NsWrite::ReserveInodes`]), so a mount can tell the kernel a new
 //! file's number before metadata has it, and create the file together
 //! with its bytes in one commit when it is closed
-//! ([`MetaRequest::CreateWith`]).
+//! ([`NsWrite::CreateWith`]).
 
 use std::ops::Range;
 use std::sync::Mutex;
 
-use cairn_proto::meta_rpc::{InodeAttr, MetaRequest, MetaResponse, Owner};
+use cairn_proto::meta_rpc::{InodeAttr, NsWrite, NsWriteReply, Owner};
 use cairn_proto::InodeId;
 
 use super::{unexpected, Client};
@@ -40,10 +40,10 @@ impl Client {
             return Ok(ino);
         }
         let (first, count) = match self
-            .meta(MetaRequest::ReserveInodes { count: RESERVE })
+            .write(NsWrite::ReserveInodes { count: RESERVE })
             .await?
         {
-            MetaResponse::Inodes { first, count } => (first, count),
+            NsWriteReply::Inodes { first, count } => (first, count),
             r => return Err(unexpected(r)),
         };
         // The first for this caller, the rest for the next (a concurrent
@@ -57,7 +57,7 @@ impl Client {
     /// Creates file `name` in `parent` as inode `ino` (from
     /// [`Client::reserved_inode`]) holding `inline` (at most `MAX_INLINE`
     /// bytes) in one commit, with `created_ns` as its times (see
-    /// [`MetaRequest::CreateWith`]); `AlreadyExists` if the name is taken.
+    /// [`NsWrite::CreateWith`]); `AlreadyExists` if the name is taken.
     pub async fn create_with(
         &self,
         (parent, name): (InodeId, &str),
@@ -65,7 +65,7 @@ impl Client {
         inline: Vec<u8>,
         created_ns: i64,
     ) -> Result<InodeAttr, ClientError> {
-        self.attr_of(MetaRequest::CreateWith {
+        self.write_attr(NsWrite::CreateWith {
             parent,
             name: name.to_string(),
             owner,

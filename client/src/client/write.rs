@@ -8,7 +8,9 @@ use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use cairn_proto::gc_rule::commit_in_time;
-use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, MetaRequest, MetaResponse, Owner};
+use cairn_proto::meta_rpc::{
+    ClusterQuery, ClusterReply, Extent, FileKind, InodeAttr, NsRead, NsWrite, Owner,
+};
 use cairn_proto::trace;
 use cairn_proto::{ChunkId, ErrorCode};
 use futures::stream::{StreamExt, TryStreamExt};
@@ -51,7 +53,7 @@ impl Client {
         // Fail before uploading anything if the target cannot be committed.
         let p = self.dir(&parent).await?;
         if let Ok(existing) = self
-            .attr_of(MetaRequest::Lookup {
+            .attr_of(NsRead::Lookup {
                 parent: p.ino,
                 name: name.clone(),
             })
@@ -80,7 +82,7 @@ impl Client {
                     let store = inner.store_chunk(Bytes::from(chunk.data));
                     let id = tokio::spawn(trace::scope(trace::current(), store))
                         .await
-                        .map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+                        .map_err(ClientError::Task)??;
                     Ok::<_, ClientError>(Extent {
                         offset,
                         len,
@@ -98,7 +100,7 @@ impl Client {
             uid: self.inner.uid,
             gid: self.inner.gid,
         };
-        let commit = MetaRequest::CommitFile {
+        let commit = NsWrite::CommitFile {
             parent: p.ino,
             name,
             extents,
@@ -117,7 +119,7 @@ impl Client {
     pub(super) async fn commit_in_time(
         &self,
         started: Instant,
-        commit: MetaRequest,
+        commit: NsWrite,
     ) -> Result<InodeAttr, ClientError> {
         before_commit().await?;
         let grace = self.inner.ring.gc_grace();
@@ -126,10 +128,10 @@ impl Client {
             return Err(ClientError::CommitTooLate { elapsed, grace });
         }
         if grace.is_zero() {
-            return self.attr_of(commit).await;
+            return self.write_attr(commit).await;
         }
         let left = (grace / 2).saturating_sub(elapsed);
-        match tokio::time::timeout(left, self.attr_of(commit)).await {
+        match tokio::time::timeout(left, self.write_attr(commit)).await {
             Ok(committed) => committed,
             Err(_) => Err(ClientError::Unreachable(format!(
                 "the commit did not finish within half the garbage-collection grace period \
@@ -191,9 +193,9 @@ impl Inner {
     pub(super) async fn store_chunk(self: Arc<Self>, data: Bytes) -> Result<ChunkId, ClientError> {
         let (id, data) = tokio::task::spawn_blocking(move || (ChunkId::of(&data), data)).await?;
         if data.len() >= DEDUP_QUERY_MIN {
-            if let MetaResponse::Exist(v) = self
+            if let ClusterReply::Exist(v) = self
                 .meta
-                .call(&MetaRequest::ChunksExist { ids: vec![id] })
+                .ask(ClusterQuery::ChunksExist { ids: vec![id] })
                 .await?
             {
                 if v.first() == Some(&true) {

@@ -58,7 +58,7 @@ fn id_of(key: &[u8]) -> Option<ChunkId> {
 /// Removes the garbage records of `ids` that are still older than
 /// `older_than_ns` and whose chunk is still unreferenced (one referenced
 /// again since the scan has no record any more; a newer one stays).
-pub(super) fn purge<R: KvRead>(
+pub fn purge<R: KvRead>(
     t: &mut Txn<'_, R>,
     ids: &[ChunkId],
     older_than_ns: i64,

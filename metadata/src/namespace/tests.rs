@@ -1,6 +1,8 @@
 use super::*;
+use crate::apply::apply_one;
+use crate::command::{Command, RegistryChange};
 use crate::kv::MemKv;
-use cairn_proto::meta_rpc::AttrChange;
+use cairn_proto::meta_rpc::{AttrChange, RenameMode};
 
 const OWNER: Owner = Owner {
     mode: 0o644,
@@ -32,12 +34,14 @@ impl Ns {
 
     fn mkdir(&mut self, parent: InodeId, name: &str) -> crate::command::CommandResult {
         let now_ns = self.now;
-        self.run(Command::Mkdir {
-            parent,
-            name: name.into(),
-            owner: Owner {
-                mode: 0o755,
-                ..OWNER
+        self.run(Command::Ns {
+            write: NsWrite::Mkdir {
+                parent,
+                name: name.into(),
+                owner: Owner {
+                    mode: 0o755,
+                    ..OWNER
+                },
             },
             now_ns,
         })
@@ -64,12 +68,14 @@ impl Ns {
             })
             .collect();
         let now_ns = self.now;
-        self.run(Command::CommitFile {
-            parent,
-            name: name.into(),
-            extents,
-            size: off,
-            owner: OWNER,
+        self.run(Command::Ns {
+            write: NsWrite::CommitFile {
+                parent,
+                name: name.into(),
+                extents,
+                size: off,
+                owner: OWNER,
+            },
             now_ns,
         })
     }
@@ -138,9 +144,11 @@ fn commit_counts_references_and_replacement_releases_them() {
         .get(Cf::Garbage, &chunk_key(&ChunkId::of(b"one")))
         .unwrap()
         .is_some());
-    ns.run(Command::Unlink {
-        parent: InodeId::ROOT,
-        name: "f".into(),
+    ns.run(Command::Ns {
+        write: NsWrite::Unlink {
+            parent: InodeId::ROOT,
+            name: "f".into(),
+        },
         now_ns: 9,
     })
     .unwrap();
@@ -157,11 +165,14 @@ fn rename_replaces_a_file_atomically() {
         .unwrap()
         .unwrap();
     ns.commit(InodeId::ROOT, "b", &[(b"B", 1)]).unwrap();
-    ns.run(Command::Rename {
-        parent: InodeId::ROOT,
-        name: "a".into(),
-        new_parent: InodeId::ROOT,
-        new_name: "b".into(),
+    ns.run(Command::Ns {
+        write: NsWrite::Rename {
+            parent: InodeId::ROOT,
+            name: "a".into(),
+            new_parent: InodeId::ROOT,
+            new_name: "b".into(),
+            mode: RenameMode::Replace,
+        },
         now_ns: 5,
     })
     .unwrap();
@@ -184,86 +195,110 @@ fn refused_commands_change_nothing() {
     let before = ns.kv.clone();
     let now_ns = 77;
     let bad = vec![
-        Command::Rmdir {
-            parent: InodeId::ROOT,
-            name: "d".into(),
+        Command::Ns {
+            write: NsWrite::Rmdir {
+                parent: InodeId::ROOT,
+                name: "d".into(),
+            },
             now_ns,
         },
-        Command::Unlink {
-            parent: InodeId::ROOT,
-            name: "d".into(),
+        Command::Ns {
+            write: NsWrite::Unlink {
+                parent: InodeId::ROOT,
+                name: "d".into(),
+            },
             now_ns,
         },
-        Command::Unlink {
-            parent: InodeId::ROOT,
-            name: "missing".into(),
+        Command::Ns {
+            write: NsWrite::Unlink {
+                parent: InodeId::ROOT,
+                name: "missing".into(),
+            },
             now_ns,
         },
-        Command::Mkdir {
-            parent: InodeId::ROOT,
-            name: "a/b".into(),
-            owner: OWNER,
+        Command::Ns {
+            write: NsWrite::Mkdir {
+                parent: InodeId::ROOT,
+                name: "a/b".into(),
+                owner: OWNER,
+            },
             now_ns,
         },
-        Command::Mkdir {
-            parent: InodeId::ROOT,
-            name: "".into(),
-            owner: OWNER,
+        Command::Ns {
+            write: NsWrite::Mkdir {
+                parent: InodeId::ROOT,
+                name: "".into(),
+                owner: OWNER,
+            },
             now_ns,
         },
-        Command::Mkdir {
-            parent: InodeId::ROOT,
-            name: "x".repeat(256),
-            owner: OWNER,
+        Command::Ns {
+            write: NsWrite::Mkdir {
+                parent: InodeId::ROOT,
+                name: "x".repeat(256),
+                owner: OWNER,
+            },
             now_ns,
         },
-        Command::Mkdir {
-            parent: InodeId(999),
-            name: "x".into(),
-            owner: OWNER,
+        Command::Ns {
+            write: NsWrite::Mkdir {
+                parent: InodeId(999),
+                name: "x".into(),
+                owner: OWNER,
+            },
             now_ns,
         },
-        Command::Rename {
-            parent: InodeId::ROOT,
-            name: "d".into(),
-            new_parent: sub.ino,
-            new_name: "d".into(),
+        Command::Ns {
+            write: NsWrite::Rename {
+                parent: InodeId::ROOT,
+                name: "d".into(),
+                new_parent: sub.ino,
+                new_name: "d".into(),
+                mode: RenameMode::Replace,
+            },
             now_ns,
         },
-        Command::Rename {
-            parent: d.ino,
-            name: "f".into(),
-            new_parent: d.ino,
-            new_name: "sub".into(),
+        Command::Ns {
+            write: NsWrite::Rename {
+                parent: d.ino,
+                name: "f".into(),
+                new_parent: d.ino,
+                new_name: "sub".into(),
+                mode: RenameMode::Replace,
+            },
             now_ns,
         },
-        Command::CommitFile {
-            parent: InodeId::ROOT,
-            name: "d".into(),
-            extents: vec![],
-            size: 0,
-            owner: OWNER,
+        Command::Ns {
+            write: NsWrite::CommitFile {
+                parent: InodeId::ROOT,
+                name: "d".into(),
+                extents: vec![],
+                size: 0,
+                owner: OWNER,
+            },
             now_ns,
         },
-        Command::CommitFile {
-            parent: InodeId::ROOT,
-            name: "overlap".into(),
-            extents: vec![
-                Extent {
-                    offset: 0,
-                    len: 4,
-                    chunk: ChunkId::of(b"a"),
-                    chunk_offset: 0,
-                },
-                Extent {
-                    offset: 2,
-                    len: 4,
-                    chunk: ChunkId::of(b"b"),
-                    chunk_offset: 0,
-                },
-            ],
-            size: 6,
-            owner: OWNER,
+        Command::Ns {
+            write: NsWrite::CommitFile {
+                parent: InodeId::ROOT,
+                name: "overlap".into(),
+                extents: vec![
+                    Extent {
+                        offset: 0,
+                        len: 4,
+                        chunk: ChunkId::of(b"a"),
+                        chunk_offset: 0,
+                    },
+                    Extent {
+                        offset: 2,
+                        len: 4,
+                        chunk: ChunkId::of(b"b"),
+                        chunk_offset: 0,
+                    },
+                ],
+                size: 6,
+                owner: OWNER,
+            },
             now_ns,
         },
     ];
@@ -293,22 +328,28 @@ fn rmdir_only_empty_and_counts() {
     let d = ns.mkdir(InodeId::ROOT, "d").unwrap().unwrap();
     ns.mkdir(d.ino, "e").unwrap();
     assert_eq!(
-        Ns::code(ns.run(Command::Rmdir {
-            parent: InodeId::ROOT,
-            name: "d".into(),
+        Ns::code(ns.run(Command::Ns {
+            write: NsWrite::Rmdir {
+                parent: InodeId::ROOT,
+                name: "d".into()
+            },
             now_ns: 1
         })),
         ErrorCode::NotEmpty
     );
-    ns.run(Command::Rmdir {
-        parent: d.ino,
-        name: "e".into(),
+    ns.run(Command::Ns {
+        write: NsWrite::Rmdir {
+            parent: d.ino,
+            name: "e".into(),
+        },
         now_ns: 1,
     })
     .unwrap();
-    ns.run(Command::Rmdir {
-        parent: InodeId::ROOT,
-        name: "d".into(),
+    ns.run(Command::Ns {
+        write: NsWrite::Rmdir {
+            parent: InodeId::ROOT,
+            name: "d".into(),
+        },
         now_ns: 1,
     })
     .unwrap();
@@ -319,11 +360,13 @@ fn rmdir_only_empty_and_counts() {
 #[test]
 fn registering_servers_bumps_the_ring_epoch_only_on_change() {
     let mut ns = Ns::new();
-    let reg = |id, addr: &str| Command::RegisterChunkServer {
-        id,
-        addr: addr.into(),
-        zone: "z".into(),
-        capacity_bytes: 100 << 30,
+    let reg = |id, addr: &str| {
+        Command::Registry(RegistryChange::Register {
+            id,
+            addr: addr.into(),
+            zone: "z".into(),
+            capacity_bytes: 100 << 30,
+        })
     };
     ns.run(reg(1, "127.0.0.1:1")).unwrap();
     ns.run(reg(2, "127.0.0.1:2")).unwrap();
@@ -335,11 +378,12 @@ fn registering_servers_bumps_the_ring_epoch_only_on_change() {
     assert_eq!(r.epoch, 3);
     assert_eq!(r.members.len(), 2);
     assert_eq!(r.members[1].addr, "127.0.0.1:3");
-    ns.run(Command::RemoveChunkServer { id: 1 }).unwrap();
+    ns.run(Command::Registry(RegistryChange::Remove { id: 1 }))
+        .unwrap();
     let r = ring(&ns.kv).unwrap();
     assert_eq!((r.epoch, r.members.len()), (4, 1));
     assert_eq!(
-        Ns::code(ns.run(Command::RemoveChunkServer { id: 1 })),
+        Ns::code(ns.run(Command::Registry(RegistryChange::Remove { id: 1 }))),
         ErrorCode::NotFound
     );
 }
@@ -348,46 +392,59 @@ fn registering_servers_bumps_the_ring_epoch_only_on_change() {
 fn down_and_draining_flags_travel_with_the_ring() {
     let mut ns = Ns::new();
     for id in [1, 2] {
-        ns.run(Command::RegisterChunkServer {
+        ns.run(Command::Registry(RegistryChange::Register {
             id,
             addr: format!("127.0.0.1:{id}"),
             zone: "z".into(),
             capacity_bytes: 100 << 30,
-        })
+        }))
         .unwrap();
     }
     let epoch = ring(&ns.kv).unwrap().epoch;
-    ns.run(Command::SetChunkServerDown { id: 1, down: true })
-        .unwrap();
-    ns.run(Command::DrainChunkServer { id: 2, drain: true })
-        .unwrap();
+    ns.run(Command::Registry(RegistryChange::SetDown {
+        id: 1,
+        down: true,
+    }))
+    .unwrap();
+    ns.run(Command::Registry(RegistryChange::Drain {
+        id: 2,
+        drain: true,
+    }))
+    .unwrap();
     let r = ring(&ns.kv).unwrap();
     assert_eq!(r.epoch, epoch + 2);
     assert!(r.members[0].down && !r.members[0].draining);
     assert!(!r.members[1].down && r.members[1].draining);
     // Setting a flag to what it already is changes nothing.
-    ns.run(Command::SetChunkServerDown { id: 1, down: true })
-        .unwrap();
+    ns.run(Command::Registry(RegistryChange::SetDown {
+        id: 1,
+        down: true,
+    }))
+    .unwrap();
     assert_eq!(ring(&ns.kv).unwrap().epoch, epoch + 2);
     // Re-registering keeps the flags; removal forgets them.
-    ns.run(Command::RegisterChunkServer {
+    ns.run(Command::Registry(RegistryChange::Register {
         id: 2,
         addr: "127.0.0.1:2".into(),
         zone: "z".into(),
         capacity_bytes: 100 << 30,
-    })
+    }))
     .unwrap();
     assert!(ring(&ns.kv).unwrap().members[1].draining);
-    ns.run(Command::RemoveChunkServer { id: 1 }).unwrap();
+    ns.run(Command::Registry(RegistryChange::Remove { id: 1 }))
+        .unwrap();
     assert!(!server_flags(&ns.kv).unwrap().contains_key(&1));
-    ns.run(Command::DrainChunkServer {
+    ns.run(Command::Registry(RegistryChange::Drain {
         id: 2,
         drain: false,
-    })
+    }))
     .unwrap();
     assert!(server_flags(&ns.kv).unwrap().is_empty());
     assert_eq!(
-        Ns::code(ns.run(Command::SetChunkServerDown { id: 9, down: true })),
+        Ns::code(ns.run(Command::Registry(RegistryChange::SetDown {
+            id: 9,
+            down: true
+        }))),
         ErrorCode::NotFound
     );
 }
@@ -395,9 +452,8 @@ fn down_and_draining_flags_travel_with_the_ring() {
 impl Ns {
     fn set_attr(&mut self, ino: InodeId, change: AttrChange) -> crate::command::CommandResult {
         let now_ns = self.now;
-        self.run(Command::SetAttrs {
-            ino,
-            change,
+        self.run(Command::Ns {
+            write: NsWrite::SetAttr { ino, change },
             now_ns,
         })
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cairn_metadata::command::Command;
 use cairn_proto::gc_rule::commit_in_time;
-use cairn_proto::meta_rpc::{ChunkState, Extent, Owner};
+use cairn_proto::meta_rpc::{ChunkState, Extent, NsWrite, Owner};
 use cairn_proto::{ChunkId, InodeId, NodeId};
 use rand::Rng;
 
@@ -170,15 +170,17 @@ impl World {
                 chunk_offset: 0,
             })
             .collect();
-        self.apply(Command::CommitFile {
-            parent: InodeId::ROOT,
-            name: p.name.clone(),
-            extents,
-            size: p.chunks.len() as u64 * 64,
-            owner: Owner {
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
+        self.apply(Command::Ns {
+            write: NsWrite::CommitFile {
+                parent: InodeId::ROOT,
+                name: p.name.clone(),
+                extents,
+                size: p.chunks.len() as u64 * 64,
+                owner: Owner {
+                    mode: 0o644,
+                    uid: 0,
+                    gid: 0,
+                },
             },
             now_ns: proposed_ns,
         })
@@ -191,9 +193,11 @@ impl World {
             return;
         }
         let name = names[self.rng.random_range(0..names.len())].clone();
-        let r = self.apply(Command::Unlink {
-            parent: InodeId::ROOT,
-            name: name.clone(),
+        let r = self.apply(Command::Ns {
+            write: NsWrite::Unlink {
+                parent: InodeId::ROOT,
+                name: name.clone(),
+            },
             now_ns: self.now_ns,
         });
         if r.is_ok() {

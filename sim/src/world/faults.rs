@@ -2,7 +2,7 @@
 //! death inside a disk call), restarts, link cuts, rot and EIO, full
 //! disks, clock skew, joins, drains, removals and policy changes.
 
-use cairn_metadata::command::Command;
+use cairn_metadata::command::{Command, RegistryChange};
 use cairn_proto::meta_rpc::ReplicationPolicy;
 use cairn_proto::{ChunkId, NodeId};
 use rand::Rng;
@@ -141,14 +141,20 @@ impl World {
                         .get(id)
                         .is_some_and(|s| s.disk.stored().is_empty())
                 }) {
-                    if self.apply(Command::RemoveChunkServer { id: done }).is_ok() {
+                    if self
+                        .apply(Command::Registry(RegistryChange::Remove { id: done }))
+                        .is_ok()
+                    {
                         self.servers.remove(&done);
                         self.fault("remove", format!("{done}"));
                     }
                 } else if placed > copies + 1 {
                     if let Some(id) = self.random_server(|s| s.up) {
                         if ring.member(id).is_some_and(|m| !m.draining) {
-                            let _ = self.apply(Command::DrainChunkServer { id, drain: true });
+                            let _ = self.apply(Command::Registry(RegistryChange::Drain {
+                                id,
+                                drain: true,
+                            }));
                             self.fault("drain", format!("{id}"));
                         }
                     }
@@ -159,12 +165,12 @@ impl World {
                 let (copies, sync_copies) = policies[self.rng.random_range(0..policies.len())];
                 let placed = self.ring().members().iter().filter(|m| !m.draining).count();
                 if placed >= usize::from(copies) {
-                    let _ = self.apply(Command::SetReplication {
+                    let _ = self.apply(Command::Registry(RegistryChange::SetReplication {
                         policy: ReplicationPolicy {
                             copies,
                             sync_copies,
                         },
-                    });
+                    }));
                     self.fault("set_replication", format!("{copies}/{sync_copies}"));
                 }
             }

@@ -20,9 +20,11 @@ fn old_garbage_records_are_purged_young_and_referenced_ones_stay() {
     ns.commit(InodeId::ROOT, "young", &[(b"young", 5)]).unwrap();
     ns.commit(InodeId::ROOT, "back", &[(b"back", 4)]).unwrap();
     for (name, at) in [("old", 100), ("young", 5_000), ("back", 100)] {
-        ns.run(Command::Unlink {
-            parent: InodeId::ROOT,
-            name: name.into(),
+        ns.run(Command::Ns {
+            write: NsWrite::Unlink {
+                parent: InodeId::ROOT,
+                name: name.into(),
+            },
             now_ns: at,
         })
         .unwrap();
@@ -46,9 +48,11 @@ fn old_garbage_records_are_purged_young_and_referenced_ones_stay() {
     assert_eq!(garbage_record(&ns, b"young"), Some(5_000));
     assert_eq!(ns.refs(b"back"), 1);
     // A record stamped after the scan's cutoff is not purged by it.
-    ns.run(Command::Unlink {
-        parent: InodeId::ROOT,
-        name: "again".into(),
+    ns.run(Command::Ns {
+        write: NsWrite::Unlink {
+            parent: InodeId::ROOT,
+            name: "again".into(),
+        },
         now_ns: 6_000,
     })
     .unwrap();
@@ -67,9 +71,11 @@ fn the_scan_pages_through_every_record() {
         let data = i.to_be_bytes();
         ns.commit(InodeId::ROOT, &format!("f{i}"), &[(&data, 4)])
             .unwrap();
-        ns.run(Command::Unlink {
-            parent: InodeId::ROOT,
-            name: format!("f{i}"),
+        ns.run(Command::Ns {
+            write: NsWrite::Unlink {
+                parent: InodeId::ROOT,
+                name: format!("f{i}"),
+            },
             now_ns: 10,
         })
         .unwrap();

@@ -8,9 +8,11 @@ use cairn_proto::meta_rpc::{MAX_CREATE_SKEW_NS, MAX_INLINE, MAX_INODE_RESERVATIO
 impl Ns {
     fn write_inline(&mut self, ino: InodeId, parts: &[(u64, &[u8])]) -> CommandResult {
         let now_ns = self.now;
-        self.run(Command::WriteInline {
-            ino,
-            parts: parts.iter().map(|(o, d)| (*o, d.to_vec())).collect(),
+        self.run(Command::Ns {
+            write: NsWrite::WriteInline {
+                ino,
+                parts: parts.iter().map(|(o, d)| (*o, d.to_vec())).collect(),
+            },
             now_ns,
         })
     }
@@ -97,11 +99,13 @@ fn truncation_cuts_inline_bytes_and_growth_reads_as_zeros() {
     ns.write_inline(ino, &[(0, b"abcdef")]).unwrap();
     let set_size = |ns: &mut Ns, size| {
         let now_ns = ns.now;
-        ns.run(Command::SetAttrs {
-            ino,
-            change: AttrChange {
-                size: Some(size),
-                ..Default::default()
+        ns.run(Command::Ns {
+            write: NsWrite::SetAttr {
+                ino,
+                change: AttrChange {
+                    size: Some(size),
+                    ..Default::default()
+                },
             },
             now_ns,
         })
@@ -131,9 +135,11 @@ fn removing_or_replacing_a_file_drops_its_inline_bytes() {
     let ino = ns.new_file("f");
     ns.write_inline(ino, &[(0, b"abc")]).unwrap();
     let now_ns = ns.now;
-    ns.run(Command::Unlink {
-        parent: InodeId::ROOT,
-        name: "f".into(),
+    ns.run(Command::Ns {
+        write: NsWrite::Unlink {
+            parent: InodeId::ROOT,
+            name: "f".into(),
+        },
         now_ns,
     })
     .unwrap();
@@ -169,13 +175,15 @@ impl Ns {
         created_ns: i64,
     ) -> CommandResult {
         let now_ns = self.now;
-        self.run(Command::CreateWith {
-            parent: InodeId::ROOT,
-            name: name.into(),
-            owner: OWNER,
-            ino,
-            inline: bytes.to_vec(),
-            created_ns,
+        self.run(Command::Ns {
+            write: NsWrite::CreateWith {
+                parent: InodeId::ROOT,
+                name: name.into(),
+                owner: OWNER,
+                ino,
+                inline: bytes.to_vec(),
+                created_ns,
+            },
             now_ns,
         })
     }
