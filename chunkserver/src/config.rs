@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use cairn_proto::tls::TlsPaths;
+use cairn_net::tls::TlsPaths;
 use cairn_proto::NodeId;
 use serde::{Deserialize, Serialize};
 

@@ -5,11 +5,12 @@
 
 use std::time::Duration;
 
+use cairn_net::serve::REQUEST_TIMEOUT;
+use cairn_net::ConnPool;
 use cairn_proto::chunk_rpc::{
     write_chunk_call, ChunkReply, ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME,
 };
 use cairn_proto::frame::read_frame;
-use cairn_proto::net::{ConnPool, REQUEST_TIMEOUT};
 use cairn_proto::{ChunkId, ErrorCode, RpcError};
 
 use crate::peer::connect_chunkserver;

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use cairn_net::meta_caller::MetaCaller;
 use cairn_proto::chunk_rpc::{GcItem, GcReport, MAX_GC_REPORT_ITEMS};
-use cairn_proto::leader::MetaCaller;
 use cairn_proto::meta_rpc::{ClusterQuery, ClusterReply, GcTotals, MAX_EXIST_QUERY};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;

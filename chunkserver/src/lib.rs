@@ -32,8 +32,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use cairn_proto::leader::MetaCaller;
-use cairn_proto::net::{serve, server_endpoint, ConnPool, NetError};
+use cairn_net::meta_caller::MetaCaller;
+use cairn_net::{serve, server_endpoint, ConnPool, NetError};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
@@ -63,9 +63,9 @@ pub enum StartError {
     #[error(transparent)]
     Net(#[from] NetError),
     #[error("TLS: {0}")]
-    Tls(#[from] cairn_proto::tls::TlsError),
+    Tls(#[from] cairn_net::tls::TlsError),
     #[error(transparent)]
-    Metrics(#[from] cairn_proto::metrics::BindError),
+    Metrics(#[from] cairn_net::metrics::BindError),
 }
 
 /// A running chunkserver.
@@ -107,7 +107,7 @@ pub async fn start(
         repair: repair_counters.clone(),
         scrub: scrub_counters.clone(),
     });
-    let metrics_task = cairn_proto::metrics::spawn(
+    let metrics_task = cairn_net::metrics::spawn(
         config.metrics_listen,
         exposition,
         shutdown.clone().cancelled_owned(),

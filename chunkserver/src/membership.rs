@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_proto::leader::{MetaCallError, MetaCaller};
+use cairn_net::meta_caller::{MetaCallError, MetaCaller};
 use cairn_proto::meta_rpc::{ChunkServerReply, ChunkServerReport};
 use cairn_proto::ErrorCode;
 use tokio_util::sync::CancellationToken;

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use cairn_net::call_chunk;
+use cairn_net::ConnPool;
 use cairn_proto::access::acts_as;
-use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse};
-use cairn_proto::net::ConnPool;
-use cairn_proto::tls::{PeerIdentity, Role};
+use cairn_proto::chunk_rpc::{ChunkRequest, ChunkResponse};
+use cairn_proto::identity::Role;
 use cairn_proto::{ChunkId, NodeId};
 
 /// A connection to the chunkserver at `addr`, refused unless the peer's
@@ -22,7 +23,7 @@ pub async fn connect_chunkserver(
         pool.forget(addr);
         e.to_string()
     })?;
-    match PeerIdentity::of_connection(&conn) {
+    match cairn_net::tls::peer_identity(&conn) {
         Ok(id) if owner.is_some_and(|o| !acts_as(&id, o)) => {
             pool.forget(addr);
             tracing::warn!(peer = %addr, certificate = %id, expected = owner, "refused a chunkserver answering for another");

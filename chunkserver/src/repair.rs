@@ -14,13 +14,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cairn_proto::chunk_rpc::{
-    call_chunk, ChunkRequest, ChunkResponse, MAX_CONFIRM_QUERY, MAX_HAVE_QUERY,
-};
+use cairn_net::call_chunk;
+use cairn_net::meta_caller::MetaCaller;
+use cairn_net::ConnPool;
+use cairn_proto::chunk_rpc::{ChunkRequest, ChunkResponse, MAX_CONFIRM_QUERY, MAX_HAVE_QUERY};
 use cairn_proto::gc_rule::repair_may_copy;
-use cairn_proto::leader::MetaCaller;
 use cairn_proto::meta_rpc::{ClusterQuery, ClusterReply, MAX_EXIST_QUERY};
-use cairn_proto::net::ConnPool;
 use cairn_proto::ring::Ring;
 use cairn_proto::{ChunkId, NodeId};
 use futures::StreamExt;

@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use cairn_proto::leader::MetaCaller;
+use cairn_net::meta_caller::MetaCaller;
+use cairn_net::ConnPool;
 use cairn_proto::meta_rpc::{ChunkState, ClusterQuery, ClusterReply, MAX_EXIST_QUERY};
-use cairn_proto::net::ConnPool;
 use cairn_proto::ChunkId;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;

@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use cairn_net::metrics::outcome;
+use cairn_net::{answer, read_request, ConnPool, Peer};
 use cairn_proto::access::check_chunk;
 use cairn_proto::chunk_rpc::{
     ChunkCall, ChunkReply, ChunkRequest, ChunkResponse, MAX_CHUNK_FRAME, MAX_CHUNK_LEN,
     MAX_CONFIRM_QUERY, MAX_COPY_TARGETS, MAX_HAVE_QUERY,
 };
-use cairn_proto::metrics::outcome;
-use cairn_proto::net::{answer, read_request, ConnPool, Peer};
 use cairn_proto::{trace, ChunkId, ErrorCode, RpcError};
 use tokio::sync::Semaphore;
 

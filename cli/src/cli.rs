@@ -352,7 +352,7 @@ pub enum CertAction {
     Issue {
         /// meta, chunkserver, client or admin.
         #[arg(long)]
-        role: cairn_proto::tls::Role,
+        role: cairn_proto::identity::Role,
         /// The holder's name (letters, digits, '.', '_', '-'; at most 64):
         /// names the files and shows in the servers' logs.
         #[arg(long)]

@@ -8,10 +8,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use cairn::ca::{CertificateAuthority, Validity};
 use cairn_chunkserver::ChunkServerConfig;
 use cairn_client::ClientConfig;
 use cairn_metadata::MetaConfig;
-use cairn_proto::tls::{CertificateAuthority, Role, TlsPaths, Validity};
+use cairn_net::tls::TlsPaths;
+use cairn_proto::identity::Role;
 use serde::{Deserialize, Serialize};
 
 /// One server of the dev cluster.

@@ -5,11 +5,12 @@
 //! chunkserver reply carries the ring epoch it knows; it is passed to the
 //! [`RingCache`] so a stale ring is noticed.
 
-use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse, MAX_CHUNK_LEN};
+use cairn_net::avoid::AvoidList;
+use cairn_net::call_chunk;
+use cairn_net::ConnPool;
+use cairn_proto::chunk_rpc::{ChunkRequest, ChunkResponse, MAX_CHUNK_LEN};
 use cairn_proto::chunk_slice;
 use cairn_proto::meta_rpc::RingMember;
-use cairn_proto::net::ConnPool;
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -103,7 +104,7 @@ pub async fn upload(
 /// cost every read a connect timeout.
 #[derive(Default)]
 pub struct Suspects {
-    until: Mutex<HashMap<String, Instant>>,
+    list: Mutex<AvoidList>,
 }
 
 /// How long a server that failed stays at the back of the line.
@@ -111,27 +112,22 @@ const SUSPECT_FOR: Duration = Duration::from_secs(10);
 
 impl Suspects {
     pub fn mark(&self, addr: &str) {
-        self.lock()
-            .insert(addr.to_string(), Instant::now() + SUSPECT_FOR);
+        self.lock().mark(addr, Instant::now(), SUSPECT_FOR);
     }
 
     pub fn clear(&self, addr: &str) {
-        self.lock().remove(addr);
+        self.lock().clear(addr);
     }
 
     /// `servers` with the suspects moved to the end (order otherwise kept).
     pub fn order(&self, servers: Vec<RingMember>) -> Vec<RingMember> {
-        let now = Instant::now();
-        let map = self.lock();
-        let suspect = |m: &RingMember| map.get(&m.addr).is_some_and(|t| *t > now);
-        let (bad, mut good): (Vec<_>, Vec<_>) = servers.into_iter().partition(|m| suspect(m));
-        good.extend(bad);
-        good
+        self.lock()
+            .order(servers, |m| m.addr.as_str(), Instant::now())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
-        // Plain values replaced whole; a poisoned map is still valid.
-        self.until.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, AvoidList> {
+        // Plain values replaced whole; a poisoned list is still valid.
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

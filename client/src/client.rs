@@ -13,17 +13,16 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_proto::leader::{wrong_reply, MetaCallError, MetaCaller};
+use cairn_net::meta_caller::{wrong_reply, MetaCallError, MetaCaller};
+use cairn_net::{client_endpoint, ConnPool};
 use cairn_proto::meta_rpc::{
-    AdminRequest, AttrChange, ClusterQuery, ClusterReply, ClusterStatus, DirEntry, DirEntryPlus,
-    FileKind, InodeAttr, MetaGroup, MetaRequest, NsRead, NsReadReply, NsWrite, NsWriteReply, Owner,
-    RenameMode, ReplicationPolicy, MAX_DIR_PAGE, MAX_DIR_PLUS_PAGE,
+    AdminRequest, AttrChange, ClusterQuery, ClusterReply, DirEntry, DirEntryPlus, FileKind,
+    InodeAttr, MetaGroup, MetaRequest, NsRead, NsReadReply, NsWrite, NsWriteReply, Owner,
+    RenameMode,
 };
-use cairn_proto::net::{client_endpoint, ConnPool};
 use cairn_proto::path::split_path;
 use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use serde::Serialize;
 use tokio::io::AsyncWrite;
 
 use crate::chunk_io::Suspects;
@@ -31,12 +30,13 @@ use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::placement::RingCache;
 
+mod admin;
 mod gc;
 mod inodes;
 mod own_changes;
 mod reserved;
 pub use gc::ServerGc;
-pub use inodes::FileContent;
+pub use inodes::{FileContent, Inodes};
 pub use own_changes::ChangeWatch;
 use own_changes::OwnChanges;
 mod read;
@@ -49,36 +49,6 @@ const RING_RETRY: Duration = Duration::from_secs(2);
 /// Shortest time between two fetches of the ring that no newer epoch
 /// asked for ([`Inner::refresh_ring_anyway`]).
 const FORCED_REFRESH_EVERY: Duration = Duration::from_millis(500);
-
-/// A directory entry with its attributes (`ls -l`).
-#[derive(Clone, Debug, Serialize)]
-pub struct EntryInfo {
-    pub name: String,
-    pub kind: FileKind,
-    pub ino: u64,
-    pub size: u64,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub nlink: u32,
-    pub mtime_ns: i64,
-}
-
-impl EntryInfo {
-    pub fn new(name: String, a: &InodeAttr) -> Self {
-        EntryInfo {
-            name,
-            kind: a.kind,
-            ino: a.ino.0,
-            size: a.size,
-            mode: a.mode,
-            uid: a.uid,
-            gid: a.gid,
-            nlink: a.nlink,
-            mtime_ns: a.mtime_ns,
-        }
-    }
-}
 
 /// A connection to one Cairn cluster. Cheap to clone.
 #[derive(Clone)]
@@ -217,13 +187,7 @@ impl Client {
     }
 
     async fn refresh_ring(&self) -> Result<(), ClientError> {
-        match self.cluster(ClusterQuery::GetRing).await? {
-            ClusterReply::Ring(r) => {
-                self.inner.ring.update(r);
-                Ok(())
-            }
-            r => Err(unexpected(r)),
-        }
+        self.inner.load_ring().await
     }
 
     /// The owners of chunk `id` under the cached ring, primary first.
@@ -237,63 +201,11 @@ impl Client {
         self.inner.ring.epoch()
     }
 
-    pub async fn status(&self) -> Result<ClusterStatus, ClientError> {
-        match self.cluster(ClusterQuery::Status).await? {
-            ClusterReply::Status(s) => Ok(s),
-            r => Err(unexpected(r)),
-        }
-    }
-
-    /// Takes chunkserver `id` out of the placement ring; repair re-creates
-    /// its copies on the remaining servers.
-    pub async fn remove_chunkserver(&self, id: u64) -> Result<(), ClientError> {
-        self.admin(AdminRequest::RemoveChunkServer { id }).await?;
-        self.refresh_ring().await
-    }
-
-    /// Starts (`drain: true`) or cancels emptying chunkserver `id`: while
-    /// draining it owns no chunks and repair moves its copies away.
-    pub async fn drain_chunkserver(&self, id: u64, drain: bool) -> Result<(), ClientError> {
-        self.admin(AdminRequest::DrainChunkServer { id, drain })
-            .await?;
-        self.refresh_ring().await
-    }
-
     /// Changes the attributes of the file or directory at `path` (chmod,
     /// chown, truncate, mtime); returns the new attributes.
     pub async fn set_attr(&self, path: &str, change: AttrChange) -> Result<InodeAttr, ClientError> {
         let ino = self.stat(path).await?.ino;
         self.write_attr(NsWrite::SetAttr { ino, change }).await
-    }
-
-    /// Adds metadata node `id` (started with `join = true`, reachable at
-    /// `addr`) to the Raft group as a learner.
-    pub async fn add_meta_node(&self, id: u64, addr: &str) -> Result<(), ClientError> {
-        self.admin(AdminRequest::AddMetaNode {
-            id,
-            addr: addr.to_string(),
-        })
-        .await
-    }
-
-    /// Makes learner `id` a voter; refused (FailedPrecondition) while it
-    /// is still catching up.
-    pub async fn promote_meta_node(&self, id: u64) -> Result<(), ClientError> {
-        self.admin(AdminRequest::PromoteMetaNode { id }).await
-    }
-
-    /// Takes metadata node `id` out of the Raft group.
-    pub async fn remove_meta_node(&self, id: u64) -> Result<(), ClientError> {
-        self.admin(AdminRequest::RemoveMetaNode { id }).await
-    }
-
-    /// Sets the cluster's replication policy (chunks written from now on).
-    pub async fn set_replication(&self, policy: ReplicationPolicy) -> Result<(), ClientError> {
-        policy
-            .validate()
-            .map_err(|m| refused(ErrorCode::InvalidRequest, m))?;
-        self.admin(AdminRequest::SetReplication { policy }).await?;
-        self.refresh_ring().await
     }
 
     /// Attributes of the file or directory at `path`.
@@ -318,85 +230,24 @@ impl Client {
     /// Every entry of the directory at `path`, in name order.
     pub async fn list(&self, path: &str) -> Result<Vec<DirEntry>, ClientError> {
         let dir = self.dir(path).await?;
-        self.list_ino(dir.ino).await
-    }
-
-    /// Every entry of directory `ino`, in name order.
-    pub async fn list_ino(&self, ino: InodeId) -> Result<Vec<DirEntry>, ClientError> {
-        let mut out: Vec<DirEntry> = Vec::new();
-        loop {
-            let after = out.last().map(|e| e.name.clone());
-            match self
-                .read(NsRead::ReadDir {
-                    ino,
-                    after,
-                    limit: MAX_DIR_PAGE,
-                })
-                .await?
-            {
-                NsReadReply::DirPage { entries, more } => {
-                    out.extend(entries);
-                    if !more {
-                        return Ok(out);
-                    }
-                }
-                r => return Err(unexpected(r)),
-            }
-        }
-    }
-
-    /// Entries of directory `ino` with their attributes, in name order, up
-    /// to `max` of them; the flag says whether that was all of them.
-    pub async fn list_plus(
-        &self,
-        ino: InodeId,
-        max: usize,
-    ) -> Result<(Vec<DirEntryPlus>, bool), ClientError> {
-        let mut out: Vec<DirEntryPlus> = Vec::new();
-        let mut after = None;
-        loop {
-            let room = max.saturating_sub(out.len());
-            if room == 0 {
-                return Ok((out, false));
-            }
-            let limit = MAX_DIR_PLUS_PAGE.min(u32::try_from(room).unwrap_or(u32::MAX));
-            match self.read(NsRead::ReadDirPlus { ino, after, limit }).await? {
-                NsReadReply::DirPlusPage {
-                    entries,
-                    more,
-                    last,
-                } => {
-                    out.extend(entries);
-                    if !more {
-                        return Ok((out, true));
-                    }
-                    if last.is_none() {
-                        return Err(ClientError::Protocol(
-                            "a directory page with more to come named no last entry".into(),
-                        ));
-                    }
-                    after = last;
-                }
-                r => return Err(unexpected(r)),
-            }
-        }
+        self.inodes().list(dir.ino).await
     }
 
     /// Entries of `path` with attributes; a file path lists itself.
-    pub async fn list_long(&self, path: &str) -> Result<Vec<EntryInfo>, ClientError> {
+    pub async fn list_long(&self, path: &str) -> Result<Vec<DirEntryPlus>, ClientError> {
         let attr = self.stat(path).await?;
         if attr.kind != FileKind::Dir {
             let name = split_path(path)?
                 .last()
                 .map(|s| s.to_string())
                 .unwrap_or_default();
-            return Ok(vec![EntryInfo::new(name, &attr)]);
+            return Ok(vec![DirEntryPlus { name, attr }]);
         }
-        let entries = self.list_ino(attr.ino).await?;
+        let entries = self.inodes().list(attr.ino).await?;
         stream::iter(entries)
             .map(|e| async move {
-                let a = self.attr_of(NsRead::GetAttr { ino: e.ino }).await?;
-                Ok::<_, ClientError>(EntryInfo::new(e.name, &a))
+                let attr = self.attr_of(NsRead::GetAttr { ino: e.ino }).await?;
+                Ok::<_, ClientError>(DirEntryPlus { name: e.name, attr })
             })
             .buffered(32)
             .try_collect()
@@ -499,7 +350,7 @@ impl Client {
         dir: InodeId,
     ) -> futures::future::BoxFuture<'_, Result<(), ClientError>> {
         Box::pin(async move {
-            for e in self.list_ino(dir).await? {
+            for e in self.inodes().list(dir).await? {
                 if e.kind == FileKind::Dir {
                     self.remove_children(e.ino).await?;
                     self.write_ok(NsWrite::Rmdir {
@@ -607,17 +458,23 @@ impl Inner {
         true
     }
 
-    /// One `GetRing`; a failure is remembered in `failed_at`.
-    async fn fetch_ring(&self, failed_at: &mut Option<Instant>) {
-        match self.meta.ask(ClusterQuery::GetRing).await {
-            Ok(ClusterReply::Ring(r)) => {
+    /// Fetches the ring and caches it: the one path every refresh takes.
+    async fn load_ring(&self) -> Result<(), ClientError> {
+        match self.meta.ask(ClusterQuery::GetRing).await? {
+            ClusterReply::Ring(r) => {
                 self.ring.update(r);
-                *failed_at = None;
+                Ok(())
             }
-            Ok(other) => {
-                tracing::warn!(reply = ?other, "unexpected answer to GetRing");
-                *failed_at = Some(Instant::now());
-            }
+            r => Err(unexpected(r)),
+        }
+    }
+
+    /// [`Inner::load_ring`] in the background of reads and writes: a
+    /// failure is logged and remembered in `failed_at`, and the cached ring
+    /// goes on serving.
+    async fn fetch_ring(&self, failed_at: &mut Option<Instant>) {
+        match self.load_ring().await {
+            Ok(()) => *failed_at = None,
             Err(e) => {
                 tracing::warn!(error = %e, "could not refresh the placement ring");
                 *failed_at = Some(Instant::now());

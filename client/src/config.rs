@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cairn_proto::tls::TlsPaths;
+use cairn_net::tls::TlsPaths;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ClientError;

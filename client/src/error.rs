@@ -1,7 +1,7 @@
 //! What can go wrong for a client, classified so callers can act on it.
 
-use cairn_proto::leader::MetaCallError;
-use cairn_proto::net::NetError;
+use cairn_net::meta_caller::MetaCallError;
+use cairn_net::NetError;
 use cairn_proto::{ChunkId, ErrorCode, RpcError};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! cairn-client: the library applications use to talk to a Cairn cluster.
 //!
 //! Owns connecting and leader discovery (via cairn-proto's
-//! [`MetaCaller`](cairn_proto::leader::MetaCaller)), content-defined chunking
+//! [`MetaCaller`](cairn_net::meta_caller::MetaCaller)), content-defined chunking
 //! ([`chunker`]), placement from the cached ring ([`placement`]), chunk
 //! upload and verified download ([`chunk_io`]), and the path-based file API
 //! ([`Client`]). Depends on cairn-proto only: never links RocksDB or fuser.
@@ -15,6 +15,6 @@ pub mod error;
 pub mod inline;
 pub mod placement;
 
-pub use client::{ChangeWatch, Client, EntryInfo, FileContent, ServerGc};
+pub use client::{ChangeWatch, Client, FileContent, Inodes, ServerGc};
 pub use config::ClientConfig;
 pub use error::ClientError;

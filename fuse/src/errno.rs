@@ -4,6 +4,35 @@ use cairn_client::ClientError;
 use cairn_proto::ErrorCode;
 use fuser::Errno;
 
+/// An error as the errno the kernel is answered with: a cluster error
+/// mapped by [`errno`], a local one as it is.
+pub trait AsErrno {
+    fn as_errno(&self) -> Errno;
+}
+
+impl AsErrno for ClientError {
+    fn as_errno(&self) -> Errno {
+        errno(self)
+    }
+}
+
+impl AsErrno for Errno {
+    fn as_errno(&self) -> Errno {
+        *self
+    }
+}
+
+/// A client result answered as the errno a POSIX caller expects.
+pub trait OrErrno<T> {
+    fn or_errno(self) -> Result<T, Errno>;
+}
+
+impl<T> OrErrno<T> for Result<T, ClientError> {
+    fn or_errno(self) -> Result<T, Errno> {
+        self.map_err(|e| errno(&e))
+    }
+}
+
 pub fn errno(e: &ClientError) -> Errno {
     match e {
         ClientError::Rpc(r) => match r.code {

@@ -3,41 +3,44 @@
 //! others. Permission checks are the kernel's (`default_permissions`),
 //! against the mode, owner and group this filesystem reports.
 //!
-//! The policies the operations share live beside this file, one concept
-//! each: the handle tables (`handles.rs`), page-cache coherence
+//! This file holds the state the operations share ([`Shared`]), how a
+//! request is run, and the `Filesystem` implementation, which hands each
+//! operation to `ops/`: names and inodes (`ops/entry.rs`), open files
+//! (`ops/file.rs`), directories (`ops/dir.rs`) and extended attributes
+//! (`ops/xattr.rs`). The policies the operations share live beside it, one
+//! concept each: the handle tables (`handles.rs`), page-cache coherence
 //! (`page_cache.rs`), creating (`create.rs`), unlink of an open file
 //! (`unlink_open.rs`), set-attributes ordering (`set_attr.rs`), statfs
 //! (`statfs.rs`) and which extended attributes are kept
-//! (`xattr_policy.rs`). This file is the `Filesystem` implementation
-//! itself (about 30 operations, which is why it is long).
+//! (`xattr_policy.rs`).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::future::Future;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use cairn_client::ClientError;
-use cairn_proto::meta_rpc::{AttrChange, FileKind, InodeAttr, Owner, RenameMode, XattrMode};
+use cairn_proto::meta_rpc::{FileKind, InodeAttr, Owner};
 use cairn_proto::path::MAX_NAME_LEN;
 use cairn_proto::InodeId;
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
-    IoctlFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, Generation, INodeNo, IoctlFlags,
+    KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::attr::{file_type, ns_of, to_file_attr};
+use crate::attr::{ns_of, to_file_attr};
 use crate::deferred_create::PendingCreates;
-use crate::errno::errno;
-use crate::lookup_cache::{self, Cached, LookupCache};
+use crate::errno::AsErrno;
+use crate::lookup_cache::LookupCache;
 use crate::open_file::{FileIo, OpenFile};
 
 mod create;
 mod handles;
+mod ops;
 mod page_cache;
 mod set_attr;
 mod statfs;
@@ -46,7 +49,6 @@ mod xattr_policy;
 
 use handles::OpenFiles;
 use statfs::STATFS_BLOCK;
-use xattr_policy::{reply_xattr, stored_xattr};
 
 /// Largest single read or write the kernel sends us.
 const MAX_IO: u32 = 1 << 20;
@@ -232,20 +234,20 @@ impl CairnFs {
 }
 
 /// Replies to an entry-creating request.
-async fn reply_entry(s: &Shared, r: Result<InodeAttr, ClientError>, reply: ReplyEntry) {
+async fn reply_entry(s: &Shared, r: Result<InodeAttr, impl AsErrno>, reply: ReplyEntry) {
     match r {
         Ok(a) => {
             let fa = s.file_attr(&a).await;
             reply.entry(&s.entry_ttl, &fa, Generation(0));
         }
-        Err(e) => reply.error(errno(&e)),
+        Err(e) => reply.error(e.as_errno()),
     }
 }
 
-fn reply_empty(r: Result<(), ClientError>, reply: ReplyEmpty) {
+fn reply_empty(r: Result<(), impl AsErrno>, reply: ReplyEmpty) {
     match r {
         Ok(()) => reply.ok(),
-        Err(e) => reply.error(errno(&e)),
+        Err(e) => reply.error(e.as_errno()),
     }
 }
 
@@ -271,52 +273,11 @@ impl Filesystem for CairnFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let name = match entry_name(name) {
-            Ok(n) => n,
-            Err(e) if e == Errno::EINVAL => return reply.error(Errno::ENOENT),
-            Err(e) => return reply.error(e),
-        };
-        // A fresh listing answers here, without a hop to the runtime
-        // (unless the file is open here: its size may be buffered).
-        let s = &self.shared;
-        match s.lookups.get(ino(parent), &name, Instant::now()) {
-            _ if !s.pending.is_empty() => {}
-            Cached::Found(a, ttl) if s.open_file(a.ino).is_none() => {
-                return reply.entry(&ttl, &to_file_attr(&a, a.size), Generation(0));
-            }
-            Cached::Absent => return reply.error(Errno::ENOENT),
-            _ => {}
-        }
-        self.run(|s| async move {
-            match lookup_cache::lookup(&s.lookups, &s.io.client, ino(parent), &name).await {
-                Ok((a, ttl)) => {
-                    let fa = s.file_attr(&a).await;
-                    reply.entry(&ttl, &fa, Generation(0));
-                }
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        ops::entry::lookup(self, parent, name, reply)
     }
 
     fn getattr(&self, _req: &Request, i: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        // After this mount adds or removes a name, the kernel asks for the
-        // directory's attributes again; metadata answered them with the
-        // change.
-        let s = &self.shared;
-        if let Some((a, ttl)) = s.io.client.changed_dir_attr(s.file_ino(i), s.attr_ttl) {
-            if s.pending.is_empty() {
-                return reply.attr(&ttl, &to_file_attr(&a, a.size));
-            }
-        }
-        self.run(|s| async move {
-            match s.io.client.get_attr(s.file_ino(i)).await {
-                Ok(a) => {
-                    let fa = s.file_attr(&a).await;
-                    reply.attr(&s.attr_ttl, &fa);
-                }
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        ops::entry::getattr(self, i, reply)
     }
 
     fn setattr(
@@ -337,36 +298,11 @@ impl Filesystem for CairnFs {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let time = |t: TimeOrNow| match t {
-            TimeOrNow::Now => now_ns(),
-            TimeOrNow::SpecificTime(t) => ns_of(t),
-        };
-        let change = AttrChange {
-            mode: mode.map(|m| m & 0o7777),
-            uid,
-            gid,
-            size: None,
-            mtime_ns: mtime.map(time),
-            atime_ns: atime.map(time),
-        };
-        self.run(|s| async move {
-            match s.set_attr(s.file_ino(i), change, size).await {
-                Ok(a) => {
-                    let fa = s.file_attr(&a).await;
-                    reply.attr(&s.attr_ttl, &fa);
-                }
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        ops::entry::setattr(self, i, mode, uid, gid, size, atime, mtime, reply)
     }
 
     fn readlink(&self, _req: &Request, i: INodeNo, reply: ReplyData) {
-        self.run(|s| async move {
-            match s.io.client.read_link(s.file_ino(i)).await {
-                Ok(t) => reply.data(t.as_bytes()),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        ops::entry::readlink(self, i, reply)
     }
 
     fn mknod(
@@ -379,26 +315,7 @@ impl Filesystem for CairnFs {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        let kind = match mode & libc::S_IFMT {
-            0 | libc::S_IFREG => FileKind::File,
-            libc::S_IFIFO => FileKind::Fifo,
-            libc::S_IFSOCK => FileKind::Socket,
-            // Device nodes are not stored.
-            _ => return reply.error(Errno::EOPNOTSUPP),
-        };
-        let name = match entry_name(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
-        let owner = owner(req, mode, umask);
-        self.run(|s| async move {
-            let c = &s.io.client;
-            let r = match kind {
-                FileKind::File => c.create_in(ino(parent), &name, owner).await,
-                _ => c.mknod_in(ino(parent), &name, kind, owner).await,
-            };
-            reply_entry(&s, r, reply).await
-        });
+        ops::entry::mknod(self, req, parent, name, mode, umask, reply)
     }
 
     fn mkdir(
@@ -410,33 +327,15 @@ impl Filesystem for CairnFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let name = match entry_name(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
-        let owner = owner(req, mode, umask);
-        self.run(|s| async move {
-            let r = s.io.client.mkdir_in(ino(parent), &name, owner).await;
-            reply_entry(&s, r, reply).await
-        });
+        ops::entry::mkdir(self, req, parent, name, mode, umask, reply)
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let name = match entry_name(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
-        self.run(|s| async move { reply_empty(s.unlink(ino(parent), &name).await, reply) });
+        ops::entry::unlink(self, parent, name, reply)
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let name = match entry_name(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
-        self.run(
-            |s| async move { reply_empty(s.io.client.rmdir_in(ino(parent), &name).await, reply) },
-        );
+        ops::entry::rmdir(self, parent, name, reply)
     }
 
     fn symlink(
@@ -447,24 +346,7 @@ impl Filesystem for CairnFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let name = match entry_name(link_name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
-        let Some(target) = target.to_str().map(str::to_string) else {
-            return reply.error(Errno::EINVAL);
-        };
-        if target.len() > cairn_proto::meta_rpc::MAX_SYMLINK_TARGET {
-            return reply.error(Errno::ENAMETOOLONG);
-        }
-        let owner = owner(req, 0o777, 0);
-        self.run(|s| async move {
-            let r =
-                s.io.client
-                    .symlink_in(ino(parent), &name, &target, owner)
-                    .await;
-            reply_entry(&s, r, reply).await
-        });
+        ops::entry::symlink(self, req, parent, link_name, target, reply)
     }
 
     fn rename(
@@ -477,26 +359,7 @@ impl Filesystem for CairnFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (name, newname) = match (entry_name(name), entry_name(newname)) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(e), _) | (_, Err(e)) => return reply.error(e),
-        };
-        let mode = if flags.contains(RenameFlags::RENAME_EXCHANGE) {
-            RenameMode::Exchange
-        } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
-            RenameMode::NoReplace
-        } else if flags.is_empty() {
-            RenameMode::Replace
-        } else {
-            return reply.error(Errno::EINVAL);
-        };
-        self.run(|s| async move {
-            let r =
-                s.io.client
-                    .rename_in((ino(parent), &name), (ino(newparent), &newname), mode)
-                    .await;
-            reply_empty(r, reply)
-        });
+        ops::entry::rename(self, parent, name, newparent, newname, flags, reply)
     }
 
     fn link(
@@ -507,48 +370,11 @@ impl Filesystem for CairnFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let name = match entry_name(newname) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
-        self.run(|s| async move {
-            let r = s.io.client.link(s.file_ino(i), ino(newparent), &name).await;
-            reply_entry(&s, r, reply).await
-        });
+        ops::entry::link(self, i, newparent, newname, reply)
     }
 
     fn open(&self, _req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let read_only = flags.0 & libc::O_ACCMODE == libc::O_RDONLY;
-        self.run(|s| async move {
-            // Close-to-open: every open sees the cluster's latest version.
-            // A reader will want the content too: asked for alongside.
-            let (attr, content) = if read_only {
-                tokio::join!(
-                    s.io.client.get_attr(s.file_ino(i)),
-                    s.io.client.content_if_small(s.file_ino(i))
-                )
-            } else {
-                (s.io.client.get_attr(s.file_ino(i)).await, Ok(None))
-            };
-            match attr {
-                Ok(a) if a.kind == FileKind::Dir => reply.error(Errno::EISDIR),
-                Ok(a) => {
-                    let keep = s.keep_cache(&a);
-                    let (fh, file) = s.register(&a);
-                    file.refresh(&a).await;
-                    if let Ok(Some((c, version))) = content {
-                        file.offer_content(c, version).await;
-                    }
-                    let flags = if keep {
-                        FopenFlags::FOPEN_KEEP_CACHE
-                    } else {
-                        FopenFlags::empty()
-                    };
-                    reply.opened(FileHandle(fh), flags);
-                }
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        ops::file::open(self, i, flags, reply)
     }
 
     fn read(
@@ -562,15 +388,7 @@ impl Filesystem for CairnFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.run(|s| async move {
-            let Some(f) = s.open_file(s.file_ino(i)) else {
-                return reply.error(Errno::EBADF);
-            };
-            match f.read(&s.io, offset, size).await {
-                Ok(data) => reply.data(&data),
-                Err(e) => reply.error(e),
-            }
-        });
+        ops::file::read(self, i, offset, size, reply)
     }
 
     fn write(
@@ -585,16 +403,7 @@ impl Filesystem for CairnFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let data = data.to_vec();
-        self.run_unsettled(|s| async move {
-            let Some(f) = s.open_file(s.file_ino(i)) else {
-                return reply.error(Errno::EBADF);
-            };
-            match s.write(f, offset, &data).await {
-                Ok(()) => reply.written(data.len() as u32),
-                Err(e) => reply.error(e),
-            }
-        });
+        ops::file::write(self, i, offset, data, reply)
     }
 
     fn flush(
@@ -605,15 +414,7 @@ impl Filesystem for CairnFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.run_unsettled(|s| async move {
-            match s.open_file(s.file_ino(i)) {
-                Some(f) => match s.flush(&f).await {
-                    Ok(()) => reply.ok(),
-                    Err(e) => reply.error(e),
-                },
-                None => reply.ok(),
-            }
-        });
+        ops::file::flush(self, i, reply)
     }
 
     fn release(
@@ -626,12 +427,7 @@ impl Filesystem for CairnFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.run_unsettled(|s| async move {
-            match s.release(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(e),
-            }
-        });
+        ops::file::release(self, fh, reply)
     }
 
     fn fsync(
@@ -642,39 +438,11 @@ impl Filesystem for CairnFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // A flush returns once the chunks hold their synchronous copies and
-        // the extents are committed through Raft: both durable.
-        self.flush(_req, i, _fh, LockOwner(0), reply);
+        ops::file::fsync(self, i, reply)
     }
 
     fn opendir(&self, _req: &Request, i: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.run(|s| async move {
-            match s.io.client.list_ino(s.file_ino(i)).await {
-                Ok(entries) => {
-                    let mut items = vec![
-                        DirItem {
-                            ino: i.0,
-                            kind: FileKind::Dir,
-                            name: ".".into(),
-                        },
-                        DirItem {
-                            ino: i.0,
-                            kind: FileKind::Dir,
-                            name: "..".into(),
-                        },
-                    ];
-                    items.extend(entries.into_iter().map(|e| DirItem {
-                        ino: e.ino.0,
-                        kind: e.kind,
-                        name: e.name,
-                    }));
-                    let fh = s.next_fh.fetch_add(1, Ordering::Relaxed);
-                    lock(&s.dirs).insert(fh, Arc::new(items));
-                    reply.opened(FileHandle(fh), FopenFlags::empty());
-                }
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        ops::dir::opendir(self, i, reply)
     }
 
     fn readdir(
@@ -683,22 +451,9 @@ impl Filesystem for CairnFs {
         _i: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        let Some(items) = lock(&self.shared.dirs).get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
-        };
-        for (n, item) in items.iter().enumerate().skip(offset as usize) {
-            if reply.add(
-                INodeNo(item.ino),
-                n as u64 + 1,
-                file_type(item.kind),
-                &item.name,
-            ) {
-                break;
-            }
-        }
-        reply.ok();
+        ops::dir::readdir(self, fh, offset, reply)
     }
 
     fn releasedir(
@@ -709,8 +464,7 @@ impl Filesystem for CairnFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        lock(&self.shared.dirs).remove(&fh.0);
-        reply.ok();
+        ops::dir::releasedir(self, fh, reply)
     }
 
     fn fsyncdir(
@@ -721,10 +475,7 @@ impl Filesystem for CairnFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // Namespace changes are committed through Raft before they are
-        // answered; what is still pending is a deferred create, which `run`
-        // sends (and so makes durable) before the answer.
-        self.run(|_| async move { reply.ok() });
+        ops::dir::fsyncdir(self, reply)
     }
 
     fn statfs(&self, _req: &Request, _i: INodeNo, reply: ReplyStatfs) {
@@ -740,7 +491,7 @@ impl Filesystem for CairnFs {
                     MAX_NAME_LEN as u32,
                     STATFS_BLOCK as u32,
                 ),
-                Err(e) => reply.error(errno(&e)),
+                Err(e) => reply.error(e),
             }
         });
     }
@@ -755,77 +506,19 @@ impl Filesystem for CairnFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let Some(name) = name.to_str().map(str::to_string) else {
-            return reply.error(Errno::EINVAL);
-        };
-        if !stored_xattr(&name) {
-            return reply.error(Errno::EOPNOTSUPP);
-        }
-        if name.len() > cairn_proto::meta_rpc::MAX_XATTR_NAME {
-            return reply.error(Errno::ERANGE);
-        }
-        if value.len() > cairn_proto::meta_rpc::MAX_XATTR_VALUE {
-            return reply.error(Errno::E2BIG);
-        }
-        let mode = match flags {
-            0 => XattrMode::Upsert,
-            libc::XATTR_CREATE => XattrMode::Create,
-            libc::XATTR_REPLACE => XattrMode::Replace,
-            _ => return reply.error(Errno::EINVAL),
-        };
-        let value = value.to_vec();
-        self.run(|s| async move {
-            let r =
-                s.io.client
-                    .set_xattr(s.file_ino(i), &name, &value, mode)
-                    .await;
-            reply_empty(r, reply)
-        });
+        ops::xattr::setxattr(self, i, name, value, flags, reply)
     }
 
     fn getxattr(&self, _req: &Request, i: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let Some(name) = name.to_str().map(str::to_string) else {
-            return reply.error(Errno::NO_XATTR);
-        };
-        if !stored_xattr(&name) {
-            // Asked by the kernel on every write (security.capability):
-            // answered here, without a round trip.
-            return reply.error(Errno::NO_XATTR);
-        }
-        self.run(|s| async move {
-            match s.io.client.get_xattr(s.file_ino(i), &name).await {
-                Ok(v) => reply_xattr(&v, size, reply),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        ops::xattr::getxattr(self, i, name, size, reply)
     }
 
     fn listxattr(&self, _req: &Request, i: INodeNo, size: u32, reply: ReplyXattr) {
-        self.run(|s| async move {
-            match s.io.client.list_xattrs(s.file_ino(i)).await {
-                Ok(names) => {
-                    let mut buf = Vec::new();
-                    for n in names {
-                        buf.extend_from_slice(n.as_bytes());
-                        buf.push(0);
-                    }
-                    reply_xattr(&buf, size, reply);
-                }
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        ops::xattr::listxattr(self, i, size, reply)
     }
 
     fn removexattr(&self, _req: &Request, i: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(name) = name.to_str().map(str::to_string) else {
-            return reply.error(Errno::NO_XATTR);
-        };
-        if !stored_xattr(&name) {
-            return reply.error(Errno::NO_XATTR);
-        }
-        self.run(|s| async move {
-            reply_empty(s.io.client.remove_xattr(s.file_ino(i), &name).await, reply)
-        });
+        ops::xattr::removexattr(self, i, name, reply)
     }
 
     fn ioctl(
@@ -847,7 +540,14 @@ impl Filesystem for CairnFs {
         // Permission bits are checked by the kernel (default_permissions);
         // this only confirms the inode exists.
         self.run(|s| async move {
-            reply_empty(s.io.client.get_attr(s.file_ino(i)).await.map(|_| ()), reply)
+            reply_empty(
+                s.io.client
+                    .inodes()
+                    .get_attr(s.file_ino(i))
+                    .await
+                    .map(|_| ()),
+                reply,
+            )
         });
     }
 
@@ -861,25 +561,6 @@ impl Filesystem for CairnFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let name = match entry_name(name) {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
-        let owner = owner(req, mode, umask);
-        self.run_unsettled(|s| async move {
-            match s.create(ino(parent), &name, owner, flags).await {
-                Ok((a, fh)) => {
-                    let fa = s.file_attr(&a).await;
-                    reply.created(
-                        &s.entry_ttl,
-                        &fa,
-                        Generation(0),
-                        FileHandle(fh),
-                        FopenFlags::FOPEN_KEEP_CACHE,
-                    );
-                }
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        ops::file::create(self, req, parent, name, mode, umask, flags, reply)
     }
 }

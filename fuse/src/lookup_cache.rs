@@ -322,7 +322,7 @@ pub async fn lookup(
         Cached::Unknown => {}
     }
     if cache.should_fetch(dir, asked_at) {
-        match client.list_plus(dir, MAX_ENTRIES).await {
+        match client.inodes().list_plus(dir, MAX_ENTRIES).await {
             Ok((entries, complete)) => {
                 let now = client.mutation_epoch();
                 cache.fill(dir, entries, complete, asked_at, epoch, now);
@@ -338,7 +338,7 @@ pub async fn lookup(
             }
         }
     }
-    Ok((client.lookup(dir, name).await?, cache.ttl))
+    Ok((client.inodes().lookup(dir, name).await?, cache.ttl))
 }
 
 #[cfg(test)]

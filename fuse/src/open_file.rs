@@ -4,6 +4,10 @@
 //! stay here until `flush` (close) or `fsync`, which store the dirty ranges
 //! (inline in metadata for a tiny file, else as new chunks committed as
 //! extents keyed by offset — a random write replaces only what it covers).
+//!
+//! About 600 lines: the state behind one lock, and the reads, writes and
+//! flushes that must see it consistently. The pure parts are tested types
+//! of their own: `write_buffer`, `dirty_budget`, `read_pattern`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -185,6 +189,7 @@ impl OpenFile {
     ) -> Result<Sent, ClientError> {
         let created = io
             .client
+            .inodes()
             .create_with(
                 (p.parent, &p.name),
                 (p.owner, self.ino),
@@ -225,7 +230,7 @@ impl OpenFile {
         io: &FileIo,
         p: &PendingCreate,
     ) -> Result<InodeAttr, ClientError> {
-        let existing = io.client.lookup(p.parent, &p.name).await?;
+        let existing = io.client.inodes().lookup(p.parent, &p.name).await?;
         if existing.kind != FileKind::File {
             return Err(ClientError::Protocol(format!(
                 "{:?} is not a regular file",
@@ -234,7 +239,8 @@ impl OpenFile {
         }
         let attr = if p.truncate && existing.size > 0 {
             io.client
-                .set_attr_ino(
+                .inodes()
+                .set_attr(
                     existing.ino,
                     AttrChange {
                         size: Some(0),
@@ -368,12 +374,20 @@ impl OpenFile {
                     // The name was taken: the bytes go into that file.
                     Ok(Sent::Opened(_)) => {
                         let size = self.size().await;
-                        io.client.write_parts(self.target(), &parts, size).await
+                        io.client
+                            .inodes()
+                            .write_parts(self.target(), &parts, size)
+                            .await
                     }
                     Err(e) => Err(e),
                 }
             }
-            None => io.client.write_parts(self.target(), &parts, size).await,
+            None => {
+                io.client
+                    .inodes()
+                    .write_parts(self.target(), &parts, size)
+                    .await
+            }
         };
         let mut st = self.state.lock().await;
         st.inflight = None;
@@ -406,7 +420,8 @@ impl OpenFile {
         self.flush(io).await?;
         let attr = io
             .client
-            .set_attr_ino(
+            .inodes()
+            .set_attr(
                 self.target(),
                 AttrChange {
                     size: Some(size),
@@ -452,6 +467,7 @@ impl OpenFile {
                     drop(st);
                     let (content, _) = io
                         .client
+                        .inodes()
                         .content(self.target())
                         .await
                         .map_err(|e| errno(&e))?;
@@ -503,7 +519,7 @@ impl OpenFile {
             let (client, id, cache) = (io.client.clone(), e.chunk, io.cache.clone());
             tokio::spawn(async move {
                 let fetched = cache
-                    .get(id, || async { client.fetch_chunk(id).await })
+                    .get(id, || async { client.inodes().fetch_chunk(id).await })
                     .await;
                 if let Err(e) = fetched {
                     tracing::debug!(chunk = %id, error = %e, "read-ahead failed");
@@ -568,7 +584,10 @@ async fn fill_from_extents(
             if whole {
                 let data = io
                     .cache
-                    .get(id, move || async move { client.fetch_chunk(id).await })
+                    .get(
+                        id,
+                        move || async move { client.inodes().fetch_chunk(id).await },
+                    )
                     .await?;
                 let from = in_chunk as usize;
                 let to = from + (hi - lo) as usize;
@@ -588,7 +607,7 @@ async fn fill_from_extents(
                     })
                 }
             };
-            client.fetch_chunk_range(id, start, len).await
+            client.inodes().fetch_chunk_range(id, start, len).await
         }
     });
     let pieces = futures::future::join_all(fetches).await;

@@ -4,7 +4,7 @@
 
 use cairn_proto::access::chunk_allowed;
 use cairn_proto::chunk_rpc::{ChunkCall, ChunkReply};
-use cairn_proto::tls::Role;
+use cairn_proto::identity::Role;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

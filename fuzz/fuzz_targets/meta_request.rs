@@ -6,7 +6,7 @@
 
 use cairn_proto::access::meta_allowed;
 use cairn_proto::meta_rpc::MetaCall;
-use cairn_proto::tls::Role;
+use cairn_proto::identity::Role;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

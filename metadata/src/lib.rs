@@ -38,12 +38,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_net::metrics::outcome;
+use cairn_net::{read_request, reply, serve, server_endpoint, ConnPool, NetError};
 use cairn_proto::access::check_meta;
 use cairn_proto::frame::MAX_FRAME_LEN;
+use cairn_proto::identity::Role;
 use cairn_proto::meta_rpc::{MetaCall, MetaResponse};
-use cairn_proto::metrics::outcome;
-use cairn_proto::net::{read_request, reply, serve, server_endpoint, ConnPool, NetError};
-use cairn_proto::tls::Role;
 use cairn_proto::trace;
 use cairn_proto::{ErrorCode, RpcError};
 use openraft::BasicNode;
@@ -74,11 +74,11 @@ pub enum StartError {
     #[error(transparent)]
     Net(#[from] NetError),
     #[error("TLS: {0}")]
-    Tls(#[from] cairn_proto::tls::TlsError),
+    Tls(#[from] cairn_net::tls::TlsError),
     #[error("raft: {0}")]
     Raft(String),
     #[error(transparent)]
-    Metrics(#[from] cairn_proto::metrics::BindError),
+    Metrics(#[from] cairn_net::metrics::BindError),
 }
 
 /// Snapshots travel to followers in pieces of this size (one RPC each).
@@ -181,7 +181,7 @@ pub async fn start(
         space: space_guard::SpaceGuard::new(config.data_dir.clone(), config.min_free_bytes),
     });
     let (exposition, requests) = metrics::exposition(config.id, raft.clone(), service.kv.clone());
-    let metrics_task = cairn_proto::metrics::spawn(
+    let metrics_task = cairn_net::metrics::spawn(
         config.metrics_listen,
         exposition,
         shutdown.clone().cancelled_owned(),

@@ -8,12 +8,12 @@
 
 use cairn_proto::meta_rpc::{Extent, FileKind, InodeAttr, NsWrite, Owner};
 use cairn_proto::path::validate_name;
-use cairn_proto::{ChunkId, ErrorCode, InodeId, RpcError};
+use cairn_proto::{ErrorCode, InodeId, RpcError};
 
 use crate::kv::{Cf, KvError, KvRead, Txn};
 use crate::schema::{
-    chunk_key, decode, dentry_key, dentry_range, encode, encode_inode, extent_range, inode_key,
-    meta_keys, ChunkRecord, Counters, DentryRecord, ExtentRecord,
+    decode, dentry_key, dentry_range, encode, encode_inode, extent_range, inode_key, meta_keys,
+    Counters, DentryRecord, ExtentRecord,
 };
 
 /// Most extents one file may have in one commit.
@@ -278,38 +278,6 @@ fn clear_content<R: KvRead>(t: &mut Txn<'_, R>, ino: InodeId, now_ns: i64) -> Re
     Ok(())
 }
 
-fn incref<R: KvRead>(t: &mut Txn<'_, R>, id: &ChunkId) -> Result<(), NsError> {
-    let key = chunk_key(id);
-    let refs = match t.get(Cf::Chunks, &key)? {
-        Some(b) => decode::<ChunkRecord>(&b)?.refs,
-        None => {
-            t.delete(Cf::Garbage, key.clone());
-            update_counters(t, |c| c.chunks_referenced += 1)?;
-            0
-        }
-    };
-    t.put(Cf::Chunks, key, encode(&ChunkRecord { refs: refs + 1 }));
-    Ok(())
-}
-
-fn decref<R: KvRead>(t: &mut Txn<'_, R>, id: &ChunkId, now_ns: i64) -> Result<(), NsError> {
-    let key = chunk_key(id);
-    let refs = match t.get(Cf::Chunks, &key)? {
-        Some(b) => decode::<ChunkRecord>(&b)?.refs,
-        None => return Err(KvError(format!("refcount of {id} already zero")).into()),
-    };
-    if refs <= 1 {
-        t.delete(Cf::Chunks, key.clone());
-        t.put(Cf::Garbage, key, encode(&now_ns));
-        update_counters(t, |c| {
-            c.chunks_referenced = c.chunks_referenced.saturating_sub(1)
-        })?;
-    } else {
-        t.put(Cf::Chunks, key, encode(&ChunkRecord { refs: refs - 1 }));
-    }
-    Ok(())
-}
-
 fn dir_is_empty(kv: &impl KvRead, ino: InodeId) -> Result<bool, NsError> {
     let (start, end) = dentry_range(ino);
     Ok(kv.scan(Cf::Dentries, &start, &end, 1)?.is_empty())
@@ -482,6 +450,7 @@ mod inode_numbers;
 mod links;
 mod partial_write;
 mod query;
+mod refcounts;
 mod rename;
 mod xattrs;
 pub use garbage::{purge, purgeable, PURGE_AFTER_GRACES};
@@ -490,6 +459,7 @@ use inode_numbers::alloc_ino;
 pub use inode_numbers::reserve_inodes;
 pub use links::read_link;
 pub use query::*;
+use refcounts::{decref, incref};
 pub use xattrs::{get_xattr, list_xattrs};
 
 #[cfg(test)]

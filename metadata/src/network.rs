@@ -3,9 +3,9 @@
 //! openraft's request is postcard-encoded into [`MetaRequest::Raft`]; the
 //! answer carries postcard of `Result<Response, RaftError>`.
 
+use cairn_net::{call, ConnPool, NetError};
 use cairn_proto::frame::MAX_FRAME_LEN;
 use cairn_proto::meta_rpc::{MetaCall, MetaRequest, MetaResponse, RaftRpcKind};
-use cairn_proto::net::{call, ConnPool, NetError};
 use cairn_proto::RpcError;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_proto::net::ConnPool;
+use cairn_net::ConnPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::network::ask_disk_space;

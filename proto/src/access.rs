@@ -18,8 +18,8 @@
 //! and the servers only call [`check_meta`] / [`check_chunk`].
 
 use crate::chunk_rpc::ChunkRequest;
+use crate::identity::{PeerIdentity, Role};
 use crate::meta_rpc::MetaRequest;
-use crate::tls::{PeerIdentity, Role};
 use crate::{ErrorCode, RpcError};
 
 /// Whether `req` changes the cluster rather than the namespace: only an

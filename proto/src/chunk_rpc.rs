@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::net::{exchange, NetError};
 use crate::{ChunkId, RpcError};
 
 /// Largest chunk a server accepts (twice the chunker's 4 MiB maximum).
@@ -152,34 +151,28 @@ pub struct ChunkCall {
 
 /// [`ChunkCall`] as sent, borrowing the request (the same bytes).
 #[derive(Serialize)]
-struct ChunkCallRef<'a> {
-    request_id: u64,
-    req: &'a ChunkRequest,
+pub struct ChunkCallRef<'a> {
+    pub request_id: u64,
+    pub req: &'a ChunkRequest,
+}
+
+impl<'a> ChunkCallRef<'a> {
+    /// `req` under the current request id (see [`crate::trace`]).
+    pub fn current(req: &'a ChunkRequest) -> Self {
+        ChunkCallRef {
+            request_id: crate::trace::current(),
+            req,
+        }
+    }
 }
 
 /// Writes `req` as a [`ChunkCall`] frame under the current request id.
-pub async fn write_chunk_call(
-    send: &mut quinn::SendStream,
+pub async fn write_chunk_call<W>(
+    send: &mut W,
     req: &ChunkRequest,
-) -> Result<(), crate::frame::FrameError> {
-    let call = ChunkCallRef {
-        request_id: crate::trace::current(),
-        req,
-    };
-    crate::frame::write_frame(send, &call).await
-}
-
-/// Sends `req` (and `body`) to a chunkserver under the current request id
-/// and reads its [`ChunkReply`]; the returned stream holds any chunk bytes
-/// that follow.
-pub async fn call_chunk(
-    conn: &quinn::Connection,
-    req: &ChunkRequest,
-    body: &[u8],
-) -> Result<(ChunkReply, quinn::RecvStream), NetError> {
-    let call = ChunkCallRef {
-        request_id: crate::trace::current(),
-        req,
-    };
-    exchange(conn, &call, body, MAX_CHUNK_FRAME).await
+) -> Result<(), crate::frame::FrameError>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    crate::frame::write_frame(send, &ChunkCallRef::current(req)).await
 }

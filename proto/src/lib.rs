@@ -1,15 +1,17 @@
-//! cairn-proto: what every Cairn process shares on the wire.
+//! cairn-proto: what every Cairn process shares on the wire, and no IO.
 //!
 //! Owns the ids ([`ChunkId`], [`InodeId`], [`NodeId`]), the requests and
 //! replies of each service ([`meta_rpc`], grouped by service, and
-//! [`chunk_rpc`]), the cluster's placement state ([`cluster_map`]), the stable error
-//! codes ([`error`]), who may call what ([`access`]), the framing of one request per bidirectional QUIC
-//! stream ([`frame`], [`net`]), the TLS helpers ([`tls`]), path-component
-//! validation ([`path`]) and the pure placement ring ([`ring`]), which client,
-//! chunkservers and metadata must all compute identically.
+//! [`chunk_rpc`]), the cluster's placement state ([`cluster_map`]), the
+//! stable error codes ([`error`]), who a peer is ([`identity`]) and what it
+//! may call ([`access`]), the framing of one request per stream
+//! ([`frame`]), path-component validation ([`path`]), the pure placement
+//! ring ([`ring`]), which client, chunkservers and metadata must all
+//! compute identically, and the garbage-collection rule ([`gc_rule`]).
 //!
 //! It depends on nothing of ours and must stay that way: client and servers
-//! both link it, and it must never pull in RocksDB or fuser.
+//! both link it, and it must never pull in RocksDB, fuser or the transport
+//! (`cairn-net` holds QUIC, TLS and the connection pool).
 
 pub mod access;
 pub mod chunk_rpc;
@@ -21,19 +23,14 @@ pub mod disk_space;
 pub mod error;
 pub mod frame;
 pub mod gc_rule;
+pub mod identity;
 pub mod ids;
 pub mod inode;
-pub mod leader;
-pub mod live_cert;
 pub mod meta_rpc;
-#[cfg(feature = "metrics")]
-pub mod metrics;
-pub mod net;
 pub mod path;
 pub mod ring;
 pub mod runtime;
 pub mod status;
-pub mod tls;
 pub mod trace;
 
 pub use error::{ErrorCode, RpcError};

@@ -13,6 +13,10 @@
 //! and writes fail with `ENOSPC`; directories take no room here), rots and fails reads (`EIO`), and can be set
 //! to kill its process after a number of calls ([`SimFs::die_after`]) so a
 //! crash lands inside a put rather than between two.
+//!
+//! About 600 lines because both views and every `StoreFs` call that moves
+//! bytes between them must stay in one place to stay consistent; its tests
+//! (the crash cases) are most of the rest.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;

@@ -20,7 +20,7 @@ pub async fn referenced_chunks(
     for path in paths {
         let layout = async {
             let attr = client.stat(path).await?;
-            client.content(attr.ino).await
+            client.inodes().content(attr.ino).await
         };
         let (content, _) = tokio::time::timeout(LAYOUT_TIMEOUT, layout)
             .await

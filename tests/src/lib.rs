@@ -6,6 +6,12 @@
 //! panics: it stops `cairn dev` (which stops its servers), then kills by PID
 //! any server process of this cluster still alive, including ones the test
 //! restarted by hand.
+//!
+//! Long (about 850 lines) because it is one fixture: starting, stopping,
+//! killing and restarting servers, their configs and certificates, log and
+//! heartbeat waits, and disk inspection all work on the same cluster
+//! directory; `copies.rs`, `failpoints.rs` and `fuse_mount.rs` hold what
+//! stands apart.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -494,8 +500,8 @@ impl DevCluster {
             .port();
         cfg.id = id;
         cfg.tls = self.issue_cert(
-            cairn_proto::tls::Role::ChunkServer,
-            &cairn_proto::tls::chunkserver_cert_name(id),
+            cairn_proto::identity::Role::ChunkServer,
+            &cairn_proto::identity::chunkserver_cert_name(id),
         )?;
         cfg.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         cfg.data_dir = self.dir.path().join("data").join(name);
@@ -512,16 +518,16 @@ impl DevCluster {
     /// (files in the cluster's `tls/`), valid for a day.
     pub fn issue_cert(
         &self,
-        role: cairn_proto::tls::Role,
+        role: cairn_proto::identity::Role,
         name: &str,
-    ) -> anyhow::Result<cairn_proto::tls::TlsPaths> {
+    ) -> anyhow::Result<cairn_net::tls::TlsPaths> {
         let tls = self.dir.path().join("tls");
-        let ca = cairn_proto::tls::CertificateAuthority {
+        let ca = cairn::ca::CertificateAuthority {
             cert_pem: std::fs::read_to_string(tls.join("ca.pem"))?,
             key_pem: std::fs::read_to_string(tls.join("ca.key"))?,
         };
-        let (cert, key) = ca.issue(role, name, cairn_proto::tls::Validity::days(1))?;
-        let paths = cairn_proto::tls::TlsPaths {
+        let (cert, key) = ca.issue(role, name, cairn::ca::Validity::days(1))?;
+        let paths = cairn_net::tls::TlsPaths {
             ca: tls.join("ca.pem"),
             cert: tls.join(format!("{name}.pem")),
             key: tls.join(format!("{name}.key")),

@@ -1,12 +1,16 @@
 //! Certificates change without restarts: a server takes a replacement
 //! certificate from its files (and refuses one the cluster CA did not
-//! sign), and a connection whose peer certificate expires is closed.
+//! sign, one whose key does not match, one not valid now), and a
+//! connection whose peer certificate expires is closed.
 
 use std::time::{Duration, Instant, SystemTime};
 
+use cairn::ca::{CertificateAuthority, Validity};
+use cairn_net::live_cert::LiveCert;
+use cairn_net::tls::TlsIdentity;
+use cairn_net::{call, client_endpoint, connect};
+use cairn_proto::identity::Role;
 use cairn_proto::meta_rpc::{ClusterQuery, ClusterReply, MetaCall, MetaRequest, MetaResponse};
-use cairn_proto::net::{call, client_endpoint, connect};
-use cairn_proto::tls::{CertificateAuthority, Role, TlsIdentity, Validity};
 use cairn_tests::{random_bytes, DevCluster};
 
 fn cluster_ca(cluster: &DevCluster) -> CertificateAuthority {
@@ -187,4 +191,60 @@ async fn a_connection_closes_when_its_peer_certificate_expires() {
     );
     assert!(conn.close_reason().is_some());
     wait_log(&cluster, "meta-1", "the peer's certificate expired", 1, 5).await;
+}
+
+/// A metadata certificate named `name` from `ca`, as an identity.
+fn identity(ca: &CertificateAuthority, name: &str) -> TlsIdentity {
+    let (cert_pem, key_pem) = ca.issue(Role::Meta, name, Validity::days(1)).unwrap();
+    TlsIdentity {
+        ca_pem: ca.cert_pem.clone(),
+        cert_pem,
+        key_pem,
+        source: None,
+    }
+}
+
+#[test]
+fn a_valid_replacement_is_taken() {
+    let ca = CertificateAuthority::generate(Validity::days(1)).unwrap();
+    let live = LiveCert::new(&identity(&ca, "old")).unwrap();
+    let before = live.current().cert.clone();
+    let next = identity(&ca, "new");
+    assert!(live.replace(&next.cert_pem, &next.key_pem).unwrap());
+    assert_ne!(live.current().cert, before);
+    assert!(
+        !live.replace(&next.cert_pem, &next.key_pem).unwrap(),
+        "same again"
+    );
+}
+
+#[test]
+fn a_bad_replacement_is_refused_and_the_old_kept() {
+    let ca = CertificateAuthority::generate(Validity::days(1)).unwrap();
+    let live = LiveCert::new(&identity(&ca, "old")).unwrap();
+    let before = live.current().cert.clone();
+    let other_ca = CertificateAuthority::generate(Validity::days(1)).unwrap();
+    let foreign = identity(&other_ca, "foreign");
+    let e = live
+        .replace(&foreign.cert_pem, &foreign.key_pem)
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("not signed by the cluster CA"),
+        "{e}"
+    );
+    let (a, b) = (identity(&ca, "a"), identity(&ca, "b"));
+    assert!(
+        live.replace(&a.cert_pem, &b.key_pem).is_err(),
+        "mismatched key"
+    );
+    let now = SystemTime::now();
+    let expired = Validity {
+        not_before: now - Duration::from_secs(7200),
+        not_after: now - Duration::from_secs(3600),
+    };
+    let (cert, key) = ca.issue(Role::Meta, "expired", expired).unwrap();
+    let e = live.replace(&cert, &key).unwrap_err();
+    assert!(e.to_string().contains("not valid now"), "{e}");
+    assert!(live.replace("garbage", "garbage").is_err());
+    assert_eq!(live.current().cert, before);
 }

@@ -13,8 +13,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use cairn_client::ClientError;
-use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse};
-use cairn_proto::net::{client_endpoint, connect};
+use cairn_net::call_chunk;
+use cairn_net::{client_endpoint, connect};
+use cairn_proto::chunk_rpc::{ChunkRequest, ChunkResponse};
 use cairn_proto::ChunkId;
 use cairn_tests::copies::{referenced_chunks, stored_chunks, wait_converged};
 use cairn_tests::failpoints::require_failpoint_build;

@@ -125,7 +125,7 @@ async fn restarting_all_three_nodes_keeps_the_namespace() {
             for e in c.list_long(&dir).await.expect("list") {
                 let path = format!("{}/{}", dir.trim_end_matches('/'), e.name);
                 out.push(format!("{path} {:?}", e));
-                if e.kind == cairn_proto::meta_rpc::FileKind::Dir {
+                if e.attr.kind == cairn_proto::meta_rpc::FileKind::Dir {
                     stack.push(path);
                 }
             }

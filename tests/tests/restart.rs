@@ -1,7 +1,13 @@
-//! Nothing acknowledged is lost when servers stop, or are killed, and come back.
+//! Nothing acknowledged is lost when servers stop, or are killed, and come
+//! back; and peers of a restarted server find out at once.
 
 use std::time::{Duration, Instant};
 
+use cairn::ca::{CertificateAuthority, Validity};
+use cairn_net::endpoint::IDLE_TIMEOUT;
+use cairn_net::tls::{TlsIdentity, SERVER_NAME};
+use cairn_net::{client_endpoint, server_endpoint};
+use cairn_proto::identity::Role;
 use cairn_tests::{random_bytes, DevCluster};
 
 async fn read(client: &cairn_client::Client, path: &str) -> Vec<u8> {
@@ -101,4 +107,77 @@ async fn kill9_of_each_server_loses_nothing_acknowledged() {
             assert!(got == *d, "{p} differs after kill -9 of {name}");
         }
     }
+}
+
+/// A certificate for `name` in `role` from `ca`, as an identity.
+fn identity(ca: &CertificateAuthority, role: Role, name: &str) -> TlsIdentity {
+    let (cert_pem, key_pem) = ca.issue(role, name, Validity::days(1)).expect("issue");
+    TlsIdentity {
+        ca_pem: ca.cert_pem.clone(),
+        cert_pem,
+        key_pem,
+        source: None,
+    }
+}
+
+/// Transport, not cluster: a server restarted on the same address and key
+/// answers its previous run's connections with a stateless reset.
+#[tokio::test]
+async fn a_restarted_server_resets_its_previous_runs_connections() {
+    let ca = CertificateAuthority::generate(Validity::days(1)).expect("CA");
+    let server_id = identity(&ca, Role::Meta, "meta-1");
+    let client = client_endpoint(&identity(&ca, Role::Client, "c")).expect("client");
+    // The first run of the server lives on its own runtime, so that it
+    // can "crash": its socket closes without a word to the client.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let first_id = TlsIdentity {
+        ca_pem: server_id.ca_pem.clone(),
+        cert_pem: server_id.cert_pem.clone(),
+        key_pem: server_id.key_pem.clone(),
+        source: None,
+    };
+    let (go, wait) = std::sync::mpsc::channel::<()>();
+    let first = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (ep, conn) = rt.block_on(async {
+            let ep = server_endpoint("127.0.0.1:0".parse().unwrap(), &first_id).expect("server");
+            tx.send(ep.local_addr().expect("addr")).expect("send addr");
+            let conn = ep
+                .accept()
+                .await
+                .expect("incoming")
+                .await
+                .expect("handshake");
+            (ep, conn)
+        });
+        let _ = wait.recv();
+        drop(rt);
+        drop(conn);
+        drop(ep);
+    });
+    let addr = rx.recv().expect("server address");
+    let conn = client
+        .connect(addr, SERVER_NAME)
+        .expect("connect")
+        .await
+        .expect("handshake");
+    go.send(()).expect("crash the server");
+    first.join().expect("server thread");
+    let _second = server_endpoint(addr, &server_id).expect("restarted server");
+    // The client's next packet draws a stateless reset: the old
+    // connection ends long before the idle timeout.
+    let started = std::time::Instant::now();
+    if let Ok((mut s, _r)) = conn.open_bi().await {
+        let _ = s.write_all(b"hello").await;
+    }
+    let closed = tokio::time::timeout(IDLE_TIMEOUT / 2, conn.closed()).await;
+    assert!(
+        closed.is_ok(),
+        "the old connection lingered past {:?}",
+        IDLE_TIMEOUT / 2
+    );
+    assert!(started.elapsed() < IDLE_TIMEOUT / 2);
 }

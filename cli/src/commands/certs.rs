@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use cairn_proto::tls::{CertInfo, CertificateAuthority, Role, Validity};
+use cairn::ca::{CertificateAuthority, Validity};
+use cairn_net::tls::CertInfo;
+use cairn_proto::identity::Role;
 use serde::Serialize;
 
 use crate::cluster_files::write_new_file;
@@ -75,7 +77,7 @@ pub fn issue(
     days: u32,
     json: bool,
 ) -> anyhow::Result<()> {
-    cairn_proto::tls::validate_cert_name(name)?;
+    cairn_proto::identity::validate_cert_name(name)?;
     let (ca_cert, ca_key) = ca_paths(ca_dir);
     let read = |p: &Path| {
         fs::read_to_string(p).with_context(|| {

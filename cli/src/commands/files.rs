@@ -4,10 +4,12 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use cairn_client::{Client, EntryInfo};
+use cairn_client::Client;
+use cairn_proto::meta_rpc::DirEntryPlus;
 use cairn_proto::meta_rpc::{FileKind, InodeAttr};
 use cairn_proto::ErrorCode;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::cli::ClusterArgs;
@@ -144,14 +146,19 @@ pub async fn get(args: &ClusterArgs, remote: &str, local: &Path) -> anyhow::Resu
 pub async fn ls(args: &ClusterArgs, path: &str, long: bool, json: bool) -> anyhow::Result<()> {
     let client = connect(args).await?;
     if json {
-        let entries = client.list_long(path).await?;
+        let entries: Vec<EntryInfo> = client
+            .list_long(path)
+            .await?
+            .into_iter()
+            .map(EntryInfo::from)
+            .collect();
         println!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
     }
     if long {
         let mut owners = OwnerNames::default();
         for e in client.list_long(path).await? {
-            println!("{}", long_line(&e, &mut owners));
+            println!("{}", long_line(&EntryInfo::from(e), &mut owners));
         }
         return Ok(());
     }
@@ -209,6 +216,37 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// A directory entry with its attributes, as `cairn ls -l` prints it and
+/// `cairn ls --json` writes it (a stable shape for scripts).
+#[derive(Clone, Debug, Serialize)]
+pub struct EntryInfo {
+    pub name: String,
+    pub kind: FileKind,
+    pub ino: u64,
+    pub size: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub mtime_ns: i64,
+}
+
+impl From<DirEntryPlus> for EntryInfo {
+    fn from(DirEntryPlus { name, attr: a }: DirEntryPlus) -> Self {
+        EntryInfo {
+            name,
+            kind: a.kind,
+            ino: a.ino.0,
+            size: a.size,
+            mode: a.mode,
+            uid: a.uid,
+            gid: a.gid,
+            nlink: a.nlink,
+            mtime_ns: a.mtime_ns,
+        }
+    }
 }
 
 fn long_line(e: &EntryInfo, owners: &mut OwnerNames) -> String {

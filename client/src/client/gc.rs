@@ -1,6 +1,7 @@
 //! `cairn gc`: a garbage-collection pass on every chunkserver, now.
 
-use cairn_proto::chunk_rpc::{call_chunk, ChunkRequest, ChunkResponse, GcReport};
+use cairn_net::call_chunk;
+use cairn_proto::chunk_rpc::{ChunkRequest, ChunkResponse, GcReport};
 use cairn_proto::NodeId;
 
 use super::Client;

@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use cairn_proto::meta_rpc::{
-    AttrChange, Extent, FileKind, InodeAttr, NsRead, NsReadReply, NsWrite, Owner, RenameMode,
-    XattrMode, MAX_INLINE,
+    AttrChange, DirEntry, DirEntryPlus, Extent, FileKind, InodeAttr, NsRead, NsReadReply, NsWrite,
+    Owner, RenameMode, XattrMode, MAX_DIR_PAGE, MAX_DIR_PLUS_PAGE, MAX_INLINE,
 };
 use cairn_proto::trace;
 use cairn_proto::{ChunkId, ErrorCode, InodeId};
@@ -34,92 +34,113 @@ pub struct FileContent {
     pub extents: Vec<Extent>,
 }
 
+/// The namespace by inode number rather than path, as a filesystem (the
+/// FUSE mount) uses it: `client.inodes().mkdir(parent, name, owner)`.
+#[derive(Clone, Copy)]
+pub struct Inodes<'a> {
+    pub(super) client: &'a Client,
+}
+
 impl Client {
+    /// The inode-level API (see [`Inodes`]).
+    pub fn inodes(&self) -> Inodes<'_> {
+        Inodes { client: self }
+    }
+}
+
+impl Inodes<'_> {
     /// Attributes of `name` in directory `parent`.
-    pub async fn lookup(&self, parent: InodeId, name: &str) -> Result<InodeAttr, ClientError> {
-        self.attr_of(NsRead::Lookup {
-            parent,
-            name: name.to_string(),
-        })
-        .await
+    pub async fn lookup(self, parent: InodeId, name: &str) -> Result<InodeAttr, ClientError> {
+        self.client
+            .attr_of(NsRead::Lookup {
+                parent,
+                name: name.to_string(),
+            })
+            .await
     }
 
-    pub async fn get_attr(&self, ino: InodeId) -> Result<InodeAttr, ClientError> {
-        self.attr_of(NsRead::GetAttr { ino }).await
+    pub async fn get_attr(self, ino: InodeId) -> Result<InodeAttr, ClientError> {
+        self.client.attr_of(NsRead::GetAttr { ino }).await
     }
 
-    pub async fn set_attr_ino(
-        &self,
+    pub async fn set_attr(
+        self,
         ino: InodeId,
         change: AttrChange,
     ) -> Result<InodeAttr, ClientError> {
-        self.write_attr(NsWrite::SetAttr { ino, change }).await
+        self.client
+            .write_attr(NsWrite::SetAttr { ino, change })
+            .await
     }
 
-    pub async fn mkdir_in(
-        &self,
+    pub async fn mkdir(
+        self,
         parent: InodeId,
         name: &str,
         owner: Owner,
     ) -> Result<InodeAttr, ClientError> {
-        self.write_attr(NsWrite::Mkdir {
-            parent,
-            name: name.to_string(),
-            owner,
-        })
-        .await
+        self.client
+            .write_attr(NsWrite::Mkdir {
+                parent,
+                name: name.to_string(),
+                owner,
+            })
+            .await
     }
 
     /// Creates an empty file; `AlreadyExists` if the name is taken.
-    pub async fn create_in(
-        &self,
+    pub async fn create(
+        self,
         parent: InodeId,
         name: &str,
         owner: Owner,
     ) -> Result<InodeAttr, ClientError> {
-        self.write_attr(NsWrite::CreateFile {
-            parent,
-            name: name.to_string(),
-            owner,
-        })
-        .await
+        self.client
+            .write_attr(NsWrite::CreateFile {
+                parent,
+                name: name.to_string(),
+                owner,
+            })
+            .await
     }
 
     /// Creates a fifo or socket node.
-    pub async fn mknod_in(
-        &self,
+    pub async fn mknod(
+        self,
         parent: InodeId,
         name: &str,
         kind: FileKind,
         owner: Owner,
     ) -> Result<InodeAttr, ClientError> {
-        self.write_attr(NsWrite::Mknod {
-            parent,
-            name: name.to_string(),
-            kind,
-            owner,
-        })
-        .await
+        self.client
+            .write_attr(NsWrite::Mknod {
+                parent,
+                name: name.to_string(),
+                kind,
+                owner,
+            })
+            .await
     }
 
-    pub async fn symlink_in(
-        &self,
+    pub async fn symlink(
+        self,
         parent: InodeId,
         name: &str,
         target: &str,
         owner: Owner,
     ) -> Result<InodeAttr, ClientError> {
-        self.write_attr(NsWrite::Symlink {
-            parent,
-            name: name.to_string(),
-            target: target.to_string(),
-            owner,
-        })
-        .await
+        self.client
+            .write_attr(NsWrite::Symlink {
+                parent,
+                name: name.to_string(),
+                target: target.to_string(),
+                owner,
+            })
+            .await
     }
 
-    pub async fn read_link(&self, ino: InodeId) -> Result<String, ClientError> {
-        match self.read(NsRead::ReadLink { ino }).await? {
+    pub async fn read_link(self, ino: InodeId) -> Result<String, ClientError> {
+        match self.client.read(NsRead::ReadLink { ino }).await? {
             NsReadReply::SymlinkTarget(t) => Ok(t),
             r => Err(unexpected(r)),
         }
@@ -127,70 +148,76 @@ impl Client {
 
     /// Adds hard link `new_name` in `new_parent` to `ino`.
     pub async fn link(
-        &self,
+        self,
         ino: InodeId,
         new_parent: InodeId,
         new_name: &str,
     ) -> Result<InodeAttr, ClientError> {
-        self.write_attr(NsWrite::Link {
-            ino,
-            new_parent,
-            new_name: new_name.to_string(),
-        })
-        .await
+        self.client
+            .write_attr(NsWrite::Link {
+                ino,
+                new_parent,
+                new_name: new_name.to_string(),
+            })
+            .await
     }
 
-    pub async fn unlink_in(&self, parent: InodeId, name: &str) -> Result<(), ClientError> {
-        self.write_ok(NsWrite::Unlink {
-            parent,
-            name: name.to_string(),
-        })
-        .await
+    pub async fn unlink(self, parent: InodeId, name: &str) -> Result<(), ClientError> {
+        self.client
+            .write_ok(NsWrite::Unlink {
+                parent,
+                name: name.to_string(),
+            })
+            .await
     }
 
-    pub async fn rmdir_in(&self, parent: InodeId, name: &str) -> Result<(), ClientError> {
-        self.write_ok(NsWrite::Rmdir {
-            parent,
-            name: name.to_string(),
-        })
-        .await
+    pub async fn rmdir(self, parent: InodeId, name: &str) -> Result<(), ClientError> {
+        self.client
+            .write_ok(NsWrite::Rmdir {
+                parent,
+                name: name.to_string(),
+            })
+            .await
     }
 
-    pub async fn rename_in(
-        &self,
+    pub async fn rename(
+        self,
         (parent, name): (InodeId, &str),
         (new_parent, new_name): (InodeId, &str),
         mode: RenameMode,
     ) -> Result<(), ClientError> {
-        self.write_ok(NsWrite::Rename {
-            parent,
-            name: name.to_string(),
-            new_parent,
-            new_name: new_name.to_string(),
-            mode,
-        })
-        .await
+        self.client
+            .write_ok(NsWrite::Rename {
+                parent,
+                name: name.to_string(),
+                new_parent,
+                new_name: new_name.to_string(),
+                mode,
+            })
+            .await
     }
 
     pub async fn set_xattr(
-        &self,
+        self,
         ino: InodeId,
         name: &str,
         value: &[u8],
         mode: XattrMode,
     ) -> Result<(), ClientError> {
-        self.write_ok(NsWrite::SetXattr {
-            ino,
-            name: name.to_string(),
-            value: value.to_vec(),
-            mode,
-        })
-        .await
+        self.client
+            .write_ok(NsWrite::SetXattr {
+                ino,
+                name: name.to_string(),
+                value: value.to_vec(),
+                mode,
+            })
+            .await
     }
 
     /// The value of attribute `name`; `NoData` if there is none.
-    pub async fn get_xattr(&self, ino: InodeId, name: &str) -> Result<Vec<u8>, ClientError> {
+    pub async fn get_xattr(self, ino: InodeId, name: &str) -> Result<Vec<u8>, ClientError> {
         match self
+            .client
             .read(NsRead::GetXattr {
                 ino,
                 name: name.to_string(),
@@ -202,30 +229,32 @@ impl Client {
         }
     }
 
-    pub async fn list_xattrs(&self, ino: InodeId) -> Result<Vec<String>, ClientError> {
-        match self.read(NsRead::ListXattr { ino }).await? {
+    pub async fn list_xattrs(self, ino: InodeId) -> Result<Vec<String>, ClientError> {
+        match self.client.read(NsRead::ListXattr { ino }).await? {
             NsReadReply::XattrNames(v) => Ok(v),
             r => Err(unexpected(r)),
         }
     }
 
-    pub async fn remove_xattr(&self, ino: InodeId, name: &str) -> Result<(), ClientError> {
-        self.write_ok(NsWrite::RemoveXattr {
-            ino,
-            name: name.to_string(),
-        })
-        .await
+    pub async fn remove_xattr(self, ino: InodeId, name: &str) -> Result<(), ClientError> {
+        self.client
+            .write_ok(NsWrite::RemoveXattr {
+                ino,
+                name: name.to_string(),
+            })
+            .await
     }
 
     /// File `ino`'s whole content (its inline bytes, or every extent) and
     /// the inode version it belongs to (all pages read at one version).
-    pub async fn content(&self, ino: InodeId) -> Result<(FileContent, u64), ClientError> {
+    pub async fn content(self, ino: InodeId) -> Result<(FileContent, u64), ClientError> {
         'again: for _ in 0..EXTENT_LIST_TRIES {
             let mut extents: Vec<Extent> = Vec::new();
             let mut at_version = None;
             loop {
                 let from = extents.last().map_or(0, |e| e.offset + e.len);
                 match self
+                    .client
                     .read(NsRead::GetContent {
                         ino,
                         from,
@@ -269,10 +298,11 @@ impl Client {
     /// bytes, or at most one page of extents), with the inode version it
     /// was read at; `None` for a file with more extents than that.
     pub async fn content_if_small(
-        &self,
+        self,
         ino: InodeId,
     ) -> Result<Option<(FileContent, u64)>, ClientError> {
         match self
+            .client
             .read(NsRead::GetContent {
                 ino,
                 from: 0,
@@ -298,8 +328,8 @@ impl Client {
     }
 
     /// Chunk `id`, verified against its hash.
-    pub async fn fetch_chunk(&self, id: ChunkId) -> Result<Vec<u8>, ClientError> {
-        tokio::spawn(self.inner.clone().fetch_chunk(id))
+    pub async fn fetch_chunk(self, id: ChunkId) -> Result<Vec<u8>, ClientError> {
+        tokio::spawn(self.client.inner.clone().fetch_chunk(id))
             .await
             .map_err(ClientError::Task)?
     }
@@ -307,12 +337,12 @@ impl Client {
     /// Bytes `start..start + len` of chunk `id`, verified against its hash
     /// without fetching the rest of the chunk.
     pub async fn fetch_chunk_range(
-        &self,
+        self,
         id: ChunkId,
         start: u32,
         len: u32,
     ) -> Result<Vec<u8>, ClientError> {
-        let inner = self.inner.clone();
+        let inner = self.client.inner.clone();
         tokio::spawn(async move {
             inner.refresh_ring_if_stale().await;
             let servers = inner.ring.read_order(&id);
@@ -340,7 +370,7 @@ impl Client {
     /// parts or none; inline bytes the file had move into a chunk with
     /// them. Returns the new attributes.
     pub async fn write_parts(
-        &self,
+        self,
         ino: InodeId,
         parts: &[(u64, Bytes)],
         file_size: u64,
@@ -351,7 +381,7 @@ impl Client {
                     ino,
                     parts: parts.iter().map(|(o, d)| (*o, d.to_vec())).collect(),
                 };
-                match self.write_attr(req).await {
+                match self.client.write_attr(req).await {
                     Err(ClientError::Rpc(e)) if e.code == ErrorCode::NotInline => {}
                     done => return done,
                 }
@@ -380,11 +410,11 @@ impl Client {
     }
 
     async fn write_parts_traced(
-        &self,
+        self,
         ino: InodeId,
         parts: &[(u64, Bytes)],
     ) -> Result<InodeAttr, ClientError> {
-        self.wait_for_ring().await?;
+        self.client.wait_for_ring().await?;
         let started = std::time::Instant::now();
         // (file offset, the chunk's bytes: a view into its part, no copy)
         let mut pieces: Vec<(u64, Bytes)> = Vec::new();
@@ -395,7 +425,7 @@ impl Client {
         }
         let extents: Vec<Extent> = stream::iter(pieces)
             .map(|(offset, bytes)| {
-                let inner = self.inner.clone();
+                let inner = self.client.inner.clone();
                 let len = bytes.len();
                 async move {
                     let id = tokio::spawn(trace::scope(trace::current(), inner.store_chunk(bytes)))
@@ -409,10 +439,77 @@ impl Client {
                     })
                 }
             })
-            .buffered(self.inner.config.upload_concurrency)
+            .buffered(self.client.inner.config.upload_concurrency)
             .try_collect()
             .await?;
-        self.commit_in_time(started, NsWrite::WriteExtents { ino, extents })
+        self.client
+            .commit_in_time(started, NsWrite::WriteExtents { ino, extents })
             .await
+    }
+
+    /// Every entry of directory `ino`, in name order.
+    pub async fn list(self, ino: InodeId) -> Result<Vec<DirEntry>, ClientError> {
+        let mut out: Vec<DirEntry> = Vec::new();
+        loop {
+            let after = out.last().map(|e| e.name.clone());
+            match self
+                .client
+                .read(NsRead::ReadDir {
+                    ino,
+                    after,
+                    limit: MAX_DIR_PAGE,
+                })
+                .await?
+            {
+                NsReadReply::DirPage { entries, more } => {
+                    out.extend(entries);
+                    if !more {
+                        return Ok(out);
+                    }
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
+    }
+
+    /// Entries of directory `ino` with their attributes, in name order, up
+    /// to `max` of them; the flag says whether that was all of them.
+    pub async fn list_plus(
+        self,
+        ino: InodeId,
+        max: usize,
+    ) -> Result<(Vec<DirEntryPlus>, bool), ClientError> {
+        let mut out: Vec<DirEntryPlus> = Vec::new();
+        let mut after = None;
+        loop {
+            let room = max.saturating_sub(out.len());
+            if room == 0 {
+                return Ok((out, false));
+            }
+            let limit = MAX_DIR_PLUS_PAGE.min(u32::try_from(room).unwrap_or(u32::MAX));
+            match self
+                .client
+                .read(NsRead::ReadDirPlus { ino, after, limit })
+                .await?
+            {
+                NsReadReply::DirPlusPage {
+                    entries,
+                    more,
+                    last,
+                } => {
+                    out.extend(entries);
+                    if !more {
+                        return Ok((out, true));
+                    }
+                    if last.is_none() {
+                        return Err(ClientError::Protocol(
+                            "a directory page with more to come named no last entry".into(),
+                        ));
+                    }
+                    after = last;
+                }
+                r => return Err(unexpected(r)),
+            }
+        }
     }
 }

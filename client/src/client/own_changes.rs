@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use cairn_proto::leader::MetaCallError;
+use cairn_net::meta_caller::MetaCallError;
 use cairn_proto::meta_rpc::{InodeAttr, NsWrite, NsWriteReply};
 use cairn_proto::InodeId;
 

@@ -10,7 +10,8 @@ use std::sync::Mutex;
 use cairn_proto::meta_rpc::{InodeAttr, NsWrite, NsWriteReply, Owner};
 use cairn_proto::InodeId;
 
-use super::{unexpected, Client};
+use super::inodes::Inodes;
+use super::unexpected;
 use crate::error::ClientError;
 
 /// Inode numbers set aside per reservation: one commit per this many
@@ -32,14 +33,15 @@ impl InodePool {
     }
 }
 
-impl Client {
+impl Inodes<'_> {
     /// An inode number no other file has or will be given, for
-    /// [`Client::create_with`]; sets more aside when none are left.
-    pub async fn reserved_inode(&self) -> Result<InodeId, ClientError> {
-        if let Some(ino) = self.inner.inodes.take() {
+    /// [`Inodes::create_with`]; sets more aside when none are left.
+    pub async fn reserved_inode(self) -> Result<InodeId, ClientError> {
+        if let Some(ino) = self.client.inner.inodes.take() {
             return Ok(ino);
         }
         let (first, count) = match self
+            .client
             .write(NsWrite::ReserveInodes { count: RESERVE })
             .await?
         {
@@ -48,31 +50,33 @@ impl Client {
         };
         // The first for this caller, the rest for the next (a concurrent
         // refill only leaves numbers unused).
-        self.inner
+        self.client
+            .inner
             .inodes
             .refill(first.0 + 1..first.0 + u64::from(count));
         Ok(first)
     }
 
     /// Creates file `name` in `parent` as inode `ino` (from
-    /// [`Client::reserved_inode`]) holding `inline` (at most `MAX_INLINE`
+    /// [`Inodes::reserved_inode`]) holding `inline` (at most `MAX_INLINE`
     /// bytes) in one commit, with `created_ns` as its times (see
     /// [`NsWrite::CreateWith`]); `AlreadyExists` if the name is taken.
     pub async fn create_with(
-        &self,
+        self,
         (parent, name): (InodeId, &str),
         (owner, ino): (Owner, InodeId),
         inline: Vec<u8>,
         created_ns: i64,
     ) -> Result<InodeAttr, ClientError> {
-        self.write_attr(NsWrite::CreateWith {
-            parent,
-            name: name.to_string(),
-            owner,
-            ino,
-            inline,
-            created_ns,
-        })
-        .await
+        self.client
+            .write_attr(NsWrite::CreateWith {
+                parent,
+                name: name.to_string(),
+                owner,
+                ino,
+                inline,
+                created_ns,
+            })
+            .await
     }
 }

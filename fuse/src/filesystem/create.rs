@@ -6,13 +6,14 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use cairn_client::ClientError;
 use cairn_proto::meta_rpc::{AttrChange, FileKind, InodeAttr, Owner};
 use cairn_proto::ErrorCode;
 use cairn_proto::InodeId;
+use fuser::Errno;
 
 use super::{lock, now_ns, Shared};
 use crate::deferred_create;
+use crate::errno::{errno, OrErrno};
 use crate::open_file::{OpenFile, PendingCreate};
 
 impl Shared {
@@ -22,10 +23,10 @@ impl Shared {
         name: &str,
         owner: Owner,
         flags: i32,
-    ) -> Result<(InodeAttr, u64), ClientError> {
+    ) -> Result<(InodeAttr, u64), Errno> {
         let dir = self.io.client.changed_dir_attr(parent, self.attr_ttl);
         if self.defer_creates && deferred_create::may_defer(flags, dir.as_ref().map(|(d, _)| d)) {
-            let ino = self.io.client.reserved_inode().await?;
+            let ino = self.io.client.inodes().reserved_inode().await.or_errno()?;
             let created_ns = now_ns();
             let attr = deferred_create::pending_attr(ino, owner, created_ns);
             let create = PendingCreate {
@@ -51,14 +52,20 @@ impl Shared {
             });
             return Ok((attr, fh));
         }
-        let attr = match self.io.client.create_in(parent, name, owner).await {
+        let attr = match self.io.client.inodes().create(parent, name, owner).await {
             Ok(a) => a,
             // Created by someone else since the kernel looked: open theirs
             // unless the caller asked for a new file.
             Err(e) if e.code() == Some(ErrorCode::AlreadyExists) && flags & libc::O_EXCL == 0 => {
-                let a = self.io.client.lookup(parent, name).await?;
+                let a = self
+                    .io
+                    .client
+                    .inodes()
+                    .lookup(parent, name)
+                    .await
+                    .or_errno()?;
                 if a.kind == FileKind::Dir {
-                    return Err(e);
+                    return Err(errno(&e));
                 }
                 if flags & libc::O_TRUNC != 0 && a.size > 0 {
                     self.set_attr(a.ino, AttrChange::default(), Some(0)).await?
@@ -66,7 +73,7 @@ impl Shared {
                     a
                 }
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(errno(&e)),
         };
         self.keep_cache(&attr);
         let (fh, _) = self.register(&attr);

@@ -81,7 +81,7 @@ impl Shared {
         };
         let flushed = self.flush(&f).await;
         if let Some((dir, name)) = f.take_hidden() {
-            if let Err(e) = self.io.client.unlink_in(dir, &name).await {
+            if let Err(e) = self.io.client.inodes().unlink(dir, &name).await {
                 tracing::warn!(ino = %f.ino, name, error = %e, "removing an unlinked file at its last close failed");
             }
         }

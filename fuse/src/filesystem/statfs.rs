@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_client::ClientError;
+use fuser::Errno;
 
 use super::{lock, Shared};
+use crate::errno::OrErrno;
 
 /// How long cached statfs numbers are reused.
 const STATFS_TTL: Duration = Duration::from_secs(2);
@@ -14,13 +15,13 @@ const STATFS_TTL: Duration = Duration::from_secs(2);
 pub(super) const STATFS_BLOCK: u64 = 4096;
 
 impl Shared {
-    pub(super) async fn statfs(&self) -> Result<[u64; 4], ClientError> {
+    pub(super) async fn statfs(&self) -> Result<[u64; 4], Errno> {
         if let Some((at, v)) = *lock(&self.statfs) {
             if at.elapsed() < STATFS_TTL {
                 return Ok(v);
             }
         }
-        let s = self.io.client.status().await?;
+        let s = self.io.client.status().await.or_errno()?;
         let capacity: u64 = s.chunkservers.iter().map(|c| c.capacity_bytes).sum();
         let used: u64 = s.chunkservers.iter().map(|c| c.used_bytes).sum();
         let copies = u64::from(s.policy.copies.max(1));

@@ -2,7 +2,9 @@ use super::*;
 use crate::apply::apply_one;
 use crate::command::{Command, RegistryChange};
 use crate::kv::MemKv;
+use crate::schema::{chunk_key, ChunkRecord};
 use cairn_proto::meta_rpc::{AttrChange, RenameMode};
+use cairn_proto::ChunkId;
 
 const OWNER: Owner = Owner {
     mode: 0o644,

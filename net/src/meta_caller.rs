@@ -8,15 +8,18 @@
 //! safely: the metadata group applies it once and answers repeats with the
 //! first result.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::frame::MAX_FRAME_LEN;
-use crate::meta_rpc::{ClusterQuery, MetaGroup, MetaRequest, MetaResponse, Session};
-use crate::net::{call, ConnPool, NetError};
-use crate::{ErrorCode, RpcError};
+use cairn_proto::frame::MAX_FRAME_LEN;
+use cairn_proto::meta_rpc::{ClusterQuery, MetaGroup, MetaRequest, MetaResponse, Session};
+use cairn_proto::{ErrorCode, RpcError};
+
+use crate::avoid::{AvoidList, Backoff};
+use crate::error::NetError;
+use crate::exchange::call;
+use crate::pool::ConnPool;
 
 /// Attempts per call before giving up.
 const MAX_ATTEMPTS: u32 = 12;
@@ -67,7 +70,7 @@ pub struct MetaCaller {
     addrs: Vec<String>,
     leader: Mutex<Option<String>>,
     /// Nodes that recently failed at the network level, until when.
-    avoid: Mutex<HashMap<String, Instant>>,
+    avoid: Mutex<AvoidList>,
     /// This caller's session id, and the last sequence number used.
     client: u64,
     seq: AtomicU64,
@@ -78,7 +81,7 @@ pub struct MetaCaller {
     next_reader: AtomicU64,
 }
 
-/// [`crate::meta_rpc::MetaCall`] as sent, borrowing the request (the same
+/// [`cairn_proto::meta_rpc::MetaCall`] as sent, borrowing the request (the same
 /// bytes on the wire).
 #[derive(serde::Serialize)]
 struct MetaCallRef<'a> {
@@ -90,7 +93,7 @@ struct MetaCallRef<'a> {
 
 /// A session id unlikely to collide with any other caller's.
 fn random_client_id() -> u64 {
-    crate::trace::random_id()
+    cairn_proto::trace::random_id()
 }
 
 impl MetaCaller {
@@ -100,7 +103,7 @@ impl MetaCaller {
             pool,
             addrs,
             leader: Mutex::new(None),
-            avoid: Mutex::new(HashMap::new()),
+            avoid: Mutex::new(AvoidList::default()),
             client: random_client_id(),
             seq: AtomicU64::new(0),
             follower_reads: false,
@@ -118,25 +121,21 @@ impl MetaCaller {
         self
     }
 
+    fn avoid(&self) -> std::sync::MutexGuard<'_, AvoidList> {
+        // Plain values replaced whole; a poisoned list is still valid.
+        self.avoid.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn avoided(&self) -> Vec<String> {
-        let now = Instant::now();
-        let mut map = self.avoid.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, until| *until > now);
-        map.keys().cloned().collect()
+        self.avoid().current(Instant::now())
     }
 
     fn mark_failed(&self, addr: &str) {
-        self.avoid
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(addr.to_string(), Instant::now() + AVOID_FOR);
+        self.avoid().mark(addr, Instant::now(), AVOID_FOR);
     }
 
     fn mark_ok(&self, addr: &str) {
-        self.avoid
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(addr);
+        self.avoid().clear(addr);
     }
 
     pub fn pool(&self) -> &ConnPool {
@@ -172,14 +171,14 @@ impl MetaCaller {
         }
         let call = MetaCallRef {
             follower_read: false,
-            request_id: crate::trace::current(),
+            request_id: cairn_proto::trace::current(),
             session: (!req.is_read_only()).then(|| Session {
                 client: self.client,
                 seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
             }),
             req,
         };
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         let mut last = String::from("no address configured");
         let mut next_addr = 0usize;
         // Nodes that failed at the network level lately: asked last, and
@@ -201,21 +200,8 @@ impl MetaCaller {
                     self.set_hint(Some(leader));
                 }
             }
-            let addr = match self.hint() {
-                Some(a) if !failed.contains(&a) => a,
-                _ => {
-                    let n = self.addrs.len();
-                    if n == 0 {
-                        break;
-                    }
-                    let pick = (0..n)
-                        .map(|k| &self.addrs[(next_addr + k) % n])
-                        .find(|a| !failed.contains(a))
-                        .unwrap_or(&self.addrs[next_addr % n])
-                        .clone();
-                    next_addr = self.addrs.iter().position(|a| *a == pick).unwrap_or(0) + 1;
-                    pick
-                }
+            let Some(addr) = next_node(self.hint(), &failed, &self.addrs, &mut next_addr) else {
+                break;
             };
             match self.call_one(&addr, &call).await {
                 Ok(Ok(resp)) => {
@@ -233,8 +219,7 @@ impl MetaCaller {
                             attempts -= 1;
                         }
                         self.set_hint(None);
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        tokio::time::sleep(backoff.next_wait()).await;
                         // After a wait, a node that failed may have come
                         // back or been slow only once (a timed-out leader
                         // stays the leader): ask everyone again rather
@@ -250,8 +235,7 @@ impl MetaCaller {
                         attempts -= 1;
                     }
                     self.set_hint(None);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tokio::time::sleep(backoff.next_wait()).await;
                     failed.clear();
                 }
                 Ok(Err(e)) => return Err(MetaCallError::Rpc(e)),
@@ -279,8 +263,7 @@ impl MetaCaller {
                     if self.addrs.len() <= 1 && e.is_unreachable() {
                         break;
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tokio::time::sleep(backoff.next_wait()).await;
                 }
             }
         }
@@ -301,7 +284,7 @@ impl MetaCaller {
             session: None,
             req,
             follower_read: true,
-            request_id: crate::trace::current(),
+            request_id: cairn_proto::trace::current(),
         };
         let n = self.addrs.len();
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed) as usize;
@@ -414,6 +397,32 @@ impl MetaCaller {
     }
 }
 
+/// Which node to ask next: the leader as far as known (`hint`) unless it
+/// failed during this call; else the first configured address from
+/// `*next` on that has not failed (any, if all have), `*next` moving past
+/// it so that the next pick tries the one after. `None`: no address.
+fn next_node(
+    hint: Option<String>,
+    failed: &[String],
+    addrs: &[String],
+    next: &mut usize,
+) -> Option<String> {
+    if let Some(a) = hint.filter(|a| !failed.contains(a)) {
+        return Some(a);
+    }
+    let n = addrs.len();
+    if n == 0 {
+        return None;
+    }
+    let pick = (0..n)
+        .map(|k| &addrs[(*next + k) % n])
+        .find(|a| !failed.contains(a))
+        .unwrap_or(&addrs[*next % n])
+        .clone();
+    *next = addrs.iter().position(|a| *a == pick).unwrap_or(0) + 1;
+    Some(pick)
+}
+
 /// The error for `req` answered with a reply of another group.
 pub fn wrong_reply(req: &MetaRequest, got: &str) -> RpcError {
     RpcError::new(
@@ -430,7 +439,7 @@ async fn ask_leader(pool: &ConnPool, addr: &str, limit: Duration) -> Option<Opti
         session: None,
         req: &MetaRequest::Cluster(ClusterQuery::GetRing),
         follower_read: false,
-        request_id: crate::trace::current(),
+        request_id: cairn_proto::trace::current(),
     };
     let asked = tokio::time::timeout(limit, async {
         let conn = pool.get(addr).await.ok()?;
@@ -451,12 +460,12 @@ async fn ask_leader(pool: &ConnPool, addr: &str, limit: Duration) -> Option<Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta_rpc::{MetaCall, NsWrite, Owner};
+    use cairn_proto::meta_rpc::{MetaCall, NsWrite, Owner};
 
     #[test]
     fn the_borrowed_call_decodes_as_a_meta_call() {
         let req = MetaRequest::NsWrite(NsWrite::Mkdir {
-            parent: crate::InodeId::ROOT,
+            parent: cairn_proto::InodeId::ROOT,
             name: "x".into(),
             owner: Owner {
                 mode: 0o755,
@@ -482,6 +491,27 @@ mod tests {
                 request_id: 77,
             }
         );
+    }
+
+    #[test]
+    fn the_leader_is_asked_first_then_the_others_in_turn() {
+        let addrs: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let mut next = 0;
+        let pick = |hint: Option<&str>, failed: &[&str], next: &mut usize| {
+            let failed: Vec<String> = failed.iter().map(|f| f.to_string()).collect();
+            next_node(hint.map(String::from), &failed, &addrs, next)
+        };
+        assert_eq!(pick(Some("b"), &[], &mut next).as_deref(), Some("b"));
+        assert_eq!(next, 0, "following the leader moves no turn");
+        assert_eq!(pick(Some("b"), &["b"], &mut next).as_deref(), Some("a"));
+        assert_eq!(pick(None, &["b"], &mut next).as_deref(), Some("c"));
+        assert_eq!(pick(None, &[], &mut next).as_deref(), Some("a"));
+        // Every node failed: ask one anyway, in turn.
+        assert_eq!(
+            pick(None, &["a", "b", "c"], &mut next).as_deref(),
+            Some("b")
+        );
+        assert_eq!(next_node(None, &[], &[], &mut next), None);
     }
 
     #[test]

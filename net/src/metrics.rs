@@ -43,10 +43,10 @@ pub mod outcome {
     pub const DENIED: &str = "denied";
 
     /// The outcome of an answer.
-    pub fn of<T>(resp: &Result<T, crate::RpcError>) -> &'static str {
+    pub fn of<T>(resp: &Result<T, cairn_proto::RpcError>) -> &'static str {
         match resp {
             Ok(_) => OK,
-            Err(e) if e.code == crate::ErrorCode::PermissionDenied => DENIED,
+            Err(e) if e.code == cairn_proto::ErrorCode::PermissionDenied => DENIED,
             Err(_) => ERROR,
         }
     }
