@@ -131,6 +131,22 @@ mod tests {
         })
     }
 
+    /// A heartbeat from chunkserver `id`, all figures zero.
+    fn heartbeat(id: crate::NodeId) -> MetaRequest {
+        MetaRequest::ChunkServer(ChunkServerReport::Heartbeat {
+            id,
+            capacity_bytes: 0,
+            used_bytes: 0,
+            available_bytes: 0,
+            full: false,
+            chunks: 0,
+            under_replicated: 0,
+            scrub: Default::default(),
+            repair: Default::default(),
+            gc: Default::default(),
+        })
+    }
+
     #[test]
     fn raft_only_from_metadata_nodes() {
         let raft = MetaRequest::Raft {
@@ -189,18 +205,7 @@ mod tests {
 
     #[test]
     fn heartbeats_only_from_chunkservers() {
-        let beat = MetaRequest::ChunkServer(ChunkServerReport::Heartbeat {
-            id: 1,
-            capacity_bytes: 0,
-            used_bytes: 0,
-            available_bytes: 0,
-            full: false,
-            chunks: 0,
-            under_replicated: 0,
-            scrub: Default::default(),
-            repair: Default::default(),
-            gc: Default::default(),
-        });
+        let beat = heartbeat(1);
         assert!(meta_allowed(Role::ChunkServer, &beat));
         assert!(!meta_allowed(Role::Client, &beat));
         assert!(!meta_allowed(Role::Meta, &beat));
@@ -250,20 +255,7 @@ mod tests {
 
     #[test]
     fn a_chunkserver_speaks_only_for_the_id_its_certificate_names() {
-        let beat = |id| {
-            MetaRequest::ChunkServer(ChunkServerReport::Heartbeat {
-                id,
-                capacity_bytes: 0,
-                used_bytes: 0,
-                available_bytes: 0,
-                full: false,
-                chunks: 0,
-                under_replicated: 0,
-                scrub: Default::default(),
-                repair: Default::default(),
-                gc: Default::default(),
-            })
-        };
+        let beat = heartbeat;
         let register = |id| {
             MetaRequest::ChunkServer(ChunkServerReport::Register {
                 id,
