@@ -17,6 +17,7 @@ mod dirty_budget;
 mod errno;
 mod filesystem;
 mod inode_aliases;
+mod kernel_readahead;
 mod lookup_cache;
 mod mount;
 mod open_file;

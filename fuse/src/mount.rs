@@ -10,6 +10,7 @@ use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use crate::chunk_cache::ChunkCache;
 use crate::dirty_budget::DirtyBudget;
 use crate::filesystem::CairnFs;
+use crate::kernel_readahead;
 use crate::open_file::FileIo;
 
 /// How a mount caches and buffers.
@@ -50,6 +51,15 @@ impl Default for MountOptions {
     }
 }
 
+/// The kernel's readahead window for a mount that prefetches
+/// `readahead_bytes` itself: enough for several of the kernel's 1 MiB
+/// read requests in flight, the mount's own prefetch covering the rest.
+fn kernel_readahead_kib(readahead_bytes: u64) -> u64 {
+    (readahead_bytes >> 10).clamp(128, KERNEL_READAHEAD_MAX_KIB)
+}
+
+const KERNEL_READAHEAD_MAX_KIB: u64 = 4 << 10;
+
 /// A mounted filesystem; dropping it unmounts.
 pub struct Mounted {
     session: Option<BackgroundSession>,
@@ -86,6 +96,7 @@ pub fn mount(client: Client, mountpoint: &Path, opts: &MountOptions) -> std::io:
     let shared = fs.shared();
     let session = fuser::spawn_mount(fs, mountpoint, &config)?;
     let _ = shared.notifier.set(session.notifier());
+    kernel_readahead::raise_in_background(mountpoint, kernel_readahead_kib(opts.readahead_bytes));
     Ok(Mounted {
         session: Some(session),
         mountpoint: mountpoint.to_path_buf(),

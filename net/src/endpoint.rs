@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::error::NetError;
 use crate::live_cert::LiveCert;
 use crate::tls::{rustls_client_config, rustls_server_config, TlsError, TlsIdentity, SERVER_NAME};
+use crate::udp_socket::BoundedSends;
 
 /// How long a connection attempt may take before the peer counts as
 /// unreachable.
@@ -41,6 +42,7 @@ fn transport_config() -> quinn::TransportConfig {
     // 64 KiB, which cuts the per-packet crypto and system-call work of a
     // chunk transfer by an order of magnitude. Where it does not, the
     // probes are lost and packets stay at the size that got through.
+    // Batches of such datagrams need `udp_socket::BoundedSends`.
     let mut mtu = quinn::MtuDiscoveryConfig::default();
     mtu.upper_bound(MAX_UDP_PAYLOAD);
     t.mtu_discovery_config(Some(mtu));
@@ -75,6 +77,20 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
         _ => {}
     }
     Ok(socket)
+}
+
+/// An endpoint on `socket`, its sends bounded by [`BoundedSends`].
+fn endpoint_on(
+    socket: std::net::UdpSocket,
+    config: quinn::EndpointConfig,
+    server: Option<quinn::ServerConfig>,
+) -> Result<quinn::Endpoint, NetError> {
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))?;
+    let socket = BoundedSends::new(runtime.wrap_udp_socket(socket)?);
+    Ok(quinn::Endpoint::new_with_abstract_socket(
+        config, server, socket, runtime,
+    )?)
 }
 
 /// The endpoint settings every endpoint shares: datagrams up to
@@ -141,10 +157,7 @@ pub fn server_endpoint(addr: SocketAddr, id: &TlsIdentity) -> Result<quinn::Endp
         .map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
     cfg.transport_config(Arc::new(transport_config()));
-    let socket = bind_udp(addr)?;
-    let runtime = quinn::default_runtime()
-        .ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))?;
-    let mut ep = quinn::Endpoint::new(endpoint_config(id), Some(cfg), socket, runtime)?;
+    let mut ep = endpoint_on(bind_udp(addr)?, endpoint_config(id), Some(cfg))?;
     ep.set_default_client_config(client_config(id, cert)?);
     Ok(ep)
 }
@@ -152,11 +165,8 @@ pub fn server_endpoint(addr: SocketAddr, id: &TlsIdentity) -> Result<quinn::Endp
 /// A client-only endpoint on an ephemeral local port.
 pub fn client_endpoint(id: &TlsIdentity) -> Result<quinn::Endpoint, NetError> {
     let bind: SocketAddr = "0.0.0.0:0".parse().expect("literal address parses");
-    let socket = bind_udp(bind)?;
-    let runtime = quinn::default_runtime()
-        .ok_or_else(|| std::io::Error::other("no async runtime for QUIC"))?;
     let config = base_endpoint_config(quinn::EndpointConfig::default());
-    let mut ep = quinn::Endpoint::new(config, None, socket, runtime)?;
+    let mut ep = endpoint_on(bind_udp(bind)?, config, None)?;
     ep.set_default_client_config(client_config(id, live_cert(id)?)?);
     Ok(ep)
 }

@@ -3,7 +3,8 @@
 //!
 //! * [`endpoint`]: the transport settings every endpoint shares, server and
 //!   client endpoints, dialling a peer, closing a connection when its
-//!   peer's certificate expires;
+//!   peer's certificate expires; [`udp_socket`]: the UDP socket under
+//!   them, each send kept within what the kernel takes;
 //! * [`pool`]: connections kept open per peer address;
 //! * [`exchange`]: the caller's side of one request per stream;
 //! * [`serve`]: the server's side, with per-peer limits;
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod pool;
 pub mod serve;
 pub mod tls;
+pub mod udp_socket;
 
 pub use endpoint::{client_endpoint, connect, resolve, server_endpoint};
 pub use error::NetError;

@@ -25,6 +25,7 @@ pub mod chaos;
 pub mod copies;
 pub mod failpoints;
 pub mod fuse_mount;
+pub mod identities;
 pub mod linearizability;
 pub mod links;
 pub mod metrics;

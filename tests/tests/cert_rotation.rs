@@ -195,13 +195,7 @@ async fn a_connection_closes_when_its_peer_certificate_expires() {
 
 /// A metadata certificate named `name` from `ca`, as an identity.
 fn identity(ca: &CertificateAuthority, name: &str) -> TlsIdentity {
-    let (cert_pem, key_pem) = ca.issue(Role::Meta, name, Validity::days(1)).unwrap();
-    TlsIdentity {
-        ca_pem: ca.cert_pem.clone(),
-        cert_pem,
-        key_pem,
-        source: None,
-    }
+    cairn_tests::identities::identity(ca, Role::Meta, name)
 }
 
 #[test]

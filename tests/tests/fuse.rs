@@ -264,6 +264,49 @@ fn random_writes_truncates_and_reads_match_local_disk() {
     assert!(got.stdout == fs::read(&paths[0]).unwrap());
 }
 
+/// The kernel reads a sequential file ahead by several of the mount's
+/// 1 MiB requests, not by the 128 KiB FUSE leaves it at: the mount raises
+/// its device's window once the kernel's INIT is over (root only).
+#[test]
+fn the_kernel_reads_ahead_by_more_than_its_fuse_default() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: only root may raise a mount's readahead");
+        return;
+    }
+    let cluster = DevCluster::start().expect("cluster starts");
+    let a = FuseMount::start(&cluster, &[]).expect("mount a");
+    let dev = fs::metadata(a.path()).unwrap().dev();
+    let file = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        libc::major(dev),
+        libc::minor(dev)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let kib: u64 = fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("read {file}: {e}"))
+            .trim()
+            .parse()
+            .expect("a number of KiB");
+        if kib >= 1024 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{file} still {kib} KiB 10 s after mounting"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // And reads are still right through the larger window.
+    let data = random_bytes(9 << 20, 41);
+    fs::write(a.join("f"), &data).unwrap();
+    let b = FuseMount::start(&cluster, &[]).expect("mount b");
+    assert!(
+        fs::read(b.join("f")).unwrap() == data,
+        "read back through b"
+    );
+}
+
 #[test]
 fn large_direct_reads_at_scattered_offsets_read_back_exactly() {
     use std::os::unix::fs::OpenOptionsExt;

@@ -8,6 +8,7 @@ use cairn_net::endpoint::IDLE_TIMEOUT;
 use cairn_net::tls::{TlsIdentity, SERVER_NAME};
 use cairn_net::{client_endpoint, server_endpoint};
 use cairn_proto::identity::Role;
+use cairn_tests::identities::identity;
 use cairn_tests::{random_bytes, DevCluster};
 
 async fn read(client: &cairn_client::Client, path: &str) -> Vec<u8> {
@@ -106,17 +107,6 @@ async fn kill9_of_each_server_loses_nothing_acknowledged() {
             .await;
             assert!(got == *d, "{p} differs after kill -9 of {name}");
         }
-    }
-}
-
-/// A certificate for `name` in `role` from `ca`, as an identity.
-fn identity(ca: &CertificateAuthority, role: Role, name: &str) -> TlsIdentity {
-    let (cert_pem, key_pem) = ca.issue(role, name, Validity::days(1)).expect("issue");
-    TlsIdentity {
-        ca_pem: ca.cert_pem.clone(),
-        cert_pem,
-        key_pem,
-        source: None,
     }
 }
 
