@@ -13,6 +13,7 @@ pub mod config;
 pub mod dir_attrs;
 pub mod error;
 pub mod inline;
+pub mod pack;
 pub mod placement;
 
 pub use client::{ChangeWatch, Client, FileContent, Inodes, ServerGc};

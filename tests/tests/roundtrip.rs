@@ -171,3 +171,74 @@ fn cli_put_get_ls_stat() {
         out.status
     );
 }
+
+/// Scattered small writes of one flush are one chunk put: their bytes
+/// laid end to end in a shared chunk, each write an extent naming its
+/// place in it; whole reads and range reads of such a file are exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scattered_small_writes_share_one_chunk_and_read_back_exactly() {
+    use bytes::Bytes;
+    let cluster = DevCluster::start().expect("cluster starts");
+    let client = cluster.client().await.expect("client connects");
+    let mut want = random_bytes(8 << 20, 70);
+    let attr = client.put("/db", &want[..]).await.expect("put");
+    let before = client
+        .inodes()
+        .content(attr.ino)
+        .await
+        .expect("content")
+        .0
+        .extents;
+    // 32 writes of 4 KiB, each in a different 256 KiB stretch of the file.
+    let parts: Vec<(u64, Bytes)> = (0..32u64)
+        .map(|i| {
+            let at = i * (256 << 10) + (i * 4_100) % (200 << 10);
+            (at, Bytes::from(random_bytes(4096, 100 + i)))
+        })
+        .collect();
+    for (at, d) in &parts {
+        want[*at as usize..*at as usize + d.len()].copy_from_slice(d);
+    }
+    client
+        .inodes()
+        .write_parts(attr.ino, &parts, want.len() as u64)
+        .await
+        .expect("write parts");
+    let after = client
+        .inodes()
+        .content(attr.ino)
+        .await
+        .expect("content")
+        .0
+        .extents;
+    let old: std::collections::HashSet<_> = before.iter().map(|e| e.chunk).collect();
+    let new: std::collections::HashSet<_> = after
+        .iter()
+        .map(|e| e.chunk)
+        .filter(|c| !old.contains(c))
+        .collect();
+    assert_eq!(
+        new.len(),
+        1,
+        "32 small writes made {} new chunks",
+        new.len()
+    );
+    let packed: Vec<_> = after.iter().filter(|e| new.contains(&e.chunk)).collect();
+    assert_eq!(packed.len(), 32, "one extent per write");
+    assert!(
+        packed.iter().any(|e| e.chunk_offset > 0),
+        "the writes sit at their own places in the shared chunk"
+    );
+    let mut out = Vec::new();
+    client.get("/db", &mut out).await.expect("get");
+    assert!(out == want, "the file reads back with every write in place");
+    for (at, d) in parts.iter().skip(1).step_by(7) {
+        let mut got = Vec::new();
+        client
+            .get_range("/db", *at - 10, d.len() as u64 + 20, &mut got)
+            .await
+            .expect("range");
+        let at = *at as usize;
+        assert!(got == want[at - 10..at + d.len() + 10], "range around {at}");
+    }
+}

@@ -17,6 +17,7 @@ use crate::chunk_io::download_range;
 use crate::chunker::cut_points;
 use crate::error::ClientError;
 use crate::inline::under_parts;
+use crate::pack;
 
 /// Tries at moving a file's inline bytes into chunks along with a write
 /// before giving up because another client keeps rewriting them.
@@ -423,25 +424,52 @@ impl Inodes<'_> {
                 pieces.push((offset + start as u64, data.slice(start..start + len)));
             }
         }
-        let extents: Vec<Extent> = stream::iter(pieces)
-            .map(|(offset, bytes)| {
+        // Small pieces share a chunk (`pack`): one put for many scattered
+        // writes.
+        let lens: Vec<usize> = pieces.iter().map(|(_, b)| b.len()).collect();
+        let packs: Vec<Vec<(u64, Bytes)>> = pack::groups(&lens)
+            .into_iter()
+            .map(|g| pieces[g].to_vec())
+            .collect();
+        let extents: Vec<Vec<Extent>> = stream::iter(packs)
+            .map(|members| {
                 let inner = self.client.inner.clone();
-                let len = bytes.len();
                 async move {
+                    let bytes = match &members[..] {
+                        [(_, one)] => one.clone(),
+                        many => {
+                            let total = many.iter().map(|(_, b)| b.len()).sum();
+                            let mut all = bytes::BytesMut::with_capacity(total);
+                            for (_, b) in many {
+                                all.extend_from_slice(b);
+                            }
+                            all.freeze()
+                        }
+                    };
                     let id = tokio::spawn(trace::scope(trace::current(), inner.store_chunk(bytes)))
                         .await
                         .map_err(ClientError::Task)??;
-                    Ok::<_, ClientError>(Extent {
-                        offset,
-                        len: len as u64,
-                        chunk: id,
-                        chunk_offset: 0,
-                    })
+                    let mut chunk_offset = 0u64;
+                    let extents = members
+                        .iter()
+                        .map(|(offset, b)| {
+                            let e = Extent {
+                                offset: *offset,
+                                len: b.len() as u64,
+                                chunk: id,
+                                chunk_offset,
+                            };
+                            chunk_offset += b.len() as u64;
+                            e
+                        })
+                        .collect();
+                    Ok::<_, ClientError>(extents)
                 }
             })
             .buffered(self.client.inner.config.upload_concurrency)
             .try_collect()
             .await?;
+        let extents = extents.into_iter().flatten().collect();
         self.client
             .commit_in_time(started, NsWrite::WriteExtents { ino, extents })
             .await
