@@ -3,7 +3,10 @@
 //! runs on all three back to back (so machine noise hits all alike), with
 //! the page cache dropped and the network filesystems remounted before
 //! every cold step. Both clusters keep 3 copies of every chunk (MooseFS
-//! goal 3; Cairn's default 3 copies, 2 synchronous).
+//! goal 3; Cairn's default 3 copies, 2 synchronous). With
+//! `--moosefs-fsync` a second MooseFS runs beside the first, its
+//! chunkservers fsyncing every chunk before closing it as Cairn's do: the
+//! cost of that durability, in its own column.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +17,7 @@ use cairn_tests::fuse_mount::FuseMount;
 use cairn_tests::DevCluster;
 use serde::Serialize;
 
-use crate::moosefs::MooseFs;
+use crate::moosefs::{Durability, MooseFs};
 use crate::{drop_caches, mbps, scratch_dir, source_file, timed, MountWorkload};
 
 /// One of the three filesystems under test.
@@ -66,27 +69,39 @@ impl Fs<'_> {
     }
 }
 
-/// One line of the table: Cairn, MooseFS, local disk, and Cairn's ratios.
+/// One line of the table: Cairn, MooseFS (and MooseFS with fsync, when
+/// run), local disk, and Cairn's ratios.
 #[derive(Serialize)]
 struct Line {
     workload: String,
     unit: &'static str,
     cairn: f64,
     moosefs: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moosefs_fsync: Option<f64>,
     local: f64,
     cairn_vs_moosefs: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cairn_vs_moosefs_fsync: Option<f64>,
     cairn_vs_local: f64,
 }
 
-fn line(workload: String, unit: &'static str, v: [f64; 3]) -> Line {
+/// The line of `v`, measured on the filesystems in the order `run`
+/// lists them: Cairn, MooseFS, then MooseFS with fsync if it ran, then
+/// local disk.
+fn line(workload: String, unit: &'static str, v: Vec<f64>) -> Line {
+    let (cairn, moosefs, local) = (v[0], v[1], v[v.len() - 1]);
+    let moosefs_fsync = (v.len() == 4).then(|| v[2]);
     Line {
         workload,
         unit,
-        cairn: v[0],
-        moosefs: v[1],
-        local: v[2],
-        cairn_vs_moosefs: v[0] / v[1],
-        cairn_vs_local: v[0] / v[2],
+        cairn,
+        moosefs,
+        moosefs_fsync,
+        local,
+        cairn_vs_moosefs: cairn / moosefs,
+        cairn_vs_moosefs_fsync: moosefs_fsync.map(|m| cairn / m),
+        cairn_vs_local: cairn / local,
     }
 }
 
@@ -128,17 +143,13 @@ pub fn fio(
 
 /// Runs `f` on each filesystem in turn; collects what it measured.
 fn each(
-    fss: &mut [Fs<'_>; 3],
-    mut f: impl FnMut(&mut Fs<'_>) -> anyhow::Result<f64>,
-) -> anyhow::Result<[f64; 3]> {
-    let mut out = [0.0; 3];
-    for (i, fs) in fss.iter_mut().enumerate() {
-        out[i] = f(fs)?;
-    }
-    Ok(out)
+    fss: &mut [Fs<'_>],
+    f: impl FnMut(&mut Fs<'_>) -> anyhow::Result<f64>,
+) -> anyhow::Result<Vec<f64>> {
+    fss.iter_mut().map(f).collect()
 }
 
-pub async fn run(p: MountWorkload) -> anyhow::Result<()> {
+pub async fn run(p: MountWorkload, moosefs_fsync: bool) -> anyhow::Result<()> {
     let base = scratch_dir(p.work_dir.clone())?;
     if !drop_caches() {
         bail!("compare needs root: it drops the page cache and mounts MooseFS");
@@ -146,19 +157,26 @@ pub async fn run(p: MountWorkload) -> anyhow::Result<()> {
     crate::packages::ensure_fio()?;
     std::env::set_var("TMPDIR", base.path());
     eprintln!("starting MooseFS (1 master, 3 chunkservers, goal 3) ...");
-    let moose = MooseFs::start(base.path())?;
+    let moose = MooseFs::start(base.path(), Durability::Default, 0)?;
+    let moose_fsync = if moosefs_fsync {
+        eprintln!("starting MooseFS with HDD_FSYNC_BEFORE_CLOSE = 1 beside it ...");
+        Some(MooseFs::start(base.path(), Durability::Fsync, 1)?)
+    } else {
+        None
+    };
     eprintln!("starting a cairn dev cluster and mounting it ...");
     let cluster = DevCluster::start()?;
     let local = base.path().join("local");
     std::fs::create_dir(&local)?;
-    let mut fss = [
+    let mut fss = vec![
         Fs::Cairn {
             cluster: &cluster,
             mount: Some(FuseMount::start(&cluster, &[])?),
         },
         Fs::Moose(&moose),
-        Fs::Local(local),
     ];
+    fss.extend(moose_fsync.as_ref().map(Fs::Moose));
+    fss.push(Fs::Local(local));
     let mut lines = Vec::new();
 
     // ---- dd: sequential, random data -----------------------------------
@@ -255,30 +273,39 @@ pub async fn run(p: MountWorkload) -> anyhow::Result<()> {
         Ok(0.0)
     })?;
     // Each pass does `op` on every small file of one filesystem, timed;
-    // `cold` first empties the caches.
-    let mut pass =
-        |cold: bool, op: &dyn Fn(&Path, &str) -> anyhow::Result<()>| -> anyhow::Result<[f64; 3]> {
-            each(&mut fss, |fs| {
-                if cold {
-                    fs.cold()?;
-                }
-                let dir = fs.root().join("small");
-                let t = Instant::now();
-                for name in &names {
-                    op(&dir, name)?;
-                }
-                Ok(per_sec(t.elapsed()))
-            })
-        };
-    let v = pass(false, &|dir, name| {
+    // `cold` first empties the caches; `durable` ends the pass with an
+    // fsync of the directory (where POSIX makes names durable), timed too.
+    let mut pass = |cold: bool,
+                    durable: bool,
+                    op: &dyn Fn(&Path, &str) -> anyhow::Result<()>|
+     -> anyhow::Result<Vec<f64>> {
+        each(&mut fss, |fs| {
+            if cold {
+                fs.cold()?;
+            }
+            let dir = fs.root().join("small");
+            let t = Instant::now();
+            for name in &names {
+                op(&dir, name)?;
+            }
+            if durable {
+                std::fs::File::open(&dir)?.sync_all()?;
+            }
+            Ok(per_sec(t.elapsed()))
+        })
+    };
+    let v = pass(false, true, &|dir, name| {
         Ok(std::fs::write(dir.join(name), &data)?)
     })?;
     lines.push(line(
-        format!("create+write+close {} x {} B", p.small_files, p.small_size),
+        format!(
+            "create+write+close {} x {} B, fsync(dir)",
+            p.small_files, p.small_size
+        ),
         "files/s",
         v,
     ));
-    let v = pass(true, &|dir, name| {
+    let v = pass(true, false, &|dir, name| {
         let got = std::fs::read(dir.join(name))?;
         if got.len() != data.len() {
             bail!("{name} read back {} bytes", got.len());
@@ -290,7 +317,7 @@ pub async fn run(p: MountWorkload) -> anyhow::Result<()> {
         "files/s",
         v,
     ));
-    let v = pass(true, &|dir, name| {
+    let v = pass(true, false, &|dir, name| {
         Ok(std::fs::metadata(dir.join(name)).map(|_| ())?)
     })?;
     lines.push(line(
@@ -298,25 +325,43 @@ pub async fn run(p: MountWorkload) -> anyhow::Result<()> {
         "ops/s",
         v,
     ));
-    let v = pass(false, &|dir, name| {
+    let v = pass(false, true, &|dir, name| {
         Ok(std::fs::remove_file(dir.join(name))?)
     })?;
-    lines.push(line(format!("unlink {} files", p.small_files), "ops/s", v));
+    lines.push(line(
+        format!("unlink {} files, fsync(dir)", p.small_files),
+        "ops/s",
+        v,
+    ));
 
     drop(fss);
     print_lines(&lines, p.json.as_deref())?;
+    drop(moose_fsync);
     drop(moose);
     Ok(())
 }
 
 fn print_lines(lines: &[Line], json: Option<&Path>) -> anyhow::Result<()> {
+    let fsync = lines.iter().any(|l| l.moosefs_fsync.is_some());
+    let (head, vs) = if fsync {
+        (
+            format!(" {:>10}", "mfs+fsync"),
+            format!(" {:>8}", "vs mfs+f"),
+        )
+    } else {
+        (String::new(), String::new())
+    };
     println!(
-        "{:<54} {:>7} {:>10} {:>10} {:>10} {:>8} {:>8}",
+        "{:<54} {:>7} {:>10} {:>10}{head} {:>10} {:>8}{vs} {:>8}",
         "workload", "unit", "cairn", "moosefs", "local", "vs mfs", "vs local"
     );
     for l in lines {
+        let (col, ratio) = match (l.moosefs_fsync, l.cairn_vs_moosefs_fsync) {
+            (Some(m), Some(r)) => (format!(" {m:>10.1}"), format!(" {r:>7.2}x")),
+            _ => (String::new(), String::new()),
+        };
         println!(
-            "{:<54} {:>7} {:>10.1} {:>10.1} {:>10.1} {:>7.2}x {:>7.2}x",
+            "{:<54} {:>7} {:>10.1} {:>10.1}{col} {:>10.1} {:>7.2}x{ratio} {:>7.2}x",
             l.workload, l.unit, l.cairn, l.moosefs, l.local, l.cairn_vs_moosefs, l.cairn_vs_local
         );
     }

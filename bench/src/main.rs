@@ -113,6 +113,11 @@ enum Cmd {
     Compare {
         #[command(flatten)]
         w: MountWorkload,
+        /// Also run a second MooseFS whose chunkservers fsync every chunk
+        /// before closing it (`HDD_FSYNC_BEFORE_CLOSE = 1`), as Cairn's
+        /// do: the cost of that durability, in a column of its own.
+        #[arg(long)]
+        moosefs_fsync: bool,
     },
     /// Metadata throughput (1 and 3 nodes) and failover time (3 nodes).
     Metadata {
@@ -185,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
         Cmd::Fuse { w } => fuse::run(w).await,
-        Cmd::Compare { w } => compare::run(w).await,
+        Cmd::Compare { w, moosefs_fsync } => compare::run(w, moosefs_fsync).await,
         Cmd::Metadata {
             clients,
             ops,

@@ -1,7 +1,9 @@
 //! A throwaway MooseFS (Debian packages) for the side-by-side benchmark:
 //! 1 master and 3 chunkservers on 127.0.0.1 in a temporary directory,
 //! mounted with FUSE, goal 3 and trash time 0 — the same replication as
-//! Cairn's default and deletes that free space at once. Everything is
+//! Cairn's default and deletes that free space at once. Its chunkservers
+//! run with MooseFS's default of no fsync before a chunk is closed, or
+//! (`Durability::Fsync`) with `HDD_FSYNC_BEFORE_CLOSE = 1`. Everything is
 //! stopped and unmounted on drop, even when the benchmark fails.
 //!
 //! MooseFS refuses 127/8 addresses for the master and chunkservers; the
@@ -21,14 +23,26 @@ const PACKAGES: &[&str] = &[
     "moosefs-client",
     "moosefs-cli",
 ];
-/// The master's client port (MooseFS's default; 9419 and 9420 are its
-/// other two).
-const MASTER_PORT: u16 = 9421;
+/// The ports of the first instance: the master's for metaloggers,
+/// chunkservers and clients (MooseFS's defaults), then its chunkservers'.
+/// A second instance running beside it takes the next hundred.
+const FIRST_PORT: u16 = 9419;
+
+/// Whether MooseFS's chunkservers fsync a chunk before closing it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Durability {
+    /// MooseFS's default (`HDD_FSYNC_BEFORE_CLOSE = 0`).
+    Default,
+    /// `HDD_FSYNC_BEFORE_CLOSE = 1`.
+    Fsync,
+}
 
 pub struct MooseFs {
     /// Removed (after everything stopped) on drop.
     _dir: tempfile::TempDir,
     mnt: PathBuf,
+    /// The master's client port.
+    client_port: u16,
     started: Vec<PathBuf>,
     master_cfg: Option<PathBuf>,
 }
@@ -46,8 +60,11 @@ fn run(cmd: &mut Command) -> anyhow::Result<String> {
 }
 
 impl MooseFs {
-    /// Starts MooseFS under `base` and mounts it.
-    pub fn start(base: &Path) -> anyhow::Result<Self> {
+    /// Starts MooseFS under `base` and mounts it; `instance` 0 on
+    /// MooseFS's default ports, 1 on the hundred after them.
+    pub fn start(base: &Path, durability: Durability, instance: u16) -> anyhow::Result<Self> {
+        let first = FIRST_PORT + 100 * instance;
+        let (ml_port, cs_port, client_port) = (first, first + 1, first + 2);
         crate::packages::ensure("mfsmaster", "-v", PACKAGES)?;
         let dir = tempfile::Builder::new().prefix("mfs-").tempdir_in(base)?;
         // The daemons run as user mfs: it must reach its directories.
@@ -73,7 +90,9 @@ impl MooseFs {
                 "WORKING_USER = mfs\nWORKING_GROUP = mfs\nDATA_PATH = {b}/master\n\
                  EXPORTS_FILENAME = {b}/mfsexports.cfg\nTOPOLOGY_FILENAME = {b}/mfstopology.cfg\n\
                  NICE_LEVEL = 0\nMATOML_LISTEN_HOST = 127.0.0.1\nMATOCS_LISTEN_HOST = 127.0.0.1\n\
-                 MATOCL_LISTEN_HOST = 127.0.0.1\nREPLICATIONS_DELAY_INIT = 0\nREMAP_BITS = 32\n\
+                 MATOCL_LISTEN_HOST = 127.0.0.1\nMATOML_LISTEN_PORT = {ml_port}\n\
+                 MATOCS_LISTEN_PORT = {cs_port}\nMATOCL_LISTEN_PORT = {client_port}\n\
+                 REPLICATIONS_DELAY_INIT = 0\nREMAP_BITS = 32\n\
                  REMAP_SOURCE_IP_CLASS = 127.0.0.1\nREMAP_DESTINATION_IP_CLASS = 0.0.0.0\n",
                 b = b.display()
             ),
@@ -91,12 +110,15 @@ impl MooseFs {
             std::fs::write(
                 &cfg,
                 format!(
-                    "WORKING_USER = mfs\nWORKING_GROUP = mfs\nSYSLOG_IDENT = mfschunkserver{i}\n\
+                    "WORKING_USER = mfs\nWORKING_GROUP = mfs\n\
+                     SYSLOG_IDENT = mfschunkserver{instance}-{i}\n\
                      NICE_LEVEL = 0\nDATA_PATH = {cs}/meta\nHDD_CONF_FILENAME = {cs}/mfshdd.cfg\n\
                      HDD_LEAVE_SPACE_DEFAULT = 1GiB\nBIND_HOST = 127.0.0.1\nMASTER_HOST = 0.0.0.0\n\
-                     MASTER_PORT = 9420\nCSSERV_LISTEN_HOST = 127.0.0.1\nCSSERV_LISTEN_PORT = {port}\n",
+                     MASTER_PORT = {cs_port}\nCSSERV_LISTEN_HOST = 127.0.0.1\n\
+                     CSSERV_LISTEN_PORT = {port}\nHDD_FSYNC_BEFORE_CLOSE = {fsync}\n",
                     cs = cs.display(),
-                    port = 9421 + i
+                    port = client_port + i,
+                    fsync = u8::from(durability == Durability::Fsync),
                 ),
             )?;
             cs_cfgs.push(cfg);
@@ -105,6 +127,7 @@ impl MooseFs {
         let mut m = MooseFs {
             _dir: dir,
             mnt,
+            client_port,
             started: Vec::new(),
             master_cfg: None,
         };
@@ -126,7 +149,7 @@ impl MooseFs {
                 "-H",
                 "127.0.0.1",
                 "-P",
-                &MASTER_PORT.to_string(),
+                &client_port.to_string(),
                 "-SCS",
             ]))
             .unwrap_or_default();
@@ -153,7 +176,7 @@ impl MooseFs {
 
     fn mount(&self) -> anyhow::Result<()> {
         run(Command::new("mfsmount")
-            .args(["-H", "127.0.0.1", "-P", &MASTER_PORT.to_string()])
+            .args(["-H", "127.0.0.1", "-P", &self.client_port.to_string()])
             .arg(&self.mnt))?;
         Ok(())
     }

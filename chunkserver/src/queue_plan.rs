@@ -6,7 +6,8 @@
 //!   the others however many entries it has ([`pick`]).
 //! * Bounded: an entry whose target is no longer in the ring, or whose
 //!   chunk no file will reference, is dropped rather than retried for ever
-//!   ([`fate`]). Dropping an entry never loses a needed copy: repair
+//!   ([`fate`]); one whose chunk is not stored here waits (its put queues
+//!   it while storing the chunk) and is dropped after [`NOT_STORED_WAIT`]. Dropping an entry never loses a needed copy: repair
 //!   restores every copy a referenced chunk lacks on its owners.
 
 use std::collections::BTreeMap;
@@ -59,15 +60,23 @@ pub enum Fate {
     Drop(&'static str),
 }
 
+/// How long an entry waits for its chunk to be stored here: a put
+/// queues its copies while it stores the chunk, and answers once both
+/// are durable; an entry older than this whose chunk is not here belongs
+/// to a put that failed (or a copy lost since, which repair restores).
+pub const NOT_STORED_WAIT: Duration = Duration::from_secs(600);
+
 /// The fate of a copy of a chunk in `state` (None: unknown) queued `age`
 /// ago, for a target that is (`Some(true)`) or is not (`Some(false)`) in a
 /// ring read after the entry was queued (None: no such ring read yet),
-/// under GC grace period `grace`.
+/// under GC grace period `grace`; `stored_here`: whether this server holds
+/// the chunk.
 pub fn fate(
     state: Option<ChunkState>,
     age: Duration,
     grace: Duration,
     target_in_ring: Option<bool>,
+    stored_here: bool,
 ) -> Fate {
     if target_in_ring == Some(false) {
         return Fate::Drop("the target left the ring");
@@ -82,6 +91,14 @@ pub fn fate(
         ChunkState::Unknown => return Fate::Drop("the upload was never committed"),
         // A copy landing now would restart the grace period of garbage.
         ChunkState::Unreferenced { .. } => return Fate::Drop("no file references the chunk"),
+    }
+    if !stored_here {
+        // Its put may still be storing it (never dropped as moot then).
+        return if age < NOT_STORED_WAIT {
+            Fate::Wait
+        } else {
+            Fate::Drop("the chunk is not stored here")
+        };
     }
     match target_in_ring {
         Some(_) => Fate::Push,
@@ -114,7 +131,7 @@ mod tests {
         let grace = Duration::from_secs(600);
         let young = Duration::from_secs(10);
         let old = Duration::from_secs(400);
-        let push = |state, age| fate(Some(state), age, grace, Some(true));
+        let push = |state, age| fate(Some(state), age, grace, Some(true), true);
         assert_eq!(push(ChunkState::Referenced, old), Fate::Push);
         assert_eq!(push(ChunkState::Unknown, young), Fate::Push);
         assert!(matches!(push(ChunkState::Unknown, old), Fate::Drop(_)));
@@ -124,7 +141,13 @@ mod tests {
         ));
         // GC off: an uncommitted upload is never given up on.
         assert_eq!(
-            fate(Some(ChunkState::Unknown), old, Duration::ZERO, Some(true)),
+            fate(
+                Some(ChunkState::Unknown),
+                old,
+                Duration::ZERO,
+                Some(true),
+                true
+            ),
             Fate::Push
         );
     }
@@ -134,14 +157,36 @@ mod tests {
         let grace = Duration::from_secs(600);
         let age = Duration::from_secs(1);
         assert!(matches!(
-            fate(Some(ChunkState::Referenced), age, grace, Some(false)),
+            fate(Some(ChunkState::Referenced), age, grace, Some(false), true),
             Fate::Drop(_)
         ));
-        assert!(matches!(fate(None, age, grace, Some(false)), Fate::Drop(_)));
-        assert_eq!(fate(None, age, grace, Some(true)), Fate::Wait);
+        assert!(matches!(
+            fate(None, age, grace, Some(false), true),
+            Fate::Drop(_)
+        ));
+        assert_eq!(fate(None, age, grace, Some(true), true), Fate::Wait);
         assert_eq!(
-            fate(Some(ChunkState::Referenced), age, grace, None),
+            fate(Some(ChunkState::Referenced), age, grace, None, true),
             Fate::Wait
         );
+    }
+
+    #[test]
+    fn an_entry_waits_for_its_chunk_while_its_put_may_be_storing_it() {
+        let grace = Duration::from_secs(600);
+        let young = Duration::from_millis(5);
+        let not_here = |state, age| fate(Some(state), age, grace, Some(true), false);
+        // Queued alongside the store: never dropped as moot meanwhile.
+        assert_eq!(not_here(ChunkState::Unknown, young), Fate::Wait);
+        assert_eq!(not_here(ChunkState::Referenced, young), Fate::Wait);
+        assert!(matches!(
+            not_here(ChunkState::Referenced, NOT_STORED_WAIT),
+            Fate::Drop(_)
+        ));
+        // Garbage is dropped whether or not it is here.
+        assert!(matches!(
+            not_here(ChunkState::Unreferenced { since_ns: 0 }, young),
+            Fate::Drop(_)
+        ));
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! When a put names async copies, the primary records one entry per
 //! (chunk, target) — a small file under `queue/`, fsynced with its
-//! directory — *before* acknowledging the put, so an acknowledged chunk
-//! reaches every async owner even if this server restarts meanwhile. The
+//! directory, while it stores the chunk — *before* acknowledging the put,
+//! so an acknowledged chunk reaches every async owner even if this server
+//! restarts meanwhile. The
 //! worker pushes entries in the background with bounded concurrency, fairly
 //! across targets, with per-target exponential back-off, and deletes each
 //! once the target holds the chunk durably — or drops it once the target
@@ -290,7 +291,8 @@ impl AsyncReplicator {
             let age = entry.queued_at.elapsed().unwrap_or_default();
             let grace = ring.map_or(Duration::ZERO, |r| r.grace);
             let state = states.as_ref().and_then(|s| s.get(&entry.chunk).copied());
-            match fate(state, age, grace, in_ring) {
+            let stored_here = self.store.has(&entry.chunk);
+            match fate(state, age, grace, in_ring, stored_here) {
                 Fate::Push => due.push(entry),
                 Fate::Wait => {}
                 Fate::Drop(why) => {

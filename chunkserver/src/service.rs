@@ -87,7 +87,7 @@ fn check_copy_targets(backups: &[String], async_copies: &[String]) -> Result<(),
 impl ChunkService {
     /// Receives chunk `id` (`len` bytes following on `recv`), forwarding it
     /// to `backups` as it arrives; answers once it is durable here and on
-    /// every backup, then queues `async_copies`.
+    /// every backup and `async_copies` are durably queued.
     async fn store_chunk(
         &self,
         id: ChunkId,
@@ -113,37 +113,46 @@ impl ChunkService {
             .map_err(|_| RpcError::new(ErrorCode::Unavailable, "shutting down"))?;
         let (data, forwarding) =
             forward::receive_and_forward(&self.pool, id, len, backups, recv).await?;
-        let store = self.store.clone();
-        let local = tokio::task::spawn_blocking(move || {
-            if !id.matches(&data) {
-                return Err(RpcError::new(
+        let data = tokio::task::spawn_blocking(move || id.matches(&data).then_some(data))
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| {
+                RpcError::new(
                     ErrorCode::HashMismatch,
                     format!("uploaded bytes do not hash to {id}"),
-                ));
+                )
+            })?;
+        // Crash tests: forwarded, neither stored here nor queued yet.
+        if !async_copies.is_empty() {
+            cairn_proto::crash_point!("replication-before-enqueue");
+        }
+        // Stored and queued at once (their fsyncs overlap): an entry whose
+        // chunk is not stored here yet waits in the queue (`queue_plan`).
+        let store = self.store.clone();
+        let local =
+            tokio::task::spawn_blocking(move || store.put(&id, &data).map_err(store_failed));
+        let queue = self.queue.clone();
+        let targets = async_copies.to_vec();
+        let queued = async move {
+            if targets.is_empty() {
+                return Ok(Ok(()));
             }
-            store.put(&id, &data).map_err(store_failed)
-        });
-        let (local, remote) = tokio::join!(local, forwarding.acknowledged());
-        let local = local.map_err(internal)?;
-        if local.as_ref().is_err_and(|e| e.code == ErrorCode::NoSpace) {
+            tokio::task::spawn_blocking(move || queue.enqueue(&id, &targets)).await
+        };
+        let (local, queued, remote) = tokio::join!(local, queued, forwarding.acknowledged());
+        let (local, queued) = (local.map_err(internal)?, queued.map_err(internal)?);
+        if local.as_ref().is_err_and(|e| e.code == ErrorCode::NoSpace)
+            || queued.as_ref().is_err_and(|e| e.is_no_space())
+        {
             self.space_alarm.raise();
         }
         local?;
         remote?;
+        queued.map_err(store_failed)?;
         self.metrics.bytes_in.inc_by(u64::from(len));
         if !async_copies.is_empty() {
-            // Crash tests: stored here and on the backups, the asynchronous
-            // copies not yet queued, or queued but not yet answered.
-            cairn_proto::crash_point!("replication-before-enqueue");
-            let queue = self.queue.clone();
-            let targets = async_copies.to_vec();
-            let queued = tokio::task::spawn_blocking(move || queue.enqueue(&id, &targets))
-                .await
-                .map_err(internal)?;
-            if queued.as_ref().is_err_and(|e| e.is_no_space()) {
-                self.space_alarm.raise();
-            }
-            queued.map_err(store_failed)?;
+            // Crash tests: stored here and on the backups and queued, not
+            // yet answered.
             cairn_proto::crash_point!("replication-enqueued");
         }
         Ok((ChunkResponse::Stored, Vec::new()))

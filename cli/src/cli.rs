@@ -270,6 +270,14 @@ pub enum Command {
         /// the new file (this mount always does).
         #[arg(long)]
         sync_creates: bool,
+        /// Apply each unlink before answering it. By default an unlink is
+        /// answered at once and applied in the background, many at a time
+        /// (so `rm` of many files does not wait for one commit per file);
+        /// like on a local disk it is durable once `fsync` of its
+        /// directory returns, and other clients see the name gone a few
+        /// milliseconds later (this mount at once).
+        #[arg(long)]
+        sync_unlinks: bool,
     },
     /// Unmount a Cairn filesystem mounted with `cairn mount`.
     Umount {

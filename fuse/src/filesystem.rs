@@ -9,10 +9,10 @@
 //! (`ops/file.rs`), directories (`ops/dir.rs`) and extended attributes
 //! (`ops/xattr.rs`). The policies the operations share live beside it, one
 //! concept each: the handle tables (`handles.rs`), page-cache coherence
-//! (`page_cache.rs`), creating (`create.rs`), unlink of an open file
-//! (`unlink_open.rs`), set-attributes ordering (`set_attr.rs`), statfs
-//! (`statfs.rs`) and which extended attributes are kept
-//! (`xattr_policy.rs`).
+//! (`page_cache.rs`), creating (`create.rs`), unlinking (`unlink.rs`:
+//! deferred, or of a file open here), set-attributes ordering
+//! (`set_attr.rs`), statfs (`statfs.rs`) and which extended attributes
+//! are kept (`xattr_policy.rs`).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -34,7 +34,9 @@ use fuser::{
 
 use crate::attr::{ns_of, to_file_attr};
 use crate::deferred_create::PendingCreates;
+use crate::deferred_unlink::PendingUnlinks;
 use crate::errno::AsErrno;
+use crate::kernel_attrs::KernelAttrs;
 use crate::lookup_cache::LookupCache;
 use crate::open_file::{FileIo, OpenFile};
 
@@ -44,7 +46,7 @@ mod ops;
 mod page_cache;
 mod set_attr;
 mod statfs;
-mod unlink_open;
+mod unlink;
 mod xattr_policy;
 
 use handles::OpenFiles;
@@ -69,12 +71,17 @@ pub(crate) struct Shared {
     next_fh: AtomicU64,
     /// The inode version whose bytes the kernel's page cache holds.
     cached_versions: Mutex<HashMap<InodeId, u64>>,
+    /// The attribute versions the kernel was told.
+    kernel_attrs: KernelAttrs,
     statfs: Mutex<Option<(Instant, [u64; 4])>>,
     /// Tells the kernel to drop what it cached (set once mounted).
     pub notifier: OnceLock<Notifier>,
     /// Creates answered here and not yet sent (see `deferred_create`).
     pending: PendingCreates,
     defer_creates: bool,
+    /// Unlinks answered here and not yet applied (see `deferred_unlink`).
+    unlinks: PendingUnlinks,
+    defer_unlinks: bool,
 }
 
 struct DirItem {
@@ -127,6 +134,12 @@ impl Shared {
             }
             None => a.size,
         };
+        self.kernel_attr(a, size)
+    }
+
+    /// `a` (with `size`) for a reply to the kernel, remembered as told.
+    fn kernel_attr(&self, a: &InodeAttr, size: u64) -> fuser::FileAttr {
+        self.kernel_attrs.tell(a.ino, a.version);
         to_file_attr(a, size)
     }
 
@@ -174,6 +187,7 @@ impl CairnFs {
         attr_ttl: Duration,
         entry_ttl: Duration,
         defer_creates: bool,
+        defer_unlinks: bool,
     ) -> Self {
         let lookups = Arc::new(LookupCache::new(entry_ttl));
         let watcher = lookups.clone();
@@ -189,10 +203,13 @@ impl CairnFs {
                 lookups,
                 pending: PendingCreates::default(),
                 defer_creates,
+                unlinks: PendingUnlinks::default(),
+                defer_unlinks,
                 files: Mutex::default(),
                 dirs: Mutex::default(),
                 next_fh: AtomicU64::new(1),
                 cached_versions: Mutex::default(),
+                kernel_attrs: KernelAttrs::default(),
                 statfs: Mutex::new(None),
                 notifier: OnceLock::new(),
             }),
@@ -203,9 +220,30 @@ impl CairnFs {
         self.shared.clone()
     }
 
-    /// Runs a request's handler on the runtime, after sending any
-    /// deferred creates (see `deferred_create`).
+    /// Runs a request's handler on the runtime, after every deferred
+    /// unlink is applied and every deferred create sent (see
+    /// `deferred_unlink`, `deferred_create`).
     fn run<F, Fut>(&self, f: F)
+    where
+        F: FnOnce(Arc<Shared>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let s = self.shared.clone();
+        if s.unlinks.is_empty() {
+            return self.run_beside_unlinks(f);
+        }
+        let fut = f(s.clone());
+        self.shared.rt.spawn(async move {
+            s.unlinks.settle().await;
+            s.pending.settle(&s.io).await;
+            fut.await
+        });
+    }
+
+    /// [`CairnFs::run`] for the requests that take pending unlinks into
+    /// account themselves: lookup, getattr and unlink. Deferred creates
+    /// are sent first.
+    fn run_beside_unlinks<F, Fut>(&self, f: F)
     where
         F: FnOnce(Arc<Shared>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
@@ -264,6 +302,10 @@ impl Filesystem for CairnFs {
         let files = self.shared.all_open_files();
         let s = self.shared.clone();
         self.shared.rt.block_on(async move {
+            let failed = s.unlinks.settle_failures().await;
+            if failed > 0 {
+                tracing::error!(failed, "deferred unlinks failed: those names remain");
+            }
             for f in files {
                 if let Err(e) = s.flush(&f).await {
                     tracing::error!(ino = %f.ino, error = ?e, "buffered writes lost at unmount");

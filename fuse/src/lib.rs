@@ -13,10 +13,12 @@
 mod attr;
 mod chunk_cache;
 mod deferred_create;
+mod deferred_unlink;
 mod dirty_budget;
 mod errno;
 mod filesystem;
 mod inode_aliases;
+mod kernel_attrs;
 mod kernel_readahead;
 mod lookup_cache;
 mod mount;

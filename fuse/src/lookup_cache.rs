@@ -42,9 +42,12 @@ use crate::stale_inodes::StaleInodes;
 pub const FETCH_AFTER: u32 = 4;
 /// Largest listing kept; a bigger directory is listed this far only, and
 /// names past it are looked up one by one.
-pub const MAX_ENTRIES: usize = 8192;
+pub const MAX_ENTRIES: usize = 131_072;
 /// Listings kept at once (the oldest goes first).
 const MAX_DIRS: usize = 8;
+/// Entries kept over all listings (about 200 bytes each): the oldest
+/// listings go first to make room.
+const MAX_TOTAL_ENTRIES: usize = 2 * MAX_ENTRIES;
 /// After a listing came back incomplete, how long to leave that directory
 /// to lookups before fetching it again.
 const INCOMPLETE_BACKOFF: Duration = Duration::from_secs(30);
@@ -224,15 +227,20 @@ impl LookupCache {
         if epoch_before != epoch_now {
             return;
         }
-        if st.dirs.len() >= MAX_DIRS && !st.dirs.contains_key(&dir) {
-            if let Some(oldest) = st
+        st.dirs.remove(&dir);
+        while st.dirs.len() >= MAX_DIRS
+            || st.dirs.values().map(|l| l.entries.len()).sum::<usize>() + entries.len()
+                > MAX_TOTAL_ENTRIES
+        {
+            let Some(oldest) = st
                 .dirs
                 .iter()
                 .min_by_key(|(_, l)| l.asked_at)
                 .map(|(d, _)| *d)
-            {
-                st.dirs.remove(&oldest);
-            }
+            else {
+                break;
+            };
+            st.dirs.remove(&oldest);
         }
         let entries = entries
             .into_iter()
@@ -302,11 +310,16 @@ impl LookupCache {
 /// Looks `name` up in `dir`: from a fresh listing when there is one
 /// (fetching the directory when lookups in it keep coming), else from
 /// metadata. With the answer, how long the kernel may keep it.
+///
+/// `settled` is awaited before a fetch: it lets this mount's changes that
+/// are on their way land (deferred unlinks), as a listing fetched while
+/// one is in flight is not kept.
 pub async fn lookup(
     cache: &LookupCache,
     client: &Client,
     dir: InodeId,
     name: &str,
+    settled: impl std::future::Future<Output = ()>,
 ) -> Result<(InodeAttr, Duration), ClientError> {
     let absent = || {
         ClientError::Rpc(RpcError::new(
@@ -314,7 +327,6 @@ pub async fn lookup(
             format!("no entry {name:?} in directory {dir}"),
         ))
     };
-    let epoch = client.mutation_epoch();
     let asked_at = Instant::now();
     match cache.get(dir, name, asked_at) {
         Cached::Found(a, ttl) => return Ok((a, ttl)),
@@ -322,6 +334,9 @@ pub async fn lookup(
         Cached::Unknown => {}
     }
     if cache.should_fetch(dir, asked_at) {
+        settled.await;
+        let epoch = client.mutation_epoch();
+        let asked_at = Instant::now();
         match client.inodes().list_plus(dir, MAX_ENTRIES).await {
             Ok((entries, complete)) => {
                 let now = client.mutation_epoch();
@@ -559,6 +574,19 @@ mod tests {
             c.fill(InodeId(100 + d), vec![entry("a", d)], true, t0, 0, 0);
         }
         assert!(c.lock().dirs.len() <= MAX_DIRS);
+        // Two big listings fill the entry budget: a third pushes out the
+        // oldest.
+        let big = |n: usize| -> Vec<DirEntryPlus> {
+            (0..n).map(|i| entry(&format!("f{i}"), i as u64)).collect()
+        };
+        c.fill(InodeId(1), big(MAX_ENTRIES), true, t0, 0, 0);
+        c.fill(InodeId(2), big(MAX_ENTRIES), true, t0 + TTL / 4, 0, 0);
+        c.fill(InodeId(3), big(10), true, t0 + TTL / 2, 0, 0);
+        let st = c.lock();
+        let total: usize = st.dirs.values().map(|l| l.entries.len()).sum();
+        assert!(total <= MAX_TOTAL_ENTRIES, "{total}");
+        assert!(!st.dirs.contains_key(&InodeId(1)) && st.dirs.contains_key(&InodeId(3)));
+        drop(st);
         // After a failed fetch the directory may be fetched again.
         misses_until_fetch(&c, t0);
         c.fetch_failed(DIR);

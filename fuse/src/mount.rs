@@ -34,6 +34,9 @@ pub struct MountOptions {
     /// when it is closed (one commit for a small file instead of two);
     /// see `deferred_create`.
     pub defer_creates: bool,
+    /// Answer an unlink at once and send it in the background (durable at
+    /// `fsync` of its directory); see `deferred_unlink`.
+    pub defer_unlinks: bool,
 }
 
 impl Default for MountOptions {
@@ -47,6 +50,7 @@ impl Default for MountOptions {
             readahead_bytes: 16 << 20,
             allow_other: true,
             defer_creates: true,
+            defer_unlinks: true,
         }
     }
 }
@@ -82,6 +86,7 @@ pub fn mount(client: Client, mountpoint: &Path, opts: &MountOptions) -> std::io:
         opts.attr_ttl,
         opts.entry_ttl,
         opts.defer_creates,
+        opts.defer_unlinks,
     );
     let mut config = Config::default();
     config.mount_options = vec![

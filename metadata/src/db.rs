@@ -7,7 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rocksdb::{
-    ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+    ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, SnapshotWithThreadMode,
+    WriteBatch, WriteOptions, DB,
 };
 
 use crate::kv::{Cf, KvError, KvPair, KvRead};
@@ -75,14 +76,54 @@ impl RocksKv {
     }
 }
 
-impl KvRead for RocksKv {
+impl RocksKv {
+    /// The state machine as it is now, unchanged by later applies: a read
+    /// of several records (an inode and its extents, a path's dentries)
+    /// through it sees one applied state, never part of a later command.
+    pub fn view(&self) -> RocksView<'_> {
+        RocksView {
+            db: &self.db,
+            snap: Some(self.db.snapshot()),
+        }
+    }
+
+    /// Reads of the live database, each seeing the latest apply.
+    fn live(&self) -> RocksView<'_> {
+        RocksView {
+            db: &self.db,
+            snap: None,
+        }
+    }
+}
+
+/// Reads of the state machine, from one snapshot ([`RocksKv::view`]) or
+/// live.
+pub struct RocksView<'a> {
+    db: &'a DB,
+    snap: Option<SnapshotWithThreadMode<'a, DB>>,
+}
+
+impl RocksView<'_> {
+    fn opts(&self) -> ReadOptions {
+        let mut o = ReadOptions::default();
+        if let Some(s) = &self.snap {
+            o.set_snapshot(s);
+        }
+        o
+    }
+}
+
+impl KvRead for RocksView<'_> {
     fn get(&self, c: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        self.db.get_cf(cf(&self.db, c.name())?, key).map_err(kv_err)
+        let h = cf(self.db, c.name())?;
+        self.db.get_cf_opt(h, key, &self.opts()).map_err(kv_err)
     }
 
     fn scan(&self, c: Cf, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KvPair>, KvError> {
-        let it = self.db.iterator_cf(
-            cf(&self.db, c.name())?,
+        let h = cf(self.db, c.name())?;
+        let it = self.db.iterator_cf_opt(
+            h,
+            self.opts(),
             IteratorMode::From(start, Direction::Forward),
         );
         let mut out = Vec::new();
@@ -105,10 +146,10 @@ impl KvRead for RocksKv {
         floor: &[u8],
         key: &[u8],
     ) -> Result<Option<KvPair>, KvError> {
-        let mut it = self.db.iterator_cf(
-            cf(&self.db, c.name())?,
-            IteratorMode::From(key, Direction::Reverse),
-        );
+        let h = cf(self.db, c.name())?;
+        let mut it =
+            self.db
+                .iterator_cf_opt(h, self.opts(), IteratorMode::From(key, Direction::Reverse));
         match it.next() {
             Some(item) => {
                 let (k, v) = item.map_err(kv_err)?;
@@ -119,11 +160,66 @@ impl KvRead for RocksKv {
     }
 }
 
+impl KvRead for RocksKv {
+    fn get(&self, c: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        self.live().get(c, key)
+    }
+
+    fn scan(&self, c: Cf, start: &[u8], end: &[u8], limit: usize) -> Result<Vec<KvPair>, KvError> {
+        self.live().scan(c, start, end, limit)
+    }
+
+    fn last_at_or_before(
+        &self,
+        c: Cf,
+        floor: &[u8],
+        key: &[u8],
+    ) -> Result<Option<KvPair>, KvError> {
+        self.live().last_at_or_before(c, floor, key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kv::{MemKv, Txn};
     use std::collections::BTreeMap;
+
+    /// A view answers every read as of when it was taken: gets, scans and
+    /// reverse seeks all miss a batch committed after it.
+    #[test]
+    fn a_view_keeps_the_state_it_was_taken_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let rocks = RocksKv {
+            db: open(dir.path()).unwrap(),
+        };
+        let put = |k: u8, v: u8| {
+            let w = BTreeMap::from([((Cf::Extents, vec![0, k]), Some(vec![v]))]);
+            rocks.commit(w, |_| Ok(())).unwrap();
+        };
+        put(1, 1);
+        let view = rocks.view();
+        put(1, 2);
+        put(3, 3);
+        assert_eq!(view.get(Cf::Extents, &[0, 1]).unwrap(), Some(vec![1]));
+        assert_eq!(
+            view.scan(Cf::Extents, &[0], &[1], 10).unwrap(),
+            vec![(vec![0, 1], vec![1])]
+        );
+        assert_eq!(
+            view.last_at_or_before(Cf::Extents, &[0], &[0, 9]).unwrap(),
+            Some((vec![0, 1], vec![1]))
+        );
+        assert_eq!(
+            rocks
+                .view()
+                .scan(Cf::Extents, &[0], &[1], 10)
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(rocks.get(Cf::Extents, &[0, 1]).unwrap(), Some(vec![2]));
+    }
 
     /// The RocksDB store answers like the in-memory one.
     #[test]

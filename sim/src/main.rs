@@ -21,12 +21,16 @@ struct Args {
     /// Steps with clients and faults per seed.
     #[arg(long, default_value_t = Config::default().fault_steps)]
     steps: u32,
+    /// With --seed: print each event of the trace as it happens.
+    #[arg(long)]
+    events: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let cfg = Config {
         fault_steps: args.steps,
+        print_events: args.events && args.seed.is_some(),
         ..Config::default()
     };
     let seeds: Vec<u64> = match args.seed {

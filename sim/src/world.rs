@@ -59,6 +59,9 @@ pub struct Config {
     /// anything else is answered, as a new Raft leader commits its
     /// predecessor's entries before it serves a read) or not when it ends.
     pub election_ms_max: i64,
+    /// Print every event of the trace as it happens (`cairn-sim --seed S
+    /// --events`), to follow a failing seed.
+    pub print_events: bool,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
             repair_interval_ms: 5_000,
             servers: 5,
             election_ms_max: 1_000,
+            print_events: false,
         }
     }
 }
@@ -234,6 +238,9 @@ impl World {
     }
 
     fn event(&mut self, what: &str) {
+        if self.cfg.print_events {
+            println!("{} {} {what}", self.step, self.now_ns);
+        }
         self.trace
             .update(format!("{} {} {what}\n", self.step, self.now_ns).as_bytes());
     }
@@ -340,15 +347,19 @@ impl World {
     fn advance(&mut self) {
         self.step += 1;
         self.now_ns += self.rng.random_range(10..200) * MS;
+        // A new leader applies what it found in its log before it serves
+        // anything: the commits caught in the election land before any
+        // commit sent since (else a file's older version could overwrite
+        // a newer one that was acknowledged).
+        if self.is_up(META) && !self.in_flight.is_empty() {
+            self.election_ends();
+        }
         let due: Vec<PendingCommit>;
         (due, self.pending) = std::mem::take(&mut self.pending)
             .into_iter()
             .partition(|p| p.at_ns <= self.now_ns);
         for p in due {
             self.commit(p);
-        }
-        if self.is_up(META) && !self.in_flight.is_empty() {
-            self.election_ends();
         }
     }
 

@@ -103,16 +103,31 @@ fn opening_a_tiny_file_to_read_fetches_its_bytes_once() {
     for (i, data) in files.iter().enumerate() {
         fs::write(mount.join(&format!("f{i}")), data).unwrap();
     }
-    // A fresh mount: nothing cached. The bytes come with the open (asked
-    // for alongside the attributes), and the read needs nothing more.
-    let reader = FuseMount::start(&cluster, &[]).expect("second mount");
+    // A fresh mount: nothing cached. The bytes come with the open (one
+    // read answers the attributes and the content), and the read needs
+    // nothing more: not even the attributes again (the open found the
+    // version the kernel was told at the lookup, so they stay cached for
+    // `read_to_end`'s `fstat` and its read past the end; long TTLs so
+    // that a slow box does not see them expire). (An `fstat` after the
+    // read would ask: a read makes the kernel drop the access time.)
+    let ttls = ["--attr-ttl", "30", "--entry-ttl", "30"];
+    let reader = FuseMount::start(&cluster, &ttls).expect("second mount");
+    let asked = || {
+        [
+            served(&cluster, "Open"),
+            served(&cluster, "GetContent"),
+            served(&cluster, "GetAttr"),
+        ]
+    };
     for (i, data) in files.iter().enumerate() {
-        let before = served(&cluster, "GetContent");
-        let mut f = fs::File::open(reader.join(&format!("f{i}"))).unwrap();
-        assert_eq!(served(&cluster, "GetContent"), before + 1, "at open");
+        let path = reader.join(&format!("f{i}"));
+        fs::symlink_metadata(&path).unwrap();
+        let [opens, contents, attrs] = asked();
+        let mut f = fs::File::open(&path).unwrap();
+        assert_eq!(asked(), [opens + 1, contents, attrs], "at open");
         let mut got = Vec::new();
         f.read_to_end(&mut got).unwrap();
         assert_eq!(&got, data);
-        assert_eq!(served(&cluster, "GetContent"), before + 1, "after the read");
+        assert_eq!(asked(), [opens + 1, contents, attrs], "after the read");
     }
 }

@@ -82,6 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             write_buffer_mib,
             readahead_mib,
             sync_creates,
+            sync_unlinks,
         } => {
             let opts = cairn_fuse::MountOptions {
                 attr_ttl: Duration::from_secs_f64(attr_ttl),
@@ -91,6 +92,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 flush_total_bytes: (write_buffer_mib << 22) as usize,
                 readahead_bytes: readahead_mib << 20,
                 defer_creates: !sync_creates,
+                defer_unlinks: !sync_unlinks,
                 ..Default::default()
             };
             if daemon {

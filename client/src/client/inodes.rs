@@ -295,35 +295,26 @@ impl Inodes<'_> {
         Err(ClientError::Changed { ino: ino.0 })
     }
 
-    /// File `ino`'s content if one round trip gets all of it (inline
-    /// bytes, or at most one page of extents), with the inode version it
-    /// was read at; `None` for a file with more extents than that.
-    pub async fn content_if_small(
-        self,
-        ino: InodeId,
-    ) -> Result<Option<(FileContent, u64)>, ClientError> {
+    /// What an open for reading needs, in one round trip: `ino`'s
+    /// attributes and, when that reply holds all of it (inline bytes, or
+    /// at most one page of extents), the file's content, read at the
+    /// version the attributes carry.
+    pub async fn open(self, ino: InodeId) -> Result<(InodeAttr, Option<FileContent>), ClientError> {
         match self
             .client
-            .read(NsRead::GetContent {
+            .read(NsRead::Open {
                 ino,
-                from: 0,
                 limit: EXTENT_PAGE,
             })
             .await?
         {
-            NsReadReply::Content { more: true, .. } => Ok(None),
-            NsReadReply::Content {
-                inline,
-                extents,
-                version,
-                ..
-            } => Ok(Some((
-                FileContent {
+            NsReadReply::Opened { attr, content } => {
+                let content = content.map(|(inline, extents)| FileContent {
                     inline: inline.map(Bytes::from),
                     extents,
-                },
-                version,
-            ))),
+                });
+                Ok((attr, content))
+            }
             r => Err(unexpected(r)),
         }
     }

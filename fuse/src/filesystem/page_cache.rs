@@ -1,6 +1,7 @@
 //! Page-cache coherence: the kernel may keep a file's cached pages only
 //! if they hold the very version being opened; otherwise the open drops
-//! them, and the kernel's cached attributes go too.
+//! them, and the kernel's cached attributes go too unless they are of the
+//! version being opened (`kernel_attrs`).
 
 use cairn_proto::meta_rpc::InodeAttr;
 use fuser::INodeNo;
@@ -13,7 +14,8 @@ const MAX_KNOWN_VERSIONS: usize = 1 << 20;
 impl Shared {
     /// Whether the page cache may be kept for `attr` (it holds this very
     /// version), remembering that it now will. If not, the kernel's cached
-    /// attributes go too, so the opener sees the new size at once.
+    /// attributes go too when they may be of another version, so the
+    /// opener sees the new size at once.
     pub(super) fn keep_cache(&self, attr: &InodeAttr) -> bool {
         let keep = {
             let mut known = lock(&self.cached_versions);
@@ -23,7 +25,7 @@ impl Shared {
             }
             known.insert(attr.ino, attr.version) == Some(attr.version)
         };
-        if !keep {
+        if !keep && !self.kernel_attrs.holds(attr.ino, attr.version) {
             if let Some(n) = self.notifier.get() {
                 // Offset -1: attributes only (the open reply drops pages).
                 let kernel = self.io.aliases.kernel(attr.ino).unwrap_or(attr.ino);

@@ -187,7 +187,19 @@ pub fn content(
     from: u64,
     limit: u32,
 ) -> Result<(Option<Vec<u8>>, Vec<Extent>, bool, u64), NsError> {
-    let attr = get_attr(kv, ino)?;
+    content_of(kv, &get_attr(kv, ino)?, from, limit)
+}
+
+/// As [`content`], for the inode whose attributes `attr` were just read
+/// (from the same view).
+#[allow(clippy::type_complexity)]
+pub fn content_of(
+    kv: &impl KvRead,
+    attr: &InodeAttr,
+    from: u64,
+    limit: u32,
+) -> Result<(Option<Vec<u8>>, Vec<Extent>, bool, u64), NsError> {
+    let ino = attr.ino;
     if attr.kind == FileKind::Dir {
         return refuse(
             ErrorCode::IsADirectory,

@@ -36,7 +36,7 @@ impl MetaService {
         match q {
             ClusterQuery::GetRing => {
                 self.read_barrier(stale_ok).await?;
-                let mut ring = namespace::ring(&self.kv).map_err(ns_err)?;
+                let mut ring = namespace::ring(&self.kv.view()).map_err(ns_err)?;
                 ring.gc_grace_ms = self.gc_grace.as_millis() as u64;
                 Ok(ClusterReply::Ring(ring))
             }
@@ -54,7 +54,7 @@ impl MetaService {
             ClusterQuery::ChunksExist { ids } => {
                 bounded(&ids)?;
                 self.read_barrier(false).await?;
-                namespace::chunks_exist(&self.kv, &ids)
+                namespace::chunks_exist(&self.kv.view(), &ids)
                     .map(ClusterReply::Exist)
                     .map_err(ns_err)
             }
@@ -63,7 +63,7 @@ impl MetaService {
                 // Linearizable, whatever the caller asked: a collector must
                 // see every commit that happened before it asks.
                 self.read_barrier(false).await?;
-                let states = namespace::chunk_states(&self.kv, &ids).map_err(ns_err)?;
+                let states = namespace::chunk_states(&self.kv.view(), &ids).map_err(ns_err)?;
                 Ok(ClusterReply::ChunkStates {
                     states,
                     now_ns: now_ns(),
@@ -152,7 +152,7 @@ impl MetaService {
                     },
                 );
                 self.follow_fullness(id, full).await;
-                let ring_epoch = namespace::ring_epoch(&self.kv).map_err(ns_err)?;
+                let ring_epoch = namespace::ring_epoch(&self.kv.view()).map_err(ns_err)?;
                 Ok(ChunkServerReply::Beat { ring_epoch })
             }
         }
@@ -192,7 +192,7 @@ impl MetaService {
     /// just `reported` (see [`crate::liveness::full_flag_change`]); a
     /// failure is retried at its next heartbeat.
     async fn follow_fullness(&self, id: NodeId, reported: bool) {
-        let flagged = match namespace::server_flags(&self.kv) {
+        let flagged = match namespace::server_flags(&self.kv.view()) {
             Ok(flags) => flags.get(&id).is_some_and(|f| f.full),
             Err(e) => {
                 tracing::warn!(chunkserver = id, error = %e, "server flags unreadable");

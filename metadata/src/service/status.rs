@@ -16,14 +16,15 @@ use crate::schema::{decode, ServerRecord};
 impl MetaService {
     pub(super) fn status(&self) -> Result<ClusterStatus, RpcError> {
         let m = self.raft.metrics().borrow().clone();
-        let ring = namespace::ring(&self.kv).map_err(ns_err)?;
-        let counters = namespace::counters(&self.kv).map_err(ns_err)?;
+        // One applied state for the ring, counters, servers and flags.
+        let kv = self.kv.view();
+        let ring = namespace::ring(&kv).map_err(ns_err)?;
+        let counters = namespace::counters(&kv).map_err(ns_err)?;
         let now = Instant::now();
-        let servers = self
-            .kv
+        let servers = kv
             .scan(Cf::Servers, &[], &[0xff; 9], usize::MAX)
             .map_err(|e| ns_err(e.into()))?;
-        let flags = namespace::server_flags(&self.kv).map_err(ns_err)?;
+        let flags = namespace::server_flags(&kv).map_err(ns_err)?;
         let mut chunkservers = Vec::new();
         for (_, v) in servers {
             let s: ServerRecord = decode(&v).map_err(|e| ns_err(e.into()))?;

@@ -62,6 +62,14 @@ pub enum NsRead {
     ListXattr {
         ino: InodeId,
     },
+    /// What an open for reading needs, in one round trip: the attributes
+    /// of `ino` and, for a file whose content fits one reply (inline
+    /// bytes, or at most `limit` extents), that content, read at the
+    /// version the attributes carry.
+    Open {
+        ino: InodeId,
+        limit: u32,
+    },
 }
 
 impl NsRead {
@@ -77,6 +85,7 @@ impl NsRead {
             NsRead::ReadLink { .. } => "ReadLink",
             NsRead::GetXattr { .. } => "GetXattr",
             NsRead::ListXattr { .. } => "ListXattr",
+            NsRead::Open { .. } => "Open",
         }
     }
 }
@@ -118,4 +127,11 @@ pub enum NsReadReply {
     Xattr(Vec<u8>),
     /// `ListXattr`.
     XattrNames(Vec<String>),
+    /// `Open`: `content` is the file's inline bytes or its extents (as
+    /// `Content`, all of them), or `None` when they do not fit one reply
+    /// or `attr` is not a file.
+    Opened {
+        attr: InodeAttr,
+        content: Option<(Option<Vec<u8>>, Vec<Extent>)>,
+    },
 }

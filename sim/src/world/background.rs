@@ -232,14 +232,14 @@ impl World {
             let state = meta.then(|| self.states(&[q.chunk])[0]);
             let in_ring = meta.then(|| ring.member(q.target).is_some());
             let age = Duration::from_nanos((now - q.queued_ns).max(0) as u64);
-            match fate(state, age, self.grace(), in_ring) {
+            let held = self.servers.get(&me).is_some_and(|s| s.disk.has(&q.chunk));
+            match fate(state, age, self.grace(), in_ring, held) {
                 Fate::Wait => {}
                 Fate::Drop(_) => {
                     done.insert(i);
                 }
                 Fate::Push => {
-                    let held = self.servers.get(&me).is_some_and(|s| s.disk.has(&q.chunk));
-                    if !held || self.push(me, q.chunk, q.target, "async") {
+                    if self.push(me, q.chunk, q.target, "async") {
                         done.insert(i);
                     } else if let Some(s) = self.servers.get_mut(&me) {
                         let delay = s

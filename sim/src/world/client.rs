@@ -14,7 +14,7 @@ use super::{chunk_bytes, InFlight, InFlightFate, PendingCommit, Queued, World, C
 
 impl World {
     /// Stores a new chunk as the client does: primary and sync backups
-    /// durably, async copies queued on the primary.
+    /// durably, async copies queued on the primary (alongside its store).
     pub(super) fn upload(&mut self, data: &[u8]) -> bool {
         let id = ChunkId::of(data);
         let ring = self.ring();
@@ -25,6 +25,18 @@ impl World {
             return false;
         }
         let primary = targets[0];
+        // The primary queues the async copies while it stores the chunk:
+        // the entries stay even when the put then fails.
+        let queued_ns = self.clock(primary);
+        if let Some(p) = self.servers.get_mut(&primary) {
+            for &t in &targets[s..] {
+                p.queue.push(Queued {
+                    chunk: id,
+                    target: t,
+                    queued_ns,
+                });
+            }
+        }
         let mut stored = 0;
         for &t in &targets[..s] {
             if t != primary && !self.reach(primary, t) {
@@ -39,16 +51,6 @@ impl World {
         }
         if stored < s {
             return false;
-        }
-        let queued_ns = self.clock(primary);
-        if let Some(p) = self.servers.get_mut(&primary) {
-            for &t in &targets[s..] {
-                p.queue.push(Queued {
-                    chunk: id,
-                    target: t,
-                    queued_ns,
-                });
-            }
         }
         true
     }

@@ -65,7 +65,13 @@ pub(crate) fn releasedir(fs: &CairnFs, fh: FileHandle, reply: ReplyEmpty) {
 
 pub(crate) fn fsyncdir(fs: &CairnFs, reply: ReplyEmpty) {
     // Namespace changes are committed through Raft before they are
-    // answered; what is still pending is a deferred create, which `run`
-    // sends (and so makes durable) before the answer.
-    fs.run(|_| async move { reply.ok() });
+    // answered, except deferred creates and unlinks, which `run` sends
+    // and waits for (and so makes durable) before the answer; an unlink
+    // that failed meanwhile is an I/O error here.
+    fs.run(|s| async move {
+        if s.unlinks.settle_failures().await > 0 {
+            return reply.error(Errno::EIO);
+        }
+        reply.ok()
+    });
 }

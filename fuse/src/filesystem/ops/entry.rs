@@ -3,7 +3,7 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use cairn_proto::meta_rpc::{AttrChange, FileKind, RenameMode};
 use fuser::{
@@ -22,19 +22,31 @@ pub(crate) fn lookup(fs: &CairnFs, parent: INodeNo, name: &OsStr, reply: ReplyEn
         Err(e) if e == Errno::EINVAL => return reply.error(Errno::ENOENT),
         Err(e) => return reply.error(e),
     };
-    // A fresh listing answers here, without a hop to the runtime
-    // (unless the file is open here: its size may be buffered).
+    // A name whose unlink is on its way is gone; a fresh listing answers
+    // here, without a hop to the runtime (unless the file is open here:
+    // its size may be buffered).
     let s = &fs.shared;
+    if s.unlinks.is_pending(ino(parent), &name) {
+        return reply.error(Errno::ENOENT);
+    }
     match s.lookups.get(ino(parent), &name, Instant::now()) {
         _ if !s.pending.is_empty() => {}
         Cached::Found(a, ttl) if s.open_file(a.ino).is_none() => {
-            return reply.entry(&ttl, &to_file_attr(&a, a.size), Generation(0));
+            return reply.entry(&ttl, &s.kernel_attr(&a, a.size), Generation(0));
         }
         Cached::Absent => return reply.error(Errno::ENOENT),
         _ => {}
     }
-    fs.run(|s| async move {
-        match lookup_cache::lookup(&s.lookups, &s.io.client, ino(parent), &name).await {
+    fs.run_beside_unlinks(|s| async move {
+        match lookup_cache::lookup(
+            &s.lookups,
+            &s.io.client,
+            ino(parent),
+            &name,
+            s.unlinks.settle(),
+        )
+        .await
+        {
             Ok((a, ttl)) => {
                 let fa = s.file_attr(&a).await;
                 reply.entry(&ttl, &fa, Generation(0));
@@ -47,15 +59,28 @@ pub(crate) fn lookup(fs: &CairnFs, parent: INodeNo, name: &OsStr, reply: ReplyEn
 pub(crate) fn getattr(fs: &CairnFs, i: INodeNo, reply: ReplyAttr) {
     // After this mount adds or removes a name, the kernel asks for the
     // directory's attributes again; metadata answered them with the
-    // change.
+    // change, or the mount predicts them while its unlinks there are on
+    // their way (the kernel asks again each time: the answer is not
+    // kept).
     let s = &fs.shared;
-    if let Some((a, ttl)) = s.io.client.changed_dir_attr(s.file_ino(i), s.attr_ttl) {
-        if s.pending.is_empty() {
-            return reply.attr(&ttl, &to_file_attr(&a, a.size));
+    if s.pending.is_empty() {
+        if let Some(a) = s.unlinks.dir_attr(s.file_ino(i)) {
+            return reply.attr(&Duration::ZERO, &to_file_attr(&a, a.size));
+        }
+        if let Some((a, ttl)) = s.io.client.changed_dir_attr(s.file_ino(i), s.attr_ttl) {
+            return reply.attr(&ttl, &s.kernel_attr(&a, a.size));
         }
     }
-    fs.run(|s| async move {
-        match s.io.client.inodes().get_attr(s.file_ino(i)).await {
+    fs.run_beside_unlinks(|s| async move {
+        let mut r = s.io.client.inodes().get_attr(s.file_ino(i)).await;
+        // One of a linked file's names may be an unlink on its way: its
+        // link count is right once they land. (A file with one link is
+        // not open here if its name's unlink is pending.)
+        if matches!(&r, Ok(a) if a.kind != FileKind::Dir && a.nlink > 1) && !s.unlinks.is_empty() {
+            s.unlinks.settle().await;
+            r = s.io.client.inodes().get_attr(s.file_ino(i)).await;
+        }
+        match r {
             Ok(a) => {
                 let fa = s.file_attr(&a).await;
                 reply.attr(&s.attr_ttl, &fa);
@@ -166,7 +191,9 @@ pub(crate) fn unlink(fs: &CairnFs, parent: INodeNo, name: &OsStr, reply: ReplyEm
         Ok(n) => n,
         Err(e) => return reply.error(e),
     };
-    fs.run(|s| async move { reply_empty(s.unlink(ino(parent), &name).await, reply) });
+    fs.run_beside_unlinks(
+        |s| async move { reply_empty(s.unlink(ino(parent), &name).await, reply) },
+    );
 }
 
 pub(crate) fn rmdir(fs: &CairnFs, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {

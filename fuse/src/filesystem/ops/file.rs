@@ -16,23 +16,21 @@ pub(crate) fn open(fs: &CairnFs, i: INodeNo, flags: OpenFlags, reply: ReplyOpen)
     let read_only = flags.0 & libc::O_ACCMODE == libc::O_RDONLY;
     fs.run(|s| async move {
         // Close-to-open: every open sees the cluster's latest version.
-        // A reader will want the content too: asked for alongside.
-        let (attr, content) = if read_only {
-            tokio::join!(
-                s.io.client.inodes().get_attr(s.file_ino(i)),
-                s.io.client.inodes().content_if_small(s.file_ino(i))
-            )
+        // A reader will want the content too: asked for in the same read.
+        let opened = if read_only {
+            s.io.client.inodes().open(s.file_ino(i)).await
         } else {
-            (s.io.client.inodes().get_attr(s.file_ino(i)).await, Ok(None))
+            let attr = s.io.client.inodes().get_attr(s.file_ino(i)).await;
+            attr.map(|a| (a, None))
         };
-        match attr {
-            Ok(a) if a.kind == FileKind::Dir => reply.error(Errno::EISDIR),
-            Ok(a) => {
+        match opened {
+            Ok((a, _)) if a.kind == FileKind::Dir => reply.error(Errno::EISDIR),
+            Ok((a, content)) => {
                 let keep = s.keep_cache(&a);
                 let (fh, file) = s.register(&a);
                 file.refresh(&a).await;
-                if let Ok(Some((c, version))) = content {
-                    file.offer_content(c, version).await;
+                if let Some(c) = content {
+                    file.offer_content(c, a.version).await;
                 }
                 let flags = if keep {
                     FopenFlags::FOPEN_KEEP_CACHE
@@ -116,6 +114,8 @@ pub(crate) fn create(
     };
     let owner = owner(req, mode, umask);
     fs.run_unsettled(|s| async move {
+        // The name may be one whose unlink is on its way.
+        s.unlinks.settle().await;
         match s.create(ino(parent), &name, owner, flags).await {
             Ok((a, fh)) => {
                 let fa = s.file_attr(&a).await;
