@@ -18,6 +18,7 @@ use cairn_tests::DevCluster;
 use serde::Serialize;
 
 use crate::moosefs::{Durability, MooseFs};
+use crate::trees::TreeSources;
 use crate::{drop_caches, mbps, scratch_dir, source_file, timed, MountWorkload};
 
 /// One of the three filesystems under test.
@@ -333,6 +334,40 @@ pub async fn run(p: MountWorkload, moosefs_fsync: bool) -> anyhow::Result<()> {
         "ops/s",
         v,
     ));
+
+    // ---- trees: git clone, tar x, rm -rf, python3 -m venv ----------------
+    eprintln!("git clone, tar x, rm -rf, venv ...");
+    let sources = TreeSources::prepare(base.path())?;
+    let v = each(&mut fss, |fs| {
+        drop_caches();
+        sources.git_clone(&fs.root())
+    })?;
+    lines.push(line(
+        "git clone --no-local of this repo".into(),
+        "files/s",
+        v,
+    ));
+    let v = each(&mut fss, |fs| {
+        drop_caches();
+        sources.untar(&fs.root())
+    })?;
+    let files = sources.files();
+    lines.push(line(
+        format!("tar x of its source ({files} files)"),
+        "files/s",
+        v,
+    ));
+    let v = each(&mut fss, |fs| sources.remove_tree(&fs.root()))?;
+    lines.push(line(
+        format!("rm -rf of that tree ({files} files)"),
+        "files/s",
+        v,
+    ));
+    let v = each(&mut fss, |fs| {
+        drop_caches();
+        crate::trees::venv(&fs.root())
+    })?;
+    lines.push(line("python3 -m venv (pip included)".into(), "files/s", v));
 
     drop(fss);
     print_lines(&lines, p.json.as_deref())?;

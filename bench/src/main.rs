@@ -34,6 +34,7 @@ mod metadata;
 mod moosefs;
 mod packages;
 mod replication;
+mod trees;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

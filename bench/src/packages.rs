@@ -11,6 +11,10 @@ pub fn ensure(command: &str, probe: &str, packages: &[&str]) -> anyhow::Result<(
     if Command::new(command).arg(probe).output().is_ok() {
         return Ok(());
     }
+    apt_install(packages)
+}
+
+fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     eprintln!("installing {} from Debian ...", packages.join(" "));
     // A fresh machine (a new container) may have no package lists yet:
     // install from the lists there are, and only if that fails fetch them
@@ -44,4 +48,17 @@ fn apt_get(args: &[&str], packages: &[&str]) -> anyhow::Result<()> {
 /// fio, for the random-I/O rows.
 pub fn ensure_fio() -> anyhow::Result<()> {
     ensure("fio", "--version", &["fio"])
+}
+
+/// Python with its venv module (Debian ships `ensurepip`, which venv
+/// needs to install pip, in a package of its own).
+pub fn ensure_venv() -> anyhow::Result<()> {
+    let ready = Command::new("python3")
+        .args(["-m", "ensurepip", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ready {
+        return Ok(());
+    }
+    apt_install(&["python3-venv"])
 }
