@@ -263,10 +263,21 @@ async fn fetch_bytes(
     ring.observe(reply.ring_epoch);
     match reply.result {
         Ok(ChunkResponse::Data { len } | ChunkResponse::Slice { len }) if u64::from(len) <= max => {
-            let mut data = vec![0u8; len as usize];
-            recv.read_exact(&mut data)
-                .await
-                .map_err(|e| failed(e.to_string()))?;
+            // Appended as the stream delivers it: one copy, no zeroing.
+            let len = len as usize;
+            let mut data = Vec::with_capacity(len);
+            while data.len() < len {
+                match recv.read_chunk(len - data.len(), true).await {
+                    Ok(Some(c)) => data.extend_from_slice(&c.bytes),
+                    Ok(None) => {
+                        return Err(failed(format!(
+                            "the answer ended after {} of {len} bytes",
+                            data.len()
+                        )))
+                    }
+                    Err(e) => return Err(failed(e.to_string())),
+                }
+            }
             Ok(data)
         }
         Ok(other) => Err(Fetch::Failed(format!("unexpected reply {other:?}"))),

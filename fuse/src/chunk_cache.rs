@@ -7,10 +7,11 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use cairn_proto::ChunkId;
 use tokio::sync::OnceCell;
 
-type Slot = Arc<OnceCell<Arc<Vec<u8>>>>;
+type Slot = Arc<OnceCell<Bytes>>;
 
 pub struct ChunkCache {
     capacity: usize,
@@ -44,8 +45,9 @@ impl ChunkCache {
     }
 
     /// Chunk `id` from the cache, or from `fetch` (once, however many
-    /// callers ask at the same time).
-    pub async fn get<F, Fut, E>(&self, id: ChunkId, fetch: F) -> Result<Arc<Vec<u8>>, E>
+    /// callers ask at the same time). Readers share its memory: slices of
+    /// it answer reads without a copy.
+    pub async fn get<F, Fut, E>(&self, id: ChunkId, fetch: F) -> Result<Bytes, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Vec<u8>, E>>,
@@ -55,7 +57,7 @@ impl ChunkCache {
         let got = slot
             .get_or_try_init(|| async {
                 filled_here = true;
-                fetch().await.map(Arc::new)
+                fetch().await.map(Bytes::from)
             })
             .await;
         match got {
@@ -148,6 +150,6 @@ mod tests {
             .get(id(1), || async { Ok::<_, &str>(vec![7]) })
             .await
             .unwrap();
-        assert_eq!(*ok, vec![7]);
+        assert_eq!(ok, vec![7]);
     }
 }

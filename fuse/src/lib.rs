@@ -16,6 +16,7 @@ mod deferred_create;
 mod deferred_unlink;
 mod dirty_budget;
 mod errno;
+mod extent_read;
 mod filesystem;
 mod inode_aliases;
 mod kernel_attrs;

@@ -5,9 +5,10 @@
 //! (inline in metadata for a tiny file, else as new chunks committed as
 //! extents keyed by offset — a random write replaces only what it covers).
 //!
-//! About 600 lines: the state behind one lock, and the reads, writes and
-//! flushes that must see it consistently. The pure parts are tested types
-//! of their own: `write_buffer`, `dirty_budget`, `read_pattern`.
+//! The state behind one lock, and the reads, writes and flushes that must
+//! see it consistently. The pure parts are tested types of their own:
+//! `write_buffer`, `dirty_budget`, `read_pattern`; fetching committed
+//! bytes is `extent_read`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use fuser::Errno;
 use crate::chunk_cache::ChunkCache;
 use crate::dirty_budget::{DirtyBudget, DirtyCharge};
 use crate::errno::errno;
+use crate::extent_read;
 use crate::inode_aliases::InodeAliases;
 use crate::read_pattern::ReadPattern;
 use crate::write_buffer::WriteBuffer;
@@ -443,21 +445,21 @@ impl OpenFile {
     /// Up to `len` bytes at `offset` (fewer at the end of the file): the
     /// committed bytes, under what a flush is committing, under what is
     /// buffered. Holes read as zeros.
-    pub async fn read(&self, io: &FileIo, offset: u64, len: u32) -> Result<Vec<u8>, Errno> {
+    pub async fn read(&self, io: &FileIo, offset: u64, len: u32) -> Result<Bytes, Errno> {
         let mut scan = None;
         for _ in 0..READ_TRIES {
-            let (mut out, content, generation, sequential) = {
+            let (n, content, generation, sequential) = {
                 let mut st = self.state.lock().await;
                 if offset >= st.size {
-                    return Ok(Vec::new());
+                    return Ok(Bytes::new());
                 }
                 let n = u64::from(len).min(st.size - offset);
-                let mut out = vec![0u8; n as usize];
                 // Counted once per read, however many tries it takes.
                 let sequential = *scan.get_or_insert_with(|| st.pattern.observe(offset, n));
                 if st.dirty.covers(offset, n) {
+                    let mut out = vec![0u8; n as usize];
                     st.dirty.overlay(offset, &mut out);
-                    return Ok(out);
+                    return Ok(out.into());
                 }
                 let Some(content) = st.content.clone() else {
                     // Fetched without holding the file's state: writes,
@@ -480,6 +482,7 @@ impl OpenFile {
                 if let Some(inline) = &content.inline {
                     // A tiny file: its bytes came with the content (zeros
                     // past them).
+                    let mut out = vec![0u8; n as usize];
                     let lo = (offset as usize).min(inline.len());
                     let hi = ((offset + n) as usize).min(inline.len());
                     out[..hi - lo].copy_from_slice(&inline[lo..hi]);
@@ -487,23 +490,30 @@ impl OpenFile {
                         overlay_parts(parts, offset, &mut out);
                     }
                     st.dirty.overlay(offset, &mut out);
-                    return Ok(out);
+                    return Ok(out.into());
                 }
                 if sequential {
                     self.read_ahead(io, &content.extents, offset + n);
                 }
-                (out, content, st.generation, sequential)
+                (n, content, st.generation, sequential)
             };
-            fill_from_extents(io, &content.extents, offset, &mut out, sequential).await?;
+            let pieces = extent_read::pieces(io, &content.extents, offset, n, sequential).await?;
             let st = self.state.lock().await;
             if st.generation != generation {
                 continue; // a commit landed meanwhile: read again
             }
+            if st.inflight.is_none() && st.dirty.is_empty() {
+                if let Some(whole) = extent_read::exactly(&pieces, offset, n) {
+                    return Ok(whole); // nothing over it: the chunk's own bytes
+                }
+            }
+            let mut out = vec![0u8; n as usize];
+            extent_read::copy_into(&pieces, offset, &mut out);
             if let Some(parts) = &st.inflight {
                 overlay_parts(parts, offset, &mut out);
             }
             st.dirty.overlay(offset, &mut out);
-            return Ok(out);
+            return Ok(out.into());
         }
         Err(Errno::EAGAIN)
     }
@@ -549,74 +559,3 @@ const MAX_FILE_SIZE: u64 = 1 << 62;
 /// Tries of one read when commits keep landing underneath it (fetching
 /// the committed content takes one).
 const READ_TRIES: usize = 6;
-
-/// Copies the committed bytes of `offset..offset + out.len()` into `out`
-/// (holes stay zero), fetching in parallel: whole chunks through the cache
-/// for a sequential reader (read-ahead fills the same cache), only the
-/// bytes asked for (verified slices) for a random one.
-async fn fill_from_extents(
-    io: &FileIo,
-    extents: &[Extent],
-    offset: u64,
-    out: &mut [u8],
-    sequential: bool,
-) -> Result<(), Errno> {
-    let end = offset + out.len() as u64;
-    let first = extents.partition_point(|e| e.offset + e.len <= offset);
-    // (extent, file range lo..hi, where that range starts in the chunk)
-    let wanted: Vec<(&Extent, u64, u64, u64)> = extents[first..]
-        .iter()
-        .take_while(|e| e.offset < end)
-        .map(|e| {
-            let lo = e.offset.max(offset);
-            let hi = (e.offset + e.len).min(end);
-            (e, lo, hi, e.chunk_offset + (lo - e.offset))
-        })
-        .collect();
-    let fetches = wanted.iter().map(|&(e, lo, hi, in_chunk)| {
-        let id = e.chunk;
-        let client = io.client.clone();
-        // A read that wants all of an extent (a small file's one chunk)
-        // gains nothing from a verified slice.
-        let all_of_it = lo == e.offset && hi == e.offset + e.len;
-        let whole = sequential || all_of_it || io.cache.contains(&id);
-        async move {
-            if whole {
-                let data = io
-                    .cache
-                    .get(
-                        id,
-                        move || async move { client.inodes().fetch_chunk(id).await },
-                    )
-                    .await?;
-                let from = in_chunk as usize;
-                let to = from + (hi - lo) as usize;
-                return data.get(from..to).map(<[u8]>::to_vec).ok_or_else(|| {
-                    ClientError::ChunkUnavailable {
-                        chunk: id,
-                        detail: "extent reaches past the end of its chunk".into(),
-                    }
-                });
-            }
-            let (start, len) = match (u32::try_from(in_chunk), u32::try_from(hi - lo)) {
-                (Ok(s), Ok(l)) => (s, l),
-                _ => {
-                    return Err(ClientError::ChunkUnavailable {
-                        chunk: id,
-                        detail: "range beyond any chunk".into(),
-                    })
-                }
-            };
-            client.inodes().fetch_chunk_range(id, start, len).await
-        }
-    });
-    let pieces = futures::future::join_all(fetches).await;
-    for ((e, lo, hi, _), piece) in wanted.iter().zip(pieces) {
-        let data = piece.map_err(|err| {
-            tracing::warn!(chunk = %e.chunk, error = %err, "reading a chunk failed");
-            errno(&err)
-        })?;
-        out[(lo - offset) as usize..(hi - offset) as usize].copy_from_slice(&data);
-    }
-    Ok(())
-}
