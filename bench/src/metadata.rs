@@ -157,7 +157,7 @@ async fn failover(mut cluster: DevCluster, runs: usize, rows: &mut Vec<Row>) -> 
 }
 
 /// Waits until every metadata node is replicating with no lag.
-async fn caught_up(client: &Client, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) async fn caught_up(client: &Client, timeout: Duration) -> anyhow::Result<()> {
     let t = Instant::now();
     loop {
         if let Ok(s) = client.status().await {

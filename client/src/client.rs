@@ -36,7 +36,7 @@ mod inodes;
 mod own_changes;
 mod reserved;
 pub use gc::ServerGc;
-pub use inodes::{FileContent, Inodes};
+pub use inodes::{DirPlusPage, FileContent, Inodes};
 pub use own_changes::ChangeWatch;
 use own_changes::OwnChanges;
 mod read;

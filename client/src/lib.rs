@@ -16,6 +16,6 @@ pub mod inline;
 pub mod pack;
 pub mod placement;
 
-pub use client::{ChangeWatch, Client, FileContent, Inodes, ServerGc};
+pub use client::{ChangeWatch, Client, DirPlusPage, FileContent, Inodes, ServerGc};
 pub use config::ClientConfig;
 pub use error::ClientError;

@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_proto::meta_rpc::{FileKind, InodeAttr};
+use cairn_proto::InodeId;
 use fuser::{FileAttr, FileType, INodeNo};
 
 /// `st_blksize`: tools size their reads and writes by it; big IOs suit a
@@ -52,6 +53,46 @@ pub fn to_file_attr(a: &InodeAttr, size: u64) -> FileAttr {
         rdev: 0,
         blksize: BLOCK_SIZE,
         flags: 0,
+    }
+}
+
+/// Attributes for the `.` and `..` entries of a listing with attributes:
+/// the kernel keeps neither, only their number and type are read.
+pub fn dot_attr(ino: InodeId) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(ino.0),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: FileType::Directory,
+        perm: 0o755,
+        nlink: 2,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: BLOCK_SIZE,
+        flags: 0,
+    }
+}
+
+/// A regular file's attributes for tests: inode `ino`, `ino` bytes.
+#[cfg(test)]
+pub fn test_file(ino: u64) -> InodeAttr {
+    InodeAttr {
+        ino: InodeId(ino),
+        kind: FileKind::File,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: ino,
+        nlink: 1,
+        mtime_ns: 0,
+        ctime_ns: 0,
+        atime_ns: 0,
+        version: 1,
     }
 }
 

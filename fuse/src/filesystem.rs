@@ -22,19 +22,20 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use cairn_proto::meta_rpc::{FileKind, InodeAttr, Owner};
+use cairn_proto::meta_rpc::{InodeAttr, Owner};
 use cairn_proto::path::MAX_NAME_LEN;
 use cairn_proto::InodeId;
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, Generation, INodeNo, IoctlFlags,
-    KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, Errno, FileHandle, Filesystem, Generation, INodeNo, InitFlags,
+    IoctlFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::attr::{ns_of, to_file_attr};
 use crate::deferred_create::PendingCreates;
 use crate::deferred_unlink::PendingUnlinks;
+use crate::dir_listing::DirListing;
 use crate::errno::AsErrno;
 use crate::kernel_attrs::KernelAttrs;
 use crate::lookup_cache::LookupCache;
@@ -67,7 +68,8 @@ pub(crate) struct Shared {
     /// Directory listings fetched ahead of lookups.
     lookups: Arc<LookupCache>,
     files: Mutex<OpenFiles>,
-    dirs: Mutex<HashMap<u64, Arc<Vec<DirItem>>>>,
+    /// Open directories' listings (see `dir_listing`).
+    dirs: Mutex<HashMap<u64, Arc<Mutex<DirListing>>>>,
     next_fh: AtomicU64,
     /// The inode version whose bytes the kernel's page cache holds.
     cached_versions: Mutex<HashMap<InodeId, u64>>,
@@ -82,12 +84,6 @@ pub(crate) struct Shared {
     /// Unlinks answered here and not yet applied (see `deferred_unlink`).
     unlinks: PendingUnlinks,
     defer_unlinks: bool,
-}
-
-struct DirItem {
-    ino: u64,
-    kind: FileKind,
-    name: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -294,6 +290,16 @@ impl Filesystem for CairnFs {
         let _ = config.set_max_write(MAX_IO);
         let _ = config.set_max_readahead(MAX_IO);
         let _ = config.set_max_background(64);
+        // Listings with attributes (`readdirplus`): `ls -l` then stats
+        // from the kernel's cache instead of asking one lookup per name.
+        // "Auto": the kernel asks for attributes on a directory's first
+        // read and then only while the reader looks the names up (as `ls
+        // -l` does between reads), so `find`, which only wants the names,
+        // does not make the kernel build an inode for each.
+        let plus = InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
+        if let Err(missing) = config.add_capabilities(plus) {
+            tracing::info!(?missing, "the kernel lists directories without attributes");
+        }
         Ok(())
     }
 
@@ -496,6 +502,17 @@ impl Filesystem for CairnFs {
         reply: ReplyDirectory,
     ) {
         ops::dir::readdir(self, fh, offset, reply)
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _i: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectoryPlus,
+    ) {
+        ops::dir::readdirplus(self, fh, offset, reply)
     }
 
     fn releasedir(

@@ -14,6 +14,7 @@ mod attr;
 mod chunk_cache;
 mod deferred_create;
 mod deferred_unlink;
+mod dir_listing;
 mod dirty_budget;
 mod errno;
 mod extent_read;

@@ -359,26 +359,11 @@ pub async fn lookup(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_proto::meta_rpc::{FileKind, Owner, RenameMode};
+    use crate::attr::test_file as attr;
+    use cairn_proto::meta_rpc::{Owner, RenameMode};
 
     const TTL: Duration = Duration::from_secs(1);
     const DIR: InodeId = InodeId(7);
-
-    fn attr(ino: u64) -> InodeAttr {
-        InodeAttr {
-            ino: InodeId(ino),
-            kind: FileKind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            size: ino,
-            nlink: 1,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            atime_ns: 0,
-            version: 1,
-        }
-    }
 
     fn entry(name: &str, ino: u64) -> DirEntryPlus {
         DirEntryPlus {

@@ -772,9 +772,11 @@ fn reap(pid: u32, timeout: Duration) -> anyhow::Result<()> {
 fn wait_gone(pid: u32, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     while Path::new(&format!("/proc/{pid}")).exists() {
-        // A zombie (exited, not yet reaped by cairn dev) counts as gone.
+        // A zombie (exited, not yet reaped by cairn dev) counts as gone
+        // once its last thread is: until then its files (a RocksDB lock)
+        // may still be open.
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat.split_whitespace().nth(2) == Some("Z") {
+        if stat.split_whitespace().nth(2) == Some("Z") && threads_left(pid) <= 1 {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -787,6 +789,11 @@ fn wait_gone(pid: u32, timeout: Duration) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
+}
+
+/// Threads of process `pid` still listed (the leader's included).
+fn threads_left(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
 }
 
 /// Chunkserver `id` as `client`'s cluster reports it, if it can.
@@ -847,7 +854,6 @@ pub async fn wait_listing(client: &cairn_client::Client, want: usize, what: &str
     }
 }
 
-/// `n` bytes of seeded random data.
 /// Peak resident set (VmHWM) of a running process, in bytes.
 pub fn peak_rss(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -856,6 +862,7 @@ pub fn peak_rss(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// `n` bytes of seeded random data.
 pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
     use rand::{Rng, SeedableRng};
     let mut v = vec![0u8; n];

@@ -442,6 +442,25 @@ fn error_paths_return_the_posix_errno() {
         std::io::Error::last_os_error().raw_os_error(),
         Some(libc::ENODATA)
     );
+    // Namespaces the mount does not keep (SELinux labels, ACLs) are not
+    // supported, which `ls -l` takes as a reason to stop asking.
+    for name in [c"security.selinux", c"system.posix_acl_access"] {
+        // SAFETY: valid path, name and buffer.
+        let r = unsafe {
+            libc::getxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        assert_eq!(r, -1);
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EOPNOTSUPP),
+            "{name:?}"
+        );
+    }
 
     // Permissions, checked the POSIX way for a non-root user.
     fs::write(m.join("secret"), b"s").unwrap();

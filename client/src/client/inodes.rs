@@ -471,23 +471,30 @@ impl Inodes<'_> {
         let mut out: Vec<DirEntry> = Vec::new();
         loop {
             let after = out.last().map(|e| e.name.clone());
-            match self
-                .client
-                .read(NsRead::ReadDir {
-                    ino,
-                    after,
-                    limit: MAX_DIR_PAGE,
-                })
-                .await?
-            {
-                NsReadReply::DirPage { entries, more } => {
-                    out.extend(entries);
-                    if !more {
-                        return Ok(out);
-                    }
-                }
-                r => return Err(unexpected(r)),
+            let (entries, more) = self.dir_page(ino, after, MAX_DIR_PAGE).await?;
+            out.extend(entries);
+            if !more {
+                return Ok(out);
             }
+        }
+    }
+
+    /// Up to `limit` entries of directory `ino` after the name `after`
+    /// (from the first with `None`), in name order; the flag says whether
+    /// more follow.
+    pub async fn dir_page(
+        self,
+        ino: InodeId,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<(Vec<DirEntry>, bool), ClientError> {
+        match self
+            .client
+            .read(NsRead::ReadDir { ino, after, limit })
+            .await?
+        {
+            NsReadReply::DirPage { entries, more } => Ok((entries, more)),
+            r => Err(unexpected(r)),
         }
     }
 
@@ -506,29 +513,54 @@ impl Inodes<'_> {
                 return Ok((out, false));
             }
             let limit = MAX_DIR_PLUS_PAGE.min(u32::try_from(room).unwrap_or(u32::MAX));
-            match self
-                .client
-                .read(NsRead::ReadDirPlus { ino, after, limit })
-                .await?
-            {
-                NsReadReply::DirPlusPage {
-                    entries,
-                    more,
-                    last,
-                } => {
-                    out.extend(entries);
-                    if !more {
-                        return Ok((out, true));
-                    }
-                    if last.is_none() {
-                        return Err(ClientError::Protocol(
-                            "a directory page with more to come named no last entry".into(),
-                        ));
-                    }
-                    after = last;
-                }
-                r => return Err(unexpected(r)),
+            let page = self.dir_plus_page(ino, after, limit).await?;
+            out.extend(page.entries);
+            match page.next {
+                None => return Ok((out, true)),
+                Some(last) => after = Some(last),
             }
         }
     }
+
+    /// Up to `limit` entries of directory `ino` after the name `after`,
+    /// each with its attributes (see [`DirPlusPage`]).
+    pub async fn dir_plus_page(
+        self,
+        ino: InodeId,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<DirPlusPage, ClientError> {
+        match self
+            .client
+            .read(NsRead::ReadDirPlus { ino, after, limit })
+            .await?
+        {
+            NsReadReply::DirPlusPage {
+                entries,
+                more,
+                last,
+            } => {
+                if more && last.is_none() {
+                    return Err(ClientError::Protocol(
+                        "a directory page with more to come named no last entry".into(),
+                    ));
+                }
+                Ok(DirPlusPage {
+                    entries,
+                    next: last.filter(|_| more),
+                })
+            }
+            r => Err(unexpected(r)),
+        }
+    }
+}
+
+/// One page of a directory listing with attributes.
+pub struct DirPlusPage {
+    /// In name order.
+    pub entries: Vec<DirEntryPlus>,
+    /// Where the next page starts (the page's last name; it may be past
+    /// the last entry, whose inode vanished as it was read), or `None`
+    /// when this page ends the directory.
+    pub next: Option<String>,
 }

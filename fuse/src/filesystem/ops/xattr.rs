@@ -52,9 +52,11 @@ pub(crate) fn getxattr(fs: &CairnFs, i: INodeNo, name: &OsStr, size: u32, reply:
         return reply.error(Errno::NO_XATTR);
     };
     if !stored_xattr(&name) {
-        // Asked by the kernel on every write (security.capability):
-        // answered here, without a round trip.
-        return reply.error(Errno::NO_XATTR);
+        // Not supported, said without a round trip. Asked by the kernel
+        // on every write (security.capability) and by `ls -l` for every
+        // name (security.selinux, system.posix_acl_*), which stops asking
+        // a filesystem that says it does not support them.
+        return reply.error(Errno::EOPNOTSUPP);
     }
     fs.run(|s| async move {
         match s.io.client.inodes().get_xattr(s.file_ino(i), &name).await {
@@ -85,7 +87,7 @@ pub(crate) fn removexattr(fs: &CairnFs, i: INodeNo, name: &OsStr, reply: ReplyEm
         return reply.error(Errno::NO_XATTR);
     };
     if !stored_xattr(&name) {
-        return reply.error(Errno::NO_XATTR);
+        return reply.error(Errno::EOPNOTSUPP);
     }
     fs.run(|s| async move {
         reply_empty(
