@@ -292,16 +292,11 @@ struct Footprint {
 impl Footprint {
     fn of(cluster: &DevCluster, name: &str) -> anyhow::Result<Footprint> {
         let pid = cluster.pid(name)?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|k| k.parse().ok())
-            .with_context(|| format!("no VmRSS for {name} (pid {pid})"))?;
+        let rss =
+            cairn_tests::rss(pid).with_context(|| format!("no VmRSS for {name} (pid {pid})"))?;
         Ok(Footprint {
             disk: dir_bytes(&cluster.dir().join("data").join(name))?,
-            rss: kib * 1024,
+            rss,
         })
     }
 }
@@ -372,8 +367,7 @@ async fn reads_from(
     let t = Instant::now();
     let pid = cluster.pid(name)?;
     loop {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if matches!(stat.split_whitespace().nth(2), None | Some("Z")) {
+        if cairn_tests::has_exited(pid) {
             bail!(
                 "{name} exited after its restart; its log ends:\n{}",
                 cluster.log_tails(20)

@@ -769,16 +769,19 @@ fn reap(pid: u32, timeout: Duration) -> anyhow::Result<()> {
     }
 }
 
+/// Whether process `pid` has exited: gone, or a zombie (not yet reaped
+/// by cairn dev) whose last thread is gone too: until then its files (a
+/// RocksDB lock) may still be open.
+pub fn has_exited(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    stat.split_whitespace().nth(2) == Some("Z") && threads_left(pid) <= 1
+}
+
 fn wait_gone(pid: u32, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    while Path::new(&format!("/proc/{pid}")).exists() {
-        // A zombie (exited, not yet reaped by cairn dev) counts as gone
-        // once its last thread is: until then its files (a RocksDB lock)
-        // may still be open.
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat.split_whitespace().nth(2) == Some("Z") && threads_left(pid) <= 1 {
-            return Ok(());
-        }
+    while !has_exited(pid) {
         if Instant::now() > deadline {
             bail!(
                 "process {pid} still alive after {timeout:?} ({}){}",
@@ -856,8 +859,18 @@ pub async fn wait_listing(client: &cairn_client::Client, want: usize, what: &str
 
 /// Peak resident set (VmHWM) of a running process, in bytes.
 pub fn peak_rss(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmHWM:")
+}
+
+/// Resident set (VmRSS) of a running process, in bytes.
+pub fn rss(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// A size field of `/proc/PID/status` (given in kB), in bytes.
+fn status_bytes(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }
