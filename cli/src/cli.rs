@@ -79,13 +79,32 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
     },
+    /// Run the S3 gateway: the S3 REST API over HTTP, on the cluster's
+    /// namespace. Bucket B is the directory ROOT/B, object key a/b the
+    /// file ROOT/B/a/b, so the mount and S3 see the same files. Every
+    /// request must be signed (SigV4) with one of the config's access
+    /// keys; any region name is accepted.
+    ///
+    /// The config (TOML): `listen = "127.0.0.1:9000"`, `cluster =
+    /// "s3-client.toml"` (the gateway's own client config), `root = "/"`,
+    /// and `[[access_keys]]` tables with `id` and `secret`. `cairn dev`
+    /// writes one and starts the gateway.
+    S3 {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Listen here instead of the config's address.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Run a local cluster: 1 metadata node and 3 chunkservers on free
     /// 127.0.0.1 ports, each its own process, in the foreground.
     ///
     /// The first run creates DIR with a cluster CA, certificates, one config
     /// per server, `admin.toml` for its operator (an `admin` certificate, the
     /// CLI's default), `client.toml` for clients and the mount (a `client`
-    /// certificate: namespace and data only), `logs/` and `pids/NAME.pid`.
+    /// certificate: namespace and data only), `s3.toml` for the S3 gateway
+    /// it also starts (with `s3-client.toml`, its own client certificate,
+    /// and a generated access key), `logs/` and `pids/NAME.pid`.
     /// Running it again on the same DIR brings the same cluster back with its
     /// data. Ctrl-C (or SIGTERM) stops every server cleanly.
     Dev {
@@ -434,6 +453,7 @@ impl Command {
             Command::Meta { action: None, .. }
                 | Command::Chunkserver { action: None, .. }
                 | Command::Dev { .. }
+                | Command::S3 { .. }
                 | Command::Mount { .. }
         )
     }

@@ -245,17 +245,66 @@ pub fn ensure_admin_config(dir: &Path) -> anyhow::Result<()> {
     }
     let client = ClientConfig::load(&dir.join(CLIENT_CONFIG))
         .with_context(|| format!("reading {}", dir.join(CLIENT_CONFIG).display()))?;
+    let admin_tls = issue_cert(dir, &cluster_ca(dir)?, Role::Admin, "admin")?;
+    write_client_config(dir, ADMIN_CONFIG, &client.meta, &admin_tls)
+}
+
+/// The dev cluster's CA, as `create` wrote it to `tls/`.
+fn cluster_ca(dir: &Path) -> anyhow::Result<CertificateAuthority> {
     let tls_dir = dir.join("tls");
     let read = |name: &str| {
         fs::read_to_string(tls_dir.join(name))
             .with_context(|| format!("reading {}", tls_dir.join(name).display()))
     };
-    let ca = CertificateAuthority {
+    Ok(CertificateAuthority {
         cert_pem: read("ca.pem")?,
         key_pem: read("ca.key")?,
+    })
+}
+
+/// The dev cluster's S3 gateway config (`cairn s3 --config`).
+pub const S3_CONFIG: &str = "s3.toml";
+/// The gateway's client config: its own `client` certificate.
+pub const S3_CLIENT_CONFIG: &str = "s3-client.toml";
+
+/// Gives the dev cluster its S3 gateway config if it has none: a client
+/// certificate of its own (`s3-client.toml`), a free port, the namespace
+/// root as the bucket root, and one generated access key. Returns the
+/// config's path.
+pub fn ensure_s3_config(dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join(S3_CONFIG);
+    if path.exists() {
+        return Ok(path);
+    }
+    let client = ClientConfig::load(&dir.join(CLIENT_CONFIG))
+        .with_context(|| format!("reading {}", dir.join(CLIENT_CONFIG).display()))?;
+    let tls = issue_cert(dir, &cluster_ca(dir)?, Role::Client, "s3")?;
+    write_client_config(dir, S3_CLIENT_CONFIG, &client.meta, &tls)?;
+    let port = free_port(&[])?;
+    let cfg = cairn_s3::GatewayConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        cluster: PathBuf::from(S3_CLIENT_CONFIG),
+        root: "/".into(),
+        access_keys: vec![cairn_s3::AccessKey {
+            id: format!("CK{}", hex_upper(&random_bytes::<9>()?)),
+            secret: hex_upper(&random_bytes::<20>()?).to_lowercase(),
+        }],
     };
-    let admin_tls = issue_cert(dir, &ca, Role::Admin, "admin")?;
-    write_client_config(dir, ADMIN_CONFIG, &client.meta, &admin_tls)
+    write_file(&path, &toml::to_string_pretty(&cfg)?, true)?;
+    Ok(path)
+}
+
+fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
+    use std::io::Read;
+    let mut b = [0u8; N];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .context("reading /dev/urandom for an access key")?;
+    Ok(b)
+}
+
+fn hex_upper(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
 /// Loads the layout of an existing dev cluster, if `dir` holds one.

@@ -411,6 +411,22 @@ impl Client {
         self.read_range(&attr, start, end, writer).await
     }
 
+    /// Writes bytes `start..end` of the file `attr` describes (clipped to
+    /// its size) to `writer`; returns how many were written. Fails with
+    /// [`ClientError::Changed`] if the file no longer is the version
+    /// `attr` names, rather than mix two versions' bytes.
+    pub async fn read_file<W: AsyncWrite + Unpin>(
+        &self,
+        attr: &InodeAttr,
+        start: u64,
+        end: u64,
+        writer: &mut W,
+    ) -> Result<u64, ClientError> {
+        let end = end.min(attr.size);
+        let start = start.min(end);
+        self.read_range(attr, start, end, writer).await
+    }
+
     async fn file(&self, path: &str) -> Result<InodeAttr, ClientError> {
         let attr = self.stat(path).await?;
         if attr.kind == FileKind::Dir {

@@ -131,6 +131,18 @@ pub fn apply<R: KvRead>(
             size,
             owner,
         } => commit_file::commit_file(t, *parent, name, extents, *size, *owner, now_ns).map(Some),
+        NsWrite::CommitObject {
+            parent,
+            name,
+            extents,
+            size,
+            owner,
+            xattrs,
+        } => {
+            let attr = commit_file::commit_file(t, *parent, name, extents, *size, *owner, now_ns)?;
+            xattrs::replace_all(t, attr.ino, xattrs)?;
+            Ok(Some(attr))
+        }
     }
 }
 

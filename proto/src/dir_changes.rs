@@ -50,6 +50,7 @@ impl NsWrite {
         match self {
             Q::Mkdir { parent, name, .. }
             | Q::CommitFile { parent, name, .. }
+            | Q::CommitObject { parent, name, .. }
             | Q::CreateFile { parent, name, .. }
             | Q::CreateWith { parent, name, .. }
             | Q::Mknod { parent, name, .. }
@@ -85,7 +86,8 @@ impl NsWrite {
         match self {
             Q::Unlink { parent, name }
             | Q::Rmdir { parent, name }
-            | Q::CommitFile { parent, name, .. } => vec![(*parent, name.as_str())],
+            | Q::CommitFile { parent, name, .. }
+            | Q::CommitObject { parent, name, .. } => vec![(*parent, name.as_str())],
             Q::Rename {
                 parent,
                 name,
@@ -107,6 +109,7 @@ impl NsWrite {
             | Q::Unlink { parent, .. }
             | Q::Rmdir { parent, .. }
             | Q::CommitFile { parent, .. }
+            | Q::CommitObject { parent, .. }
             | Q::CreateFile { parent, .. }
             | Q::CreateWith { parent, .. }
             | Q::Mknod { parent, .. }

@@ -53,6 +53,11 @@ pub const MAX_EXTENT_PAGE: u32 = 8192;
 pub const MAX_EXIST_QUERY: usize = 4096;
 /// Longest symbolic link target, in bytes (Linux `PATH_MAX` less the NUL).
 pub const MAX_SYMLINK_TARGET: usize = 4095;
+/// Extended attributes whose names begin so describe a file's bytes (the
+/// S3 gateway's ETag and checksums): metadata drops them whenever the
+/// bytes change other than by the `CommitObject` that sets them, as Linux
+/// drops `security.capability` on a write, so they are never stale.
+pub const CONTENT_BOUND_XATTR_PREFIX: &str = "user.cairn.content.";
 /// Longest extended attribute name, in bytes (Linux `XATTR_NAME_MAX`).
 pub const MAX_XATTR_NAME: usize = 255;
 /// Largest extended attribute value, in bytes (Linux `XATTR_SIZE_MAX`).

@@ -30,6 +30,7 @@ pub mod linearizability;
 pub mod links;
 pub mod metrics;
 pub mod nemesis;
+pub mod s3_clients;
 pub mod shared_files;
 pub mod udp_proxy;
 

@@ -18,8 +18,8 @@ use crate::signals::Termination;
 const START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long each server may take to stop after SIGTERM before SIGKILL.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
-/// How long `--mount` waits for the filesystem to appear.
-const MOUNT_WAIT: Duration = Duration::from_secs(30);
+/// How long the mount (`--mount`) and the S3 gateway may take to come up.
+const CLIENT_WAIT: Duration = Duration::from_secs(30);
 
 struct Running {
     name: String,
@@ -77,7 +77,22 @@ pub async fn run(
             dir.join("logs").display()
         )));
     }
+    // The cluster's clients: the S3 gateway, and the mount if asked for.
     let mut mounted = Vec::new();
+    let s3 = tokio::select! {
+        r = start_s3(&dir, threads) => r,
+        _ = termination.wait() => Err(anyhow::anyhow!("interrupted during start-up")),
+    };
+    let s3 = match s3 {
+        Ok((running, cfg)) => {
+            mounted.push(running);
+            cfg
+        }
+        Err(e) => {
+            stop_all(&dir, &mut running).await;
+            return Err(e);
+        }
+    };
     if let Some(mp) = &mount {
         let started = tokio::select! {
             r = start_mount(&dir, mp, threads) => r,
@@ -86,19 +101,78 @@ pub async fn run(
         match started {
             Ok(m) => mounted.push(m),
             Err(e) => {
+                stop_all(&dir, &mut mounted).await;
                 stop_all(&dir, &mut running).await;
                 return Err(e);
             }
         }
     }
-    print_summary(&dir, &layout, mount.as_deref(), threads);
+    print_summary(&dir, &layout, mount.as_deref(), threads, &s3);
 
     let outcome = supervise(&mut running, &mut termination).await;
     eprintln!("cairn dev: stopping");
-    // The mount first: it flushes open files to the servers.
+    // The mount and the gateway first: they flush to the servers.
     stop_all(&dir, &mut mounted).await;
     stop_all(&dir, &mut running).await;
     outcome
+}
+
+/// Starts `cairn ARGS` as `name` (logging to `logs/NAME.log`, its PID in
+/// `pids/NAME.pid`); returns it with its log's path.
+fn spawn_logged(
+    dir: &Path,
+    name: &str,
+    args: &[&std::ffi::OsStr],
+) -> anyhow::Result<(Child, PathBuf)> {
+    let exe = std::env::current_exe().context("locating the cairn binary")?;
+    let log_path = dir.join("logs").join(format!("{name}.log"));
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let child = Command::new(&exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    if let Some(pid) = child.id() {
+        write_pid(&dir.join("pids").join(format!("{name}.pid")), pid)?;
+    }
+    Ok((child, log_path))
+}
+
+/// Waits (at most [`CLIENT_WAIT`]) until `ready` says `child` is up;
+/// fails at once if it exits, with its log's last lines.
+async fn wait_ready<F, R>(
+    mut child: Child,
+    name: &str,
+    log_path: &Path,
+    what: &str,
+    mut ready: F,
+) -> anyhow::Result<Running>
+where
+    F: FnMut() -> R,
+    R: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + CLIENT_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if ready().await {
+            return Ok(Running {
+                name: name.into(),
+                child,
+            });
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("{what} exited ({status}):\n{}", last_lines(log_path, 10));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill().await;
+    bail!("{what} was not up within {CLIENT_WAIT:?}")
 }
 
 /// Mounts the cluster at `mp` with a `cairn mount` child process and waits
@@ -108,47 +182,46 @@ async fn start_mount(dir: &Path, mp: &Path, threads: usize) -> anyhow::Result<Ru
     let mp = mp
         .canonicalize()
         .with_context(|| format!("resolving {}", mp.display()))?;
-    let exe = std::env::current_exe().context("locating the cairn binary")?;
-    let log_path = dir.join("logs").join("mount.log");
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
-    let mut child = Command::new(&exe)
-        .arg("mount")
-        .arg("--threads")
-        .arg(threads.to_string())
-        .arg(dir)
-        .arg(&mp)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the mount")?;
-    if let Some(pid) = child.id() {
-        write_pid(&dir.join("pids").join("mount.pid"), pid)?;
-    }
-    let deadline = tokio::time::Instant::now() + MOUNT_WAIT;
-    while tokio::time::Instant::now() < deadline {
-        if super::mount::is_mounted(&mp) {
-            return Ok(Running {
-                name: "mount".into(),
-                child,
-            });
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!(
-                "the mount on {} exited ({status}):\n{}",
-                mp.display(),
-                last_lines(&log_path, 10)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = child.kill().await;
-    bail!("{} was not mounted within {MOUNT_WAIT:?}", mp.display())
+    let threads = threads.to_string();
+    let args = [
+        "mount".as_ref(),
+        "--threads".as_ref(),
+        threads.as_ref(),
+        dir.as_os_str(),
+        mp.as_os_str(),
+    ];
+    let (child, log) = spawn_logged(dir, "mount", &args)?;
+    let what = format!("the mount on {}", mp.display());
+    wait_ready(child, "mount", &log, &what, || {
+        let mounted = super::mount::is_mounted(&mp);
+        async move { mounted }
+    })
+    .await
+}
+
+/// Starts the S3 gateway (`cairn s3`, its config made on first use) and
+/// waits until it accepts connections.
+async fn start_s3(
+    dir: &Path,
+    threads: usize,
+) -> anyhow::Result<(Running, cairn_s3::GatewayConfig)> {
+    let path = cluster_files::ensure_s3_config(dir)?;
+    let cfg = cairn_s3::GatewayConfig::load(&path)?;
+    let threads = threads.to_string();
+    let args = [
+        "s3".as_ref(),
+        "--threads".as_ref(),
+        threads.as_ref(),
+        "--config".as_ref(),
+        path.as_os_str(),
+    ];
+    let (child, log) = spawn_logged(dir, "s3", &args)?;
+    let listen = cfg.listen;
+    let running = wait_ready(child, "s3", &log, "the S3 gateway", || async move {
+        tokio::net::TcpStream::connect(listen).await.is_ok()
+    })
+    .await?;
+    Ok((running, cfg))
 }
 
 async fn start_all(
@@ -157,29 +230,18 @@ async fn start_all(
     threads: usize,
     running: &mut Vec<Running>,
 ) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("locating the cairn binary")?;
+    let threads = threads.to_string();
     for (server, is_meta) in layout.servers() {
-        let log_path = dir.join("logs").join(format!("{}.log", server.name));
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .with_context(|| format!("opening {}", log_path.display()))?;
-        let child = Command::new(&exe)
-            .arg(if is_meta { "meta" } else { "chunkserver" })
-            .arg("--threads")
-            .arg(threads.to_string())
-            .arg("--config")
-            .arg(config_path(dir, &server.name))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", server.name))?;
-        if let Some(pid) = child.id() {
-            write_pid(&dir.join("pids").join(format!("{}.pid", server.name)), pid)?;
-        }
+        let config = config_path(dir, &server.name);
+        let role = if is_meta { "meta" } else { "chunkserver" };
+        let args = [
+            role.as_ref(),
+            "--threads".as_ref(),
+            threads.as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ];
+        let (child, _) = spawn_logged(dir, &server.name, &args)?;
         running.push(Running {
             name: server.name.clone(),
             child,
@@ -318,7 +380,13 @@ fn refuse_if_running(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_summary(dir: &Path, layout: &DevLayout, mount: Option<&Path>, threads: usize) {
+fn print_summary(
+    dir: &Path,
+    layout: &DevLayout,
+    mount: Option<&Path>,
+    threads: usize,
+    s3: &cairn_s3::GatewayConfig,
+) {
     println!(
         "Cairn dev cluster is up ({}); {threads} runtime thread(s) per process (--threads).",
         dir.display()
@@ -348,6 +416,17 @@ fn print_summary(dir: &Path, layout: &DevLayout, mount: Option<&Path>, threads: 
     }
     if let Some(mp) = mount {
         println!("Mounted at {} (a POSIX filesystem).", mp.display());
+    }
+    if let Some(key) = s3.access_keys.first() {
+        println!(
+            "S3 endpoint: http://{} (buckets are the top-level directories; config {})",
+            s3.listen,
+            dir.join(cluster_files::S3_CONFIG).display()
+        );
+        println!(
+            "  export AWS_ENDPOINT_URL=http://{} AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={}",
+            s3.listen, key.id, key.secret
+        );
     }
     println!("Try: cairn put FILE /FILE && cairn ls -l / && cairn status");
     println!("Press Ctrl-C to stop.");

@@ -6,6 +6,7 @@ mod dev;
 mod files;
 mod meta_admin;
 mod mount;
+mod s3;
 mod servers;
 mod status;
 
@@ -38,6 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Meta { .. } => anyhow::bail!(
             "cairn meta needs --config FILE to run a node, or a subcommand (see --help)"
         ),
+        Command::S3 { config, listen } => s3::serve(&config, listen).await,
         Command::Chunkserver {
             action: Some(ChunkserverAction::Remove { id, cluster }),
             ..

@@ -41,14 +41,39 @@ impl Client {
         reader: R,
     ) -> Result<InodeAttr, ClientError> {
         // One request id for every call the put makes (see cairn_proto::trace).
-        trace::operation(self.put_traced(path, reader)).await
+        trace::operation(self.put_traced(path, reader, None::<fn() -> _>)).await
     }
 
-    async fn put_traced<R: AsyncRead + Unpin>(
+    /// [`Client::put`] whose commit also makes the file's extended
+    /// attributes exactly what `describe` returns, in the same metadata
+    /// command (`NsWrite::CommitObject`): readers see the old file with its
+    /// old attributes or the new one with the new. `describe` runs once
+    /// `reader` is exhausted and every chunk is stored, before the commit;
+    /// an error from it (say, a checksum that does not match what was
+    /// read) commits nothing.
+    pub async fn put_object<R, D>(
         &self,
         path: &str,
         reader: R,
-    ) -> Result<InodeAttr, ClientError> {
+        describe: D,
+    ) -> Result<InodeAttr, ClientError>
+    where
+        R: AsyncRead + Unpin,
+        D: FnOnce() -> Result<Vec<(String, Vec<u8>)>, ClientError>,
+    {
+        trace::operation(self.put_traced(path, reader, Some(describe))).await
+    }
+
+    async fn put_traced<R, D>(
+        &self,
+        path: &str,
+        reader: R,
+        describe: Option<D>,
+    ) -> Result<InodeAttr, ClientError>
+    where
+        R: AsyncRead + Unpin,
+        D: FnOnce() -> Result<Vec<(String, Vec<u8>)>, ClientError>,
+    {
         let (parent, name) = parent_and_name(path)?;
         // Fail before uploading anything if the target cannot be committed.
         let p = self.dir(&parent).await?;
@@ -100,12 +125,22 @@ impl Client {
             uid: self.inner.uid,
             gid: self.inner.gid,
         };
-        let commit = NsWrite::CommitFile {
-            parent: p.ino,
-            name,
-            extents,
-            size,
-            owner,
+        let commit = match describe {
+            None => NsWrite::CommitFile {
+                parent: p.ino,
+                name,
+                extents,
+                size,
+                owner,
+            },
+            Some(describe) => NsWrite::CommitObject {
+                parent: p.ino,
+                name,
+                extents,
+                size,
+                owner,
+                xattrs: describe()?,
+            },
         };
         self.commit_in_time(started, commit).await
     }

@@ -346,12 +346,41 @@ fn every_format_1_command_upgrades_to_the_pinned_format_2_bytes() {
     assert!(wrong.is_empty(), "not as pinned:\n{}", wrong.join("\n"));
 }
 
+/// Format 2's changes that have no format-1 form, with their bytes.
+fn pinned_v2_only() -> Vec<(Command, &'static str)> {
+    vec![(
+        Command::Ns {
+            write: NsWrite::CommitObject {
+                parent: InodeId(5),
+                name: "a".into(),
+                extents: vec![extent()],
+                size: 3,
+                owner: owner(),
+                xattrs: vec![("user.x".into(), vec![1, 2])],
+            },
+            now_ns: 9,
+        },
+        "001005016101000307070707070707070707070707070707070707070707070707070707070707070103a40301020106757365722e7802010212",
+    )]
+}
+
+#[test]
+fn every_format_2_only_command_decodes_as_pinned() {
+    for (cmd, hex) in pinned_v2_only() {
+        let bytes = postcard::to_allocvec(&cmd).unwrap();
+        assert_eq!(hex_of(&bytes), hex, "{cmd:?} no longer encodes as pinned");
+        let back: Command = postcard::from_bytes(&unhex(hex)).unwrap();
+        assert_eq!(back, cmd);
+    }
+}
+
 #[test]
 fn format_2_samples_cover_every_variant() {
     let mut commands = std::collections::BTreeSet::new();
     let mut writes = std::collections::BTreeSet::new();
     let mut registry = std::collections::BTreeSet::new();
-    for hex in V2_OF_V1 {
+    let v2_only = pinned_v2_only();
+    for hex in V2_OF_V1.into_iter().chain(v2_only.iter().map(|(_, h)| *h)) {
         let bytes = unhex(hex);
         commands.insert(bytes[0]);
         match bytes[0] {

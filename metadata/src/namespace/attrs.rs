@@ -53,6 +53,7 @@ pub(super) fn set_attr<R: KvRead>(
         if size != attr.size {
             attr.size = size;
             attr.mtime_ns = now_ns;
+            super::xattrs::drop_content_bound(t, ino)?;
         }
     }
     if let Some(mtime) = change.mtime_ns {

@@ -39,6 +39,7 @@ pub(super) fn commit_file<R: KvRead>(
             // Replace the contents in place: same inode, new extents.
             let mut attr = get_attr(t, d.ino)?;
             clear_content(t, d.ino, now_ns)?;
+            super::xattrs::drop_content_bound(t, d.ino)?;
             attr.size = size;
             attr.mtime_ns = now_ns;
             attr.ctime_ns = now_ns;

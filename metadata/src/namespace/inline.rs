@@ -77,6 +77,7 @@ pub(super) fn write_inline<R: KvRead>(
     attr.ctime_ns = now_ns;
     attr.version += 1;
     put_inode(t, &attr);
+    super::xattrs::drop_content_bound(t, ino)?;
     Ok(attr)
 }
 

@@ -54,6 +54,7 @@ pub(super) fn write_extents<R: KvRead>(
     attr.ctime_ns = now_ns;
     attr.version += 1;
     put_inode(t, &attr);
+    super::xattrs::drop_content_bound(t, ino)?;
     Ok(attr)
 }
 

@@ -551,4 +551,5 @@ fn chmod_chown_utimens_and_bad_changes() {
 
 mod garbage;
 mod inline;
+mod objects;
 mod posix;

@@ -1,7 +1,9 @@
 //! Extended attributes: `(ino, name) → value` in [`Cf::Xattrs`], bounded
 //! in name length, value size and count per inode.
 
-use cairn_proto::meta_rpc::{XattrMode, MAX_XATTRS_PER_INODE, MAX_XATTR_NAME, MAX_XATTR_VALUE};
+use cairn_proto::meta_rpc::{
+    XattrMode, CONTENT_BOUND_XATTR_PREFIX, MAX_XATTRS_PER_INODE, MAX_XATTR_NAME, MAX_XATTR_VALUE,
+};
 use cairn_proto::{ErrorCode, InodeId};
 
 use super::{get_attr, put_inode, refuse, NsError};
@@ -99,6 +101,53 @@ pub(super) fn remove_all<R: KvRead>(t: &mut Txn<'_, R>, ino: InodeId) -> Result<
     let (start, end) = range(ino);
     for (k, _) in t.scan(Cf::Xattrs, &start, &end, MAX_XATTRS_PER_INODE)? {
         t.delete(Cf::Xattrs, k);
+    }
+    Ok(())
+}
+
+/// Drops `ino`'s content-bound attributes ([`CONTENT_BOUND_XATTR_PREFIX`]):
+/// its bytes are changing.
+pub(super) fn drop_content_bound<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    ino: InodeId,
+) -> Result<(), NsError> {
+    let start = key(ino, CONTENT_BOUND_XATTR_PREFIX);
+    let mut end = start.clone();
+    // The prefix ends in '.', so '/' bounds every name that begins with it.
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    for (k, _) in t.scan(Cf::Xattrs, &start, &end, MAX_XATTRS_PER_INODE)? {
+        t.delete(Cf::Xattrs, k);
+    }
+    Ok(())
+}
+
+/// Makes `xattrs` exactly `ino`'s attributes (as part of a larger
+/// change that stamps the inode's times itself).
+pub(super) fn replace_all<R: KvRead>(
+    t: &mut Txn<'_, R>,
+    ino: InodeId,
+    xattrs: &[(String, Vec<u8>)],
+) -> Result<(), NsError> {
+    if xattrs.len() > MAX_XATTRS_PER_INODE {
+        return refuse(
+            ErrorCode::InvalidRequest,
+            format!("an inode carries at most {MAX_XATTRS_PER_INODE} attributes"),
+        );
+    }
+    for (name, value) in xattrs {
+        validate_name(name)?;
+        if value.len() > MAX_XATTR_VALUE {
+            return refuse(
+                ErrorCode::InvalidRequest,
+                format!("attribute values are at most {MAX_XATTR_VALUE} bytes"),
+            );
+        }
+    }
+    remove_all(t, ino)?;
+    for (name, value) in xattrs {
+        t.put(Cf::Xattrs, key(ino, name), value.clone());
     }
     Ok(())
 }

@@ -157,6 +157,18 @@ pub enum NsWrite {
         inline: Vec<u8>,
         created_ns: i64,
     },
+    /// [`NsWrite::CommitFile`] that also sets the file's extended
+    /// attributes to exactly `xattrs` (any it had are dropped), in the same
+    /// command: an object and what describes it (the S3 gateway's ETag,
+    /// content type, user metadata) change together or not at all.
+    CommitObject {
+        parent: InodeId,
+        name: String,
+        extents: Vec<Extent>,
+        size: u64,
+        owner: Owner,
+        xattrs: Vec<(String, Vec<u8>)>,
+    },
 }
 
 impl NsWrite {
@@ -178,6 +190,7 @@ impl NsWrite {
             NsWrite::WriteInline { .. } => "WriteInline",
             NsWrite::ReserveInodes { .. } => "ReserveInodes",
             NsWrite::CreateWith { .. } => "CreateWith",
+            NsWrite::CommitObject { .. } => "CommitObject",
         }
     }
 }

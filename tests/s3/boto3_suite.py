@@ -1,0 +1,243 @@
+"""The S3 gateway as boto3 sees it: every operation the gateway serves,
+and the errors clients expect. Run by tests/tests/s3.rs against a
+`cairn dev` cluster; AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY name the gateway. Exits non-zero on the first
+failed check, saying which."""
+
+import base64
+import datetime
+import hashlib
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+import botocore
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ENDPOINT = os.environ["AWS_ENDPOINT_URL"]
+KEY = os.environ["AWS_ACCESS_KEY_ID"]
+SECRET = os.environ["AWS_SECRET_ACCESS_KEY"]
+
+
+def client(key=KEY, secret=SECRET, **cfg):
+    return boto3.client(
+        "s3",
+        endpoint_url=ENDPOINT,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        region_name="any-region-1",
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}, **cfg),
+    )
+
+
+s3 = client()
+
+
+def check(cond, what):
+    if not cond:
+        print(f"FAILED: {what}", file=sys.stderr)
+        sys.exit(1)
+    print(f"ok: {what}")
+
+
+def error_code(fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except ClientError as e:
+        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+    return None, 200
+
+
+B = "suite"
+s3.create_bucket(Bucket=B)
+check(B in [b["Name"] for b in s3.list_buckets()["Buckets"]], "ListBuckets lists the new bucket")
+s3.head_bucket(Bucket=B)
+check(error_code(s3.head_bucket, Bucket="nope")[1] == 404, "HeadBucket of a missing bucket is 404")
+check(
+    error_code(s3.create_bucket, Bucket=B)[0] in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"),
+    "CreateBucket of an existing bucket is refused",
+)
+
+# ---- put / head / get, metadata, ranges ------------------------------------
+body = b"hello, cairn! " * 1000
+md5 = hashlib.md5(body).hexdigest()
+put = s3.put_object(
+    Bucket=B,
+    Key="docs/a.txt",
+    Body=body,
+    ContentType="text/plain",
+    Metadata={"color": "blue", "n": "7"},
+    CacheControl="max-age=60",
+)
+check(put["ETag"].strip('"') == md5, "PutObject answers the MD5 ETag")
+head = s3.head_object(Bucket=B, Key="docs/a.txt")
+check(head["ContentLength"] == len(body), "HeadObject size")
+check(head["ETag"].strip('"') == md5, "HeadObject ETag")
+check(head["ContentType"] == "text/plain", "Content-Type kept")
+check(head["Metadata"] == {"color": "blue", "n": "7"}, "x-amz-meta-* kept")
+check(head.get("CacheControl") == "max-age=60", "Cache-Control kept")
+got = s3.get_object(Bucket=B, Key="docs/a.txt")
+check(got["Body"].read() == body, "GetObject returns the bytes")
+part = s3.get_object(Bucket=B, Key="docs/a.txt", Range="bytes=7-11")
+check(part["Body"].read() == body[7:12], "range GET returns the range")
+check(part["ContentRange"] == f"bytes 7-11/{len(body)}", "range GET's Content-Range")
+tail = s3.get_object(Bucket=B, Key="docs/a.txt", Range="bytes=-5")
+check(tail["Body"].read() == body[-5:], "suffix range GET")
+check(
+    error_code(s3.get_object, Bucket=B, Key="docs/a.txt", Range=f"bytes={len(body)}-")[0] == "InvalidRange",
+    "a range past the end is InvalidRange",
+)
+check(error_code(s3.get_object, Bucket=B, Key="docs/missing")[0] == "NoSuchKey", "GET of a missing key")
+check(error_code(s3.get_object, Bucket="nope", Key="x")[0] == "NoSuchBucket", "GET in a missing bucket")
+
+# ---- conditional requests ---------------------------------------------------
+check(error_code(s3.get_object, Bucket=B, Key="docs/a.txt", IfMatch='"0000"')[1] == 412, "If-Match other: 412")
+check(error_code(s3.get_object, Bucket=B, Key="docs/a.txt", IfMatch=f'"{md5}"')[1] == 200, "If-Match same: 200")
+check(error_code(s3.get_object, Bucket=B, Key="docs/a.txt", IfNoneMatch=f'"{md5}"')[1] == 304, "If-None-Match same: 304")
+future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+past = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+check(error_code(s3.get_object, Bucket=B, Key="docs/a.txt", IfModifiedSince=future)[1] == 304, "If-Modified-Since future: 304")
+check(error_code(s3.get_object, Bucket=B, Key="docs/a.txt", IfUnmodifiedSince=past)[1] == 412, "If-Unmodified-Since past: 412")
+check(error_code(s3.head_object, Bucket=B, Key="docs/a.txt", IfMatch='"0000"')[1] == 412, "HEAD If-Match other: 412")
+check(
+    error_code(s3.put_object, Bucket=B, Key="docs/a.txt", Body=b"x", IfNoneMatch="*")[1] == 412,
+    "PUT If-None-Match * over an object: 412",
+)
+check(s3.get_object(Bucket=B, Key="docs/a.txt")["Body"].read() == body, "a refused PUT changed nothing")
+s3.put_object(Bucket=B, Key="docs/new.txt", Body=b"new", IfNoneMatch="*")
+check(s3.get_object(Bucket=B, Key="docs/new.txt")["Body"].read() == b"new", "PUT If-None-Match * of a new key")
+
+# ---- digests ----------------------------------------------------------------
+bad_md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+check(
+    error_code(s3.put_object, Bucket=B, Key="docs/a.txt", Body=b"changed", ContentMD5=bad_md5)[0] == "BadDigest",
+    "a wrong Content-MD5 is BadDigest",
+)
+check(s3.get_object(Bucket=B, Key="docs/a.txt")["Body"].read() == body, "a BadDigest PUT changed nothing")
+good_md5 = base64.b64encode(hashlib.md5(b"changed").digest()).decode()
+s3.put_object(Bucket=B, Key="docs/md5.txt", Body=b"changed", ContentMD5=good_md5)
+# (CRC32C and CRC64NVME need botocore[crt], which the suite does without.)
+for alg in ["CRC32", "SHA1", "SHA256"]:
+    r = s3.put_object(Bucket=B, Key=f"sums/{alg}", Body=b"checked " + alg.encode(), ChecksumAlgorithm=alg)
+    check(r.get(f"Checksum{alg}"), f"PutObject with a {alg} checksum answers it")
+    h = s3.head_object(Bucket=B, Key=f"sums/{alg}", ChecksumMode="ENABLED")
+    check(h.get(f"Checksum{alg}") == r[f"Checksum{alg}"], f"HeadObject returns the {alg} checksum")
+check(
+    error_code(s3.put_object, Bucket=B, Key="sums/bad", Body=b"abc", ChecksumCRC32="AAAAAA==")[0] == "BadDigest",
+    "a wrong x-amz-checksum-crc32 is BadDigest",
+)
+check(error_code(s3.head_object, Bucket=B, Key="sums/bad")[1] == 404, "a BadDigest PUT stored nothing")
+
+# ---- listings -----------------------------------------------------------------
+L = "listing"
+s3.create_bucket(Bucket=L)
+# Keys with paths, keys that are a prefix of others ("a" and "a/x"), and
+# keys with no path of their own, which the gateway keeps in its store.
+odd = ["a//b", "b/", "./dot", "a/../up", "s" * 300 + "/t", "k" * 1024, ".cairn-s3/mine", "sp ace/é"]
+keys = sorted(["a", "a-b", "a/x", "a/y/z", "a0", "b/1", "b/2", "c", "d/e/f/g", "d-x", "d.y", "d0"] + odd, key=lambda k: k.encode())
+for k in keys:
+    s3.put_object(Bucket=L, Key=k, Body=k.encode())
+for k in odd:
+    check(s3.get_object(Bucket=L, Key=k)["Body"].read() == k.encode(), f"a key with no path of its own works ({k[:20]!r})")
+
+
+def reference(prefix="", delimiter=None):
+    """What S3 lists: keys in byte order, rolled up at the delimiter."""
+    out, seen = [], set()
+    for k in keys:
+        if not k.startswith(prefix):
+            continue
+        rest = k[len(prefix):]
+        if delimiter and delimiter in rest:
+            cp = prefix + rest[: rest.index(delimiter) + len(delimiter)]
+            if cp not in seen:
+                seen.add(cp)
+                out.append("[" + cp + "]")
+        else:
+            out.append(k)
+    return out
+
+
+def listed_v2(max_keys=1000, **kw):
+    out, token, pages = [], None, 0
+    while True:
+        more = {"ContinuationToken": token} if token else {}
+        r = s3.list_objects_v2(Bucket=L, MaxKeys=max_keys, **kw, **more)
+        pages += 1
+        check(r["KeyCount"] <= max_keys, "a page holds at most MaxKeys")
+        got = [o["Key"] for o in r.get("Contents", [])] + ["[" + p["Prefix"] + "]" for p in r.get("CommonPrefixes", [])]
+        out += sorted(got, key=lambda x: x.strip("[]").encode())
+        if not r["IsTruncated"]:
+            return out, pages
+        token = r["NextContinuationToken"]
+
+
+for kw in [{}, {"Delimiter": "/"}, {"Prefix": "a"}, {"Prefix": "a/", "Delimiter": "/"}, {"Prefix": "b", "Delimiter": "/"},
+           {"Delimiter": "-"}, {"Prefix": "s", "Delimiter": "/"}, {"Prefix": "zzz"}]:
+    want = reference(kw.get("Prefix", ""), kw.get("Delimiter"))
+    for mk in [1000, 2]:
+        got, pages = listed_v2(max_keys=mk, **kw)
+        check(got == want, f"ListObjectsV2 {kw} max-keys {mk} lists as S3 does ({got} vs {want})")
+r = s3.list_objects_v2(Bucket=L, StartAfter="a0")
+check([o["Key"] for o in r["Contents"]] == [k for k in keys if k.encode() > b"a0"], "StartAfter")
+v1, marker = [], ""
+while True:
+    r = s3.list_objects(Bucket=L, MaxKeys=3, Marker=marker)
+    v1 += [o["Key"] for o in r.get("Contents", [])]
+    if not r["IsTruncated"]:
+        break
+    marker = r.get("NextMarker") or r["Contents"][-1]["Key"]
+check(v1 == keys, "ListObjects (v1) with markers")
+listing = s3.list_objects_v2(Bucket=L)["Contents"]
+check(all(o["Size"] == len(o["Key"].encode()) for o in listing), "listed sizes")
+check(all(o["ETag"].strip('"') == hashlib.md5(o["Key"].encode()).hexdigest() for o in listing), "listed ETags are MD5s")
+
+# ---- deletes ------------------------------------------------------------------
+check(error_code(s3.delete_bucket, Bucket=L)[0] == "BucketNotEmpty", "DeleteBucket of a bucket with keys")
+s3.delete_object(Bucket=L, Key="c")
+s3.delete_object(Bucket=L, Key="never-there")
+r = s3.delete_objects(Bucket=L, Delete={"Objects": [{"Key": k} for k in keys if k != "c"]})
+check(sorted(d["Key"] for d in r["Deleted"]) == [k for k in keys if k != "c"], "DeleteObjects deletes each")
+check(s3.list_objects_v2(Bucket=L)["KeyCount"] == 0, "the bucket lists empty after the deletes")
+s3.delete_bucket(Bucket=L)
+check(L not in [b["Name"] for b in s3.list_buckets()["Buckets"]], "DeleteBucket")
+
+check(error_code(s3.put_object, Bucket=B, Key="k" * 1025, Body=b"x")[0] == "KeyTooLongError", "a key over 1,024 bytes")
+
+# ---- access --------------------------------------------------------------------
+check(
+    error_code(client(secret="wrong-secret-0000").list_objects_v2, Bucket=B)[0] == "SignatureDoesNotMatch",
+    "a wrong secret is SignatureDoesNotMatch",
+)
+check(
+    error_code(client(key="NOSUCHKEY1234").list_objects_v2, Bucket=B)[0] == "InvalidAccessKeyId",
+    "an unknown key is InvalidAccessKeyId",
+)
+anon = boto3.client("s3", endpoint_url=ENDPOINT, region_name="x", config=Config(signature_version=botocore.UNSIGNED))
+check(error_code(anon.list_objects_v2, Bucket=B)[1] == 403, "an anonymous request is refused")
+check(
+    error_code(client(secret="wrong-secret-0000").put_object, Bucket=B, Key="docs/a.txt", Body=b"evil")[1] == 403,
+    "a badly signed PUT is refused",
+)
+check(s3.get_object(Bucket=B, Key="docs/a.txt")["Body"].read() == body, "and changed nothing")
+url = s3.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "docs/a.txt"}, ExpiresIn=300)
+check(urllib.request.urlopen(url).read() == body, "a presigned GET works")
+short = s3.generate_presigned_url("get_object", Params={"Bucket": B, "Key": "docs/a.txt"}, ExpiresIn=1)
+time.sleep(2.5)
+try:
+    urllib.request.urlopen(short)
+    check(False, "an expired presigned URL is refused")
+except urllib.error.HTTPError as e:
+    check(e.code == 403, "an expired presigned URL is refused")
+tampered = url.replace("docs%2Fa.txt", "docs%2Fnew.txt").replace("docs/a.txt", "docs/new.txt")
+try:
+    urllib.request.urlopen(tampered)
+    check(False, "a presigned URL for another key is refused")
+except urllib.error.HTTPError as e:
+    check(e.code == 403, "a presigned URL for another key is refused")
+
+print("boto3 suite passed")
