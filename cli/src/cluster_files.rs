@@ -289,6 +289,8 @@ pub fn ensure_s3_config(dir: &Path) -> anyhow::Result<PathBuf> {
             id: format!("CK{}", hex_upper(&random_bytes::<9>()?)),
             secret: hex_upper(&random_bytes::<20>()?).to_lowercase(),
         }],
+        upload_expiry_secs: 7 * 24 * 3600,
+        upload_sweep_secs: 3600,
     };
     write_file(&path, &toml::to_string_pretty(&cfg)?, true)?;
     Ok(path)

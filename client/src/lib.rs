@@ -15,6 +15,7 @@ pub mod error;
 pub mod inline;
 pub mod pack;
 pub mod placement;
+pub mod stitch;
 
 pub use client::{ChangeWatch, Client, DirPlusPage, FileContent, Inodes, ServerGc};
 pub use config::ClientConfig;

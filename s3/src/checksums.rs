@@ -5,7 +5,7 @@
 
 use s3s::checksum::ChecksumHasher;
 use s3s::crypto::{Checksum as _, Md5};
-use s3s::dto::{Checksum, ChecksumAlgorithm, PutObjectInput};
+use s3s::dto::{Checksum, ChecksumAlgorithm};
 use s3s::{s3_error, S3Result};
 
 /// The algorithms' names, as S3 spells them, with their values.
@@ -29,25 +29,30 @@ pub struct Expected {
     pub algorithm: Option<String>,
 }
 
-impl Expected {
-    pub fn of_put(input: &PutObjectInput) -> Self {
-        Expected {
-            md5: input.content_md5.clone(),
-            checksums: Checksum {
-                checksum_crc32: input.checksum_crc32.clone(),
-                checksum_crc32c: input.checksum_crc32c.clone(),
-                checksum_sha1: input.checksum_sha1.clone(),
-                checksum_sha256: input.checksum_sha256.clone(),
-                checksum_crc64nvme: input.checksum_crc64nvme.clone(),
+/// The [`Expected`] digests of a PutObject's or UploadPart's input (the
+/// two types share these fields).
+#[macro_export]
+macro_rules! expected_of {
+    ($i:expr) => {
+        $crate::checksums::Expected {
+            md5: $i.content_md5.clone(),
+            checksums: s3s::dto::Checksum {
+                checksum_crc32: $i.checksum_crc32.clone(),
+                checksum_crc32c: $i.checksum_crc32c.clone(),
+                checksum_sha1: $i.checksum_sha1.clone(),
+                checksum_sha256: $i.checksum_sha256.clone(),
+                checksum_crc64nvme: $i.checksum_crc64nvme.clone(),
                 ..Default::default()
             },
-            algorithm: input
+            algorithm: $i
                 .checksum_algorithm
                 .as_ref()
                 .map(|a| a.as_str().to_string()),
         }
-    }
+    };
+}
 
+impl Expected {
     /// Adds values that came in an aws-chunked body's trailer.
     pub fn add_trailer(&mut self, trailer: &hyper::HeaderMap) -> S3Result<()> {
         let take = |name: &str| -> S3Result<Option<String>> {

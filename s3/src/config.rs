@@ -18,10 +18,25 @@ pub struct GatewayConfig {
     /// The access keys requests may be signed with (SigV4).
     #[serde(default)]
     pub access_keys: Vec<AccessKey>,
+    /// Multipart uploads neither completed nor aborted this long after
+    /// they began are removed, parts and all.
+    #[serde(default = "default_upload_expiry")]
+    pub upload_expiry_secs: u64,
+    /// How often the gateway looks for such uploads.
+    #[serde(default = "default_upload_sweep")]
+    pub upload_sweep_secs: u64,
 }
 
 fn default_root() -> String {
     "/".into()
+}
+
+fn default_upload_expiry() -> u64 {
+    7 * 24 * 3600
+}
+
+fn default_upload_sweep() -> u64 {
+    3600
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -80,6 +95,9 @@ impl GatewayConfig {
                     k.id
                 )));
             }
+        }
+        if cfg.upload_sweep_secs == 0 {
+            return Err(invalid("upload_sweep_secs must be at least 1".into()));
         }
         if cfg.cluster.is_relative() {
             if let Some(dir) = path.parent() {

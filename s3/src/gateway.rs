@@ -19,6 +19,7 @@ use crate::checksums::{Digests, Expected};
 use crate::conditions::{Conditions, Tag, Verdict};
 use crate::keys::{self, KeyError};
 use crate::listing::{ListParams, Listed, PageBuilder};
+use crate::multipart;
 use crate::object_info::{fallback_etag, ObjectInfo, XATTR};
 use crate::walk;
 
@@ -30,8 +31,8 @@ const GET_PIPE: usize = 1 << 20;
 const INFO_FETCHES: usize = 32;
 
 pub struct Gateway {
-    client: Client,
-    root: String,
+    pub(crate) client: Client,
+    pub(crate) root: String,
 }
 
 impl Gateway {
@@ -41,7 +42,7 @@ impl Gateway {
         Gateway { client, root }
     }
 
-    fn bucket_path(&self, bucket: &str) -> String {
+    pub(crate) fn bucket_path(&self, bucket: &str) -> String {
         keys::bucket_path(&self.root, bucket)
     }
 
@@ -56,7 +57,7 @@ impl Gateway {
     }
 
     /// The file at `path`, if a regular file is there.
-    async fn file_at(&self, path: &str) -> S3Result<Option<InodeAttr>> {
+    pub(crate) async fn file_at(&self, path: &str) -> S3Result<Option<InodeAttr>> {
         match self.client.stat(path).await {
             Ok(a) if a.kind == FileKind::File => Ok(Some(a)),
             Ok(_) => Ok(None),
@@ -82,7 +83,7 @@ impl Gateway {
     /// its own path unless the key has none or something is in the way (an
     /// object where a directory must be, or keys below the name), or the
     /// key is already in the store (so a key lives in one place).
-    async fn put_path(&self, bucket: &str, key: &str) -> S3Result<String> {
+    pub(crate) async fn put_path(&self, bucket: &str, key: &str) -> S3Result<String> {
         let stored = self.stored_path(bucket, key);
         if let Some(natural) = self.natural_path(bucket, key) {
             let in_store = self.file_at(&stored).await?.is_some();
@@ -124,7 +125,7 @@ impl Gateway {
         }
     }
 
-    async fn bucket(&self, bucket: &str) -> S3Result<InodeAttr> {
+    pub(crate) async fn bucket(&self, bucket: &str) -> S3Result<InodeAttr> {
         match self.client.stat(&self.bucket_path(bucket)).await {
             Ok(a) if a.kind == FileKind::Dir => Ok(a),
             Ok(_) => Err(s3_error!(NoSuchBucket)),
@@ -135,7 +136,11 @@ impl Gateway {
 
     /// The object's file and description; `NoSuchKey` (or `NoSuchBucket`)
     /// if there is none.
-    async fn object(&self, bucket: &str, key: &str) -> S3Result<(InodeAttr, ObjectInfo)> {
+    pub(crate) async fn object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<(InodeAttr, ObjectInfo)> {
         let Some((_, attr)) = self.find(bucket, key).await? else {
             self.bucket(bucket).await?;
             return Err(s3_error!(NoSuchKey));
@@ -144,7 +149,7 @@ impl Gateway {
         Ok((attr, info))
     }
 
-    async fn info(&self, attr: &InodeAttr) -> S3Result<ObjectInfo> {
+    pub(crate) async fn info(&self, attr: &InodeAttr) -> S3Result<ObjectInfo> {
         match self.client.inodes().get_xattr(attr.ino, XATTR).await {
             Ok(bytes) => ObjectInfo::decode(&bytes).map_err(|e| {
                 tracing::warn!(ino = attr.ino.0, error = %e, "an object's description does not decode");
@@ -224,6 +229,27 @@ impl Gateway {
     }
 }
 
+/// The conditions `x-amz-copy-source-if-*` put on a copy's source.
+fn source_conditions(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+) -> Conditions {
+    Conditions {
+        if_match: if_match.map(tag),
+        if_none_match: if_none_match.map(tag),
+        if_modified_since: if_modified_since.map(seconds),
+        if_unmodified_since: if_unmodified_since.map(seconds),
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
 fn timestamp(ns: i64) -> Timestamp {
     Timestamp::from(UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64))
 }
@@ -239,7 +265,7 @@ fn tag(c: &ETagCondition) -> Tag {
     }
 }
 
-fn key_error(e: KeyError) -> S3Error {
+pub(crate) fn key_error(e: KeyError) -> S3Error {
     match e {
         KeyError::TooLong(_) => S3Error::with_message(S3ErrorCode::KeyTooLongError, e.to_string()),
         KeyError::Empty => S3Error::with_message(S3ErrorCode::InvalidArgument, e.to_string()),
@@ -248,14 +274,14 @@ fn key_error(e: KeyError) -> S3Error {
 
 /// Not there: the name, or a directory on its way (or a file where a
 /// directory should be).
-fn is_missing(e: &ClientError) -> bool {
+pub(crate) fn is_missing(e: &ClientError) -> bool {
     matches!(
         e.code(),
         Some(ErrorCode::NotFound) | Some(ErrorCode::NotADirectory)
     )
 }
 
-fn internal(e: ClientError) -> S3Error {
+pub(crate) fn internal(e: ClientError) -> S3Error {
     let code = match &e {
         ClientError::Unreachable(_)
         | ClientError::TooFewServers { .. }
@@ -265,6 +291,18 @@ fn internal(e: ClientError) -> S3Error {
     };
     tracing::warn!(error = %e, "request failed in the cluster");
     S3Error::with_message(code, e.to_string())
+}
+
+fn http_date(t: &Timestamp) -> Option<String> {
+    let mut out = Vec::new();
+    t.format(TimestampFormat::HttpDate, &mut out).ok()?;
+    String::from_utf8(out).ok()
+}
+
+pub(crate) fn sorted_metadata(m: Option<Metadata>) -> Vec<(String, String)> {
+    let mut v: Vec<_> = m.map(|m| m.into_iter().collect()).unwrap_or_default();
+    v.sort();
+    v
 }
 
 fn metadata_of(info: &ObjectInfo) -> Option<Metadata> {
@@ -301,6 +339,42 @@ struct ReadAsk<'a> {
     if_modified_since: Option<&'a Timestamp>,
     if_unmodified_since: Option<&'a Timestamp>,
     range: Option<&'a Range>,
+}
+
+/// The [`ObjectInfo`] a PUT's, CopyObject's or CreateMultipartUpload's
+/// headers give (the types share these fields), with `etag` and
+/// `checksums`.
+macro_rules! info_from {
+    ($i:expr, $etag:expr, $checksums:expr) => {
+        ObjectInfo {
+            etag: $etag,
+            content_type: $i.content_type,
+            content_encoding: $i.content_encoding,
+            content_disposition: $i.content_disposition,
+            content_language: $i.content_language,
+            cache_control: $i.cache_control,
+            expires: $i.expires.and_then(|t| http_date(&t)),
+            user_metadata: sorted_metadata($i.metadata),
+            checksums: $checksums,
+        }
+    };
+}
+
+/// A PUT's or UploadPart's output (the types share these fields): what
+/// was stored, described by `info`.
+macro_rules! stored_output {
+    ($ty:ident, $info:expr) => {{
+        let info: ObjectInfo = $info;
+        $ty {
+            e_tag: Some(ETag::Strong(info.etag.clone())),
+            checksum_crc32: checksum_of(&info, "CRC32"),
+            checksum_crc32c: checksum_of(&info, "CRC32C"),
+            checksum_sha1: checksum_of(&info, "SHA1"),
+            checksum_sha256: checksum_of(&info, "SHA256"),
+            checksum_crc64nvme: checksum_of(&info, "CRC64NVME"),
+            ..Default::default()
+        }
+    }};
 }
 
 /// The [`ReadAsk`] of a GET's or HEAD's input (the two types share these
@@ -350,6 +424,95 @@ impl Reading {
 }
 
 impl Gateway {
+    /// Streams `body` into the file at `path` and commits it with `info`
+    /// (its ETag and checksums filled in from the bytes), verifying the
+    /// digests `expected` names — from headers or the body's trailer —
+    /// before the commit: a mismatch stores nothing. Answers the info
+    /// committed.
+    pub(crate) async fn upload(
+        &self,
+        path: &str,
+        key: &str,
+        body: StreamingBlob,
+        trailer: Option<s3s::TrailingHeaders>,
+        mut expected: Expected,
+        mut info: ObjectInfo,
+    ) -> S3Result<ObjectInfo> {
+        let digests = Arc::new(Mutex::new(Digests::for_upload(&expected)?));
+        let seen = digests.clone();
+        let stream = body
+            .inspect_ok(move |b| {
+                seen.lock().unwrap_or_else(|p| p.into_inner()).update(b);
+            })
+            .map_err(io::Error::other);
+        let reader = StreamReader::new(stream);
+        // Filled in once the body is read, before the commit.
+        let verdict: Arc<Mutex<Option<S3Error>>> = Arc::default();
+        let failure = verdict.clone();
+        let described = Arc::new(Mutex::new(None));
+        let kept = described.clone();
+        let committed = self
+            .client
+            .put_object(path, reader, move || {
+                let fail = |e: S3Error| {
+                    let msg = e.to_string();
+                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    ClientError::Protocol(msg)
+                };
+                if let Some(t) = trailer.and_then(|t| t.take()) {
+                    expected.add_trailer(&t).map_err(fail)?;
+                }
+                let d = std::mem::replace(
+                    &mut *digests.lock().unwrap_or_else(|p| p.into_inner()),
+                    Digests::for_upload(&Expected::default()).map_err(fail)?,
+                );
+                let (etag, sums) = d.finish(&expected).map_err(fail)?;
+                info.etag = etag;
+                info.checksums = sums;
+                let bytes = info
+                    .encode()
+                    .map_err(|e| fail(s3_error!(MetadataTooLarge, "{e}")))?;
+                *kept.lock().unwrap_or_else(|p| p.into_inner()) = Some(info);
+                Ok(vec![(XATTR.to_string(), bytes)])
+            })
+            .await;
+        if let Err(e) = committed {
+            if let Some(s3) = verdict.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err(s3);
+            }
+            return Err(match e {
+                ClientError::Io(io) => s3_error!(IncompleteBody, "reading the body: {io}"),
+                // Keys below it appeared meanwhile.
+                e if e.code() == Some(ErrorCode::IsADirectory) => s3_error!(
+                    OperationAborted,
+                    "keys below {key:?} were written at the same time; try again"
+                ),
+                e => internal(e),
+            });
+        }
+        let info = described.lock().unwrap_or_else(|p| p.into_inner()).take();
+        info.ok_or_else(|| s3_error!(InternalError, "the upload was committed undescribed"))
+    }
+
+    /// File `attr`'s content, read at the version `attr` names; `changed`
+    /// is the error if it moved on meanwhile.
+    pub(crate) async fn content_at(
+        &self,
+        attr: &InodeAttr,
+        changed: impl FnOnce() -> S3Error,
+    ) -> S3Result<cairn_client::FileContent> {
+        let (content, version) = self
+            .client
+            .inodes()
+            .content(attr.ino)
+            .await
+            .map_err(internal)?;
+        if version != attr.version {
+            return Err(changed());
+        }
+        Ok(content)
+    }
+
     async fn reading(&self, ask: ReadAsk<'_>) -> S3Result<Reading> {
         let (attr, info) = self.object(ask.bucket, ask.key).await?;
         let conditions = Conditions {
@@ -491,98 +654,13 @@ impl S3 for Gateway {
             }
         }
         let path = self.put_path(&input.bucket, &input.key).await?;
-        let mut expected = Expected::of_put(&input);
-        let digests = Arc::new(Mutex::new(Digests::for_upload(&expected)?));
+        let expected = crate::expected_of!(input);
         let body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
-        let seen = digests.clone();
-        let stream = body
-            .inspect_ok(move |b| {
-                seen.lock().unwrap_or_else(|p| p.into_inner()).update(b);
-            })
-            .map_err(io::Error::other);
-        let reader = StreamReader::new(stream);
-        let mut info = ObjectInfo {
-            etag: String::new(),
-            content_type: input.content_type,
-            content_encoding: input.content_encoding,
-            content_disposition: input.content_disposition,
-            content_language: input.content_language,
-            cache_control: input.cache_control,
-            expires: input.expires.and_then(|t| {
-                let mut out = Vec::new();
-                t.format(TimestampFormat::HttpDate, &mut out).ok()?;
-                String::from_utf8(out).ok()
-            }),
-            user_metadata: input
-                .metadata
-                .map(|m| {
-                    let mut v: Vec<_> = m.into_iter().collect();
-                    v.sort();
-                    v
-                })
-                .unwrap_or_default(),
-            checksums: Vec::new(),
-        };
-        // Filled in once the body is read, before the commit: a digest
-        // that does not match commits nothing.
-        let verdict: Arc<Mutex<Option<S3Error>>> = Arc::default();
-        let failure = verdict.clone();
-        let described = Arc::new(Mutex::new(None));
-        let kept = described.clone();
-        let committed = self
-            .client
-            .put_object(&path, reader, move || {
-                let fail = |e: S3Error| {
-                    let msg = e.to_string();
-                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                    ClientError::Protocol(msg)
-                };
-                if let Some(t) = trailer.and_then(|t| t.take()) {
-                    expected.add_trailer(&t).map_err(fail)?;
-                }
-                let d = std::mem::replace(
-                    &mut *digests.lock().unwrap_or_else(|p| p.into_inner()),
-                    Digests::for_upload(&Expected::default()).map_err(fail)?,
-                );
-                let (etag, sums) = d.finish(&expected).map_err(fail)?;
-                info.etag = etag;
-                info.checksums = sums;
-                let bytes = info
-                    .encode()
-                    .map_err(|e| fail(s3_error!(MetadataTooLarge, "{e}")))?;
-                *kept.lock().unwrap_or_else(|p| p.into_inner()) = Some(info);
-                Ok(vec![(XATTR.to_string(), bytes)])
-            })
-            .await;
-        if let Err(e) = committed {
-            if let Some(s3) = verdict.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                return Err(s3);
-            }
-            return Err(match e {
-                ClientError::Io(io) => s3_error!(IncompleteBody, "reading the body: {io}"),
-                // Keys below it appeared meanwhile.
-                e if e.code() == Some(ErrorCode::IsADirectory) => s3_error!(
-                    OperationAborted,
-                    "keys below {:?} were written at the same time; try again",
-                    input.key
-                ),
-                e => internal(e),
-            });
-        }
-        let info = described
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| s3_error!(InternalError, "the upload was committed undescribed"))?;
-        Ok(S3Response::new(PutObjectOutput {
-            e_tag: Some(ETag::Strong(info.etag.clone())),
-            checksum_crc32: checksum_of(&info, "CRC32"),
-            checksum_crc32c: checksum_of(&info, "CRC32C"),
-            checksum_sha1: checksum_of(&info, "SHA1"),
-            checksum_sha256: checksum_of(&info, "SHA256"),
-            checksum_crc64nvme: checksum_of(&info, "CRC64NVME"),
-            ..Default::default()
-        }))
+        let info = info_from!(input, String::new(), Vec::new());
+        let info = self
+            .upload(&path, &input.key, body, trailer, expected, info)
+            .await?;
+        Ok(S3Response::new(stored_output!(PutObjectOutput, info)))
     }
 
     async fn get_object(
@@ -615,6 +693,273 @@ impl S3 for Gateway {
         let i = &req.input;
         let r = self.reading(read_ask!(i)).await?;
         Ok(S3Response::new(read_output!(HeadObjectOutput, r, {})))
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let i = req.input;
+        keys::check(&i.key).map_err(key_error)?;
+        self.bucket(&i.bucket).await?;
+        let replace = i
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        let (src_bucket, src_key) = crate::copy::source_key(&i.copy_source)?;
+        if (src_bucket, src_key) == (i.bucket.as_str(), i.key.as_str()) && !replace {
+            return Err(s3_error!(
+                InvalidRequest,
+                "copying an object onto itself changes nothing; say MetadataDirective REPLACE"
+            ));
+        }
+        let source = self
+            .copy_source(
+                &i.copy_source,
+                source_conditions(
+                    i.copy_source_if_match.as_ref(),
+                    i.copy_source_if_none_match.as_ref(),
+                    i.copy_source_if_modified_since.as_ref(),
+                    i.copy_source_if_unmodified_since.as_ref(),
+                ),
+            )
+            .await?;
+        let info = if replace {
+            info_from!(i, source.info.etag.clone(), source.info.checksums.clone())
+        } else {
+            source.info.clone()
+        };
+        let path = self.put_path(&i.bucket, &i.key).await?;
+        self.commit_copy(&path, &source, None, &info).await?;
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(ETag::Strong(info.etag)),
+                last_modified: Some(timestamp(now_ns())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let i = req.input;
+        let info = info_from!(i, String::new(), Vec::new());
+        let id = self.create_upload(&i.bucket, &i.key, info).await?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(i.bucket),
+            key: Some(i.key),
+            upload_id: Some(id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let trailer = req.trailing_headers;
+        let i = req.input;
+        multipart::check_part_number(i.part_number)?;
+        self.upload_record(&i.bucket, &i.key, &i.upload_id).await?;
+        let expected = crate::expected_of!(i);
+        let body = i.body.ok_or_else(|| s3_error!(IncompleteBody))?;
+        let path = format!(
+            "{}/{}",
+            self.upload_path(&i.bucket, &i.upload_id),
+            multipart::part_name(i.part_number)
+        );
+        let info = self
+            .upload(
+                &path,
+                &i.key,
+                body,
+                trailer,
+                expected,
+                ObjectInfo::default(),
+            )
+            .await?;
+        Ok(S3Response::new(stored_output!(UploadPartOutput, info)))
+    }
+
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let i = req.input;
+        multipart::check_part_number(i.part_number)?;
+        self.upload_record(&i.bucket, &i.key, &i.upload_id).await?;
+        let source = self
+            .copy_source(
+                &i.copy_source,
+                source_conditions(
+                    i.copy_source_if_match.as_ref(),
+                    i.copy_source_if_none_match.as_ref(),
+                    i.copy_source_if_modified_since.as_ref(),
+                    i.copy_source_if_unmodified_since.as_ref(),
+                ),
+            )
+            .await?;
+        let range = match &i.copy_source_range {
+            None => None,
+            Some(r) => {
+                let parsed = Range::parse(r)
+                    .map_err(|_| s3_error!(InvalidArgument, "x-amz-copy-source-range {r:?}"))?;
+                range_of(Some(&parsed), source.attr.size)?
+            }
+        };
+        let path = format!(
+            "{}/{}",
+            self.upload_path(&i.bucket, &i.upload_id),
+            multipart::part_name(i.part_number)
+        );
+        // A whole single-part source keeps its MD5; a range gets a digest
+        // of its layout (see copy::layout_etag).
+        let whole = range.is_none();
+        let mut info = ObjectInfo::default();
+        if whole && !source.info.etag.contains('-') {
+            info.etag = source.info.etag.clone();
+            self.commit_copy(&path, &source, None, &info).await?;
+        } else {
+            let r = range.unwrap_or(0..source.attr.size);
+            let layout = crate::copy::layout_of(&source, r.clone());
+            info.etag = layout;
+            self.commit_copy(&path, &source, Some(r), &info).await?;
+        }
+        Ok(S3Response::new(UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(ETag::Strong(info.etag)),
+                last_modified: Some(timestamp(now_ns())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let i = req.input;
+        let parts: Vec<(i32, String)> = i
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| {
+                let n = p
+                    .part_number
+                    .ok_or_else(|| s3_error!(MalformedXML, "a part without a number"))?;
+                let e = p
+                    .e_tag
+                    .ok_or_else(|| s3_error!(MalformedXML, "a part without an ETag"))?;
+                Ok((n, e.value().to_string()))
+            })
+            .collect::<S3Result<_>>()?;
+        let etag = self
+            .complete_upload(&i.bucket, &i.key, &i.upload_id, &parts)
+            .await?;
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            location: Some(format!("/{}/{}", i.bucket, i.key)),
+            bucket: Some(i.bucket),
+            key: Some(i.key),
+            e_tag: Some(ETag::Strong(etag)),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let i = req.input;
+        self.abort_upload(&i.bucket, &i.key, &i.upload_id).await?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let i = req.input;
+        self.upload_record(&i.bucket, &i.key, &i.upload_id).await?;
+        let max = i.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+        let after = i.part_number_marker.unwrap_or(0);
+        let all: Vec<_> = self
+            .stored_parts(&i.bucket, &i.upload_id)
+            .await?
+            .into_iter()
+            .filter(|p| p.number > after)
+            .collect();
+        let truncated = all.len() > max;
+        let page: Vec<Part> = all
+            .into_iter()
+            .take(max)
+            .map(|p| Part {
+                part_number: Some(p.number),
+                e_tag: Some(ETag::Strong(p.etag)),
+                size: Some(p.size as i64),
+                last_modified: Some(timestamp(p.mtime_ns)),
+                ..Default::default()
+            })
+            .collect();
+        let next = truncated
+            .then(|| page.last().and_then(|p| p.part_number))
+            .flatten();
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(i.bucket),
+            key: Some(i.key),
+            upload_id: Some(i.upload_id),
+            max_parts: Some(max as i32),
+            is_truncated: Some(truncated),
+            next_part_number_marker: next,
+            part_number_marker: i.part_number_marker,
+            parts: Some(page),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let i = req.input;
+        let max = i.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let after = i.key_marker.clone().unwrap_or_default();
+        let all: Vec<_> = self
+            .uploads(&i.bucket)
+            .await?
+            .into_iter()
+            .filter(|(_, r)| r.key.starts_with(&prefix) && r.key.as_bytes() > after.as_bytes())
+            .collect();
+        let truncated = all.len() > max;
+        let uploads: Vec<MultipartUpload> = all
+            .into_iter()
+            .take(max)
+            .map(|(id, r)| MultipartUpload {
+                key: Some(r.key),
+                upload_id: Some(id),
+                initiated: Some(timestamp(r.initiated_ns)),
+                storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                ..Default::default()
+            })
+            .collect();
+        let next_key = truncated
+            .then(|| uploads.last().and_then(|u| u.key.clone()))
+            .flatten();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(i.bucket),
+            prefix: i.prefix,
+            key_marker: i.key_marker,
+            max_uploads: Some(max as i32),
+            is_truncated: Some(truncated),
+            next_key_marker: next_key,
+            uploads: Some(uploads),
+            ..Default::default()
+        }))
     }
 
     async fn delete_object(

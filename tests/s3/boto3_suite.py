@@ -132,6 +132,87 @@ check(
 )
 check(error_code(s3.head_object, Bucket=B, Key="sums/bad")[1] == 404, "a BadDigest PUT stored nothing")
 
+# ---- server-side copies -----------------------------------------------------
+r = s3.copy_object(Bucket=B, Key="docs/copy.txt", CopySource={"Bucket": B, "Key": "docs/a.txt"})
+check(r["CopyObjectResult"]["ETag"].strip('"') == md5, "CopyObject keeps the MD5 ETag")
+h = s3.head_object(Bucket=B, Key="docs/copy.txt")
+check(h["Metadata"] == {"color": "blue", "n": "7"} and h["ContentType"] == "text/plain", "a COPY keeps the metadata")
+check(s3.get_object(Bucket=B, Key="docs/copy.txt")["Body"].read() == body, "the copy has the bytes")
+s3.copy_object(
+    Bucket=B, Key="docs/copy2.txt", CopySource={"Bucket": B, "Key": "docs/a.txt"},
+    MetadataDirective="REPLACE", Metadata={"x": "y"}, ContentType="application/x-test",
+)
+h = s3.head_object(Bucket=B, Key="docs/copy2.txt")
+check(h["Metadata"] == {"x": "y"} and h["ContentType"] == "application/x-test", "a REPLACE takes the new metadata")
+check(
+    error_code(s3.copy_object, Bucket=B, Key="docs/a.txt", CopySource={"Bucket": B, "Key": "docs/a.txt"})[0] == "InvalidRequest",
+    "a copy onto itself without REPLACE is refused",
+)
+check(
+    error_code(s3.copy_object, Bucket=B, Key="docs/c3", CopySource={"Bucket": B, "Key": "docs/a.txt"}, CopySourceIfMatch='"0000"')[1] == 412,
+    "x-amz-copy-source-if-match other: 412",
+)
+check(error_code(s3.head_object, Bucket=B, Key="docs/c3")[1] == 404, "and nothing was copied")
+check(
+    error_code(s3.copy_object, Bucket=B, Key="docs/c4", CopySource={"Bucket": B, "Key": "docs/none"})[0] == "NoSuchKey",
+    "a copy of a missing key",
+)
+s3.put_object(Bucket=B, Key="tiny", Body=b"ab")
+s3.copy_object(Bucket=B, Key="tiny-copy", CopySource={"Bucket": B, "Key": "tiny"})
+check(s3.get_object(Bucket=B, Key="tiny-copy")["Body"].read() == b"ab", "a copy of a tiny object")
+
+# ---- multipart uploads --------------------------------------------------------
+MK = "big/mp.bin"
+up = s3.create_multipart_upload(Bucket=B, Key=MK, ContentType="application/x-mp", Metadata={"m": "1"})["UploadId"]
+p1, p2 = os.urandom(5 << 20), os.urandom(1000)
+e1 = s3.upload_part(Bucket=B, Key=MK, UploadId=up, PartNumber=1, Body=p1)["ETag"]
+e2 = s3.upload_part(Bucket=B, Key=MK, UploadId=up, PartNumber=2, Body=p2, ChecksumAlgorithm="SHA256")["ETag"]
+check(e1.strip('"') == hashlib.md5(p1).hexdigest(), "UploadPart answers the part's MD5")
+parts = s3.list_parts(Bucket=B, Key=MK, UploadId=up)["Parts"]
+check([(p["PartNumber"], p["Size"]) for p in parts] == [(1, len(p1)), (2, len(p2))], "ListParts")
+check(up in [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=B)["Uploads"]], "ListMultipartUploads")
+check(
+    error_code(s3.complete_multipart_upload, Bucket=B, Key=MK, UploadId=up,
+               MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e2}, {"PartNumber": 2, "ETag": e2}]})[0] == "InvalidPart",
+    "a Complete naming a wrong ETag is InvalidPart",
+)
+check(
+    error_code(s3.complete_multipart_upload, Bucket=B, Key=MK, UploadId=up,
+               MultipartUpload={"Parts": [{"PartNumber": 2, "ETag": e2}, {"PartNumber": 1, "ETag": e1}]})[0] == "InvalidPartOrder",
+    "parts out of order",
+)
+r = s3.complete_multipart_upload(
+    Bucket=B, Key=MK, UploadId=up, MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]}
+)
+want = hashlib.md5(hashlib.md5(p1).digest() + hashlib.md5(p2).digest()).hexdigest() + "-2"
+check(r["ETag"].strip('"') == want, "the multipart ETag is md5-of-md5s-N")
+g = s3.get_object(Bucket=B, Key=MK)
+check(g["Body"].read() == p1 + p2 and g["ETag"].strip('"') == want, "the completed object is its parts")
+check(g["Metadata"] == {"m": "1"} and g["ContentType"] == "application/x-mp", "Create's headers are the object's")
+check(error_code(s3.list_parts, Bucket=B, Key=MK, UploadId=up)[0] == "NoSuchUpload", "a completed upload is gone")
+small = s3.create_multipart_upload(Bucket=B, Key="big/small")["UploadId"]
+s1 = s3.upload_part(Bucket=B, Key="big/small", UploadId=small, PartNumber=1, Body=b"x" * 100)["ETag"]
+s2 = s3.upload_part(Bucket=B, Key="big/small", UploadId=small, PartNumber=2, Body=b"y")["ETag"]
+check(
+    error_code(s3.complete_multipart_upload, Bucket=B, Key="big/small", UploadId=small,
+               MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": s1}, {"PartNumber": 2, "ETag": s2}]})[0] == "EntityTooSmall",
+    "a part under 5 MiB before the last is EntityTooSmall",
+)
+s3.abort_multipart_upload(Bucket=B, Key="big/small", UploadId=small)
+check(small not in [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=B).get("Uploads", [])], "AbortMultipartUpload")
+check(error_code(s3.upload_part, Bucket=B, Key="big/small", UploadId=small, PartNumber=3, Body=b"z")[0] == "NoSuchUpload", "no parts after an abort")
+check(error_code(s3.head_object, Bucket=B, Key="big/small")[1] == 404, "an aborted upload leaves no object")
+check(error_code(s3.list_parts, Bucket=B, Key=MK, UploadId="../../../etc")[0] == "NoSuchUpload", "an upload id is never a path")
+pc = s3.create_multipart_upload(Bucket=B, Key="big/pc.bin")["UploadId"]
+c1 = s3.upload_part_copy(Bucket=B, Key="big/pc.bin", UploadId=pc, PartNumber=1,
+                         CopySource={"Bucket": B, "Key": MK}, CopySourceRange=f"bytes=1-{5 << 20}")["CopyPartResult"]["ETag"]
+c2 = s3.upload_part_copy(Bucket=B, Key="big/pc.bin", UploadId=pc, PartNumber=2,
+                         CopySource={"Bucket": B, "Key": "docs/a.txt"})["CopyPartResult"]["ETag"]
+check(c2.strip('"') == md5, "UploadPartCopy of a whole object keeps its MD5")
+s3.complete_multipart_upload(Bucket=B, Key="big/pc.bin", UploadId=pc,
+                             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": c1}, {"PartNumber": 2, "ETag": c2}]})
+check(s3.get_object(Bucket=B, Key="big/pc.bin")["Body"].read() == (p1 + p2)[1:(5 << 20) + 1] + body, "UploadPartCopy ranges")
+
 # ---- listings -----------------------------------------------------------------
 L = "listing"
 s3.create_bucket(Bucket=L)

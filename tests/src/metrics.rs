@@ -38,7 +38,12 @@ pub fn get(addr: SocketAddr, path: &str) -> (String, String) {
 /// How many `op` requests the metadata node `meta-1` has served (every
 /// outcome).
 pub fn served(cluster: &DevCluster, op: &str) -> u64 {
-    let (_, body) = get(metrics_addr(cluster, "meta-1"), "/metrics");
+    served_by(cluster, "meta-1", op)
+}
+
+/// How many `op` requests server `name` has served (every outcome).
+pub fn served_by(cluster: &DevCluster, name: &str, op: &str) -> u64 {
+    let (_, body) = get(metrics_addr(cluster, name), "/metrics");
     let label = format!("op=\"{op}\"");
     body.lines()
         .filter(|l| l.starts_with("cairn_requests_total{") && l.contains(&label))

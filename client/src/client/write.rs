@@ -145,6 +145,39 @@ impl Client {
         self.commit_in_time(started, commit).await
     }
 
+    /// Commits the file at `path` (created or replaced) as `extents` of
+    /// chunks already stored — another file's, as [`super::Inodes::content`]
+    /// listed them, begun at `listed` — with exactly `xattrs` as its
+    /// extended attributes: a copy that moves no bytes. The commit
+    /// references the chunks anew; it must land within half the garbage
+    /// grace period of `listed`, as a put's must of its first upload, since
+    /// the source may lose them meanwhile.
+    pub async fn commit_extents(
+        &self,
+        path: &str,
+        extents: Vec<Extent>,
+        size: u64,
+        xattrs: Vec<(String, Vec<u8>)>,
+        listed: Instant,
+    ) -> Result<InodeAttr, ClientError> {
+        let (parent, name) = parent_and_name(path)?;
+        let p = self.dir(&parent).await?;
+        let owner = Owner {
+            mode: 0o644,
+            uid: self.inner.uid,
+            gid: self.inner.gid,
+        };
+        let commit = NsWrite::CommitObject {
+            parent: p.ino,
+            name,
+            extents,
+            size,
+            owner,
+            xattrs,
+        };
+        trace::operation(self.commit_in_time(listed, commit)).await
+    }
+
     /// Commits `commit`, naming chunks whose storing began `started`
     /// (before the first upload or dedup check), only while that is less
     /// than half the cluster's GC grace period ago: later, the collector
