@@ -281,8 +281,10 @@ pub fn ensure_s3_config(dir: &Path) -> anyhow::Result<PathBuf> {
     let tls = issue_cert(dir, &cluster_ca(dir)?, Role::Client, "s3")?;
     write_client_config(dir, S3_CLIENT_CONFIG, &client.meta, &tls)?;
     let port = free_port(&[])?;
+    let metrics_port = free_port(&[port])?;
     let cfg = cairn_s3::GatewayConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], metrics_port))),
         cluster: PathBuf::from(S3_CLIENT_CONFIG),
         root: "/".into(),
         access_keys: vec![cairn_s3::AccessKey {

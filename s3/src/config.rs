@@ -15,6 +15,9 @@ pub struct GatewayConfig {
     /// The namespace directory whose subdirectories are the buckets.
     #[serde(default = "default_root")]
     pub root: String,
+    /// Where `/metrics` listens (plain HTTP, for Prometheus); none if unset.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// The access keys requests may be signed with (SigV4).
     #[serde(default)]
     pub access_keys: Vec<AccessKey>,

@@ -11,6 +11,7 @@ pub mod copy;
 pub mod gateway;
 pub mod keys;
 pub mod listing;
+pub mod metrics;
 pub mod multipart;
 pub mod object_info;
 pub mod server;

@@ -74,6 +74,7 @@ put = s3.put_object(
     CacheControl="max-age=60",
 )
 check(put["ETag"].strip('"') == md5, "PutObject answers the MD5 ETag")
+check(len(put["ResponseMetadata"].get("RequestId", "")) == 16, "answers carry an x-amz-request-id")
 head = s3.head_object(Bucket=B, Key="docs/a.txt")
 check(head["ContentLength"] == len(body), "HeadObject size")
 check(head["ETag"].strip('"') == md5, "HeadObject ETag")

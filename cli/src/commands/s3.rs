@@ -33,7 +33,10 @@ pub async fn serve(config: &Path, listen: Option<SocketAddr>) -> anyhow::Result<
         "cairn s3: serving http://{addr} (buckets are the directories under {})",
         cfg.root
     );
-    server.serve(async move { termination.wait().await }).await;
+    server
+        .serve(async move { termination.wait().await })
+        .await
+        .context("serving S3")?;
     tracing::info!("stopping");
     Ok(())
 }
