@@ -14,6 +14,7 @@ pub mod listing;
 pub mod metrics;
 pub mod multipart;
 pub mod object_info;
+mod operations;
 pub mod server;
 pub mod walk;
 

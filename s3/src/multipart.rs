@@ -14,10 +14,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use cairn_client::stitch;
 use cairn_proto::meta_rpc::FileKind;
 use s3s::crypto::{Checksum as _, Md5};
+use s3s::dto::{
+    ETag, ListMultipartUploadsInput, ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput,
+    MultipartUpload, Part, StorageClass,
+};
 use s3s::{s3_error, S3Result};
 use serde::{Deserialize, Serialize};
 
-use crate::gateway::{internal, Gateway};
+use crate::gateway::{internal, timestamp, Gateway};
 use crate::keys;
 use crate::object_info::{ObjectInfo, XATTR};
 
@@ -345,6 +349,88 @@ impl Gateway {
             }
         }
         removed
+    }
+}
+
+impl Gateway {
+    /// The answer to a list parts.
+    pub(crate) async fn parts_page(&self, i: ListPartsInput) -> S3Result<ListPartsOutput> {
+        self.upload_record(&i.bucket, &i.key, &i.upload_id).await?;
+        let max = i.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+        let after = i.part_number_marker.unwrap_or(0);
+        let all: Vec<_> = self
+            .stored_parts(&i.bucket, &i.upload_id)
+            .await?
+            .into_iter()
+            .filter(|p| p.number > after)
+            .collect();
+        let truncated = all.len() > max;
+        let page: Vec<Part> = all
+            .into_iter()
+            .take(max)
+            .map(|p| Part {
+                part_number: Some(p.number),
+                e_tag: Some(ETag::Strong(p.etag)),
+                size: Some(p.size as i64),
+                last_modified: Some(timestamp(p.mtime_ns)),
+                ..Default::default()
+            })
+            .collect();
+        let next = truncated
+            .then(|| page.last().and_then(|p| p.part_number))
+            .flatten();
+        Ok(ListPartsOutput {
+            bucket: Some(i.bucket),
+            key: Some(i.key),
+            upload_id: Some(i.upload_id),
+            max_parts: Some(max as i32),
+            is_truncated: Some(truncated),
+            next_part_number_marker: next,
+            part_number_marker: i.part_number_marker,
+            parts: Some(page),
+            ..Default::default()
+        })
+    }
+
+    /// The answer to a list multipart uploads.
+    pub(crate) async fn uploads_page(
+        &self,
+        i: ListMultipartUploadsInput,
+    ) -> S3Result<ListMultipartUploadsOutput> {
+        let max = i.max_uploads.unwrap_or(1000).clamp(0, 1000) as usize;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let after = i.key_marker.clone().unwrap_or_default();
+        let all: Vec<_> = self
+            .uploads(&i.bucket)
+            .await?
+            .into_iter()
+            .filter(|(_, r)| r.key.starts_with(&prefix) && r.key.as_bytes() > after.as_bytes())
+            .collect();
+        let truncated = all.len() > max;
+        let uploads: Vec<MultipartUpload> = all
+            .into_iter()
+            .take(max)
+            .map(|(id, r)| MultipartUpload {
+                key: Some(r.key),
+                upload_id: Some(id),
+                initiated: Some(timestamp(r.initiated_ns)),
+                storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                ..Default::default()
+            })
+            .collect();
+        let next_key = truncated
+            .then(|| uploads.last().and_then(|u| u.key.clone()))
+            .flatten();
+        Ok(ListMultipartUploadsOutput {
+            bucket: Some(i.bucket),
+            prefix: i.prefix,
+            key_marker: i.key_marker,
+            max_uploads: Some(max as i32),
+            is_truncated: Some(truncated),
+            next_key_marker: next_key,
+            uploads: Some(uploads),
+            ..Default::default()
+        })
     }
 }
 
