@@ -57,13 +57,7 @@ pub(crate) fn layout_etag(extents: &[Extent], size: u64) -> String {
 pub(crate) fn layout_of(source: &Source, range: Range<u64>) -> String {
     let len = range.end - range.start;
     match &source.content.inline {
-        Some(bytes) => {
-            let lo = (range.start as usize).min(bytes.len());
-            let hi = (range.end as usize).min(bytes.len());
-            let mut part = bytes[lo..hi].to_vec();
-            part.resize(len as usize, 0);
-            hex::encode(md5_of(&part))
-        }
+        Some(bytes) => hex::encode(md5_of(&inline_range(bytes, range))),
         None => layout_etag(
             &stitch::slice(&source.content.extents, range.start, range.end),
             len,
@@ -104,15 +98,14 @@ impl Gateway {
     }
 
     /// Commits bytes `range` (all of it if `None`) of `source` as the file
-    /// at `path`, described by `info`. Answers the layout's size and the
-    /// ETag a range copy gets ([`layout_etag`]).
+    /// at `path`, described by `info`.
     pub(crate) async fn commit_copy(
         &self,
         path: &str,
         source: &Source,
         range: Option<Range<u64>>,
         info: &ObjectInfo,
-    ) -> S3Result<(u64, String)> {
+    ) -> S3Result<()> {
         let Range { start, end } = range.unwrap_or(0..source.attr.size);
         let xattrs = vec![(
             XATTR.to_string(),
@@ -121,24 +114,18 @@ impl Gateway {
         )];
         let committed = match &source.content.inline {
             Some(bytes) => {
-                let lo = (start as usize).min(bytes.len());
-                let hi = (end as usize).min(bytes.len());
-                let mut part = bytes[lo..hi].to_vec();
-                // Zeros past the inline bytes, up to the size.
-                part.resize((end - start) as usize, 0);
-                let etag = hex::encode(md5_of(&part));
+                let part = inline_range(bytes, start..end);
                 self.client
                     .put_object(path, &part[..], move || Ok(xattrs))
                     .await
-                    .map(|_| (end - start, etag))
+                    .map(|_| ())
             }
             None => {
                 let extents = stitch::slice(&source.content.extents, start, end);
-                let etag = layout_etag(&extents, end - start);
                 self.client
                     .commit_extents(path, extents, end - start, xattrs, source.listed)
                     .await
-                    .map(|_| (end - start, etag))
+                    .map(|_| ())
             }
         };
         committed.map_err(|e| match e {
@@ -153,6 +140,16 @@ impl Gateway {
             e => internal(e),
         })
     }
+}
+
+/// Bytes `range` of a file whose bytes metadata keeps inline as `bytes`
+/// (zeros past them, up to the range's end).
+fn inline_range(bytes: &[u8], range: Range<u64>) -> Vec<u8> {
+    let lo = (range.start as usize).min(bytes.len());
+    let hi = (range.end as usize).min(bytes.len());
+    let mut part = bytes[lo..hi].to_vec();
+    part.resize((range.end - range.start) as usize, 0);
+    part
 }
 
 fn md5_of(bytes: &[u8]) -> [u8; 16] {
